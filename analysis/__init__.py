@@ -1,0 +1,1 @@
+"""Reads stored ratings; Table 1 layout, statistics, figures and report."""

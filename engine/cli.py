@@ -1,0 +1,169 @@
+"""The ``stylestudy`` command line.
+
+Each stage registers its own subcommands through the ``stylestudy.commands`` entry-point group
+(see pyproject.toml), so this module never imports a later stage, and heavy libraries (torch)
+are imported only inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from importlib.metadata import entry_points
+
+from engine.errors import StyleStudyError
+
+DESCRIPTION = (
+    "Run and analyse subjective evaluations of neural style transfer "
+    "(reproduces Choi & Kim, JBE 2020: normalized vs. classic Gatys loss)."
+)
+
+
+def _names(values: list[str] | None) -> list[str] | None:
+    """Accept 'a,b c' style lists: space- and/or comma-separated."""
+    if values is None:
+        return None
+    return [v for item in values for v in item.split(",") if v]
+
+
+def _floats(text: str | None, what: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise StyleStudyError(f"{what} must be comma-separated numbers, e.g. 0.2,0.2,0.2,0.2,0.2; got {text!r}") from None
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by commands that run VGG-19."""
+    p.add_argument("--size", type=int, default=512, help="longer side of the object image in px (default 512)")
+    p.add_argument("--style-size", type=int, default=None,
+                   help="longer side of the style image; default: same pixel area as the resized object image")
+    p.add_argument("--weights", default="caffe",
+                   help="'caffe' (bundled original VGG-19, default), 'torchvision', or a .pth/.safetensors/.h5 path")
+    p.add_argument("--preprocessing", choices=["caffe", "torchvision"], default=None,
+                   help="override the preprocessing of a local weights file")
+    p.add_argument("--pooling", choices=["max", "avg"], default="max", help="max (the paper) or avg")
+    p.add_argument("--content-layers", nargs="+", default=None, metavar="LAYER",
+                   help="default relu4_2 (the paper's Keras 'Conv4_2')")
+    p.add_argument("--style-layers", nargs="+", default=None, metavar="LAYER",
+                   help="default relu1_2 relu2_2 relu3_4 relu4_4 relu5_4")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda[:n], mps")
+
+
+def register_transfer(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "transfer", help="style-transfer one image (baseline or normalized loss)",
+        description="Gatys-style transfer with L-BFGS. Writes OUT.png and OUT.json (parameters, losses, trace).",
+        epilog="example: stylestudy transfer photo.jpg starry.jpg -o out.png --method normalized --lambda-os 1e-3",
+    )
+    p.add_argument("content", help="object (content) image")
+    p.add_argument("style", help="style image")
+    p.add_argument("-o", "--output", required=True, help="output PNG; a JSON sidecar is written beside it")
+    p.add_argument("--method", choices=["baseline", "normalized"], required=True)
+    p.add_argument("--lambda-os", type=float, required=True,
+                   help="content/style weight; appropriate ranges differ: baseline ~1e-3..1e-6, normalized ~1e-2..1e-3")
+    p.add_argument("--style-weights", default=None, help="lambda_s(j), comma-separated, one per style layer (default 0.2 each)")
+    p.add_argument("--content-weights", default=None, help="lambda_o(j), comma-separated (default 1 each)")
+    p.add_argument("--iterations", type=int, default=600, help="L-BFGS iterations (default 600, the paper)")
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
+    p.add_argument("--lr", type=float, default=None, help="step size (lbfgs 1.0, adam 0.02)")
+    p.add_argument("--init", choices=["content", "style", "noise"], default="content",
+                   help="starting image (default: the object image, as in the paper)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--nominal-scale", type=float, default=None, help="normalized loss's w (default H_o*W_o)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_engine_options(p)
+    p.set_defaults(func=_run_transfer)
+
+
+def _layers_kwargs(args: argparse.Namespace) -> dict:
+    kwargs = {}
+    if args.content_layers:
+        kwargs["content_layers"] = _names(args.content_layers)
+    if args.style_layers:
+        kwargs["style_layers"] = _names(args.style_layers)
+    return kwargs
+
+
+def _run_transfer(args: argparse.Namespace) -> int:
+    from engine.transfer import TransferConfig, transfer_files
+
+    cfg = TransferConfig(
+        method=args.method, lambda_os=args.lambda_os,
+        content_weights=_floats(args.content_weights, "--content-weights"),
+        style_weights=_floats(args.style_weights, "--style-weights"),
+        size=args.size, style_size=args.style_size, iterations=args.iterations, optimizer=args.optimizer,
+        lr=args.lr, init=args.init, seed=args.seed, weights=args.weights, preprocessing=args.preprocessing,
+        pooling=args.pooling, nominal_scale=args.nominal_scale, **_layers_kwargs(args),
+    )
+    record = transfer_files(args.content, args.style, args.output, cfg, device=args.device, progress=not args.quiet)
+    if not args.quiet:
+        print(
+            f"wrote {args.output} ({record['inputs']['content_size'][1]}x{record['inputs']['content_size'][0]}) "
+            f"in {record['seconds']:.1f}s on {record['device']}: {record['iterations']} iterations, "
+            f"{record['evaluations']} evaluations, loss {record['initial_losses']['total']:.4g} -> "
+            f"{record['final_losses']['total']:.4g}"
+        )
+    return 0
+
+
+def register_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "inspect", help="partial losses and layer output power (the paper's Fig. 3 at t=0, Fig. 4)",
+        description="Unweighted partial losses of image x (default: the object image, the optimisation's start) "
+                    "for both methods, and mean squared layer outputs of the object and style images.",
+    )
+    p.add_argument("content", help="object (content) image")
+    p.add_argument("style", help="style image")
+    p.add_argument("--image", default=None, help="image x to evaluate (default: the object image)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_engine_options(p)
+    p.set_defaults(func=_run_inspect)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from engine.inspect_losses import format_table, image_for, inspect_problem
+    from engine.transfer import PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS, Problem, get_extractor, resolve_device
+    from engine.vgg import validate_layers
+
+    layers = _layers_kwargs(args)
+    content_layers = validate_layers(layers.get("content_layers", PAPER_CONTENT_LAYERS))
+    style_layers = validate_layers(layers.get("style_layers", PAPER_STYLE_LAYERS))
+    device = resolve_device(args.device)
+    extractor = get_extractor(args.weights, device, args.pooling, args.preprocessing)
+    problem = Problem.from_files(args.content, args.style, args.size, args.style_size, device)
+    image = image_for(problem, args.image) if args.image else None
+    report = inspect_problem(extractor, problem, content_layers, style_layers, image)
+    print(json.dumps(report, indent=1) if args.json else format_table(report))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stylestudy", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for ep in sorted(entry_points(group="stylestudy.commands"), key=lambda e: e.name):
+        ep.load()(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except StyleStudyError as exc:
+        if os.environ.get("STYLESTUDY_DEBUG"):
+            raise
+        print(f"stylestudy {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"stylestudy {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

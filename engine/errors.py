@@ -1,0 +1,5 @@
+"""The one exception type the CLI turns into a one-line message and exit code 2."""
+
+
+class StyleStudyError(ValueError):
+    """Bad input from the user: the message is one line that says what to do."""

@@ -1,0 +1,75 @@
+"""Partial losses and layer output power of one image (the paper's Fig. 3 at t=0 and Fig. 4).
+
+The JSON shape is a public interface (``stylestudy inspect --json``):
+``{"size", "weights", "content_layers", "style_layers", "power": {"content", "style"},
+"baseline": {"content", "style"}, "normalized": {"content", "style"}}`` with unweighted
+partials (no lambda, no w).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from engine.images import load_rgb, resize_to_area, to_tensor
+from engine.losses import BaselineLoss, LossWeights, NormalizedLoss, Targets
+from engine.transfer import Problem
+from engine.vgg import VGG19Features
+
+
+def inspect_problem(extractor: VGG19Features, problem: Problem, content_layers: list[str], style_layers: list[str],
+                    image: torch.Tensor | None = None) -> dict:
+    """Partials of ``image`` (default: the object image, the optimisation's start) and powers."""
+    layers = list(dict.fromkeys(content_layers + style_layers))
+    with torch.no_grad():
+        feats_o = extractor(problem.content, layers)
+        feats_s = extractor(problem.style, layers)
+        feats_x = feats_o if image is None else extractor(image, layers)
+        targets = Targets.from_features({j: feats_o[j] for j in content_layers},
+                                        {j: feats_s[j] for j in style_layers}, problem.size_hw)
+        unit = LossWeights(1.0, {j: 1.0 for j in content_layers}, {j: 1.0 for j in style_layers})
+        result = {
+            "size": list(problem.size_hw),
+            "weights": extractor.weights_name,
+            "weights_sha256": extractor.weights_sha256,
+            "content_layers": content_layers,
+            "style_layers": style_layers,
+            "power": {
+                "content": {j: float(feats_o[j].double().pow(2).mean()) for j in layers},
+                "style": {j: float(feats_s[j].double().pow(2).mean()) for j in layers},
+            },
+        }
+        for name, cls in (("baseline", BaselineLoss), ("normalized", NormalizedLoss)):
+            partials = cls(targets, unit).partials(feats_x).detached()
+            result[name] = {group: {j: v[0] for j, v in partials[group].items()} for group in ("content", "style")}
+    return result
+
+
+def image_for(problem: Problem, path) -> torch.Tensor:
+    """Load ``--image`` at the object image's size (it is compared position by position)."""
+    img = load_rgb(path)
+    h, w = problem.size_hw
+    if img.size != (w, h):
+        img = resize_to_area(img, w * h).resize((w, h))
+    return to_tensor(img, problem.content.device)
+
+
+def format_table(report: dict) -> str:
+    """A readable table of the report, one row per layer."""
+    layers = list(dict.fromkeys(report["content_layers"] + report["style_layers"]))
+    lines = [
+        f"object size {report['size'][0]}x{report['size'][1]}, weights {report['weights']}",
+        f"{'layer':<9}{'role':<7}{'power(o)':>12}{'power(s)':>12}{'baseline':>13}{'normalized':>13}{'rel. base':>11}",
+    ]
+    first_style = report["baseline"]["style"].get(report["style_layers"][0])
+    for j in layers:
+        for role, group in (("content", "content"), ("style", "style")):
+            if j not in report["baseline"][group]:
+                continue
+            base = report["baseline"][group][j]
+            rel = f"{base / first_style:11.4g}" if role == "style" and first_style else f"{'':>11}"
+            lines.append(
+                f"{j:<9}{role:<7}{report['power']['content'][j]:12.4g}{report['power']['style'][j]:12.4g}"
+                f"{base:13.4g}{report['normalized'][group][j]:13.4g}{rel}"
+            )
+    lines.append("partials are unweighted (no lambda, no w); 'rel. base' = style partial / first style layer's")
+    return "\n".join(lines)

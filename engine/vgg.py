@@ -1,0 +1,109 @@
+"""VGG-19 feature extractor returning a dict of named layer outputs.
+
+Layer names follow the Caffe/Keras convention in lower case: ``convX_Y`` is the convolution
+output *before* its ReLU, ``reluX_Y`` after it, ``poolX`` the pooling output.  The paper ran
+Keras, whose ``blockX_convY`` already includes the ReLU, so the paper's "Conv4_2" is our
+``relu4_2`` (see ``PAPER_CONTENT_LAYERS`` / ``PAPER_STYLE_LAYERS``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from engine.errors import StyleStudyError
+from engine.weights import VGGWeights
+
+# Convolutions per block of VGG-19.
+_BLOCK_CONVS = (2, 2, 4, 4, 4)
+
+
+def _layer_names() -> tuple[str, ...]:
+    names: list[str] = []
+    for block, convs in enumerate(_BLOCK_CONVS, start=1):
+        for i in range(1, convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return tuple(names)
+
+
+LAYER_NAMES: tuple[str, ...] = _layer_names()
+CONV_NAMES: tuple[str, ...] = tuple(n for n in LAYER_NAMES if n.startswith("conv"))
+
+PAPER_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
+PAPER_STYLE_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_4")
+
+
+class UnknownLayerError(StyleStudyError):
+    """A requested layer name is not a VGG-19 layer."""
+
+
+def validate_layers(layers: Iterable[str]) -> list[str]:
+    """Return the layers as a list, or raise with the list of valid names."""
+    layers = list(layers)
+    unknown = [name for name in layers if name not in LAYER_NAMES]
+    if unknown:
+        raise UnknownLayerError(
+            f"unknown VGG-19 layer(s) {', '.join(unknown)}; valid names: {', '.join(LAYER_NAMES)}"
+        )
+    if not layers:
+        raise UnknownLayerError("no layers requested; give at least one VGG-19 layer name")
+    return layers
+
+
+class VGG19Features(nn.Module):
+    """VGG-19 convolutional trunk with bound preprocessing.
+
+    ``forward`` takes RGB images in [0, 1] shaped (B, 3, H, W), applies the preprocessing that
+    belongs to the weights (Caffe: BGR, 0..255, mean-subtracted; torchvision: ImageNet mean/std)
+    and runs only up to the deepest requested layer.
+    """
+
+    def __init__(self, weights: VGGWeights, pooling: str = "max") -> None:
+        super().__init__()
+        if pooling not in ("max", "avg"):
+            raise ValueError(f"unknown pooling {pooling!r}; use 'max' (the paper) or 'avg'")
+        self.weights_name = weights.name
+        self.weights_sha256 = weights.sha256
+        self.preprocessing = weights.preprocessing
+        self.pooling = pooling
+        layers: dict[str, nn.Module] = {}
+        in_channels = 3
+        for name in LAYER_NAMES:
+            if name.startswith("conv"):
+                kernel, bias = weights.convs[name]
+                conv = nn.Conv2d(in_channels, kernel.shape[0], kernel_size=3, padding=1)
+                with torch.no_grad():
+                    conv.weight.copy_(kernel)
+                    conv.bias.copy_(bias)
+                layers[name] = conv
+                in_channels = kernel.shape[0]
+            elif name.startswith("relu"):
+                layers[name] = nn.ReLU(inplace=False)
+            else:
+                layers[name] = nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2)
+        self.layers = nn.ModuleDict(layers)
+        mean, scale = self.preprocessing.affine()
+        self.register_buffer("_mean", mean.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("_scale", scale.view(1, 3, 1, 1), persistent=False)
+        self._channel_index = self.preprocessing.channel_index()
+        self.requires_grad_(False)
+        self.eval()
+
+    def preprocess(self, rgb01: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1] -> the network's input space."""
+        x = rgb01[:, self._channel_index] if self._channel_index is not None else rgb01
+        return (x - self._mean) * self._scale
+
+    def forward(self, rgb01: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+        wanted = set(validate_layers(layers))
+        last = max(LAYER_NAMES.index(name) for name in wanted)
+        out: dict[str, torch.Tensor] = {}
+        x = self.preprocess(rgb01)
+        for name in LAYER_NAMES[: last + 1]:
+            x = self.layers[name](x)
+            if name in wanted:
+                out[name] = x
+        return out

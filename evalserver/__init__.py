@@ -1,0 +1,1 @@
+"""Flask app for the timed, randomized rating study."""

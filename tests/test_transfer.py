@@ -1,0 +1,132 @@
+"""Real tiny transfers with the bundled VGG-19, and the transfer/inspect command lines."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.cli import main
+from engine.transfer import Problem, TransferConfig, get_extractor, run_transfer
+
+ITERS = 6
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return get_extractor("caffe", "cpu")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,lambda_os", [("baseline", 1e-4), ("normalized", 1e-2)])
+def test_transfer_lowers_the_loss(extractor, content_path, style_path, method, lambda_os):
+    cfg = TransferConfig(method=method, lambda_os=lambda_os, size=64, iterations=ITERS)
+    problem = Problem.from_files(content_path, style_path, cfg.size, None, "cpu")
+    assert problem.size_hw == (48, 64)
+    result = run_transfer(extractor, problem, cfg, progress=False)
+    total = result.trace.total
+    assert len(total) == ITERS + 1 and total[-1] < 0.5 * total[0]
+    assert all(b <= a * (1 + 1e-6) for a, b in zip(total, total[1:]))  # strong Wolfe: monotone
+    assert result.evaluations >= ITERS
+    assert result.trace.content["relu4_2"][0] == 0.0  # x starts at the object image
+    assert not np.allclose(result.image.numpy(), problem.content.numpy())
+
+
+def test_lbfgs_with_stepping_costs_no_extra_evaluations(extractor, content_path, style_path):
+    """One-iteration steps + the cache give exactly torch's LBFGS run in one call."""
+    import torch
+
+    cfg = TransferConfig(method="normalized", lambda_os=1e-2, size=32, iterations=4)
+    problem = Problem.from_files(content_path, style_path, cfg.size, None, "cpu")
+    ours = run_transfer(extractor, problem, cfg, progress=False)
+
+    from engine.transfer import build_loss
+
+    loss = build_loss(extractor, problem, cfg)
+    x = problem.content.clone().requires_grad_(True)
+    evals = 0
+
+    def closure():
+        nonlocal evals
+        evals += 1
+        x.grad = None
+        value = loss(extractor(x, loss.layers))[0].sum()
+        value.backward()
+        return value
+
+    opt = torch.optim.LBFGS([x], lr=1, max_iter=4, max_eval=10**6, history_size=100, tolerance_grad=0,
+                            tolerance_change=0, line_search_fn="strong_wolfe")
+    opt.step(closure)
+    torch.testing.assert_close(ours.image, x.detach(), rtol=1e-5, atol=1e-6)
+    assert ours.evaluations == evals
+
+
+def test_cli_transfer_writes_png_and_sidecar(tmp_path, content_path, style_path, capsys):
+    out = tmp_path / "out.png"
+    rc = main(["transfer", str(content_path), str(style_path), "-o", str(out), "--method", "normalized",
+               "--lambda-os", "1e-3", "--size", "40", "--iterations", "3", "--device", "cpu",
+               "--style-weights", "0.2,0.2,0.2,20,0.2"])
+    assert rc == 0
+    img = Image.open(out)
+    assert img.mode == "RGB" and img.size == (40, 30)
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["config"]["style_weights"] == [0.2, 0.2, 0.2, 20.0, 0.2]
+    assert side["weights"]["name"] == "caffe" and len(side["weights"]["sha256"]) == 64
+    assert side["iterations"] == 3 and side["evaluations"] >= 3 and side["device"] == "cpu"
+    assert set(side["final_losses"]["style"]) == {"relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_4"}
+    assert len(side["trace"]["total"]) == 4 and side["trace"]["total"][-1] == side["final_losses"]["total"]
+    assert {"torch", "torchvision", "pillow", "numpy"} <= set(side["versions"])
+    assert "wrote" in capsys.readouterr().out
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_cli_inspect_json_shape(content_path, style_path, capsys):
+    rc = main(["inspect", str(content_path), str(style_path), "--size", "48", "--json", "--device", "cpu"])
+    assert rc == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["size"] == [36, 48] and rep["weights"] == "caffe"
+    layers = set(rep["content_layers"]) | set(rep["style_layers"])
+    assert set(rep["power"]["content"]) == set(rep["power"]["style"]) == layers
+    for method in ("baseline", "normalized"):
+        assert set(rep[method]["content"]) == set(rep["content_layers"])
+        assert set(rep[method]["style"]) == set(rep["style_layers"])
+        assert rep[method]["content"]["relu4_2"] == 0.0  # x = o by default
+    # Baseline = normalized * E_G / (2HWC)^2: both are the same ||G_s - G_x||^2, scaled differently.
+    ratio = rep["baseline"]["style"]["relu1_2"] / rep["normalized"]["style"]["relu1_2"]
+    assert math.isfinite(ratio) and ratio > 0
+
+
+def test_cli_inspect_with_image_and_table(content_path, style_path, capsys):
+    rc = main(["inspect", str(content_path), str(style_path), "--size", "32", "--image", str(style_path),
+               "--device", "cpu", "--style-layers", "relu1_1,relu2_1"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "relu2_1" in out and "relu3_4" not in out and "normalized" in out
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--lambda-os", "1e-3", "--style-layers", "relu9_9"], "unknown VGG-19 layer"),
+    (["--lambda-os", "1e-3", "--style-weights", "0.2,x"], "comma-separated numbers"),
+    (["--lambda-os", "1e-3", "--style-weights", "0.2,0.2"], "2 style weights for 5 style layers"),
+    (["--lambda-os", "-1"], "lambda_os must be > 0"),
+])
+def test_cli_bad_arguments_one_line_exit_2(tmp_path, content_path, style_path, capsys, args, expect):
+    rc = main(["transfer", str(content_path), str(style_path), "-o", str(tmp_path / "o.png"),
+               "--method", "baseline", "--size", "32", "--iterations", "1", *args])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and expect in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_cli_corrupt_image_subprocess(tmp_path, style_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "transfer", str(bad), str(style_path), "-o",
+                           str(tmp_path / "o.png"), "--method", "baseline", "--lambda-os", "1e-3"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "cannot read image" in proc.stderr and "Traceback" not in proc.stderr
