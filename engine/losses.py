@@ -48,6 +48,11 @@ class Partials:
     content: dict[str, torch.Tensor] = field(default_factory=dict)
     style: dict[str, torch.Tensor] = field(default_factory=dict)
 
+    def select(self, index: int) -> "Partials":
+        """Problem ``index`` alone, detached, keeping a batch dimension of 1."""
+        pick = lambda d: {k: v[index : index + 1].detach() for k, v in d.items()}  # noqa: E731
+        return Partials(pick(self.content), pick(self.style))
+
     def detached(self) -> dict[str, dict[str, list[float]]]:
         """Plain floats per sample, for JSON sidecars and traces."""
         return {
@@ -72,6 +77,11 @@ class Targets:
                 style_grams={k: gram(v).detach() for k, v in style_feats.items()},
                 object_pixels=object_hw[0] * object_hw[1],
             )
+
+    def select(self, indices: list[int]) -> "Targets":
+        """The targets of a subset of the problems."""
+        return Targets({k: v[indices] for k, v in self.content.items()},
+                       {k: v[indices] for k, v in self.style_grams.items()}, self.object_pixels)
 
     @classmethod
     def stack(cls, items: list["Targets"]) -> "Targets":
@@ -128,6 +138,14 @@ class StyleTransferLoss:
         partials = self.partials(feats)
         return self.total(partials), partials
 
+    def select(self, indices: list[int]) -> "StyleTransferLoss":
+        """The same loss over a subset of the problems (targets and weights)."""
+        weights = [self.weights[i] for i in indices] if len(self.weights) > 1 else self.weights
+        return self._with(self.targets.select(indices), weights)
+
+    def _with(self, targets: Targets, weights: list[LossWeights]) -> "StyleTransferLoss":
+        return type(self)(targets, weights)
+
 
 class BaselineLoss(StyleTransferLoss):
     """Gatys et al. (Eq. 2-5).
@@ -179,6 +197,9 @@ class NormalizedLoss(StyleTransferLoss):
             self.content_energy = {j: squared_error(targets.content[j], torch.zeros_like(targets.content[j]))
                                    for j in self.content_layers}
             self.gram_energy = {j: targets.style_grams[j].pow(2).flatten(1).sum(1) for j in self.style_layers}
+
+    def _with(self, targets: Targets, weights: list[LossWeights]) -> "NormalizedLoss":
+        return NormalizedLoss(targets, weights, self.nominal_scale)
 
     def partials(self, feats: Features) -> Partials:
         p = Partials()
