@@ -142,6 +142,68 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def register_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate", help="generate every stimulus of a study (resumable, batched) and its manifest",
+        description="Expands STUDY into one job per stimulus, skips those already finished, runs the rest in "
+                    "batches (each problem with its own L-BFGS) and writes RUN_DIR/manifest.json.",
+    )
+    p.add_argument("study", help="study folder or study.toml (e.g. studies/demo)")
+    p.add_argument("--out", default=None, help="run directory (default runs/<study name>)")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda[:n], mps")
+    p.add_argument("--batch", default="auto", help="problems per batch: auto (fits free memory) or N")
+    p.add_argument("--jobs-filter", default=None, help="e.g. block=a,method=normalized")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_run_generate)
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from engine.generate import generate
+
+    if args.batch != "auto" and not (args.batch.isdigit() and int(args.batch) > 0):
+        raise StyleStudyError(f"--batch must be 'auto' or a positive integer, got {args.batch!r}")
+    s = generate(args.study, args.out, device=args.device, batch=args.batch, jobs_filter=args.jobs_filter,
+                 progress=not args.quiet)
+    print(f"{s.generated} generated, {s.skipped} already finished, of {s.total} stimuli in {s.seconds:.1f}s; "
+          f"manifest: {s.manifest}" + (f" ({len(s.missing)} stimuli still missing)" if s.missing else ""))
+    return 0
+
+
+def register_figures(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("figures", help="the paper's figures from a run: grids (Fig. 2/6), loss traces (Fig. 3), "
+                                       "layer power (Fig. 4)")
+    p.add_argument("run_dir", help="a run directory written by 'stylestudy generate'")
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/figures)")
+    p.add_argument("--trace-stimulus", default=None, help="stimulus id for Fig. 3 (default: block a, row 1, column 4)")
+    p.set_defaults(func=_run_figures)
+
+
+def _run_figures(args: argparse.Namespace) -> int:
+    from engine.figures import make_figures
+
+    written = make_figures(args.run_dir, args.out, args.trace_stimulus)
+    print(f"wrote {len(written)} figures to {written[0].parent if written else args.out}")
+    return 0
+
+
+def register_fetch_images(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fetch-images", help="download a study's images from their URLs and verify SHA-256",
+                       description="For each image of STUDY with a url, download it (or copy it from --from DIR) "
+                                   "to its path, verify its SHA-256, and record the hash when the study has none.")
+    p.add_argument("study", help="study folder or study.toml")
+    p.add_argument("--from", dest="source_dir", default=None, help="copy files of the same name from this folder")
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.set_defaults(func=_run_fetch_images)
+
+
+def _run_fetch_images(args: argparse.Namespace) -> int:
+    from engine.fetch import fetch_images
+
+    for line in fetch_images(args.study, args.source_dir, args.timeout):
+        print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylestudy", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

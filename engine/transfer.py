@@ -399,6 +399,7 @@ def result_record(cfg: TransferConfig, extractor: VGG19Features, result: Transfe
         "seconds": result.seconds,
         "iterations": result.iterations,
         "evaluations": result.evaluations,
+        "batch_size": result.batch_size,
         "initial_losses": result.trace.at(0),
         "final_losses": result.trace.at(-1),
         "trace": asdict(result.trace),

