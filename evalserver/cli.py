@@ -1,0 +1,57 @@
+"""``stylestudy serve`` and ``stylestudy export`` (registered through entry points)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the rating study in the browser (Flask's server, for a lab)",
+                       description="Serves the timed, randomized rating study of RUN_DIR. For many participants "
+                                   "run it under gunicorn (see README).")
+    p.add_argument("run_dir", help="run directory with manifest.json (from 'stylestudy generate')")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///RUN_DIR/ratings.sqlite)")
+    p.set_defaults(func=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from evalserver.app import create_app
+
+    app = create_app(args.run_dir, args.db)
+    base = f"http://{args.host}:{args.port}"
+    print(f"study: {base}/   admin: {base}/admin/login?token={app.config['ADMIN_TOKEN']}", flush=True)
+    app.run(host=args.host, port=args.port, threaded=True)
+    return 0
+
+
+def register_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export the stored ratings as CSV (one row per rated image)")
+    p.add_argument("run_dir", help="run directory with manifest.json")
+    p.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///RUN_DIR/ratings.sqlite)")
+    p.add_argument("-o", "--output", required=True, help="CSV file to write ('-' for standard output)")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from engine.errors import StyleStudyError
+    from evalserver.app import default_db_url
+    from evalserver.db import make_engine, make_sessionmaker
+    from evalserver.export import export_csv
+
+    url = args.db or default_db_url(args.run_dir)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        raise StyleStudyError(f"no ratings database at {url[len('sqlite:///'):]}; run 'stylestudy serve' first or give --db")
+    with make_sessionmaker(make_engine(url))() as session:
+        text = export_csv(session)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        from engine.images import atomic_write_bytes
+
+        atomic_write_bytes(args.output, text.encode())
+        print(f"wrote {text.count(chr(10)) - 1} ratings to {args.output}")
+    return 0

@@ -1,0 +1,123 @@
+"""The study database: SQLAlchemy models and the engine set-up.
+
+SQLite (WAL, synchronous=FULL) in the run directory by default; any SQLAlchemy URL works, e.g.
+PostgreSQL, unchanged.  Uniqueness constraints, not application checks alone, guarantee that a
+participant's image rating is stored at most once, even under concurrent duplicate requests.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint, create_engine,
+                        event)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Participant(Base):
+    __tablename__ = "participants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, index=True)  # in the signed session cookie
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)  # PROLIFIC_PID or pid
+    id_source: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    external_study_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    external_session_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    seed: Mapped[int] = mapped_column(Integer)
+    order: Mapped[list] = mapped_column(JSON)  # trial plan: [{"pair_id", "stimuli": [first, second], ...}]
+    current_trial: Mapped[int] = mapped_column(Integer, default=1)  # 1-based; > len(order) when done
+    served_count: Mapped[int] = mapped_column(Integer, default=0)  # times the current trial was served
+    served_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    consented_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    briefing_done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    user_agent: Mapped[str] = mapped_column(String(400), default="")
+
+    ratings: Mapped[list["Rating"]] = relationship(back_populates="participant", order_by="Rating.trial")
+
+
+class Rating(Base):
+    """One rated (or missed) image of one trial."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (UniqueConstraint("participant_id", "trial", "position", name="one_rating_per_image"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    trial: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)  # 1 = shown first, 2 = shown second
+    pair_id: Mapped[str] = mapped_column(String(64))
+    stimulus_id: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(32))
+    block: Mapped[str] = mapped_column(String(32))
+    row: Mapped[int] = mapped_column(Integer)
+    row_label: Mapped[str] = mapped_column(String(64), default="")
+    column: Mapped[int] = mapped_column(Integer)
+    column_label: Mapped[str] = mapped_column(String(64), default="")
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    shown_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    flags: Mapped[str] = mapped_column(String(200), default="")
+    attention: Mapped[bool] = mapped_column(Boolean, default=False)
+    served_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    rated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    participant: Mapped[Participant] = relationship(back_populates="ratings")
+
+
+class Setting(Base):
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(400))
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with SQLite set up for concurrent, durable writes."""
+    is_sqlite = url.startswith("sqlite")
+    engine = create_engine(url, connect_args={"timeout": 30} if is_sqlite else {}, pool_pre_ping=not is_sqlite)
+    if is_sqlite:
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):  # noqa: ANN001
+            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")  # a committed rating survives power loss / kill -9
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(connection):  # noqa: ANN001
+            # Take the write lock at the start: a WAL reader cannot later upgrade a stale
+            # snapshot to a writer (SQLITE_BUSY_SNAPSHOT), so concurrent writers would fail
+            # instead of waiting.  Requests are short, so serialising them costs little.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    Base.metadata.create_all(engine)
+    return engine
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def get_setting(session, key: str, default: str) -> str:
+    row = session.get(Setting, key)
+    return row.value if row else default
+
+
+def set_setting(session, key: str, value: str) -> None:
+    row = session.get(Setting, key)
+    if row:
+        row.value = value
+    else:
+        session.add(Setting(key=key, value=value))

@@ -1,0 +1,55 @@
+"""Ratings as CSV: one row per rated (or missed) image, in the columns the analysis reads."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from evalserver.db import Participant, Rating
+
+COLUMNS = ["participant_id", "external_id", "trial", "pair_id", "block", "row", "column", "column_label", "method",
+           "stimulus_id", "position", "rating", "response_ms", "shown_ms", "flags", "rated_at"]
+EXTRA_COLUMNS = ["row_label", "attention", "served_at", "external_study_id", "external_session_id"]
+
+
+def _iso(dt) -> str:
+    if dt is None:
+        return ""
+    dt = dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _num(value) -> str:
+    return "" if value is None else (str(int(value)) if float(value).is_integer() else f"{value:.1f}")
+
+
+def export_rows(session: Session) -> list[dict]:
+    rows = session.execute(
+        select(Rating, Participant).join(Participant, Rating.participant_id == Participant.id)
+        .order_by(Participant.id, Rating.trial, Rating.position)
+    ).all()
+    out = []
+    for r, p in rows:
+        out.append({
+            "participant_id": p.public_id, "external_id": p.external_id or "", "trial": r.trial,
+            "pair_id": r.pair_id, "block": r.block, "row": r.row, "column": r.column,
+            "column_label": r.column_label, "method": r.method, "stimulus_id": r.stimulus_id,
+            "position": r.position, "rating": "" if r.rating is None else r.rating,
+            "response_ms": _num(r.response_ms), "shown_ms": _num(r.shown_ms), "flags": r.flags,
+            "rated_at": _iso(r.rated_at), "row_label": r.row_label, "attention": int(r.attention),
+            "served_at": _iso(r.served_at), "external_study_id": p.external_study_id or "",
+            "external_session_id": p.external_session_id or "",
+        })
+    return out
+
+
+def export_csv(session: Session) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS + EXTRA_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(export_rows(session))
+    return buf.getvalue()

@@ -1,0 +1,298 @@
+"""The participant's flow: welcome/consent -> briefing -> timed paired trials -> done.
+
+The server owns the state: the trial plan (order of pairs and of the two images in each) is
+fixed when the participant starts, ``current_trial`` advances only when that trial's ratings
+are committed, and a submission for an earlier trial returns what was stored.  Stimulus URLs
+are opaque per participant (an HMAC of participant and stimulus), so nothing in the URL, the
+DOM or the headers tells which method made an image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+
+from flask import (Blueprint, abort, current_app, g, jsonify, redirect, render_template, request, send_file, session,
+                   url_for)
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from evalserver.db import Participant, Rating, get_setting, utcnow
+from evalserver.manifest import StudyManifest, seed_for
+
+participant = Blueprint("participant", __name__)
+
+EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "pid")
+DISPLAY_TOLERANCE_MS = 50.0
+SUBMISSION_KEYS = {"ratings", "shown_ms", "response_ms", "blur"}
+
+
+def _manifest() -> StudyManifest:
+    return current_app.config["MANIFEST"]
+
+
+def _current() -> Participant | None:
+    public_id = session.get("participant")
+    if not public_id:
+        return None
+    return g.db.scalar(select(Participant).where(Participant.public_id == public_id))
+
+
+def _next_page(p: Participant) -> str:
+    if p.completed_at:
+        return url_for("participant.done")
+    if not p.briefing_done_at:
+        return url_for("participant.briefing")
+    return url_for("participant.trial_page")
+
+
+def stimulus_token(public_id: str, stimulus_id: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"{public_id}:{stimulus_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _is_open() -> bool:
+    return get_setting(g.db, "study_open", "1") == "1"
+
+
+@participant.get("/")
+def welcome():
+    existing = _current()
+    if existing and not request.args:
+        return redirect(_next_page(existing))
+    m = _manifest()
+    ids = {k: request.args.get(k, "") for k in ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "pid")}
+    minutes = math.ceil((len(m.pairs) + m.protocol.attention_checks) * (2 * m.protocol.image_ms + m.protocol.rating_ms)
+                        / 60000) + 2
+    return render_template("welcome.html", title=m.title, ids=ids, minutes=minutes, trials=len(m.pairs),
+                           protocol=m.protocol, is_open=_is_open())
+
+
+@participant.post("/start")
+def start():
+    if request.form.get("consent") != "yes":
+        return render_template("message.html", title="Consent needed",
+                               message="Please tick the consent box to take part, then press Start."), 400
+    external_id, source = None, None
+    for param in EXTERNAL_ID_PARAMS:
+        if request.form.get(param):
+            external_id, source = request.form[param].strip()[:200], param
+            break
+    p = None
+    if external_id:
+        p = g.db.scalar(select(Participant).where(Participant.external_id == external_id))
+    if p is None:
+        if not _is_open():
+            return render_template("message.html", title="Study closed",
+                                   message="This study is not accepting new participants."), 403
+        public_id = secrets.token_hex(16)
+        seed = seed_for(external_id or public_id)
+        p = Participant(public_id=public_id, external_id=external_id, id_source=source, seed=seed,
+                        order=_manifest().trial_plan(seed), current_trial=1,
+                        external_study_id=request.form.get("STUDY_ID") or None,
+                        external_session_id=request.form.get("SESSION_ID") or None,
+                        user_agent=request.headers.get("User-Agent", "")[:400])
+        g.db.add(p)
+        try:
+            g.db.commit()
+        except IntegrityError:  # the same external id started twice at once: resume the winner
+            g.db.rollback()
+            p = g.db.scalar(select(Participant).where(Participant.external_id == external_id))
+    session["participant"] = p.public_id
+    session.permanent = True
+    return redirect(_next_page(p))
+
+
+@participant.get("/briefing")
+def briefing():
+    p = _current()
+    if p is None:
+        return redirect(url_for("participant.welcome"))
+    m = _manifest()
+    examples = [{"url": url_for("participant.stimulus", token=stimulus_token(p.public_id, s["id"])),
+                 "caption": f"Example {i}"} for i, s in enumerate(m.briefing, start=1)]
+    return render_template("briefing.html", title=m.title, scale=m.protocol.scale, examples=examples,
+                           protocol=m.protocol, trials=len(p.order))
+
+
+@participant.post("/briefing")
+def briefing_done():
+    p = _current()
+    if p is None:
+        return redirect(url_for("participant.welcome"))
+    if not p.briefing_done_at:
+        p.briefing_done_at = utcnow()
+        g.db.commit()
+    return redirect(_next_page(p))
+
+
+@participant.get("/trial")
+def trial_page():
+    p = _current()
+    if p is None:
+        return redirect(url_for("participant.welcome"))
+    if p.completed_at or not p.briefing_done_at:
+        return redirect(_next_page(p))
+    m = _manifest()
+    return render_template("trial.html", title=m.title, scale=m.protocol.scale)
+
+
+def _trial_state(p: Participant) -> dict:
+    m = _manifest()
+    if p.completed_at:
+        return {"done": True, "redirect": url_for("participant.done")}
+    plan = p.order[p.current_trial - 1]
+    state = {
+        "done": False, "trial": p.current_trial, "total": len(p.order),
+        "images": [url_for("participant.stimulus", token=stimulus_token(p.public_id, sid)) for sid in plan["stimuli"]],
+        "image_ms": m.protocol.image_ms, "rating_ms": m.protocol.rating_ms, "scale": m.protocol.scale,
+    }
+    if plan.get("attention"):
+        state["instruction"] = f"Attention check: please give both images the rating {plan['attention']}."
+    return state
+
+
+@participant.get("/api/state")
+def api_state():
+    """The current trial; serving it again (a refresh) restarts it and is recorded."""
+    p = _current()
+    if p is None:
+        return jsonify(error="no participant; start from the welcome page"), 401
+    if not p.briefing_done_at:
+        return jsonify(error="finish the briefing first", redirect=url_for("participant.briefing")), 409
+    if not p.completed_at:
+        g.db.execute(update(Participant).where(Participant.id == p.id)
+                     .values(served_count=Participant.served_count + 1, served_at=utcnow()))
+        g.db.commit()
+    return jsonify(_trial_state(p))
+
+
+class BadSubmission(ValueError):
+    pass
+
+
+def _validate(body, scale_points: int) -> dict:
+    if not isinstance(body, dict):
+        raise BadSubmission("body must be a JSON object")
+    unknown = set(body) - SUBMISSION_KEYS
+    if unknown:
+        raise BadSubmission(f"unknown field(s): {', '.join(sorted(unknown))}")
+    ratings = body.get("ratings")
+    if not isinstance(ratings, list) or len(ratings) != 2:
+        raise BadSubmission("ratings must be a list of two values (image 1, image 2)")
+    for r in ratings:
+        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= scale_points):
+            raise BadSubmission(f"each rating must be an integer 1..{scale_points} or null")
+    out = {"ratings": ratings, "blur": body.get("blur", False)}
+    if not isinstance(out["blur"], bool):
+        raise BadSubmission("blur must be true or false")
+    for key in ("shown_ms", "response_ms"):
+        values = body.get(key, [None, None])
+        if not isinstance(values, list) or len(values) != 2:
+            raise BadSubmission(f"{key} must be a list of two numbers or nulls")
+        for v in values:
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 3.6e6):
+                raise BadSubmission(f"{key} values must be milliseconds (0..3600000) or null")
+        out[key] = values
+    return out
+
+
+def _stored(p: Participant, trial: int) -> list[dict]:
+    rows = g.db.scalars(select(Rating).where(Rating.participant_id == p.id, Rating.trial == trial)
+                        .order_by(Rating.position)).all()
+    return [{"position": r.position, "rating": r.rating, "flags": r.flags} for r in rows]
+
+
+@participant.post("/api/trials/<int:trial>")
+def submit(trial: int):
+    p = _current()
+    if p is None:
+        return jsonify(error="unknown participant; start from the welcome page"), 401
+    if trial < p.current_trial:
+        return jsonify(stored=_stored(p, trial), duplicate=True, **_progress(p))
+    if p.completed_at or trial != p.current_trial or not p.briefing_done_at:
+        return jsonify(error=f"trial {trial} is not the current trial ({p.current_trial})"), 409
+    m = _manifest()
+    try:
+        body = _validate(request.get_json(force=True, silent=True), len(m.protocol.scale))
+    except BadSubmission as exc:
+        return jsonify(error=str(exc)), 400
+    plan = p.order[trial - 1]
+    served_at = p.served_at
+    now = utcnow()
+    common = []
+    if body["blur"]:
+        common.append("blur")
+    if p.served_count > 1:
+        common.append("restarted")
+    if served_at is not None:
+        served = served_at if served_at.tzinfo else served_at.replace(tzinfo=now.tzinfo)
+        if (now - served).total_seconds() * 1000 < 2 * m.protocol.image_ms - DISPLAY_TOLERANCE_MS:
+            common.append("too_fast")  # the server saw less time than two displays need
+    for position, sid in enumerate(plan["stimuli"], start=1):
+        s = m.stimuli[sid]
+        rating, shown = body["ratings"][position - 1], body["shown_ms"][position - 1]
+        flags = list(common)
+        if rating is None:
+            flags.append("timeout")
+        if shown is None or abs(shown - m.protocol.image_ms) > DISPLAY_TOLERANCE_MS:
+            flags.append("short_display")
+        if plan.get("attention") and rating != plan["attention"]:
+            flags.append("attention_failed")
+        g.db.add(Rating(
+            participant_id=p.id, trial=trial, position=position, pair_id=plan["pair_id"], stimulus_id=sid,
+            method=s["method"], block="attention" if plan.get("attention") else s["block"], row=s["row"],
+            row_label=s.get("row_label", ""), column=s["column"], column_label=s["column_label"], rating=rating,
+            response_ms=body["response_ms"][position - 1], shown_ms=shown, flags=";".join(sorted(set(flags))),
+            attention=bool(plan.get("attention")), served_at=served_at, rated_at=now,
+        ))
+    try:
+        advanced = g.db.execute(update(Participant).where(Participant.id == p.id, Participant.current_trial == trial)
+                                .values(current_trial=trial + 1, served_count=0,
+                                        completed_at=now if trial == len(p.order) else None))
+        if advanced.rowcount != 1:
+            raise IntegrityError("trial already advanced", None, None)
+        g.db.commit()  # committed before the response is sent
+        duplicate = False
+    except IntegrityError:  # a concurrent duplicate of this submission won: report what it stored
+        g.db.rollback()
+        duplicate = True
+    g.db.refresh(p)
+    return jsonify(stored=_stored(p, trial), duplicate=duplicate, **_progress(p))
+
+
+def _progress(p: Participant) -> dict:
+    if p.completed_at:
+        return {"done": True, "next_trial": None, "redirect": url_for("participant.done")}
+    return {"done": False, "next_trial": p.current_trial, "redirect": None}
+
+
+@participant.get("/s/<token>")
+def stimulus(token: str):
+    """A stimulus image, only to its participant, only while it is in use."""
+    p = _current()
+    if p is None or len(token) != 32:
+        abort(404)
+    m = _manifest()
+    allowed = [s["id"] for s in m.briefing]
+    if not p.completed_at:
+        allowed += p.order[p.current_trial - 1]["stimuli"]
+    for sid in allowed:
+        if hmac.compare_digest(stimulus_token(p.public_id, sid), token):
+            response = send_file(open(m.stimulus_file(sid), "rb"), mimetype="image/png", conditional=False,
+                                 etag=False, last_modified=None, max_age=0)
+            response.headers["Cache-Control"] = "no-store"
+            return response
+    abort(404)
+
+
+@participant.get("/done")
+def done():
+    p = _current()
+    if p is None or not p.completed_at:
+        return redirect(url_for("participant.welcome"))
+    m = _manifest()
+    return render_template("done.html", title=m.title, code=m.protocol.completion_code,
+                           redirect_url=m.protocol.redirect_url)

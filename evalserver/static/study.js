@@ -1,0 +1,118 @@
+// The timed trial loop. The server owns the state; this page shows the current trial, measures
+// how long each image was really on screen (requestAnimationFrame / performance.now), and posts
+// both ratings. A refresh simply asks the server for the current trial again.
+(function () {
+  "use strict";
+  const root = document.getElementById("trial");
+  const stage = document.getElementById("stage");
+  const ratingBox = document.getElementById("rating");
+  const progress = document.getElementById("progress");
+  const timerBar = document.getElementById("timer-bar");
+  const instruction = document.getElementById("instruction");
+  const groups = [document.getElementById("group1"), document.getElementById("group2")];
+  let blurred = false;
+  window.addEventListener("blur", () => { blurred = true; });
+  document.addEventListener("visibilitychange", () => { if (document.hidden) blurred = true; });
+
+  const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+
+  async function show(img, ms) {
+    // Time from the frame that first paints the image to the frame that first paints without it.
+    stage.replaceChildren(img);
+    await frame();
+    const start = performance.now();
+    let now = start;
+    while (now - start < ms - 8) { now = await frame(); }
+    stage.replaceChildren();
+    await frame();
+    return performance.now() - start;
+  }
+
+  function rate(ms, scalePoints) {
+    return new Promise((resolve) => {
+      const ratings = [null, null];
+      const response = [null, null];
+      const opened = performance.now();
+      let active = 0;
+      let finished = false;
+      const inputs = groups.map((g) => Array.from(g.querySelectorAll("input")));
+      inputs.flat().forEach((input) => { input.checked = false; });
+      const setActive = (i) => {
+        active = i;
+        groups.forEach((g, k) => g.classList.toggle("active", k === i));
+        inputs[i][0].tabIndex = 0;
+        (inputs[i].find((x) => x.checked) || inputs[i][0]).focus({ preventScroll: true });
+      };
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        document.removeEventListener("keydown", onKey, true);
+        groups.forEach((g) => g.removeEventListener("change", onChange));
+        clearInterval(tick);
+        ratingBox.hidden = true;
+        resolve({ ratings, response });
+      };
+      const record = (i, value) => {
+        ratings[i] = value;
+        response[i] = performance.now() - opened;
+        inputs[i][value - 1].checked = true;
+        if (ratings[0] !== null && ratings[1] !== null) { finish(); return; }
+        if (i === 0 && ratings[1] === null) setActive(1);
+      };
+      const onChange = (event) => {
+        const i = groups.indexOf(event.currentTarget);
+        record(i, parseInt(event.target.value, 10));
+      };
+      const onKey = (event) => {
+        const digit = parseInt(event.key, 10);
+        if (digit >= 1 && digit <= scalePoints) {
+          event.preventDefault();
+          record(ratings[0] === null ? 0 : (ratings[1] === null ? 1 : active), digit);
+        } else if (event.key === "Enter") {
+          const checked = inputs[active].find((x) => x.checked);
+          if (checked) record(active, parseInt(checked.value, 10));
+          if (active === 0) setActive(1);
+          event.preventDefault();
+        }
+      };
+      groups.forEach((g) => g.addEventListener("change", onChange));
+      document.addEventListener("keydown", onKey, true);
+      ratingBox.hidden = false;
+      setActive(0);
+      const tick = setInterval(() => {
+        const left = Math.max(0, 1 - (performance.now() - opened) / ms);
+        timerBar.style.width = (100 * left) + "%";
+        if (left <= 0) finish();
+      }, 50);
+    });
+  }
+
+  async function runTrial() {
+    const reply = await fetch(root.dataset.stateUrl, { credentials: "same-origin", cache: "no-store" });
+    const state = await reply.json();
+    if (!reply.ok) { window.location.href = state.redirect || "/"; return; }
+    if (state.done) { window.location.href = state.redirect; return; }
+    progress.textContent = "Trial " + state.trial + " of " + state.total;
+    instruction.hidden = !state.instruction;
+    instruction.textContent = state.instruction || "";
+    blurred = false;
+    const images = state.images.map((src, i) => { const im = new Image(); im.src = src; im.alt = "Image " + (i + 1); return im; });
+    await Promise.all(images.map((im) => im.decode()));  // both fetched and decoded before the first is shown
+    const shown = [];
+    for (const im of images) { shown.push(await show(im, state.image_ms)); }
+    const result = await rate(state.rating_ms, state.scale.length);
+    const url = root.dataset.submitUrl.replace(/0$/, String(state.trial));
+    const body = JSON.stringify({ ratings: result.ratings, shown_ms: shown, response_ms: result.response, blur: blurred });
+    let answer = null;
+    for (let attempt = 0; attempt < 5 && answer === null; attempt++) {
+      try {
+        const r = await fetch(url, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body });
+        if (r.ok || r.status === 409) answer = await r.json();
+        else if (r.status < 500) { answer = await r.json(); }
+      } catch (e) { await new Promise((res) => setTimeout(res, 500 * (attempt + 1))); }
+    }
+    if (answer && answer.done) { window.location.href = answer.redirect; return; }
+    runTrial();
+  }
+  runTrial();
+})();
