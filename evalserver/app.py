@@ -12,12 +12,13 @@ import os
 import secrets
 from pathlib import Path
 
-from flask import Flask, g
+from flask import Flask, g, request
 
 from evalserver.db import get_setting, make_engine, make_sessionmaker, set_setting
 from evalserver.manifest import StudyManifest
 
 MAX_BODY_BYTES = 16 * 1024  # a submission is a few hundred bytes
+WRITING_GET_ENDPOINTS = {"participant.api_state"}  # records when the current trial was served
 
 
 def default_db_url(run_dir: str | Path) -> str:
@@ -30,6 +31,7 @@ def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str 
     app = Flask(__name__)
     engine = make_engine(db_url or os.environ.get("STYLESTUDY_DB") or default_db_url(run_dir))
     Session = make_sessionmaker(engine)
+    ReadSession = make_sessionmaker(engine, will_write=False)
     with Session.begin() as session:
         secret = get_setting(session, "secret_key", "")
         if not secret:
@@ -50,7 +52,8 @@ def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str 
 
     @app.before_request
     def _open_session() -> None:
-        g.db = Session()
+        writes = request.method == "POST" or request.endpoint in WRITING_GET_ENDPOINTS
+        g.db = Session() if writes else ReadSession()
 
     @app.teardown_request
     def _close_session(_exc) -> None:  # noqa: ANN001

@@ -97,17 +97,19 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(connection):  # noqa: ANN001
-            # Take the write lock at the start: a WAL reader cannot later upgrade a stale
-            # snapshot to a writer (SQLITE_BUSY_SNAPSHOT), so concurrent writers would fail
-            # instead of waiting.  Requests are short, so serialising them costs little.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(connection):  # noqa: ANN001
+            # A transaction that will write takes the write lock at its start: a WAL reader
+            # cannot later upgrade a stale snapshot to a writer (SQLITE_BUSY_SNAPSHOT), so it
+            # would fail instead of waiting.  Read-only transactions never block anyone.
+            write = connection.get_execution_options().get("will_write", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
     Base.metadata.create_all(engine)
     return engine
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, will_write: bool = True) -> sessionmaker:
+    """Sessions for transactions that write (SQLite: BEGIN IMMEDIATE) or only read."""
+    return sessionmaker(engine.execution_options(will_write=will_write), expire_on_commit=False)
 
 
 def get_setting(session, key: str, default: str) -> str:

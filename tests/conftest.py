@@ -35,3 +35,136 @@ def content_path(image_dir):
 @pytest.fixture(scope="session")
 def style_path(image_dir):
     return image_dir / "style.png"
+
+
+SERVER_STUDY = """
+[study]
+name = "srv"
+title = "server test study"
+
+[images]
+object = "photo"
+
+[images.files.photo]
+path = "photo.png"
+[images.files.paint]
+path = "paint.png"
+[images.files.other]
+path = "other.png"
+[images.files.brief]
+path = "brief.png"
+
+[styles]
+rows = ["paint", "other"]
+
+[briefing]
+styles = ["brief"]
+blocks = ["a"]
+
+[engine]
+size = 24
+iterations = 1
+
+[methods.baseline]
+lambda_os = { paint = 1e-4, other = 1e-4, brief = 1e-4 }
+
+[blocks.a]
+sweep = "lambda_os"
+baseline = [1e-2, 1e-5]
+normalized = [1.0, 1e-3]
+threshold = 4.0
+
+[protocol]
+image_seconds = 0.25
+rating_seconds = 2.0
+participants = 3
+completion_code = "C0DE42"
+"""
+
+
+@pytest.fixture(scope="session")
+def study_run(tmp_path_factory):
+    """A real (tiny) generated run: 4 rated pairs + 2 briefing images, short protocol durations."""
+    from engine.generate import generate
+
+    root = tmp_path_factory.mktemp("srv")
+    folder = root / "study"
+    folder.mkdir()
+    (folder / "study.toml").write_text(SERVER_STUDY)
+    for name, seed in (("photo", 1), ("paint", 2), ("other", 4), ("brief", 3)):
+        _pattern(30, 24, seed).save(folder / f"{name}.png")
+    run = root / "run"
+    generate(folder, run, device="cpu", progress=False)
+    return run
+
+
+@pytest.fixture()
+def run_copy(study_run, tmp_path):
+    """The generated run in a fresh folder (own database) for one test."""
+    import shutil
+
+    dest = tmp_path / "run"
+    shutil.copytree(study_run, dest, ignore=shutil.ignore_patterns("*.sqlite*"))
+    return dest
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """``stylestudy serve`` (or gunicorn) as a real process on loopback."""
+
+    def __init__(self, run_dir, gunicorn_workers: int = 0, env: dict | None = None, port: int | None = None) -> None:
+        import os
+        import sys
+
+        self.run_dir, self.port = run_dir, port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, STYLESTUDY_ADMIN_TOKEN="live-token", **(env or {}))
+        if gunicorn_workers:
+            self.cmd = [sys.executable, "-m", "gunicorn", "-w", str(gunicorn_workers), "--threads", "4", "-b",
+                        f"127.0.0.1:{self.port}", f"evalserver.wsgi:create_app('{run_dir}')"]
+        else:
+            self.cmd = [sys.executable, "-m", "engine.cli", "serve", str(run_dir), "--port", str(self.port)]
+        self.proc = None
+
+    def start(self) -> "LiveServer":
+        import subprocess
+        import time
+        import urllib.request
+
+        import tempfile
+
+        # The server logs every request: to a file, never to an unread pipe (it would fill and block).
+        self.log = tempfile.NamedTemporaryFile(prefix="stylestudy-server-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=1).read()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(open(self.log.name).read()[-2000:])
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def kill(self, sig=None) -> None:
+        import os
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig or signal.SIGTERM)
+            self.proc.wait(10)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.kill()

@@ -1,0 +1,70 @@
+"""A participant that takes the study through the server's HTTP interface.
+
+Used by the demo (simulated participants), the concurrency tests and the latency benchmark.
+It speaks exactly what the browser page speaks: consent form, briefing, ``/api/state``,
+``/api/trials/N``, and fetches both images of each trial.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import requests
+
+
+class StudyClient:
+    def __init__(self, base_url: str, external_id: str | None = None, timeout: float = 30.0) -> None:
+        self.base = base_url.rstrip("/")
+        self.external_id = external_id
+        self.http = requests.Session()
+        self.timeout = timeout
+        self.latencies: list[float] = []
+
+    def _call(self, method: str, path: str, **kwargs) -> requests.Response:
+        start = time.perf_counter()
+        response = self.http.request(method, self.base + path, timeout=self.timeout, allow_redirects=False, **kwargs)
+        self.latencies.append(time.perf_counter() - start)
+        return response
+
+    def join(self) -> None:
+        """Consent and start (or resume, for a known external id)."""
+        data = {"consent": "yes"}
+        if self.external_id:
+            data["PROLIFIC_PID"] = self.external_id
+        response = self._call("POST", "/start", data=data)
+        if response.status_code != 302:
+            raise RuntimeError(f"start failed: {response.status_code} {response.text[:200]}")
+        if response.headers["Location"].endswith("/briefing"):
+            self._call("POST", "/briefing")
+
+    def state(self) -> dict:
+        response = self._call("GET", "/api/state")
+        response.raise_for_status()
+        return response.json()
+
+    def submit(self, trial: int, ratings: list[int | None], shown_ms: list[float] | None = None,
+               response_ms: list[float | None] | None = None) -> dict:
+        body = {"ratings": ratings, "shown_ms": shown_ms or [None, None], "response_ms": response_ms or [None, None],
+                "blur": False}
+        response = self._call("POST", f"/api/trials/{trial}", json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def take(self, rate: Callable[[dict, int], list[int | None]], image_ms: float | None = None,
+             max_trials: int | None = None, fetch_images: bool = True) -> int:
+        """Answer trials until done (or ``max_trials``); ``rate(state, trial)`` gives the two ratings.
+        Returns the number of trials submitted."""
+        submitted = 0
+        while max_trials is None or submitted < max_trials:
+            state = self.state()
+            if state["done"]:
+                break
+            if fetch_images:
+                for url in state["images"]:
+                    self._call("GET", url).raise_for_status()
+            shown = [image_ms if image_ms is not None else state["image_ms"]] * 2
+            self.submit(state["trial"], rate(state, state["trial"]), shown_ms=shown,
+                        response_ms=[float(state["rating_ms"]) / 3] * 2)
+            submitted += 1
+        return submitted

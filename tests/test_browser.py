@@ -1,0 +1,100 @@
+"""A real participant in headless Chromium (Debian's), driven by Playwright, against a real server."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+
+import pytest
+
+from tests.conftest import LiveServer
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not shutil.which("chromium") and not __import__("os").path.exists(CHROMIUM),
+                                reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+@pytest.fixture()
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+AT_TRIAL = "t => { const p = document.querySelector('#progress'); return !!p && p.textContent.startsWith(`Trial ${t} `); }"
+PAST_TRIAL = ("t => { const p = document.querySelector('#progress'); "
+              "return location.pathname === '/done' || (!!p && !p.textContent.startsWith(`Trial ${t} `)); }")
+
+
+def test_participant_completes_study_with_refresh(browser, run_copy, tmp_path):
+    with LiveServer(run_copy) as server:
+        page = browser.new_page()
+        page.goto(server.url + "/?PROLIFIC_PID=browser-1&STUDY_ID=st&SESSION_ID=se")
+        page.get_by_label("I have read the above and agree to take part.").check()
+        page.get_by_role("button", name="Start").click()
+        page.get_by_role("button", name="Continue").click()
+        given = {}
+        for trial in range(1, 5):
+            page.wait_for_function(AT_TRIAL, arg=trial)
+            if trial == 2:  # refresh mid-trial: same trial again
+                page.wait_for_timeout(150)
+                page.reload()
+                page.wait_for_function(AT_TRIAL, arg=2)
+            group1 = page.get_by_role("radiogroup", name="Image 1")
+            group1.wait_for(state="visible", timeout=10_000)
+            first, second = (trial % 5) + 1, ((trial + 2) % 5) + 1
+            if trial == 3:  # keyboard only
+                page.keyboard.press(str(first))
+                page.keyboard.press(str(second))
+            else:
+                group1.get_by_role("radio", name=re.compile(rf"^{first}\b")).check(force=True)
+                page.get_by_role("radiogroup", name="Image 2").get_by_role(
+                    "radio", name=re.compile(rf"^{second}\b")).check(force=True)
+            given[trial] = (first, second)
+            page.wait_for_function(PAST_TRIAL, arg=trial, timeout=10_000)
+        page.wait_for_url(re.compile(r"/done$"), timeout=10_000)
+        assert "C0DE42" in page.inner_text("#completion-code")
+        page.screenshot(path=str(tmp_path / "done.png"))
+    from engine.cli import main
+
+    out = tmp_path / "ratings.csv"
+    assert main(["export", str(run_copy), "-o", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 8
+    for row in rows:
+        t, pos = int(row["trial"]), int(row["position"])
+        assert int(row["rating"]) == given[t][pos - 1], row
+        assert row["external_id"] == "browser-1"
+        assert 150 < float(row["shown_ms"]) < 600  # measured on screen (target 250 ms)
+        flags = set(filter(None, row["flags"].split(";")))
+        assert flags <= {"short_display", "restarted", "blur"}
+        assert ("restarted" in flags) == (t == 2)
+        assert float(row["response_ms"]) > 0
+
+
+def test_timeout_when_participant_does_not_rate(browser, run_copy, tmp_path):
+    with LiveServer(run_copy) as server:
+        page = browser.new_page()
+        page.goto(server.url + "/?pid=idle")
+        page.get_by_label("I have read the above and agree to take part.").check()
+        page.get_by_role("button", name="Start").click()
+        page.get_by_role("button", name="Continue").click()
+        page.get_by_role("radiogroup", name="Image 1").get_by_role("radio", name=re.compile(r"^4\b")).check(
+            force=True, timeout=10_000)
+        # Image 2 is never rated: the 2 s window closes and the next trial starts.
+        page.wait_for_function(AT_TRIAL, arg=2, timeout=10_000)
+    from evalserver.app import default_db_url
+    from evalserver.db import make_engine, make_sessionmaker
+    from evalserver.export import export_rows
+
+    with make_sessionmaker(make_engine(default_db_url(run_copy)))() as session:
+        rows = export_rows(session)
+    assert [r["rating"] for r in rows] == [4, ""]
+    assert "timeout" in rows[1]["flags"] and "timeout" not in rows[0]["flags"]

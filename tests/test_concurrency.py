@@ -1,0 +1,93 @@
+"""Real concurrent clients against a real server process; kill -9 and restart loses nothing."""
+
+from __future__ import annotations
+
+import random
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from evalserver.client import StudyClient
+from tests.conftest import LiveServer
+
+
+def _rater(seed: int):
+    rng = random.Random(seed)
+    given = {}
+
+    def rate(state, trial):
+        given[trial] = [rng.randint(1, 5), rng.choice([None, rng.randint(1, 5)])]
+        return given[trial]
+
+    return rate, given
+
+
+def _export(server: LiveServer) -> list[dict]:
+    import csv
+    import io
+
+    import requests
+
+    text = requests.get(server.url + "/admin/export.csv", headers={"Authorization": "Bearer live-token"}, timeout=30).text
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["flask", "gunicorn-2-workers"])
+def test_many_participants_at_once(run_copy, workers):
+    n = 24
+    with LiveServer(run_copy, gunicorn_workers=workers) as server:
+        def participant(i):
+            client = StudyClient(server.url, f"conc-{i}")
+            client.join()
+            rate, given = _rater(i)
+            # Every submission is sent twice at once, as a double-click would.
+            while True:
+                state = client.state()
+                if state["done"]:
+                    return given
+                ratings = rate(state, state["trial"])
+                with ThreadPoolExecutor(2) as pool:
+                    replies = list(pool.map(lambda _: client.submit(state["trial"], ratings), range(2)))
+                assert sorted(r["duplicate"] for r in replies) == [False, True]
+
+        with ThreadPoolExecutor(n) as pool:
+            results = list(pool.map(participant, range(n)))
+        rows = _export(server)
+    assert len(rows) == n * 8
+    keys = [(r["external_id"], r["trial"], r["position"]) for r in rows]
+    assert len(set(keys)) == len(keys)
+    for i, given in enumerate(results):
+        mine = {(int(r["trial"]), int(r["position"])): r["rating"] for r in rows if r["external_id"] == f"conc-{i}"}
+        for trial, (a, b) in given.items():
+            assert mine[(trial, 1)] == str(a) and mine[(trial, 2)] == ("" if b is None else str(b))
+
+
+def test_kill_9_loses_no_committed_rating(run_copy):
+    server = LiveServer(run_copy).start()
+    clients = [StudyClient(server.url, f"crash-{i}") for i in range(10)]
+    committed = {}
+    try:
+        for i, c in enumerate(clients):
+            c.join()
+            rate, given = _rater(100 + i)
+            c.take(rate, max_trials=2)
+            committed[c.external_id] = dict(given)
+        server.kill(signal.SIGKILL)
+        server = LiveServer(run_copy, port=server.port).start()
+        rows = _export(server)
+        assert len(rows) == 10 * 2 * 2
+        for c in clients:
+            mine = {(int(r["trial"]), int(r["position"])): r["rating"] for r in rows if r["external_id"] == c.external_id}
+            for trial, (a, b) in committed[c.external_id].items():
+                assert mine[(trial, 1)] == str(a) and mine[(trial, 2)] == ("" if b is None else str(b))
+        # Participants resume where they were: with their cookie, or by coming back with their id.
+        resumed = StudyClient(server.url, "crash-0")
+        resumed.join()
+        assert resumed.state()["trial"] == 3
+        assert clients[1].state()["trial"] == 3
+        rate, _ = _rater(7)
+        assert clients[1].take(rate) == 2
+        assert len(_export(server)) == 10 * 2 * 2 + 4
+    finally:
+        server.kill()

@@ -1,0 +1,245 @@
+"""Flask-level tests of the rating server: flow, order, idempotency, validation, blinding, admin."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from evalserver.app import create_app
+from evalserver.export import COLUMNS
+
+TOKEN = "admin-secret-token"
+GOOD = {"ratings": [4, 2], "shown_ms": [250.0, 251.0], "response_ms": [900.0, 1300.0], "blur": False}
+
+
+@pytest.fixture()
+def app(run_copy):
+    return create_app(run_copy, admin_token=TOKEN)
+
+
+def _join(client, pid=None, brief=True):
+    query = f"?PROLIFIC_PID={pid}&STUDY_ID=s1&SESSION_ID=x9" if pid else ""
+    assert client.get("/" + query).status_code == 200
+    data = {"consent": "yes"}
+    if pid:
+        data.update(PROLIFIC_PID=pid, STUDY_ID="s1", SESSION_ID="x9")
+    r = client.post("/start", data=data)
+    assert r.status_code == 302
+    if brief:
+        assert client.post("/briefing").status_code == 302
+    return r
+
+
+def _state(client):
+    r = client.get("/api/state")
+    assert r.status_code == 200
+    return r.get_json()
+
+
+def _complete(client, ratings=(4, 2)):
+    while True:
+        s = _state(client)
+        if s["done"]:
+            return
+        r = client.post(f"/api/trials/{s['trial']}", json=dict(GOOD, ratings=list(ratings)))
+        assert r.status_code == 200
+
+
+def _sql(app, query):
+    from sqlalchemy import text
+
+    with app.config["DB_SESSIONMAKER"]() as session:
+        return session.execute(text(query)).all()
+
+
+def _export(app):
+    r = app.test_client().get("/admin/export.csv", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200
+    return list(csv.DictReader(io.StringIO(r.data.decode())))
+
+
+def test_full_flow_and_export(app):
+    c = app.test_client()
+    r = _join(c, "prolific-1", brief=False)
+    assert r.location.endswith("/briefing")
+    page = c.get("/briefing").data.decode()
+    assert "Transferred well" in page and page.count("<img") == 2 and "Continue" in page
+    c.post("/briefing")
+    assert c.get("/trial").status_code == 200
+    first = _state(c)
+    assert first["trial"] == 1 and first["total"] == 4 and first["image_ms"] == 250 and first["rating_ms"] == 2000
+    _complete(c)
+    assert _state(c)["done"] is True
+    done = c.get("/done").data.decode()
+    assert "C0DE42" in done
+    rows = _export(app)
+    assert len(rows) == 8 and list(rows[0])[: len(COLUMNS)] == COLUMNS
+    assert {r["external_id"] for r in rows} == {"prolific-1"}
+    assert [r["rating"] for r in rows] == ["4", "2"] * 4
+    assert sorted((r["trial"], r["position"]) for r in rows) == sorted((str(t), str(p)) for t in range(1, 5) for p in (1, 2))
+    manifest = json.loads((app.config["MANIFEST"].run_dir / "manifest.json").read_text())
+    by_id = {s["id"]: s for s in manifest["stimuli"]}
+    for row in rows:
+        s = by_id[row["stimulus_id"]]
+        assert (row["method"], row["block"], row["pair_id"], int(row["column"])) == (s["method"], s["block"], s["pair_id"], s["column"])
+        assert row["rated_at"].endswith("Z")
+    for trial in {r["trial"] for r in rows}:  # both methods of one pair in every trial
+        pair = [r for r in rows if r["trial"] == trial]
+        assert {r["method"] for r in pair} == {"baseline", "normalized"} and len({r["pair_id"] for r in pair}) == 1
+
+
+def test_order_is_random_per_participant_and_stable(app):
+    orders = []
+    for pid in ("p-a", "p-b", "p-c", "p-d"):
+        c = app.test_client()
+        _join(c, pid)
+        seen = []
+        for _ in range(4):
+            s = _state(c)
+            seen.append(tuple(s["images"]))
+            c.post(f"/api/trials/{s['trial']}", json=GOOD)
+        orders.append(seen)
+    participants = _sql(app, 'select external_id, "order" from participants')
+    plans = {pid: json.loads(order) for pid, order in participants}
+    assert len({json.dumps([t["pair_id"] for t in p]) for p in plans.values()}) > 1  # pair order differs
+    firsts = {t["stimuli"][0] for p in plans.values() for t in p}
+    assert len(firsts) > 4  # which method comes first varies
+    # The same external id resumes the same participant and the same plan.
+    c = app.test_client()
+    _join(c, "p-a", brief=False)
+    again = _sql(app, "select count(*) from participants where external_id='p-a'")[0][0]
+    assert again == 1 and _state(c)["done"] is True
+
+
+def test_refresh_keeps_trial_and_flags_restart(app):
+    c = app.test_client()
+    _join(c, "refresher")
+    a, b = _state(c), _state(c)
+    assert a["trial"] == b["trial"] == 1 and a["images"] == b["images"]
+    c.post("/api/trials/1", json=GOOD)
+    rows = _export(app)
+    assert all("restarted" in r["flags"].split(";") for r in rows)
+
+
+def test_idempotent_and_ordered_submissions(app):
+    c = app.test_client()
+    _join(c, "dup")
+    _state(c)
+    first = c.post("/api/trials/1", json=GOOD).get_json()
+    repeat = c.post("/api/trials/1", json=dict(GOOD, ratings=[1, 1])).get_json()
+    assert first["duplicate"] is False and repeat["duplicate"] is True
+    assert [x["rating"] for x in repeat["stored"]] == [4, 2]  # the stored result, not the new one
+    assert c.post("/api/trials/3", json=GOOD).status_code == 409  # not the current trial
+    assert c.post("/api/trials/99", json=GOOD).status_code == 409
+    assert len(_export(app)) == 2
+
+
+@pytest.mark.parametrize("body,status", [
+    ("not json", 400),
+    ({"ratings": [6, 1]}, 400),
+    ({"ratings": [0, 1]}, 400),
+    ({"ratings": [True, 1]}, 400),
+    ({"ratings": [2.5, 1]}, 400),
+    ({"ratings": [1]}, 400),
+    ({"ratings": [1, 2], "shown_ms": [-1, 5]}, 400),
+    ({"ratings": [1, 2], "evil": 1}, 400),
+    ({"ratings": [1, 2], "blur": "yes"}, 400),
+])
+def test_validation_stores_nothing(app, body, status):
+    c = app.test_client()
+    _join(c, "validator")
+    _state(c)
+    if isinstance(body, str):
+        r = c.post("/api/trials/1", data=body, content_type="application/json")
+    else:
+        r = c.post("/api/trials/1", json=body)
+    assert r.status_code == status and "error" in r.get_json()
+    assert _export(app) == [] and _state(c)["trial"] == 1
+
+
+def test_oversized_body_and_unknown_participant(app):
+    c = app.test_client()
+    assert c.post("/api/trials/1", json=GOOD).status_code == 401
+    assert c.get("/api/state").status_code == 401
+    _join(c, "big")
+    r = c.post("/api/trials/1", data="x" * 100_000, content_type="application/json")
+    assert r.status_code == 413 and _export(app) == []
+
+
+def test_missing_ratings_are_stored_as_timeouts(app):
+    c = app.test_client()
+    _join(c, "slow")
+    _state(c)
+    c.post("/api/trials/1", json={"ratings": [None, 3], "shown_ms": [250, 400], "response_ms": [None, 1000],
+                                  "blur": True})
+    rows = _export(app)
+    assert rows[0]["rating"] == "" and set(rows[0]["flags"].split(";")) >= {"timeout", "blur"}
+    assert rows[1]["rating"] == "3" and "short_display" in rows[1]["flags"] and "timeout" not in rows[1]["flags"]
+
+
+def test_consent_required(app):
+    c = app.test_client()
+    assert c.post("/start", data={}).status_code == 400
+    assert c.get("/api/state").status_code == 401
+
+
+def test_blinding(app):
+    c = app.test_client()
+    _join(c, "blind")
+    manifest = app.config["MANIFEST"]
+    page = c.get("/trial").data.decode() + c.get("/briefing").data.decode()
+    s = _state(c)
+    text = page + json.dumps(s)
+    for sid, stim in manifest.stimuli.items():
+        assert sid not in text and stim["path"] not in text
+    for word in ("baseline", "normalized", "lambda", "λ", "stimuli/"):
+        assert word not in text
+    img = c.get(s["images"][0])
+    assert img.status_code == 200 and img.mimetype == "image/png"
+    header_text = " ".join(f"{k}: {v}" for k, v in img.headers.items())
+    assert "filename" not in header_text and "stimuli" not in header_text and "ETag" not in img.headers
+    # Another participant's URL, a guessed URL, files and listings: all 404.
+    other = app.test_client()
+    _join(other, "other")
+    assert other.get(s["images"][0]).status_code == 404
+    for path in ("/s/" + "0" * 32, "/stimuli/", "/run/manifest.json", "/manifest.json", "/static/",
+                 "/s/../manifest.json"):
+        assert c.get(path).status_code == 404, path
+    # After the trial, its images are no longer served.
+    c.post(f"/api/trials/{s['trial']}", json=GOOD)
+    assert c.get(s["images"][0]).status_code == 404
+
+
+def test_admin_needs_the_token(app):
+    c = app.test_client()
+    for path in ("/admin/", "/admin/export.csv"):
+        assert c.get(path).status_code == 401
+        assert c.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert c.post("/admin/state", data={"open": "0"}).status_code == 401
+    assert c.get("/admin/login?token=wrong").status_code == 401
+    assert c.get(f"/admin/login?token={TOKEN}").status_code == 302
+    assert "Download ratings" in c.get("/admin/").data.decode()
+    # Closing stops new participants but not existing ones.
+    p = app.test_client()
+    _join(p, "early")
+    c.post("/admin/state", data={"open": "0"})
+    late = app.test_client()
+    assert late.post("/start", data={"consent": "yes", "PROLIFIC_PID": "late"}).status_code == 403
+    assert _state(p)["trial"] == 1
+    assert "closed" in c.get("/admin/").data.decode()
+
+
+def test_export_cli_round_trip(app, run_copy, tmp_path, capsys):
+    from engine.cli import main
+
+    c = app.test_client()
+    _join(c, "cli")
+    _complete(c, ratings=(5, 1))
+    out = tmp_path / "ratings.csv"
+    assert main(["export", str(run_copy), "-o", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 8 and {r["rating"] for r in rows} == {"5", "1"}
+    assert main(["export", str(tmp_path / "nothing"), "-o", str(out)]) == 2
