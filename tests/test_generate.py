@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.generate import auto_batch_size, expand_jobs, generate, problem_bytes
+from engine.generate import auto_batch_size, generate, problem_bytes
+from engine.jobs import expand_jobs
 from engine.study import load_study
 from tests.conftest import _pattern
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.generate import expand_jobs, filter_jobs
+from engine.jobs import expand_jobs, filter_jobs
 from engine.study import StudyError, load_study
 
 MINIMAL = """

@@ -1,0 +1,124 @@
+"""``stylestudy analyze``, ``audit-table`` and ``simulate`` (registered through entry points)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from engine.errors import StyleStudyError
+
+
+def register_analyze(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="Table 1 layout, significance tests, rater checks, figures and report",
+                       description="Reads ratings (an exported CSV, or a run directory's database) and writes the "
+                                   "Table 1 layout (Markdown/LaTeX/HTML/CSV), per-cell and omnibus tests, rater "
+                                   "screening and agreement, figures, report.html and summary.json.")
+    p.add_argument("source", help="ratings CSV (export format) or a run directory")
+    p.add_argument("--out", default="report", help="output folder (default report/)")
+    p.add_argument("--ddof", type=int, choices=[0, 1], default=1, help="standard deviation: 1 = sample (default)")
+    p.add_argument("--decimals", default="1,2", help="decimals of mean,std (default 1,2 as in the paper)")
+    p.add_argument("--exclude-flags", default="timeout,short_display",
+                   help="ratings with any of these flags are left out (counted); '' keeps all")
+    p.add_argument("--screen", choices=["flag", "bt500"], default="flag",
+                   help="BT.500 observer screening: flag only (default) or exclude rejected observers")
+    p.add_argument("--manifest", default=None, help="manifest.json for labels and thresholds (run dirs have one)")
+    p.add_argument("--compare-paper", action="store_true", help="put the paper's Table 1 beside ours")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.set_defaults(func=_run_analyze)
+
+
+def _run_analyze(args: argparse.Namespace) -> int:
+    from analysis.report import AnalyzeOptions, analyze
+
+    try:
+        decimals = tuple(int(x) for x in args.decimals.split(","))
+        assert len(decimals) == 2
+    except (ValueError, AssertionError):
+        raise StyleStudyError(f"--decimals must be two integers like 1,2; got {args.decimals!r}") from None
+    options = AnalyzeOptions(out=Path(args.out), ddof=args.ddof, decimals=decimals,
+                             exclude_flags=tuple(f for f in args.exclude_flags.split(",") if f),
+                             screen=args.screen, compare_paper=args.compare_paper, seed=args.seed)
+    summary = analyze(args.source, options, args.manifest)
+    print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
+    print(f"report: {Path(summary['out']) / 'report.html'}")
+    return 0
+
+
+def register_audit_table(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("audit-table", help="check a published mean±std table for consistency with n integer ratings",
+                       description="For each cell, which rating multisets of n ratings on 1..k give the printed mean "
+                                   "and std under ddof=0 and ddof=1 (exhaustive; GRIM/GRIMMER/SPRITE-style).")
+    p.add_argument("table", nargs="?", default=None, help="CSV block,row,method,column,mean,std (default: the paper's)")
+    p.add_argument("-n", type=int, default=10, help="ratings per cell (default 10)")
+    p.add_argument("-k", type=int, default=5, help="scale points (default 5)")
+    p.add_argument("--out", default=None, help="write the per-cell audit as CSV")
+    p.set_defaults(func=_run_audit)
+
+
+def _run_audit(args: argparse.Namespace) -> int:
+    from analysis.audit import audit_summary, audit_table, load_published
+
+    if args.n < 2 or args.k < 2:
+        raise StyleStudyError("-n and -k must be at least 2")
+    audit = audit_table(load_published(args.table), args.n, args.k)
+    cols = ["block", "row", "method", "column", "mean", "std", "verdict", "multisets_ddof0", "multisets_ddof1",
+            "n_that_fit", "example_ddof0", "example_ddof1"]
+    print(audit[cols].to_string(index=False))
+    print()
+    print(audit_summary(audit, args.n))
+    if args.out:
+        audit.to_csv(args.out, index=False)
+    return 0
+
+
+def register_simulate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("simulate", help="synthetic ratings (export format, marked synthetic): from the paper's "
+                                        "table, or for a study with a chosen effect; power")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--from-paper", action="store_true", help="a Table 1 that could have been")
+    mode.add_argument("--study", default=None, help="a study folder or run directory")
+    p.add_argument("--table", default=None, help="with --from-paper: another published table CSV")
+    p.add_argument("--participants", type=int, default=10)
+    p.add_argument("--effect", type=float, default=0.5, help="with --study: normalized - baseline, rating points")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pairings", type=int, default=0,
+                   help="with --from-paper: report omnibus p-values over this many random pairings")
+    p.add_argument("--power", default=None, help="with --study: participant counts, e.g. 5,10,20,40")
+    p.add_argument("--reps", type=int, default=200, help="simulated studies per power point")
+    p.add_argument("-o", "--output", required=True, help="ratings CSV to write")
+    p.set_defaults(func=_run_simulate)
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    from engine.images import atomic_write_bytes
+
+    from analysis import simulate
+
+    if args.from_paper:
+        from analysis.audit import load_published
+
+        table = load_published(args.table)
+        cells, notes = simulate.reconstruct_cells(table, args.participants, 5, args.seed)
+        frame = simulate.from_published(table, args.participants, 5, args.seed, cells)
+        for note in notes:
+            print("note:", note)
+        if args.pairings:
+            pv = simulate.pairing_pvalues(table, args.pairings, args.participants, 5, args.seed)
+            print(f"omnibus p-values over {args.pairings} random pairings (min / median / max):")
+            for scope, part in pv.groupby("scope"):
+                print(f"  {scope:10s} Wilcoxon {part.p_wilcoxon.min():.3g} / {part.p_wilcoxon.median():.3g} / "
+                      f"{part.p_wilcoxon.max():.3g}; t-test {part.p_ttest.min():.3g} / {part.p_ttest.median():.3g} / "
+                      f"{part.p_ttest.max():.3g}")
+    else:
+        cells = simulate.design_cells(args.study)
+        frame = simulate.from_design(cells, args.participants, args.effect, args.seed)
+        if args.power:
+            counts = [int(x) for x in args.power.split(",")]
+            table = simulate.power(cells, args.effect, counts, args.reps, args.seed)
+            print(table.to_string(index=False))
+            enough = table[table["power"] >= 0.8]
+            print(f"80% power at effect {args.effect:+g}: "
+                  + (f"{int(enough['participants'].min())} participants" if len(enough) else "not reached in this range"))
+    atomic_write_bytes(args.output, frame.to_csv(index=False).encode())
+    print(f"wrote {len(frame)} synthetic ratings of {frame['participant_id'].nunique()} participants to {args.output}")
+    return 0

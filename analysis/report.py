@@ -1,0 +1,155 @@
+"""``stylestudy analyze``: every table, test and figure into one folder, with a self-contained
+HTML report (figures embedded), a Markdown summary, ``stats.csv`` and ``summary.json``."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import figures, table
+from analysis.audit import load_published
+from analysis.raters import agreement, bt500_screening
+from analysis.ratings import RatingSet, load_ratings
+from analysis.stats import attainability_note, cell_tests, mixed_model, omnibus
+
+
+@dataclass
+class AnalyzeOptions:
+    out: Path
+    ddof: int = 1
+    decimals: tuple[int, int] = (1, 2)
+    exclude_flags: tuple[str, ...] = ("timeout", "short_display")
+    screen: str = "flag"  # "flag" (report only) or "bt500" (exclude rejected observers)
+    compare_paper: bool = False
+    seed: int = 0
+
+
+def compare_with_paper(usable: pd.DataFrame, ddof: int) -> tuple[pd.DataFrame, float]:
+    ours = table.cell_stats(usable, ddof).rename(columns={"mean": "our_mean", "std": "our_std", "n": "our_n"})
+    paper = load_published().rename(columns={"mean": "paper_mean", "std": "paper_std"})
+    paper["block"] = paper["block"].astype(str)
+    merged = paper.merge(ours, on=["block", "row", "method", "column"], how="left")
+    merged["difference"] = merged["our_mean"] - merged["paper_mean"]
+    both = merged.dropna(subset=["our_mean"])
+    r = float(both["our_mean"].corr(both["paper_mean"])) if len(both) > 2 else float("nan")
+    return merged, r
+
+
+def _fmt_ci(ci) -> str:
+    return f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | None = None) -> dict:
+    ratings: RatingSet = load_ratings(source, manifest, options.exclude_flags)
+    out = options.out
+    out.mkdir(parents=True, exist_ok=True)
+    screening = bt500_screening(ratings.usable)
+    rejected = screening.loc[screening["rejected"], "participant_id"].tolist()
+    if options.screen == "bt500" and rejected:
+        ratings.exclude_participants(rejected, "bt500")
+    usable = ratings.usable
+    cap = table.caption(ratings, options.ddof)
+    tf = table.table_frame(ratings, options.ddof, options.decimals)
+    written = {"table.md": table.to_markdown(tf, cap), "table.tex": table.to_latex(tf, cap),
+               "table.html": table.to_html(tf, cap), "table.csv": table.to_csv(tf)}
+    for name, text in written.items():
+        (out / name).write_text(text, encoding="utf-8")
+    tests = cell_tests(usable, options.seed)
+    omni = omnibus(usable)
+    mixed = mixed_model(usable)
+    agree = agreement(usable)
+    note = attainability_note(tests)
+    tests.to_csv(out / "stats.csv", index=False)
+    omni.to_csv(out / "omnibus.csv", index=False)
+    screening.to_csv(out / "raters_bt500.csv", index=False)
+    pngs = [figures.mean_heatmaps(usable, out), figures.difference_heatmap(usable, tests, out),
+            figures.paired_plots(usable, out), figures.distributions(usable, out),
+            figures.rater_panel(usable, screening, out)]
+    summary = {
+        "source": str(source), "synthetic": ratings.synthetic, "counts": ratings.counts, "ddof": options.ddof,
+        "excluded_flags": list(options.exclude_flags), "bt500_rejected": rejected,
+        "bt500_excluded": options.screen == "bt500", "attainability": note,
+        "omnibus": omni.to_dict(orient="records"), "mixed_model": mixed, "agreement": agree,
+        "cells": len(tests),
+        "cells_p_lt_05_uncorrected": int((tests["p_wilcoxon"] < 0.05).sum()) if len(tests) else 0,
+        "cells_significant_holm": int((tests["p_holm"] < 0.05).sum()) if len(tests) else 0,
+        "cells_significant_bh": int((tests["p_bh"] < 0.05).sum()) if len(tests) else 0,
+    }
+    comparison_html = ""
+    if options.compare_paper:
+        merged, r = compare_with_paper(usable, options.ddof)
+        merged.to_csv(out / "compare_paper.csv", index=False)
+        summary["compare_paper"] = {"pearson_r": r, "mean_abs_difference": float(merged["difference"].abs().mean())}
+        comparison_html = (f"<h2>Compared with the paper's Table 1</h2><p>Pearson r of cell means = {r:.3f}; mean "
+                           f"|difference| = {summary['compare_paper']['mean_abs_difference']:.2f}.</p>"
+                           + merged.to_html(index=False, float_format=lambda v: f"{v:.2f}"))
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
+    md = _markdown(summary, written["table.md"], omni, mixed, agree, note, tests)
+    (out / "report.md").write_text(md, encoding="utf-8")
+    (out / "report.html").write_text(_html(summary, written["table.html"], omni, mixed, agree, note, tests, pngs,
+                                           comparison_html), encoding="utf-8")
+    summary["out"] = str(out)
+    return summary
+
+
+def _omni_lines(omni: pd.DataFrame) -> list[str]:
+    return [f"- {r.scope}: {r.participants} participants, mean difference {r.mean_diff:+.2f} (95% CI t "
+            f"{_fmt_ci(r.ci_t)}, bootstrap {_fmt_ci(r.ci_boot)}), Wilcoxon p = {r.p_wilcoxon:.4g}, t-test p = "
+            f"{r.p_ttest:.4g}, d_z = {r.cohens_dz:.2f}" for r in omni.itertuples()]
+
+
+def _mixed_line(mixed: dict) -> str:
+    if "error" in mixed:
+        return f"Mixed model: {mixed['error']}."
+    return (f"Mixed model rating ~ method + (1 | participant) + (1 | cell): normalized − baseline = "
+            f"{mixed['estimate']:+.2f} (95% CI {_fmt_ci(mixed['ci'])}), p = {mixed['p']:.3g}, {mixed['n_obs']} ratings.")
+
+
+def _markdown(summary, table_md, omni, mixed, agree, note, tests) -> str:
+    c = summary["counts"]
+    lines = ["# stylestudy analysis" + (" (SYNTHETIC DATA)" if summary["synthetic"] else ""), "",
+             f"{c['participants']} participants, {c['rows']} rows: {c['usable']} usable ratings, {c['missing']} missing "
+             f"(timeouts), {c['excluded_by_flags']} excluded by flags ({', '.join(summary['excluded_flags']) or 'none'}), "
+             f"{c['attention_rows']} attention-check rows ({c['attention_failed']} failed).",
+             f"BT.500 screening rejects: {', '.join(summary['bt500_rejected']) or 'nobody'}"
+             f" ({'excluded' if summary['bt500_excluded'] else 'flagged only'}).", "", "## Table 1 layout", "", table_md,
+             "## Overall: is normalized rated higher?", "", *_omni_lines(omni), "", _mixed_line(mixed), "",
+             "## Per cell", "", note, "",
+             f"{summary['cells_p_lt_05_uncorrected']} of {summary['cells']} cells have Wilcoxon p < 0.05 uncorrected; "
+             f"{summary['cells_significant_holm']} after Holm, {summary['cells_significant_bh']} after Benjamini-Hochberg.",
+             "", "## Raters", "",
+             f"Krippendorff's alpha (ordinal) = {agree['krippendorff_alpha_ordinal']:.3f}; ICC(2,1) = {agree['icc2_1']:.3f}, "
+             f"ICC(2,k) = {agree['icc2_k']:.3f} over {agree['targets']} stimuli rated by all {agree['raters']} raters.", ""]
+    if "compare_paper" in summary:
+        cp = summary["compare_paper"]
+        lines += ["## Compared with the paper", "", f"Pearson r of cell means = {cp['pearson_r']:.3f}; mean |difference| = "
+                  f"{cp['mean_abs_difference']:.2f}.", ""]
+    return "\n".join(lines)
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"></figure>'
+
+
+def _html(summary, table_html, omni, mixed, agree, note, tests, pngs, comparison_html) -> str:
+    md = _markdown(summary, "", omni, mixed, agree, note, tests)
+    paragraphs = "".join(f"<p>{html.escape(line.lstrip('- '))}</p>" for line in md.splitlines()
+                         if line and not line.startswith("#"))
+    cols = ["block", "row", "column", "n_pairs", "mean_baseline", "mean_normalized", "mean_diff", "p_wilcoxon", "p_sign",
+            "p_ttest", "p_holm", "p_bh", "rank_biserial", "cohens_dz"]
+    cell_table = tests[cols].to_html(index=False, float_format=lambda v: f"{v:.3g}") if len(tests) else ""
+    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:1rem}"
+             "table{border-collapse:collapse;font-size:.85rem}td,th{border:1px solid #ccc;padding:.2rem .4rem}"
+             "td.shade{background:#d9d9d9;font-weight:600}caption{caption-side:bottom;font-size:.85rem;text-align:left}"
+             "img{max-width:100%}.synthetic{color:#a00;font-weight:700}")
+    title = "stylestudy analysis" + (' <span class="synthetic">SYNTHETIC DATA</span>' if summary["synthetic"] else "")
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>stylestudy analysis</title><style>{style}"
+            f"</style></head><body><h1>{title}</h1><h2>Table 1 layout</h2>{table_html}<h2>Summary</h2>{paragraphs}"
+            f"<h2>Figures</h2>{''.join(_img(p) for p in pngs)}<h2>Per-cell tests</h2>{cell_table}{comparison_html}"
+            "</body></html>")

@@ -1,0 +1,140 @@
+"""Synthetic ratings in the export format, clearly marked (``synthetic`` = 1, participant ids
+``synthetic-NN``), for pipeline checks, a "Table 1 that could have been", and power estimates.
+
+* ``from_published``: for every cell of a published table, a rating multiset consistent with
+  its mean±std (see ``analysis.audit``; a cell consistent with neither formula gets the nearest
+  multiset, and is listed); the multiset is dealt to the n participants in a random order, so
+  which participant gave which rating - the pairing across cells - is random, with a seed.
+* ``from_design``: a study's rated cells with a chosen effect of the normalized method.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.audit import audit_cell, multisets
+from analysis.ratings import COLUMNS
+from analysis.stats import participant_differences, wilcoxon_exact
+
+
+def _rows(cells: list[dict], ratings: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """cells[i] x participants ratings[i, p] -> export rows (both methods of a cell = one trial)."""
+    n = ratings.shape[1]
+    out = []
+    trials: dict[tuple, int] = {}
+    for p in range(n):
+        order = rng.permutation(len({(c["block"], c["row"], c["column"]) for c in cells}))
+        keys = sorted({(c["block"], c["row"], c["column"]) for c in cells})
+        trials.update({(p, key): int(t) + 1 for key, t in zip(keys, order)})
+    first = {}
+    for i, c in enumerate(cells):
+        key = (c["block"], c["row"], c["column"])
+        for p in range(n):
+            pos = first.setdefault((p, key), int(rng.integers(1, 3)))
+            position = pos if c["method"] == "baseline" else 3 - pos
+            out.append({
+                "participant_id": f"synthetic-{p + 1:02d}", "external_id": "", "trial": trials[(p, key)],
+                "pair_id": f"{c['block']}{c['row']}c{c['column']}", "block": c["block"], "row": c["row"],
+                "column": c["column"], "column_label": c.get("column_label", f"c{c['column']}"), "method": c["method"],
+                "stimulus_id": f"{c['block']}{c['row']}c{c['column']}-{c['method']}", "position": position,
+                "rating": int(ratings[i, p]), "response_ms": "", "shown_ms": "", "flags": "", "rated_at": "",
+                "synthetic": 1,
+            })
+    return pd.DataFrame(out, columns=COLUMNS + ["synthetic"]).sort_values(["participant_id", "trial", "position"])
+
+
+def reconstruct_cells(table: pd.DataFrame, n: int = 10, k: int = 5, seed: int = 0) -> tuple[list[dict], list[str]]:
+    """One consistent multiset per cell (random among the consistent ones); notes for cells
+    that needed the nearest multiset instead."""
+    rng = np.random.default_rng(seed)
+    counts_all, mean_all, sd0_all, sd1_all = multisets(n, k)
+    cells, notes = [], []
+    for _, r in table.iterrows():
+        a = audit_cell(r["mean"], r["std"], n, k)
+        candidates = np.concatenate([a.ddof0, a.ddof1]) if len(a.ddof0) + len(a.ddof1) else np.empty((0, k), int)
+        if len(candidates) == 0:
+            distance = np.abs(mean_all - r["mean"]) * 10 + np.minimum(np.abs(sd0_all - r["std"]), np.abs(sd1_all - r["std"]))
+            candidates = counts_all[[int(np.argmin(distance))]]
+            notes.append(f"{r['block']}{r['row']} {r['method']} c{r['column']}: {r['mean']}±{r['std']} is consistent with "
+                         "no multiset; used the nearest")
+        counts = candidates[int(rng.integers(len(candidates)))]
+        cells.append({"block": r["block"], "row": int(r["row"]), "column": int(r["column"]), "method": r["method"],
+                      "multiset": np.repeat(np.arange(1, k + 1), counts)})
+    return cells, notes
+
+
+def from_published(table: pd.DataFrame, n: int = 10, k: int = 5, seed: int = 0,
+                   cells: list[dict] | None = None) -> pd.DataFrame:
+    """A synthetic ratings file whose cell means/stds reproduce the table; random pairing."""
+    cells = cells if cells is not None else reconstruct_cells(table, n, k, seed)[0]
+    rng = np.random.default_rng(seed + 1)
+    ratings = np.stack([rng.permutation(c["multiset"]) for c in cells])
+    return _rows(cells, ratings, rng)
+
+
+def pairing_pvalues(table: pd.DataFrame, pairings: int = 200, n: int = 10, k: int = 5, seed: int = 0) -> pd.DataFrame:
+    """Omnibus p-values (per-participant mean difference, all blocks and per block) over many
+    random pairings of the same reconstructed multisets."""
+    from scipy import stats as sps
+
+    cells, _ = reconstruct_cells(table, n, k, seed)
+    rows = []
+    for i in range(pairings):
+        frame = from_published(table, n, k, seed + 1000 + i, cells)
+        for block in [None, *sorted(frame["block"].unique())]:
+            d = participant_differences(frame, block).to_numpy(float)
+            rows.append({"pairing": i, "scope": "all blocks" if block is None else f"block {block}",
+                         "p_wilcoxon": wilcoxon_exact(d)[1],
+                         "p_ttest": float(sps.ttest_1samp(d, 0).pvalue) if d.std() > 0 else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def design_cells(source: str | Path) -> list[dict]:
+    """Rated cells of a study folder (or of a run directory's manifest)."""
+    source = Path(source)
+    if (source / "manifest.json").is_file():
+        import json
+
+        stimuli = json.loads((source / "manifest.json").read_text())["stimuli"]
+        return [{"block": s["block"], "row": s["row"], "column": s["column"], "method": s["method"],
+                 "column_label": s["column_label"]} for s in stimuli if not s["briefing"]]
+    from engine.jobs import expand_jobs
+    from engine.study import load_study
+
+    return [{"block": j.block, "row": j.row_index, "column": j.column, "method": j.method,
+             "column_label": j.column_label} for j in expand_jobs(load_study(source)) if not j.briefing]
+
+
+def from_design(cells: list[dict], participants: int, effect: float, seed: int = 0, k: int = 5,
+                noise: float = 0.8, rater_sd: float = 0.4) -> pd.DataFrame:
+    """Ratings = round(cell level + effect (normalized only) + rater bias + noise), clipped to 1..k."""
+    rng = np.random.default_rng(seed)
+    keys = sorted({(c["block"], c["row"], c["column"]) for c in cells})
+    level = dict(zip(keys, rng.uniform(1.5, k - 1.0, len(keys))))
+    bias = rng.normal(0, rater_sd, participants)
+    ratings = np.stack([
+        np.clip(np.rint(level[(c["block"], c["row"], c["column"])] + (effect if c["method"] == "normalized" else 0)
+                        + bias + rng.normal(0, noise, participants)), 1, k)
+        for c in cells
+    ])
+    return _rows(cells, ratings, rng)
+
+
+def power(cells: list[dict], effect: float, participants: list[int], reps: int = 200, seed: int = 0,
+          alpha: float = 0.05) -> pd.DataFrame:
+    """Fraction of simulated studies whose omnibus paired t-test (per-participant mean
+    difference, all blocks) gives p < alpha: the power at each number of participants."""
+    from scipy import stats as sps
+
+    rows = []
+    for n in participants:
+        hits = 0
+        for r in range(reps):
+            d = participant_differences(from_design(cells, n, effect, seed + 7919 * r + n)).to_numpy(float)
+            p = sps.ttest_1samp(d, 0).pvalue if len(d) > 1 and d.std() > 0 else 1.0
+            hits += p < alpha
+        rows.append({"participants": n, "effect": effect, "power": hits / reps, "reps": reps})
+    return pd.DataFrame(rows)

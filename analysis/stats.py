@@ -1,0 +1,185 @@
+"""Significance tests and effect sizes, per cell (paired by participant) and overall.
+
+Per cell: Wilcoxon signed-rank with the exact permutation distribution (all 2^n sign flips;
+zero differences dropped first, "wilcox" zero handling; tied |differences| get mid-ranks and
+the permutation distribution accounts for them), the sign test (exact binomial, zeros dropped),
+the paired t-test; effect sizes: matched-pairs rank-biserial r and Cohen's d_z; 95% CIs of each
+method's mean and of the difference (t-based and bootstrap). Holm and Benjamini-Hochberg across
+cells.  Omnibus: per-participant mean difference (normalized - baseline) per block and overall
+(Wilcoxon exact and one-sample t), and a linear mixed model rating ~ method with participant
+random intercepts and cell as a variance component.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+
+ALPHA = 0.05
+
+
+def paired_cells(usable: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+    """(block, row, column) -> participants x {baseline, normalized}, complete pairs only."""
+    out = {}
+    for key, part in usable.groupby(["block", "row", "column"]):
+        wide = part.pivot_table(index="participant_id", columns="method", values="rating", aggfunc="first")
+        if {"baseline", "normalized"} <= set(wide.columns):
+            out[tuple(key)] = wide[["baseline", "normalized"]].dropna()
+    return out
+
+
+def wilcoxon_exact(d: np.ndarray) -> tuple[float, float]:
+    """(statistic, two-sided p) with zeros dropped and the exact permutation null."""
+    nz = d[d != 0]
+    if len(nz) == 0:
+        return float("nan"), 1.0
+    if len(nz) == 1:  # both signs equally extreme
+        return 0.0, 1.0
+    res = sps.wilcoxon(nz, method=sps.PermutationMethod(n_resamples=np.inf))
+    return float(res.statistic), float(res.pvalue)
+
+
+def sign_test(d: np.ndarray) -> float:
+    nz = d[d != 0]
+    if len(nz) == 0:
+        return 1.0
+    return float(sps.binomtest(int((nz > 0).sum()), len(nz), 0.5).pvalue)
+
+
+def rank_biserial(d: np.ndarray) -> float:
+    """Matched-pairs rank-biserial r = (T+ - T-) / (T+ + T-), zeros dropped."""
+    nz = d[d != 0]
+    if len(nz) == 0:
+        return 0.0
+    ranks = sps.rankdata(np.abs(nz))
+    return float((ranks[nz > 0].sum() - ranks[nz < 0].sum()) / ranks.sum())
+
+
+def cohens_dz(d: np.ndarray) -> float:
+    sd = d.std(ddof=1) if len(d) > 1 else float("nan")
+    if not sd:
+        return float("nan") if d.mean() == 0 else math.copysign(float("inf"), d.mean())
+    return float(d.mean() / sd)
+
+
+def t_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    sem = x.std(ddof=1) / math.sqrt(len(x))
+    if sem == 0:
+        return float(x.mean()), float(x.mean())
+    lo, hi = sps.t.interval(level, len(x) - 1, loc=x.mean(), scale=sem)
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(x: np.ndarray, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap of the mean (9999 resamples); degenerate data give a point."""
+    if len(x) < 2 or np.all(x == x[0]):
+        return (float(x[0]), float(x[0])) if len(x) else (float("nan"), float("nan"))
+    res = sps.bootstrap((x,), np.mean, n_resamples=9999, confidence_level=level, method="percentile",
+                        random_state=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def min_attainable_p(n_nonzero: int) -> float:
+    """Smallest two-sided p an exact signed-rank or sign test can give with n non-zero pairs."""
+    return 1.0 if n_nonzero == 0 else min(1.0, 2.0 / 2**n_nonzero)
+
+
+def cell_tests(usable: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    rows = []
+    for (block, row, column), wide in sorted(paired_cells(usable).items()):
+        b, n = wide["baseline"].to_numpy(float), wide["normalized"].to_numpy(float)
+        d = n - b
+        w_stat, w_p = wilcoxon_exact(d)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # constant differences: t undefined
+            t_p = float(sps.ttest_rel(n, b).pvalue) if len(d) > 1 and d.std() > 0 else (1.0 if not d.any() else 0.0)
+        rows.append({
+            "block": block, "row": row, "column": column, "n_pairs": len(d), "n_nonzero": int((d != 0).sum()),
+            "mean_baseline": b.mean(), "mean_normalized": n.mean(), "mean_diff": d.mean(),
+            "ci_baseline_t": t_ci(b), "ci_normalized_t": t_ci(n), "ci_diff_t": t_ci(d),
+            "ci_baseline_boot": bootstrap_ci(b, seed), "ci_normalized_boot": bootstrap_ci(n, seed),
+            "ci_diff_boot": bootstrap_ci(d, seed),
+            "wilcoxon_stat": w_stat, "p_wilcoxon": w_p, "p_sign": sign_test(d), "p_ttest": t_p,
+            "rank_biserial": rank_biserial(d), "cohens_dz": cohens_dz(d),
+            "min_attainable_p": min_attainable_p(int((d != 0).sum())),
+        })
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["p_holm"] = multipletests(frame["p_wilcoxon"], alpha=ALPHA, method="holm")[1]
+        frame["p_bh"] = multipletests(frame["p_wilcoxon"], alpha=ALPHA, method="fdr_bh")[1]
+    return frame
+
+
+def attainability_note(cells: pd.DataFrame, alpha: float = ALPHA) -> str:
+    """Say in words whether any cell can pass the corrected threshold at all."""
+    if cells.empty:
+        return "No complete pairs: no per-cell tests."
+    m = len(cells)
+    holm_first = alpha / m
+    best = cells["min_attainable_p"].min()
+    n = int(cells["n_nonzero"].max())
+    if best > holm_first:
+        return (f"With at most {n} non-zero paired differences per cell, the smallest p-value an exact signed-rank "
+                f"or sign test can give is {best:.4g}; Holm's first threshold over {m} cells is {alpha:g}/{m} = "
+                f"{holm_first:.4g}. No cell can be significant after Holm correction, whatever the ratings: "
+                "per-cell tests are descriptive here; the omnibus tests are the ones that can answer.")
+    return (f"The smallest attainable p-value ({best:.4g}) is below Holm's first threshold ({holm_first:.4g}) "
+            f"over {m} cells, so corrected per-cell significance is possible.")
+
+
+def participant_differences(usable: pd.DataFrame, block: str | None = None) -> pd.Series:
+    """Per participant: mean over cells of (normalized - baseline), complete pairs only."""
+    diffs = []
+    for (b, _row, _col), wide in paired_cells(usable).items():
+        if block is None or b == block:
+            diffs.append((wide["normalized"] - wide["baseline"]).rename("d"))
+    if not diffs:
+        return pd.Series(dtype=float)
+    return pd.concat(diffs).groupby(level=0).mean()
+
+
+def omnibus(usable: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for block in [None, *sorted(usable["block"].unique())]:
+        d = participant_differences(usable, block).to_numpy(float)
+        if len(d) == 0:
+            continue
+        _, w_p = wilcoxon_exact(d) if len(d) <= 20 else (None, float(sps.wilcoxon(d[d != 0]).pvalue))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            t_p = float(sps.ttest_1samp(d, 0.0).pvalue) if len(d) > 1 and d.std() > 0 else float("nan")
+        rows.append({"scope": "all blocks" if block is None else f"block {block}", "participants": len(d),
+                     "mean_diff": d.mean(), "ci_t": t_ci(d), "ci_boot": bootstrap_ci(d), "p_wilcoxon": w_p,
+                     "p_ttest": t_p, "cohens_dz": cohens_dz(d)})
+    return pd.DataFrame(rows)
+
+
+def mixed_model(usable: pd.DataFrame) -> dict:
+    """rating ~ method, random intercept per participant, cell as a variance component."""
+    import statsmodels.formula.api as smf
+
+    data = usable[["rating", "method", "participant_id", "block", "row", "column"]].copy()
+    data["cell"] = data["block"].astype(str) + "-" + data["row"].astype(str) + "-" + data["column"].astype(str)
+    data["method"] = pd.Categorical(data["method"], categories=["baseline", "normalized"])
+    if data["participant_id"].nunique() < 2 or data["method"].nunique() < 2:
+        return {"error": "needs at least two participants and both methods"}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = smf.mixedlm("rating ~ method", data, groups=data["participant_id"], re_formula="1",
+                                vc_formula={"cell": "0 + C(cell)"})
+            fit = model.fit(reml=True, method=["lbfgs", "powell"])
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        return {"error": f"mixed model did not fit: {exc}"}
+    name = "method[T.normalized]"
+    lo, hi = fit.conf_int().loc[name]
+    return {"estimate": float(fit.params[name]), "ci": (float(lo), float(hi)), "p": float(fit.pvalues[name]),
+            "participant_var": float(fit.cov_re.iloc[0, 0]), "cell_var": float(fit.vcomp[0]) if len(fit.vcomp) else None,
+            "residual_var": float(fit.scale), "n_obs": int(fit.nobs), "converged": bool(fit.converged)}
