@@ -1,0 +1,228 @@
+"""The analysis: numbers against hand computations and direct scipy calls, audits with known
+answers, reconstructions that reproduce their targets, and the CLI on synthetic files."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from analysis.audit import audit_cell, audit_table, load_published
+from analysis.raters import agreement, bt500_screening, icc
+from analysis.ratings import load_ratings
+from analysis.simulate import from_design, from_published, reconstruct_cells
+from analysis.stats import (attainability_note, cell_tests, cohens_dz, min_attainable_p, mixed_model, omnibus,
+                            rank_biserial, wilcoxon_exact)
+from analysis.table import caption, table_frame, to_latex, to_markdown
+
+
+def _frame(cells: dict[tuple, tuple[list, list]]) -> pd.DataFrame:
+    """{(block,row,column): (baseline ratings, normalized ratings)} -> export-format rows."""
+    rows = []
+    for (block, row, col), (b, n) in cells.items():
+        for method, values in (("baseline", b), ("normalized", n)):
+            for p, v in enumerate(values):
+                rows.append({"participant_id": f"p{p}", "external_id": "", "trial": col, "pair_id": f"{block}{row}{col}",
+                             "block": block, "row": row, "column": col, "column_label": f"c{col}", "method": method,
+                             "stimulus_id": f"{block}{row}{col}{method}", "position": 1 if method == "baseline" else 2,
+                             "rating": v, "response_ms": 1000, "shown_ms": 5000, "flags": "", "rated_at": ""})
+    return pd.DataFrame(rows)
+
+
+B1 = [1, 2, 2, 3, 1]
+N1 = [3, 4, 2, 5, 2]
+
+
+@pytest.fixture()
+def small(tmp_path):
+    frame = _frame({("a", 1, 1): (B1, N1), ("a", 1, 2): ([4, 4, 5, 3, 4], [4, 5, 5, 4, 4])})
+    frame.loc[(frame["participant_id"] == "p4") & (frame["column"] == 2) & (frame["method"] == "normalized"),
+              ["rating", "flags"]] = [np.nan, "timeout"]
+    path = tmp_path / "r.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_means_stds_and_accounting(small):
+    rs = load_ratings(small)
+    assert rs.counts["missing"] == 1 and rs.counts["usable"] == 19 and rs.counts["flag_timeout"] == 1
+    tf = table_frame(rs, ddof=1)
+    b_line = tf[(tf["method"] == "B")].iloc[0]
+    assert b_line["c1"] == f"{np.mean(B1):.1f}±{np.std(B1, ddof=1):.2f}" == "1.8±0.84"
+    n_line = tf[(tf["method"] == "N")].iloc[0]
+    assert n_line["c2"] == "4.5±0.58 (n=4)"  # one timeout: n shown
+    assert table_frame(rs, ddof=0)[tf["method"] == "B"].iloc[0]["c1"] == f"1.8±{np.std(B1):.2f}"
+    assert n_line["shade_c2"] and not b_line["shade_c1"]  # default threshold a >= 4.0
+    md = to_markdown(tf, caption(rs, 1))
+    assert "**4.5±0.58 (n=4)**" in md and "ddof=1" in md
+    assert "\\cellcolor{gray!25}" in to_latex(tf, "x") and "\\toprule" in to_latex(tf, "x")
+
+
+def test_cell_tests_match_scipy_and_hand_values(small):
+    rs = load_ratings(small)
+    tests = cell_tests(rs.usable)
+    c1 = tests[tests["column"] == 1].iloc[0]
+    b, n = np.array(B1, float), np.array(N1, float)
+    d = n - b
+    assert c1["p_ttest"] == pytest.approx(sps.ttest_rel(n, b).pvalue)
+    nz = d[d != 0]
+    assert c1["p_sign"] == pytest.approx(sps.binomtest(int((nz > 0).sum()), len(nz)).pvalue)
+    # Exact signed-rank by enumerating all sign flips of the mid-ranks.
+    ranks = sps.rankdata(np.abs(nz))
+    observed = ranks[nz > 0].sum()
+    null = [sum(r for r, s in zip(ranks, signs) if s) for signs in itertools.product([0, 1], repeat=len(nz))]
+    centre = ranks.sum() / 2
+    p_hand = np.mean([abs(t - centre) >= abs(observed - centre) - 1e-12 for t in null])
+    assert c1["p_wilcoxon"] == pytest.approx(p_hand)
+    assert c1["rank_biserial"] == pytest.approx((ranks[nz > 0].sum() - ranks[nz < 0].sum()) / ranks.sum()) == 1.0
+    assert c1["cohens_dz"] == pytest.approx(d.mean() / d.std(ddof=1))
+    lo, hi = c1["ci_diff_t"]
+    half = sps.t.ppf(0.975, 4) * d.std(ddof=1) / np.sqrt(5)
+    assert (lo, hi) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert c1["n_pairs"] == 5 and tests[tests["column"] == 2].iloc[0]["n_pairs"] == 4  # the timeout's pair drops
+    # Holm by hand over the two cells.
+    ps = sorted(tests["p_wilcoxon"])
+    assert sorted(tests["p_holm"]) == pytest.approx([min(1, 2 * ps[0]), min(1, max(2 * ps[0], ps[1]))])
+
+
+def test_small_pieces():
+    assert wilcoxon_exact(np.array([0.0, 0.0])) == (pytest.approx(np.nan, nan_ok=True), 1.0)
+    assert wilcoxon_exact(np.array([1.0, 0.0]))[1] == 1.0
+    assert rank_biserial(np.array([1.0, -1.0])) == 0.0
+    assert cohens_dz(np.array([1.0, 2.0, 3.0])) == pytest.approx(2.0)
+    assert min_attainable_p(10) == pytest.approx(0.001953125)
+
+
+def test_attainability_with_10_raters_and_26_cells():
+    cells = pd.DataFrame({"min_attainable_p": [min_attainable_p(10)] * 26, "n_nonzero": [10] * 26})
+    note = attainability_note(cells)
+    assert "No cell can be significant after Holm correction" in note and "0.05/26" in note
+    few = pd.DataFrame({"min_attainable_p": [min_attainable_p(12)] * 3, "n_nonzero": [12] * 3})
+    assert "is possible" in attainability_note(few)
+
+
+def test_omnibus_and_mixed_model_recover_a_known_effect():
+    cells = [{"block": b, "row": 1, "column": c, "method": m} for b in "ab" for c in (1, 2, 3)
+             for m in ("baseline", "normalized")]
+    frame = from_design(cells, participants=40, effect=1.0, seed=3, noise=0.6)
+    frame["flags"] = ""
+    omni = omnibus(frame)
+    overall = omni[omni["scope"] == "all blocks"].iloc[0]
+    assert overall["mean_diff"] == pytest.approx(1.0, abs=0.2) and overall["p_ttest"] < 1e-6
+    mm = mixed_model(frame)
+    assert mm["estimate"] == pytest.approx(1.0, abs=0.2) and mm["ci"][0] < mm["estimate"] < mm["ci"][1]
+    null = from_design(cells, participants=40, effect=0.0, seed=4, noise=0.6)
+    assert abs(mixed_model(null)["estimate"]) < 0.2
+
+
+def test_bt500_rejects_the_obvious_outlier():
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(30):
+        for p in range(15):
+            # 14 raters agree around 3 (2..4); p14 answers at the extremes, both ways.
+            value = int(np.clip(np.rint(3 + rng.normal(0, 0.7)), 2, 4)) if p < 14 else (5 if s % 2 else 1)
+            rows.append({"participant_id": f"p{p:02d}", "stimulus_id": f"s{s}", "rating": value})
+    result = bt500_screening(pd.DataFrame(rows))
+    assert result.loc[result["rejected"], "participant_id"].tolist() == ["p14"]
+    assert (result.loc[result["participant_id"] == "p14", "N"] == 30).all()
+
+
+def test_icc_against_shrout_fleiss_1979():
+    data = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]], float)
+    result = icc(data)
+    assert result["icc2_1"] == pytest.approx(0.29, abs=0.005) and result["icc2_k"] == pytest.approx(0.62, abs=0.005)
+
+
+def test_perfect_agreement():
+    rows = [{"participant_id": p, "stimulus_id": s, "rating": 1 + (s % 5)} for p in range(4) for s in range(10)]
+    result = agreement(pd.DataFrame(rows))
+    assert result["krippendorff_alpha_ordinal"] == pytest.approx(1.0) and result["icc2_1"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("mean,std,n,verdict", [
+    (2.0, 1.00, 3, "ddof=1"),   # {1,2,3}: sample sd 1.00
+    (2.0, 0.82, 3, "ddof=0"),   # population sd 0.816
+    (2.0, 0.50, 3, "neither"),
+    (1.5, 0.50, 3, "mean impossible (GRIM)"),  # 4.5 / 3 is no integer sum
+    (3.0, 0.00, 4, "both"),
+])
+def test_audit_known_answers(mean, std, n, verdict):
+    assert audit_cell(mean, std, n, 5).verdict == verdict
+
+
+def test_audit_of_the_paper_finds_mixed_formulas():
+    audit = audit_table(load_published())
+    counts = audit["verdict"].value_counts()
+    assert counts["neither"] == 2 and counts["ddof=1"] > 10 and counts["ddof=0"] > 10
+    odd = audit[audit["verdict"] == "neither"]
+    assert set(zip(odd["mean"], odd["std"])) == {(1.9, 0.36), (2.1, 0.31)}
+
+
+def test_reconstruction_reproduces_targets():
+    table = load_published()
+    cells, notes = reconstruct_cells(table, seed=5)
+    assert len(notes) == 2
+    frame = from_published(table, seed=5, cells=cells)
+    assert frame["synthetic"].eq(1).all() and frame["participant_id"].str.startswith("synthetic-").all()
+    audit = audit_table(table).set_index(["block", "row", "method", "column"])
+    for (block, row, method, col), part in frame.groupby(["block", "row", "method", "column"]):
+        target = table[(table.block == block) & (table.row == row) & (table.method == method) & (table.column == col)].iloc[0]
+        verdict = audit.loc[(block, row, method, col), "verdict"]
+        if verdict in ("neither",):
+            continue
+        x = part["rating"].to_numpy(float)
+        assert abs(x.mean() - target["mean"]) <= 0.05 + 1e-9
+        sds = [x.std(ddof=0), x.std(ddof=1)]
+        assert min(abs(s - target["std"]) for s in sds) <= 0.005 + 1e-9
+    # Different seeds pair participants differently.
+    other = from_published(table, seed=6, cells=cells)
+    assert not frame.sort_values(["block", "row", "column", "method", "participant_id"])["rating"].reset_index(drop=True).equals(
+        other.sort_values(["block", "row", "column", "method", "participant_id"])["rating"].reset_index(drop=True))
+
+
+def test_cli_simulate_from_paper_then_analyze(tmp_path, capsys):
+    from engine.cli import main
+
+    csv = tmp_path / "paper.csv"
+    assert main(["simulate", "--from-paper", "-o", str(csv), "--pairings", "3", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "over 3 random pairings" in out and "all blocks" in out
+    report = tmp_path / "rep"
+    assert main(["analyze", str(csv), "--out", str(report), "--compare-paper"]) == 0
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["synthetic"] and summary["cells"] == 26 and summary["cells_significant_holm"] == 0
+    assert summary["compare_paper"]["pearson_r"] > 0.99
+    for name in ("table.md", "table.tex", "table.html", "table.csv", "stats.csv", "report.html", "report.md",
+                 "heatmap_means.png", "heatmap_difference.png", "paired_cells.png", "distributions.png", "raters.png"):
+        assert (report / name).stat().st_size > 0, name
+    html = (report / "report.html").read_text()
+    assert "data:image/png;base64," in html and "SYNTHETIC DATA" in html and "<img src=\"/" not in html
+    assert main(["audit-table"]) == 0
+    assert "2 fit neither" in capsys.readouterr().out
+
+
+def test_cli_simulate_study_with_power(tmp_path, capsys):
+    from engine.cli import main
+
+    out = tmp_path / "sim.csv"
+    assert main(["simulate", "--study", "studies/table1", "--participants", "6", "--effect", "0.6", "-o", str(out),
+                 "--power", "4,12", "--reps", "30"]) == 0
+    text = capsys.readouterr().out
+    assert "80% power" in text
+    frame = pd.read_csv(out)
+    assert len(frame) == 6 * 52 and set(frame["method"]) == {"baseline", "normalized"}
+
+
+def test_cli_errors(tmp_path, capsys):
+    from engine.cli import main
+
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    assert main(["analyze", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "r")]) == 2
+    assert "lacks column(s)" in capsys.readouterr().err
+    assert main(["analyze", str(tmp_path / "missing.csv")]) == 2
+    assert main(["analyze", str(tmp_path / "bad.csv"), "--decimals", "x"]) == 2
