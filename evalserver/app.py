@@ -14,7 +14,7 @@ from pathlib import Path
 
 from flask import Flask, g, request
 
-from evalserver.db import get_setting, make_engine, make_sessionmaker, set_setting
+from evalserver.db import make_engine, make_sessionmaker, setting_once
 from evalserver.manifest import StudyManifest
 
 MAX_BODY_BYTES = 16 * 1024  # a submission is a few hundred bytes
@@ -32,11 +32,7 @@ def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str 
     engine = make_engine(db_url or os.environ.get("STYLESTUDY_DB") or default_db_url(run_dir))
     Session = make_sessionmaker(engine)
     ReadSession = make_sessionmaker(engine, will_write=False)
-    with Session.begin() as session:
-        secret = get_setting(session, "secret_key", "")
-        if not secret:
-            secret = secrets.token_hex(32)
-            set_setting(session, "secret_key", secret)
+    secret = setting_once(Session, "secret_key", lambda: secrets.token_hex(32))
     app.config.update(
         SECRET_KEY=os.environ.get("STYLESTUDY_SECRET_KEY") or secret,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,

@@ -103,7 +103,9 @@ def make_engine(url: str) -> Engine:
             # would fail instead of waiting.  Read-only transactions never block anyone.
             write = connection.get_execution_options().get("will_write", False)
             connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-    Base.metadata.create_all(engine)
+    # One process at a time (gunicorn workers start together): the write lock serialises this.
+    with engine.execution_options(will_write=True).begin() as connection:
+        Base.metadata.create_all(connection)
     return engine
 
 
@@ -115,6 +117,22 @@ def make_sessionmaker(engine: Engine, will_write: bool = True) -> sessionmaker:
 def get_setting(session, key: str, default: str) -> str:
     row = session.get(Setting, key)
     return row.value if row else default
+
+
+def setting_once(session_factory, key: str, make_value) -> str:
+    """The stored value of ``key``, storing ``make_value()`` first if there is none (race-safe)."""
+    from sqlalchemy.exc import IntegrityError
+
+    with session_factory() as session:
+        value = get_setting(session, key, "")
+        if value:
+            return value
+        session.add(Setting(key=key, value=make_value()))
+        try:
+            session.commit()
+        except IntegrityError:  # another process stored it first
+            session.rollback()
+        return get_setting(session, key, "")
 
 
 def set_setting(session, key: str, value: str) -> None:

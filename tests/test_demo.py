@@ -1,0 +1,39 @@
+"""The README's main job: ``stylestudy demo`` end to end, offline; a second run reuses everything."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_then_reuse(tmp_path):
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "engine.cli", "demo", "--out", str(out), "--device", "cpu", "--quiet"]
+    start = time.perf_counter()
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    first_seconds = time.perf_counter() - start
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "35 of 35 stimuli generated" in first.stdout and "stylestudy serve" in first.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and len(manifest["stimuli"]) == 35
+    assert (out / "figures" / "block_a_paired.png").stat().st_size > 10_000
+    rows = list(csv.DictReader((out / "ratings.csv").open()))
+    assert len(rows) == 10 * 16 * 2  # 10 participants x 16 pairs x 2 images, all through the server
+    assert {r["external_id"] for r in rows} == {f"demo-sim-{i:02d}" for i in range(1, 11)}
+    assert all(1 <= int(r["rating"]) <= 5 for r in rows)
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert summary["counts"]["usable"] == 320 and summary["cells"] == 16
+    assert "<table" in (out / "report" / "report.html").read_text()
+    # Second run: stimuli reused, participants already complete; seconds, not minutes.
+    start = time.perf_counter()
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "0 of 35 stimuli generated" in second.stdout and "0 new trials" in second.stdout
+    assert time.perf_counter() - start < first_seconds / 2
+    assert len(list(csv.DictReader((out / "ratings.csv").open()))) == 320
