@@ -153,6 +153,7 @@ def register_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda[:n], mps")
     p.add_argument("--batch", default="auto", help="problems per batch: auto (fits free memory) or N")
     p.add_argument("--jobs-filter", default=None, help="e.g. block=a,method=normalized")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast of VGG-19 (GPU speed; Grams stay float32)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_run_generate)
 
@@ -163,7 +164,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     if args.batch != "auto" and not (args.batch.isdigit() and int(args.batch) > 0):
         raise StyleStudyError(f"--batch must be 'auto' or a positive integer, got {args.batch!r}")
     s = generate(args.study, args.out, device=args.device, batch=args.batch, jobs_filter=args.jobs_filter,
-                 progress=not args.quiet)
+                 progress=not args.quiet, bf16=args.bf16)
     print(f"{s.generated} generated, {s.skipped} already finished, of {s.total} stimuli in {s.seconds:.1f}s; "
           f"manifest: {s.manifest}" + (f" ({len(s.missing)} stimuli still missing)" if s.missing else ""))
     return 0
@@ -201,6 +202,41 @@ def _run_fetch_images(args: argparse.Namespace) -> int:
 
     for line in fetch_images(args.study, args.source_dir, args.timeout):
         print(line)
+    return 0
+
+
+def register_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="the generation path against a plain PyTorch L-BFGS reference (speed, parity)",
+                       description="Runs the same problems (one block-(a) row: 5 lambda_os x 2 methods) as a plain "
+                                   "one-at-a-time torch.optim.LBFGS reference and as the engine's batched fast path, "
+                                   "in one process, and prints seconds per image, their ratio, evaluations/s, "
+                                   "TFLOP/s, peak memory and PSNR/final-loss parity.")
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--iterations", type=int, default=600)
+    p.add_argument("--problems", type=int, default=10, help="1..10")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch", default="auto")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast of VGG-19 on the engine side")
+    p.add_argument("--content", default=None, help="object image (default: scikit-image's astronaut)")
+    p.add_argument("--style", default=None, help="style image (default: scikit-image's Hubble deep field)")
+    p.add_argument("--save-images", default=None, help="folder for both runs' images")
+    p.add_argument("--json", default=None, help="write the numbers as JSON")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from engine.bench import format_result, run_bench, write_json
+
+    if not 1 <= args.problems <= 10:
+        raise StyleStudyError("--problems must be between 1 and 10")
+    if args.batch != "auto" and not (args.batch.isdigit() and int(args.batch) > 0):
+        raise StyleStudyError(f"--batch must be 'auto' or a positive integer, got {args.batch!r}")
+    result = run_bench(args.size, args.iterations, args.problems, args.device, args.content, args.style,
+                       args.batch, args.bf16, args.save_images, progress=not args.quiet)
+    print(format_result(result))
+    if args.json:
+        write_json(result, args.json)
     return 0
 
 

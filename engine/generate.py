@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from engine.errors import StyleStudyError
+from engine.fastpath import FastPath
 from engine.images import atomic_write_bytes, save_png, to_pil, to_tensor
 from engine.losses import LossWeights, NormalizedLoss, Targets
 from engine.jobs import Job, expand_jobs, filter_jobs, short_hash
@@ -68,12 +69,15 @@ def weights_identity(spec: str) -> str:
     return "file:" + file_sha256(Path(spec))
 
 
-def assign_ids(jobs: list[Job], image_sha: dict[str, str], weights_ids: dict[str, str]) -> None:
+def assign_ids(jobs: list[Job], image_sha: dict[str, str], weights_ids: dict[str, str],
+               precision: str | None = None) -> None:
+    """Device and TF32 rounding are not part of the id; a deliberate precision change (bf16) is."""
     for job in jobs:
-        job.id = short_hash({
-            "config": job.config, "content": image_sha[job.content], "style": image_sha[job.style],
-            "weights": weights_ids[job.config["weights"]], "algorithm": ALGORITHM_VERSION,
-        })
+        key = {"config": job.config, "content": image_sha[job.content], "style": image_sha[job.style],
+               "weights": weights_ids[job.config["weights"]], "algorithm": ALGORITHM_VERSION}
+        if precision:
+            key["precision"] = precision
+        job.id = short_hash(key)
 
 
 # --- finished outputs -------------------------------------------------------------------------
@@ -136,7 +140,8 @@ class GenerateSummary:
 
 
 def generate(study_path: str | Path, run_dir: str | Path | None = None, device: str = "auto",
-             batch: str | int = "auto", jobs_filter: str | None = None, progress: bool = True) -> GenerateSummary:
+             batch: str | int = "auto", jobs_filter: str | None = None, progress: bool = True,
+             bf16: bool = False) -> GenerateSummary:
     study = load_study(study_path)
     run_dir = Path(run_dir or Path("runs") / study.name)
     (run_dir / "stimuli").mkdir(parents=True, exist_ok=True)
@@ -144,10 +149,13 @@ def generate(study_path: str | Path, run_dir: str | Path | None = None, device: 
     paths = {name: resolve_image(study, name, run_dir) for name in _used_images(study)}
     image_sha = {name: file_sha256(p) for name, p in paths.items()}
     jobs = expand_jobs(study)
-    assign_ids(jobs, image_sha, {w: weights_identity(w) for w in {j.config["weights"] for j in jobs}})
+    assign_ids(jobs, image_sha, {w: weights_identity(w) for w in {j.config["weights"] for j in jobs}},
+               "bf16" if bf16 else None)
     selected = filter_jobs(jobs, jobs_filter)
     pending = [j for j in selected if finished_record(run_dir, j) is None]
     dev = resolve_device(device)
+    fast = FastPath.for_device(dev, bf16=bf16)
+    fast.apply_global(dev)
     start = time.perf_counter()
 
     groups: dict[tuple, list[Job]] = defaultdict(list)
@@ -160,7 +168,7 @@ def generate(study_path: str | Path, run_dir: str | Path | None = None, device: 
     problem_cache: dict[tuple, Problem] = {}
     for key, group in groups.items():
         cfg0 = group[0].config
-        extractor = get_extractor(cfg0["weights"], dev, cfg0["pooling"])
+        extractor = get_extractor(cfg0["weights"], dev, cfg0["pooling"], channels_last=fast.channels_last)
         for job in group:
             pkey = (job.content, job.style, job.config["size"])
             if pkey not in problem_cache:
@@ -173,7 +181,7 @@ def generate(study_path: str | Path, run_dir: str | Path | None = None, device: 
             chunk = group[i : i + size]
             problems = [problem_cache[(j.content, j.style, j.config["size"])] for j in chunk]
             cfgs = [TransferConfig(**j.config) for j in chunk]
-            results = run_transfers(extractor, problems, cfgs, progress=progress,
+            results = run_transfers(extractor, problems, cfgs, progress=progress, fast=fast,
                                     desc=f"block {chunk[0].block} {chunk[0].method} ×{len(chunk)}")
             shown = torch.cat([to_tensor(to_pil(r.image), dev) for r in results])
             measures = objective_measures(extractor, problems, cfgs, shown)
@@ -183,7 +191,7 @@ def generate(study_path: str | Path, run_dir: str | Path | None = None, device: 
                           "style_sha256": image_sha[job.style], "content_size": list(problem.size_hw),
                           "style_size": list(problem.style.shape[-2:])}
                 record = result_record(cfg, extractor, result, inputs)
-                record.update(job=job.describe(), id=job.id, objective=measure,
+                record.update(job=job.describe(), id=job.id, objective=measure, fast_path=fast.describe(),
                               seconds_per_image=result.seconds / result.batch_size)
                 save_png(to_pil(result.image), png)  # PNG first: the sidecar marks it finished
                 record["png_sha256"] = file_sha256(png)

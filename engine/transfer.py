@@ -23,6 +23,7 @@ from greenlet import greenlet
 from tqdm.auto import tqdm
 
 from engine.errors import StyleStudyError
+from engine.fastpath import FastPath
 from engine.images import atomic_write_bytes, load_rgb, resize_longer_side, resize_to_area, save_png, to_pil, to_tensor
 from engine.losses import LossWeights, Partials, StyleTransferLoss, Targets, make_loss
 from engine.vgg import PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS, VGG19Features, validate_layers
@@ -108,11 +109,13 @@ def resolve_device(name: str = "auto") -> torch.device:
 _EXTRACTORS: dict[tuple, VGG19Features] = {}
 
 
-def get_extractor(weights: str, device: torch.device, pooling: str = "max", preprocessing: str | None = None) -> VGG19Features:
+def get_extractor(weights: str, device: torch.device, pooling: str = "max", preprocessing: str | None = None,
+                  channels_last: bool = False) -> VGG19Features:
     """Load (once per process) the VGG-19 trunk for these weights on this device."""
-    key = (weights, str(device), pooling, preprocessing)
+    key = (weights, str(device), pooling, preprocessing, channels_last)
     if key not in _EXTRACTORS:
-        _EXTRACTORS[key] = VGG19Features(load_weights(weights, preprocessing), pooling).to(device)
+        model = VGG19Features(load_weights(weights, preprocessing), pooling).to(device)
+        _EXTRACTORS[key] = model.to(memory_format=torch.channels_last) if channels_last else model
     return _EXTRACTORS[key]
 
 
@@ -231,8 +234,9 @@ class BatchEvaluator:
     one thread (concurrent OpenMP regions from several threads can deadlock on CPU).
     """
 
-    def __init__(self, extractor: VGG19Features, loss: StyleTransferLoss) -> None:
+    def __init__(self, extractor: VGG19Features, loss: StyleTransferLoss, fast: FastPath | None = None) -> None:
         self.extractor, self.loss = extractor, loss
+        self.fast = fast or FastPath()
         self.batch_evaluations = 0
         self._scheduler = greenlet.getcurrent()
         self._subsets: dict[tuple[int, ...], StyleTransferLoss] = {}
@@ -263,7 +267,9 @@ class BatchEvaluator:
         loss = self.loss if len(indices) == len(self.loss.weights) else self._subset(indices)
         with torch.enable_grad():
             x = x.requires_grad_(True)
-            total, partials = loss(self.extractor(x, loss.layers))
+            with self.fast.autocast(x.device):
+                feats = self.extractor(self.fast.prepare(x), loss.layers)
+            total, partials = loss(feats)  # Grams and losses in float32 (see engine.losses)
             (grad,) = torch.autograd.grad(total.sum(), x)
         self.batch_evaluations += 1
         return [(total[k].detach(), grad[k : k + 1], partials.select(k)) for k in range(len(indices))]
@@ -327,6 +333,7 @@ def run_transfers(
     cfgs: list[TransferConfig],
     progress: bool = True,
     desc: str | None = None,
+    fast: FastPath | None = None,
 ) -> list[TransferResult]:
     """Optimise B independent problems of equal object size and method in shared batches.
 
@@ -341,7 +348,7 @@ def run_transfers(
     targets = Targets.stack([build_targets(extractor, p, c) for p, c in zip(problems, cfgs)])
     kwargs = {"nominal_scale": cfg0.nominal_scale} if cfg0.method == "normalized" else {}
     loss = make_loss(cfg0.method, targets, [c.loss_weights() for c in cfgs], **kwargs)
-    evaluator = BatchEvaluator(extractor, loss)
+    evaluator = BatchEvaluator(extractor, loss, fast)
     xs = [initial_image(p, c.init, c.seed).requires_grad_(True) for p, c in zip(problems, cfgs)]
     objectives = [_Objective(x, functools.partial(evaluator.evaluate, i)) for i, x in enumerate(xs)]
     traces: list[LossTrace | None] = [None] * len(problems)

@@ -1,0 +1,222 @@
+"""``stylestudy bench``: the generation path against a plain PyTorch reference, same process.
+
+The same problems (one block-(a) row: the study's λos values for both methods on one object
+and one style image) run twice:
+
+* reference: one problem at a time, ``torch.optim.LBFGS`` called once for all iterations,
+  float32, contiguous tensors, no batching;
+* engine: ``run_transfers`` as ``stylestudy generate`` runs it (batched, each problem with its
+  own L-BFGS, plus the device's fast path).
+
+Reported: seconds per image for each and their ratio, evaluations per second, achieved TFLOP/s
+(analytic VGG-19 FLOPs of the evaluations) and the fraction of the device's peak, peak memory
+per problem (CUDA), and parity: engine/reference final loss and PSNR between their images.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from engine.fastpath import FastPath
+from engine.generate import auto_batch_size, free_memory
+from engine.images import save_png, to_pil, to_tensor
+from engine.layer_names import LAYER_NAMES, PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS
+from engine.transfer import (Problem, TransferConfig, build_loss, get_extractor, initial_image, resolve_device,
+                             run_transfers)
+
+BASELINE_LAMBDAS = [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]  # studies/table1 block (a)
+NORMALIZED_LAMBDAS = [1.0, 1e-1, 1e-2, 1e-3, 1e-4]
+# Dense tensor-core peaks (TFLOP/s) by device name fragment, for the fraction-of-peak column.
+PEAK_TFLOPS = {"H100": {"tf32": 494.7, "bf16": 989.4, "fp32": 66.9}, "H200": {"tf32": 494.7, "bf16": 989.4, "fp32": 66.9},
+               "A100": {"tf32": 156.0, "bf16": 312.0, "fp32": 19.5}}
+
+
+def vgg_flops(height: int, width: int, deepest: str = "relu5_4") -> float:
+    """FLOPs of one forward plus the input-gradient backward (≈ 2x forward) up to ``deepest``."""
+    flops, h, w, cin = 0.0, height, width, 3
+    for name in LAYER_NAMES[: LAYER_NAMES.index(deepest) + 1]:
+        if name.startswith("conv"):
+            cout = 64 * 2 ** min(int(name[4]) - 1, 3)
+            flops += 2 * 9 * cin * cout * h * w
+            cin = cout
+        elif name.startswith("pool"):
+            h, w = h // 2, w // 2
+    return 2 * flops
+
+
+@dataclass
+class BenchResult:
+    device: str
+    size: list[int]
+    iterations: int
+    problems: int
+    batch: int
+    fast_path: str
+    reference_s_per_image: float
+    engine_s_per_image: float
+    speedup: float
+    reference_evals_per_s: float
+    engine_evals_per_s: float
+    reference_tflops: float
+    engine_tflops: float
+    engine_peak_fraction: float | None
+    min_psnr_db: float
+    max_final_loss_ratio: float
+    peak_mem_mb_per_problem: float | None
+    per_problem: list[dict] = field(default_factory=list)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reference_run(extractor, problem: Problem, cfg: TransferConfig) -> tuple[torch.Tensor, float, int]:
+    """Plain PyTorch: one LBFGS.step for all iterations, float32, nothing cached between calls."""
+    loss = build_loss(extractor, problem, cfg)
+    x = initial_image(problem, cfg.init, cfg.seed).requires_grad_(True)
+    optimizer = torch.optim.LBFGS([x], lr=1.0, max_iter=cfg.iterations, max_eval=10**9, history_size=cfg.history_size,
+                                  tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+    evals = 0
+
+    def closure():
+        nonlocal evals
+        evals += 1
+        optimizer.zero_grad()
+        value = loss(extractor(x, loss.layers))[0].sum()
+        value.backward()
+        return value
+
+    optimizer.step(closure)
+    return x.detach(), final_loss(extractor, problem, cfg, x.detach()), evals
+
+
+def final_loss(extractor, problem: Problem, cfg: TransferConfig, image: torch.Tensor) -> float:
+    """The method's loss of ``image``, evaluated the same plain float32 way for both runs."""
+    loss = build_loss(extractor, problem, cfg)
+    with torch.no_grad():
+        return float(loss(extractor(image, loss.layers))[0].sum())
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float((a.clamp(0, 1) - b.clamp(0, 1)).double().pow(2).mean())
+    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def default_images(size: int) -> tuple[Path, Path]:
+    """scikit-image samples (always there): astronaut as object, the Hubble deep field as style."""
+    import tempfile
+
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    folder = Path(tempfile.mkdtemp(prefix="stylestudy-bench-"))
+    for name, loader in (("object", skimage.data.astronaut), ("style", skimage.data.hubble_deep_field)):
+        save_png(Image.fromarray(np.asarray(loader())), folder / f"{name}.png")
+    return folder / "object.png", folder / "style.png"
+
+
+def run_bench(size: int = 512, iterations: int = 600, problems: int = 10, device: str = "auto",
+              content: str | None = None, style: str | None = None, batch: str | int = "auto", bf16: bool = False,
+              out_dir: str | Path | None = None, progress: bool = True) -> BenchResult:
+    dev = resolve_device(device)
+    if content is None or style is None:
+        content, style = default_images(size)
+    cfgs = ([TransferConfig(method="baseline", lambda_os=l, size=size, iterations=iterations) for l in BASELINE_LAMBDAS]
+            + [TransferConfig(method="normalized", lambda_os=l, size=size, iterations=iterations)
+               for l in NORMALIZED_LAMBDAS])[:problems]
+    problem = Problem.from_files(content, style, size, None, dev)
+    h, w = problem.size_hw
+    flops_per_eval = vgg_flops(h, w, max(list(PAPER_STYLE_LAYERS) + list(PAPER_CONTENT_LAYERS), key=LAYER_NAMES.index))
+
+    plain = FastPath()
+    plain.apply_global(dev)
+    reference = get_extractor("caffe", dev)
+    ref_images, ref_losses, ref_evals, t0 = [], [], 0, time.perf_counter()
+    for cfg in cfgs:
+        image, final, evals = reference_run(reference, problem, cfg)
+        ref_images.append(image)
+        ref_losses.append(final)
+        ref_evals += evals
+    _sync(dev)
+    ref_seconds = time.perf_counter() - t0
+
+    fast = FastPath.for_device(dev, bf16=bf16)
+    fast.apply_global(dev)
+    extractor = get_extractor("caffe", dev, channels_last=fast.channels_last)
+    size_b = auto_batch_size(h, w, free_memory(dev), cap=32 if dev.type == "cuda" else 8) if batch == "auto" else int(batch)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        base_mem = torch.cuda.memory_allocated(dev)
+    eng_images, eng_losses, eng_evals, t0 = [], [], 0, time.perf_counter()
+    batch_sizes = []
+    for method in ("baseline", "normalized"):
+        group = [c for c in cfgs if c.method == method]
+        for i in range(0, len(group), size_b):
+            chunk = group[i : i + size_b]
+            batch_sizes.append(len(chunk))
+            results = run_transfers(extractor, [problem] * len(chunk), chunk, progress=progress, fast=fast)
+            for res in results:
+                eng_images.append(res.image)
+                eng_evals += res.evaluations
+    _sync(dev)
+    eng_seconds = time.perf_counter() - t0
+    eng_losses = [final_loss(reference, problem, cfg, image) for cfg, image in zip(cfgs, eng_images)]
+    peak = None
+    if dev.type == "cuda":
+        peak = (torch.cuda.max_memory_allocated(dev) - base_mem) / max(batch_sizes) / 2**20
+
+    n = len(cfgs)
+    per_problem = []
+    for cfg, ri, ei, rl, el in zip(cfgs, ref_images, eng_images, ref_losses, eng_losses):
+        per_problem.append({"method": cfg.method, "lambda_os": cfg.lambda_os, "reference_final_loss": rl,
+                            "engine_final_loss": el, "final_loss_ratio": el / rl if rl else float("nan"),
+                            "psnr_db": psnr(ri, ei)})
+        if out_dir:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            save_png(to_pil(ei), Path(out_dir) / f"engine_{cfg.method}_{cfg.lambda_os:g}.png")
+            save_png(to_pil(ri), Path(out_dir) / f"reference_{cfg.method}_{cfg.lambda_os:g}.png")
+    engine_tflops = eng_evals * flops_per_eval / eng_seconds / 1e12
+    peak_fraction = None
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name(dev)
+        for key, peaks in PEAK_TFLOPS.items():
+            if key in name:
+                peak_fraction = engine_tflops / peaks["bf16" if bf16 else ("tf32" if fast.tf32 else "fp32")]
+    return BenchResult(
+        device=str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""), size=[h, w],
+        iterations=iterations, problems=n, batch=max(batch_sizes), fast_path=fast.describe(),
+        reference_s_per_image=ref_seconds / n, engine_s_per_image=eng_seconds / n, speedup=ref_seconds / eng_seconds,
+        reference_evals_per_s=ref_evals / ref_seconds, engine_evals_per_s=eng_evals / eng_seconds,
+        reference_tflops=ref_evals * flops_per_eval / ref_seconds / 1e12, engine_tflops=engine_tflops,
+        engine_peak_fraction=peak_fraction, min_psnr_db=min(p["psnr_db"] for p in per_problem),
+        max_final_loss_ratio=max(p["final_loss_ratio"] for p in per_problem), peak_mem_mb_per_problem=peak,
+        per_problem=per_problem,
+    )
+
+
+def format_result(r: BenchResult) -> str:
+    lines = [
+        f"device {r.device}; {r.problems} problems at {r.size[0]}x{r.size[1]}, {r.iterations} iterations; engine batch "
+        f"{r.batch}, fast path: {r.fast_path}",
+        f"{'':12}{'s/image':>10}{'evals/s':>10}{'TFLOP/s':>10}",
+        f"{'reference':12}{r.reference_s_per_image:10.3f}{r.reference_evals_per_s:10.2f}{r.reference_tflops:10.3f}",
+        f"{'engine':12}{r.engine_s_per_image:10.3f}{r.engine_evals_per_s:10.2f}{r.engine_tflops:10.3f}",
+        f"speedup (reference / engine): {r.speedup:.2f}x"
+        + (f"; engine at {100 * r.engine_peak_fraction:.1f}% of the device's peak" if r.engine_peak_fraction else ""),
+        f"parity: min PSNR engine vs reference {r.min_psnr_db:.1f} dB, max final-loss ratio {r.max_final_loss_ratio:.4f}",
+        "peak memory per problem: " + (f"{r.peak_mem_mb_per_problem:.0f} MB" if r.peak_mem_mb_per_problem else
+                                       "not measured on this device"),
+    ]
+    return "\n".join(lines)
+
+
+def write_json(r: BenchResult, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(asdict(r), indent=1))

@@ -1,0 +1,52 @@
+"""``stylestudy bench`` on CPU at tiny size: the fast path matches the plain reference.
+
+Tolerances (32 px, 8 iterations): float32 engine vs reference PSNR > 35 dB and final loss within
+5%; bf16 autocast PSNR > 25 dB and final loss within 25% (bf16 changes the images measurably:
+that is why it is behind a flag).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.bench import psnr, run_bench, vgg_flops
+
+
+def test_vgg_flops_matches_the_known_count():
+    # VGG-19 conv layers at 224 px: 19.5 GMACs forward -> 39 GFLOP; x2 for the input-gradient backward.
+    assert vgg_flops(224, 224, "relu5_4") == pytest.approx(2 * 39.0e9, rel=0.02)
+    assert vgg_flops(512, 512) == pytest.approx(0.4e12, rel=0.05)
+
+
+@pytest.mark.slow
+def test_engine_matches_reference_float32(tmp_path, capsys):
+    from engine.cli import main
+
+    out = tmp_path / "b.json"
+    assert main(["bench", "--size", "32", "--iterations", "8", "--problems", "3", "--device", "cpu", "--quiet",
+                 "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    for key in ("reference_s_per_image", "engine_s_per_image", "speedup", "min_psnr_db", "max_final_loss_ratio",
+                "peak_mem_mb_per_problem"):
+        assert key in data
+    assert data["speedup"] == pytest.approx(data["reference_s_per_image"] / data["engine_s_per_image"])
+    assert data["min_psnr_db"] > 35 and abs(data["max_final_loss_ratio"] - 1) < 0.05
+    assert data["problems"] == 3 and data["batch"] == 3
+    assert "speedup (reference / engine)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_bf16_autocast_parity():
+    result = run_bench(size=32, iterations=8, problems=2, device="cpu", bf16=True, progress=False)
+    assert result.fast_path == "bf16"
+    assert result.min_psnr_db > 25 and abs(result.max_final_loss_ratio - 1) < 0.25
+
+
+def test_psnr():
+    import torch
+
+    a = torch.zeros(1, 3, 4, 4)
+    assert psnr(a, a) == float("inf")
+    assert psnr(a, a + 0.1) == pytest.approx(20.0)
