@@ -158,11 +158,16 @@ def register_generate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_generate)
 
 
+def _check_batch(text: str) -> str:
+    if text != "auto" and not (text.isdigit() and int(text) > 0):
+        raise StyleStudyError(f"--batch must be 'auto' or a positive integer, got {text!r}")
+    return text
+
+
 def _run_generate(args: argparse.Namespace) -> int:
     from engine.generate import generate
 
-    if args.batch != "auto" and not (args.batch.isdigit() and int(args.batch) > 0):
-        raise StyleStudyError(f"--batch must be 'auto' or a positive integer, got {args.batch!r}")
+    _check_batch(args.batch)
     s = generate(args.study, args.out, device=args.device, batch=args.batch, jobs_filter=args.jobs_filter,
                  progress=not args.quiet, bf16=args.bf16)
     print(f"{s.generated} generated, {s.skipped} already finished, of {s.total} stimuli in {s.seconds:.1f}s; "
@@ -230,8 +235,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 
     if not 1 <= args.problems <= 10:
         raise StyleStudyError("--problems must be between 1 and 10")
-    if args.batch != "auto" and not (args.batch.isdigit() and int(args.batch) > 0):
-        raise StyleStudyError(f"--batch must be 'auto' or a positive integer, got {args.batch!r}")
+    _check_batch(args.batch)
     result = run_bench(args.size, args.iterations, args.problems, args.device, args.content, args.style,
                        args.batch, args.bf16, args.save_images, progress=not args.quiet)
     print(format_result(result))

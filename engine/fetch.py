@@ -7,7 +7,6 @@ fetched is written into the study file, so later runs verify against it.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import tempfile
@@ -16,16 +15,9 @@ from pathlib import Path
 
 from engine.errors import StyleStudyError
 from engine.study import load_study
+from engine.weights import file_sha256
 
 USER_AGENT = "stylestudy-fetch-images/0.1 (research tool; +https://doi.org/10.5909/JBE.2020.25.6.980)"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _download(url: str, dest: Path, timeout: float) -> None:
@@ -47,7 +39,7 @@ def fetch_images(study_path: str | Path, source_dir: str | Path | None = None, t
             report.append(f"{name}: bundled with scikit-image ({src.path})")
             continue
         dest = (study.folder / src.path).resolve()
-        if dest.is_file() and src.sha256 and _sha256(dest) == src.sha256:
+        if dest.is_file() and src.sha256 and file_sha256(dest) == src.sha256:
             report.append(f"{name}: already present, SHA-256 verified")
             continue
         local = Path(source_dir) / Path(src.path).name if source_dir else None
@@ -63,7 +55,7 @@ def fetch_images(study_path: str | Path, source_dir: str | Path | None = None, t
                 shutil.copyfile(local, tmp_path)
             else:
                 _download(src.url, tmp_path, timeout)
-            digest = _sha256(tmp_path)
+            digest = file_sha256(tmp_path)
             if src.sha256 and digest != src.sha256:
                 raise StyleStudyError(
                     f"image {name}: SHA-256 {digest} does not match the study's {src.sha256}; the source changed - "

@@ -31,6 +31,17 @@ def load_manifest(run_dir: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def _save(fig, stem: Path) -> list[Path]:
+    """PNG (to look at) and PDF (to print) of one figure."""
+    written = []
+    for ext in ("png", "pdf"):
+        path = stem.with_suffix(f".{ext}")
+        fig.savefig(path, dpi=150)
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
 def _grid(run_dir: Path, cells: dict[tuple[int, int], dict], row_labels: dict[int, str], col_labels: dict[int, str],
           title: str, out: Path) -> list[Path]:
     rows, cols = sorted(row_labels), sorted(col_labels)
@@ -54,13 +65,7 @@ def _grid(run_dir: Path, cells: dict[tuple[int, int], dict], row_labels: dict[in
                 ax.set_xlabel(col_labels[col], fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    written = []
-    for ext in ("png", "pdf"):
-        path = out.with_suffix(f".{ext}")
-        fig.savefig(path, dpi=150)
-        written.append(path)
-    plt.close(fig)
-    return written
+    return _save(fig, out)
 
 
 def block_grids(run_dir: Path, manifest: dict, out_dir: Path) -> list[Path]:
@@ -122,13 +127,7 @@ def trace_figure(run_dir: Path, manifest: dict, stimulus_id: str | None, out_dir
     s = stimuli[stimulus_id]
     fig.suptitle(f"Fig. 3: {s['method']}, block {s['block']} row {s['row']} ({s['row_label']}), {s['column_label']}")
     fig.tight_layout()
-    written = []
-    for ext in ("png", "pdf"):
-        path = out_dir / f"fig3_trace.{ext}"
-        fig.savefig(path, dpi=150)
-        written.append(path)
-    plt.close(fig)
-    return written
+    return _save(fig, out_dir / "fig3_trace")
 
 
 def power_figure(run_dir: Path, manifest: dict, out_dir: Path) -> list[Path]:
@@ -165,13 +164,7 @@ def power_figure(run_dir: Path, manifest: dict, out_dir: Path) -> list[Path]:
     ax.tick_params(axis="x", rotation=60, labelsize=7)
     ax.set_title(f"Fig. 4: VGG-19 layer output power ({eng['weights']} weights, {eng['size']} px)")
     fig.tight_layout()
-    written = []
-    for ext in ("png", "pdf"):
-        path = out_dir / f"fig4_power.{ext}"
-        fig.savefig(path, dpi=150)
-        written.append(path)
-    plt.close(fig)
-    return written
+    return _save(fig, out_dir / "fig4_power")
 
 
 def make_figures(run_dir: str | Path, out: str | Path | None = None, trace_stimulus: str | None = None) -> list[Path]:

@@ -33,13 +33,19 @@ PAST_TRIAL = ("t => { const p = document.querySelector('#progress'); "
               "return location.pathname === '/done' || (!!p && !p.textContent.startsWith(`Trial ${t} `)); }")
 
 
+def _start(browser, url: str):
+    """Consent, Start, Continue: the way a participant gets to the first trial."""
+    page = browser.new_page()
+    page.goto(url)
+    page.get_by_label("I have read the above and agree to take part.").check()
+    page.get_by_role("button", name="Start").click()
+    page.get_by_role("button", name="Continue").click()
+    return page
+
+
 def test_participant_completes_study_with_refresh(browser, run_copy, tmp_path):
     with LiveServer(run_copy) as server:
-        page = browser.new_page()
-        page.goto(server.url + "/?PROLIFIC_PID=browser-1&STUDY_ID=st&SESSION_ID=se")
-        page.get_by_label("I have read the above and agree to take part.").check()
-        page.get_by_role("button", name="Start").click()
-        page.get_by_role("button", name="Continue").click()
+        page = _start(browser, server.url + "/?PROLIFIC_PID=browser-1&STUDY_ID=st&SESSION_ID=se")
         given = {}
         for trial in range(1, 5):
             page.wait_for_function(AT_TRIAL, arg=trial)
@@ -81,11 +87,7 @@ def test_participant_completes_study_with_refresh(browser, run_copy, tmp_path):
 
 def test_timeout_when_participant_does_not_rate(browser, run_copy, tmp_path):
     with LiveServer(run_copy) as server:
-        page = browser.new_page()
-        page.goto(server.url + "/?pid=idle")
-        page.get_by_label("I have read the above and agree to take part.").check()
-        page.get_by_role("button", name="Start").click()
-        page.get_by_role("button", name="Continue").click()
+        page = _start(browser, server.url + "/?pid=idle")
         page.get_by_role("radiogroup", name="Image 1").get_by_role("radio", name=re.compile(r"^4\b")).check(
             force=True, timeout=10_000)
         # Image 2 is never rated: the 2 s window closes and the next trial starts.

@@ -243,3 +243,53 @@ def test_export_cli_round_trip(app, run_copy, tmp_path, capsys):
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 8 and {r["rating"] for r in rows} == {"5", "1"}
     assert main(["export", str(tmp_path / "nothing"), "-o", str(out)]) == 2
+
+
+def test_attention_checks_from_the_study_file(run_copy):
+    manifest_path = run_copy / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["study"]["protocol"]["attention_checks"] = 2
+    manifest_path.write_text(json.dumps(manifest))
+    app = create_app(run_copy, admin_token=TOKEN)
+    c = app.test_client()
+    _join(c, "attentive")
+    seen = 0
+    while True:
+        s = _state(c)
+        if s["done"]:
+            break
+        assert s["total"] == 6  # 4 pairs + 2 checks
+        if "instruction" in s:
+            seen += 1
+            wanted = int(s["instruction"].rstrip(".").split()[-1])
+            ratings = [wanted, wanted] if seen == 1 else [wanted % 5 + 1, wanted]  # pass one, fail one
+        else:
+            ratings = [3, 3]
+        c.post(f"/api/trials/{s['trial']}", json=dict(GOOD, ratings=ratings))
+    rows = _export(app)
+    attention = [r for r in rows if r["block"] == "attention"]
+    assert seen == 2 and len(attention) == 4 and all(r["attention"] == "1" for r in attention)
+    failed = [r for r in attention if "attention_failed" in r["flags"]]
+    assert len(failed) == 1
+
+
+def test_server_runs_without_torch(run_copy):
+    """The participant-facing server never imports torch (or the engine's optimisation code)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['torchvision'] = None\n"
+        "from evalserver.app import create_app\n"
+        f"app = create_app({str(run_copy)!r}, admin_token='t')\n"
+        "c = app.test_client()\n"
+        "assert c.get('/').status_code == 200\n"
+        "assert c.post('/start', data={'consent': 'yes'}).status_code == 302\n"
+        "c.post('/briefing')\n"
+        "s = c.get('/api/state').get_json()\n"
+        "assert c.get(s['images'][0]).status_code == 200\n"
+        "print('ok', 'engine.transfer' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok False"
