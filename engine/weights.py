@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.resources
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,7 +123,8 @@ def load_torchvision() -> VGGWeights:
     from torchvision.models import VGG19_Weights
 
     try:
-        state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
+        with contextlib.redirect_stdout(io.StringIO()):  # torch.hub announces downloads on stdout
+            state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
     except Exception as exc:  # network errors come in many types (URLError, OSError, ...)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise WeightsError(

@@ -31,7 +31,7 @@ def _commands() -> list[str]:
 
 def test_readme_has_the_two_setup_commands():
     text = README.read_text(encoding="utf-8")
-    assert "stylestudy demo" in text and "python -m pytest -q" in text
+    assert "stylestudy demo" in text and "python3 -m pytest -q" in text
     assert "python3 -m pytest -q" in (README.parent / ".ci" / "run").read_text()
 
 
