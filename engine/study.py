@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
 
 from engine.errors import StyleStudyError
 from engine.layer_names import LAYER_NAMES, PAPER_STYLE_LAYERS as _PAPER_STYLE
