@@ -77,7 +77,7 @@ def simulate_participants(base_url: str, run_dir: Path, object_name: str, partic
             state = client.state()
             if state["done"]:
                 return submitted
-            pngs = [client._call("GET", url).content for url in state["images"]]
+            pngs = [client.image(url) for url in state["images"]]
             client.submit(state["trial"], [rater.rate(p, len(state["scale"])) for p in pngs],
                           shown_ms=[float(state["image_ms"])] * 2, response_ms=[1200.0, 1800.0])
             submitted += 1

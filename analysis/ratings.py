@@ -13,37 +13,21 @@ from pathlib import Path
 import pandas as pd
 
 from engine.errors import StyleStudyError
+from evalserver.export import COLUMNS
 
-COLUMNS = ["participant_id", "external_id", "trial", "pair_id", "block", "row", "column", "column_label", "method",
-           "stimulus_id", "position", "rating", "response_ms", "shown_ms", "flags", "rated_at"]
 PAPER_THRESHOLDS = {"a": 4.0, "b": 2.0}
 
 
 @dataclass
 class Layout:
-    """Block titles, shading thresholds and column labels (from the manifest when there is one)."""
+    """Per-block shading thresholds: from the manifest's study when there is one, else the paper's."""
 
-    titles: dict[str, str] = field(default_factory=dict)
-    thresholds: dict[str, float] = field(default_factory=dict)
-    column_labels: dict[tuple[str, str, int], str] = field(default_factory=dict)  # (block, method, column)
-    row_labels: dict[tuple[str, int], str] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=lambda: dict(PAPER_THRESHOLDS))
 
     @classmethod
     def from_manifest(cls, manifest: dict) -> "Layout":
         blocks = manifest["study"].get("blocks", {})
-        layout = cls(titles={b: spec.get("title", "") for b, spec in blocks.items()},
-                     thresholds={b: spec["threshold"] for b, spec in blocks.items() if spec.get("threshold") is not None})
-        for s in manifest["stimuli"]:
-            layout.column_labels[(s["block"], s["method"], s["column"])] = s["column_label"]
-            layout.row_labels[(s["block"], s["row"])] = s.get("row_label", "")
-        return layout
-
-    @classmethod
-    def from_ratings(cls, frame: pd.DataFrame) -> "Layout":
-        layout = cls(thresholds=dict(PAPER_THRESHOLDS))
-        for (block, method, column), label in frame.groupby(["block", "method", "column"])["column_label"].first().items():
-            layout.column_labels[(block, method, int(column))] = str(label)
-        return layout
+        return cls({b: spec["threshold"] for b, spec in blocks.items() if spec.get("threshold") is not None})
 
 
 @dataclass
@@ -74,7 +58,7 @@ def _read_source(source: Path) -> tuple[pd.DataFrame, dict | None]:
             raise StyleStudyError(f"no ratings in {source} (neither ratings.csv nor ratings.sqlite); "
                                   "run 'stylestudy serve' or pass an exported CSV")
         from evalserver.db import make_engine, make_sessionmaker
-        from evalserver.export import export_rows
+        from evalserver.export import export_rows  # the server's own reader: one definition of the format
 
         with make_sessionmaker(make_engine(f"sqlite:///{db}"), will_write=False)() as session:
             rows = export_rows(session)
@@ -121,6 +105,6 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
     }
     for flag in sorted({f for fs in flag_sets for f in fs}):
         counts[f"flag_{flag}"] = int(flag_sets.map(lambda fs, f=flag: f in fs).sum())
-    layout = Layout.from_manifest(manifest) if manifest else Layout.from_ratings(frame[~is_attention])
+    layout = Layout.from_manifest(manifest) if manifest else Layout()
     synthetic = "synthetic" in frame.columns and bool(frame["synthetic"].fillna(0).astype(int).any())
     return RatingSet(frame, usable.copy(), layout, list(exclude_flags), counts, synthetic)

@@ -16,19 +16,16 @@ import numpy as np
 import pandas as pd
 
 from analysis.audit import audit_cell, multisets
-from analysis.ratings import COLUMNS
 from analysis.stats import participant_differences, wilcoxon_exact
+from evalserver.export import COLUMNS
 
 
 def _rows(cells: list[dict], ratings: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
     """cells[i] x participants ratings[i, p] -> export rows (both methods of a cell = one trial)."""
     n = ratings.shape[1]
+    keys = sorted({(c["block"], c["row"], c["column"]) for c in cells})
+    trials = {(p, key): int(t) + 1 for p in range(n) for key, t in zip(keys, rng.permutation(len(keys)))}
     out = []
-    trials: dict[tuple, int] = {}
-    for p in range(n):
-        order = rng.permutation(len({(c["block"], c["row"], c["column"]) for c in cells}))
-        keys = sorted({(c["block"], c["row"], c["column"]) for c in cells})
-        trials.update({(p, key): int(t) + 1 for key, t in zip(keys, order)})
     first = {}
     for i, c in enumerate(cells):
         key = (c["block"], c["row"], c["column"])

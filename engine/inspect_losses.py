@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from engine.images import load_rgb, resize_to_area, to_tensor
+from PIL import Image
+
+from engine.images import load_rgb, to_tensor
 from engine.losses import BaselineLoss, LossWeights, NormalizedLoss, Targets
 from engine.transfer import Problem
 from engine.vgg import VGG19Features
@@ -49,7 +51,7 @@ def image_for(problem: Problem, path) -> torch.Tensor:
     img = load_rgb(path)
     h, w = problem.size_hw
     if img.size != (w, h):
-        img = resize_to_area(img, w * h).resize((w, h))
+        img = img.resize((w, h), Image.Resampling.LANCZOS)
     return to_tensor(img, problem.content.device)
 
 

@@ -94,6 +94,14 @@ class Protocol:
     attention_checks: int = 0
     consent_text: str = ""
 
+    @property
+    def image_ms(self) -> int:
+        return int(round(self.image_seconds * 1000))
+
+    @property
+    def rating_ms(self) -> int:
+        return int(round(self.rating_seconds * 1000))
+
 
 @dataclass
 class Study:

@@ -43,6 +43,12 @@ class StudyClient:
         response.raise_for_status()
         return response.json()
 
+    def image(self, url: str) -> bytes:
+        """One stimulus, as the browser fetches it."""
+        response = self._call("GET", url)
+        response.raise_for_status()
+        return response.content
+
     def submit(self, trial: int, ratings: list[int | None], shown_ms: list[float] | None = None,
                response_ms: list[float | None] | None = None) -> dict:
         body = {"ratings": ratings, "shown_ms": shown_ms or [None, None], "response_ms": response_ms or [None, None],
@@ -62,7 +68,7 @@ class StudyClient:
                 break
             if fetch_images:
                 for url in state["images"]:
-                    self._call("GET", url).raise_for_status()
+                    self.image(url)
             shown = [image_ms if image_ms is not None else state["image_ms"]] * 2
             self.submit(state["trial"], rate(state, state["trial"]), shown_ms=shown,
                         response_ms=[float(state["rating_ms"]) / 3] * 2)

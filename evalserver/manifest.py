@@ -9,31 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import StyleStudyError
-
-DEFAULT_SCALE = [
-    "Style not transferred",
-    "Transferred excessively or very weakly",
-    "Somewhat weak or slightly exaggerated",
-    "Transferred well",
-    "Transferred very well",
-]
-
-
-@dataclass(frozen=True)
-class Protocol:
-    image_ms: int
-    rating_ms: int
-    scale: list[str]
-    participants: int
-    completion_code: str
-    redirect_url: str
-    attention_checks: int
-    consent_text: str
-
+from engine.study import Protocol  # pure Python: the study file's protocol section
 
 class StudyManifest:
     """Stimuli by id, rated pairs in figure order, briefing stimuli, and the protocol."""
@@ -58,17 +37,7 @@ class StudyManifest:
                       if len(members) == 2}
         order = lambda s: (s["block"], s["row"], s["column"], s["method"])  # noqa: E731
         self.briefing = sorted((s for s in stimuli if s["briefing"]), key=order)
-        p = self.study.get("protocol", {})
-        self.protocol = Protocol(
-            image_ms=int(round(float(p.get("image_seconds", 5.0)) * 1000)),
-            rating_ms=int(round(float(p.get("rating_seconds", 5.0)) * 1000)),
-            scale=list(p.get("scale") or DEFAULT_SCALE),
-            participants=int(p.get("participants", 10)),
-            completion_code=p.get("completion_code", "") or "",
-            redirect_url=p.get("redirect_url", "") or "",
-            attention_checks=int(p.get("attention_checks", 0) or 0),
-            consent_text=p.get("consent_text", "") or "",
-        )
+        self.protocol = Protocol(**self.study.get("protocol", {}))  # validated when the study was loaded
         if not self.pairs:
             raise StyleStudyError(f"{path} has no complete baseline/normalized pairs to rate; finish generation first")
 

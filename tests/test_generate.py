@@ -232,3 +232,34 @@ normalized = [1e-3]
         assert not [p for p in (folder / "images").iterdir() if p.name.endswith(".tmp")]
     finally:
         server.shutdown()
+
+
+def test_cli_fetch_images_from_a_folder(tmp_path, capsys):
+    from engine.cli import main
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _pattern(20, 20, 7).save(src / "a.png")
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "study.toml").write_text("""
+[study]
+name = "copy"
+[images]
+object = "a"
+[images.files.a]
+path = "images/a.png"
+[styles]
+rows = ["a"]
+[blocks.a]
+sweep = "lambda_os"
+baseline = [1e-3]
+normalized = [1e-3]
+""")
+    assert main(["fetch-images", str(folder), "--from", str(src)]) == 0
+    assert (folder / "images" / "a.png").read_bytes() == (src / "a.png").read_bytes()
+    assert "copied" in capsys.readouterr().out and load_study(folder).images["a"].sha256
+    assert main(["fetch-images", str(folder), "--from", str(tmp_path / "nowhere")]) == 0  # verified: nothing to copy
+    (folder / "images" / "a.png").unlink()
+    assert main(["fetch-images", str(folder), "--from", str(tmp_path / "nowhere")]) == 2
+    assert "not found; check --from" in capsys.readouterr().err
