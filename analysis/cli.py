@@ -13,7 +13,12 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
                        description="Reads ratings (an exported CSV, or a run directory's database) and writes the "
                                    "Table 1 layout (Markdown/LaTeX/HTML/CSV), per-cell and omnibus tests, rater "
                                    "screening and agreement, figures, report.html and summary.json.")
-    p.add_argument("source", help="ratings CSV (export format) or a run directory")
+    p.add_argument("source", help="a run directory (reads its live database) or an exported ratings CSV")
+    p.add_argument("--db", default=None, help="with a run directory: SQLAlchemy URL of its database "
+                                              "(default sqlite:///RUN_DIR/ratings.sqlite)")
+    p.add_argument("--duplicates", choices=["error", "first", "mean"], default="error",
+                   help="a participant's second rating of one condition: error (default), keep the first, or "
+                        "average; the report counts them")
     p.add_argument("--out", default="report", help="output folder (default report/)")
     p.add_argument("--ddof", type=int, choices=[0, 1], default=1, help="standard deviation: 1 = sample (default)")
     p.add_argument("--decimals", default="1,2", help="decimals of mean,std (default 1,2 as in the paper)")
@@ -37,7 +42,8 @@ def _run_analyze(args: argparse.Namespace) -> int:
         raise StyleStudyError(f"--decimals must be two integers like 1,2; got {args.decimals!r}") from None
     options = AnalyzeOptions(out=Path(args.out), ddof=args.ddof, decimals=decimals,
                              exclude_flags=tuple(f for f in args.exclude_flags.split(",") if f),
-                             screen=args.screen, compare_paper=args.compare_paper, seed=args.seed)
+                             screen=args.screen, compare_paper=args.compare_paper, seed=args.seed,
+                             duplicates=args.duplicates, db_url=args.db)
     summary = analyze(args.source, options, args.manifest)
     print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
     print(f"report: {Path(summary['out']) / 'report.html'}")
@@ -90,7 +96,7 @@ def register_simulate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
-    from engine.images import atomic_write_bytes
+    from engine.files import atomic_write_bytes
 
     from analysis import simulate
 

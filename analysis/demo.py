@@ -109,7 +109,8 @@ def run_demo(out: str | Path = "runs/demo", participants: int = 10, device: str 
         server.shutdown()
     with app.config["DB_SESSIONMAKER"]() as session:
         (out / "ratings.csv").write_text(export_csv(session), encoding="utf-8")
-    report = analyze(out / "ratings.csv", AnalyzeOptions(out=out / "report"), manifest=out / "manifest.json")
+    report = analyze(out, AnalyzeOptions(out=out / "report"))  # the live database, as 'stylestudy analyze RUN_DIR'
+
     result = {
         "run_dir": str(out), "stimuli": summary.total, "generated": summary.generated, "generate_seconds": t_generate,
         "figures": str(out / "figures"), "database": str(out / "ratings.sqlite"), "ratings_csv": str(out / "ratings.csv"),

@@ -6,9 +6,9 @@ mean u, standard deviation s and kurtosis beta2 = m4 / m2^2 of the ratings.  If 
 otherwise the band is u +/- sqrt(20) s.  An observer is rejected when
 (P + Q) / N > 0.05 and |P - Q| / (P + Q) < 0.3, N = number of their ratings.
 
-Agreement: Krippendorff's alpha (ordinal; the ``krippendorff`` package) over raters x stimuli,
+Agreement: Krippendorff's alpha (ordinal; the ``krippendorff`` package) over raters x conditions,
 and ICC(2,1) / ICC(2,k) (two-way random effects, absolute agreement; Shrout & Fleiss 1979) over
-the stimuli every rater rated.
+the conditions every rater rated.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pandas as pd
 def bt500_screening(usable: pd.DataFrame) -> pd.DataFrame:
     """Per participant: P, Q, N and whether BT.500 rejects them."""
     counts = {pid: {"P": 0, "Q": 0, "N": 0} for pid in usable["participant_id"].unique()}
-    for _, part in usable.groupby("stimulus_id"):
+    for _, part in usable.groupby("condition_id"):
         x = part["rating"].to_numpy(float)
         if len(x) < 2:
             continue
@@ -46,8 +46,8 @@ def bt500_screening(usable: pd.DataFrame) -> pd.DataFrame:
 
 
 def rating_matrix(usable: pd.DataFrame) -> pd.DataFrame:
-    """Raters (rows) x stimuli (columns), NaN where missing."""
-    return usable.pivot_table(index="participant_id", columns="stimulus_id", values="rating", aggfunc="first")
+    """Raters (rows) x conditions (columns), NaN where missing (one rating per cell: see ``ratings``)."""
+    return usable.pivot(index="participant_id", columns="condition_id", values="rating")
 
 
 def krippendorff_alpha(usable: pd.DataFrame) -> float:

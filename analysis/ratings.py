@@ -1,21 +1,23 @@
 """Reading ratings (export CSV or the study database) and the run's layout labels.
 
 Missing and flagged ratings are counted, never silently dropped: ``RatingSet`` keeps the raw
-rows, what was excluded and why.
+rows, what was excluded and why.  A participant has one rating per condition; two are an error
+that names them, unless the caller chooses ``duplicates="first"`` or ``"mean"`` (reported).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from engine.errors import StyleStudyError
-from evalserver.export import COLUMNS
+from engine.manifest import StudyManifest, condition_id
+from evalserver.export import COLUMNS, EXTRA_COLUMNS
 
 PAPER_THRESHOLDS = {"a": 4.0, "b": 2.0}
+DUPLICATE_POLICIES = ("error", "first", "mean")
 
 
 @dataclass
@@ -25,9 +27,8 @@ class Layout:
     thresholds: dict[str, float] = field(default_factory=lambda: dict(PAPER_THRESHOLDS))
 
     @classmethod
-    def from_manifest(cls, manifest: dict) -> "Layout":
-        blocks = manifest["study"].get("blocks", {})
-        return cls({b: spec["threshold"] for b, spec in blocks.items() if spec.get("threshold") is not None})
+    def from_manifest(cls, manifest: StudyManifest) -> "Layout":
+        return cls(manifest.thresholds)
 
 
 @dataclass
@@ -40,6 +41,8 @@ class RatingSet:
     excluded_flags: list[str]
     counts: dict[str, int]
     synthetic: bool = False
+    source: str = ""  # where the ratings came from, in words (the report states it)
+    duplicates: str = "error"
 
     def exclude_participants(self, ids: list[str], reason: str) -> None:
         before = len(self.usable)
@@ -47,42 +50,92 @@ class RatingSet:
         self.counts[f"excluded_{reason}"] = before - len(self.usable)
 
 
-def _read_source(source: Path) -> tuple[pd.DataFrame, dict | None]:
-    if source.is_dir():
-        manifest_path = source / "manifest.json"
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
-        if (source / "ratings.csv").is_file():
-            return pd.read_csv(source / "ratings.csv", dtype={"flags": str, "external_id": str}), manifest
-        db = source / "ratings.sqlite"
-        if not db.is_file():
-            raise StyleStudyError(f"no ratings in {source} (neither ratings.csv nor ratings.sqlite); "
-                                  "run 'stylestudy serve' or pass an exported CSV")
-        from evalserver.db import make_engine, make_sessionmaker
-        from evalserver.export import export_rows  # the server's own reader: one definition of the format
+def _database_rows(url: str) -> pd.DataFrame:
+    from evalserver.db import make_engine, make_sessionmaker
+    from evalserver.export import export_rows  # the server's own reader: one definition of the format
 
-        with make_sessionmaker(make_engine(f"sqlite:///{db}"), will_write=False)() as session:
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine, will_write=False)() as session:
             rows = export_rows(session)
-        frame = pd.DataFrame(rows, columns=COLUMNS + ["row_label", "attention"])
-        frame["rating"] = pd.to_numeric(frame["rating"], errors="coerce")
-        return frame, manifest
+    finally:
+        engine.dispose()
+    return pd.DataFrame(rows, columns=COLUMNS + EXTRA_COLUMNS)
+
+
+def _read_source(source: Path, db_url: str | None) -> tuple[pd.DataFrame, StudyManifest | None, str]:
+    """(rows, manifest, description): a run directory is read from its database (the live
+    ratings), a file as an exported CSV."""
+    if source.is_dir():
+        manifest = StudyManifest.load(source) if (source / "manifest.json").is_file() else None
+        if db_url is None:
+            db = source / "ratings.sqlite"
+            if not db.is_file():
+                raise StyleStudyError(f"no ratings database in {source} (ratings.sqlite); run 'stylestudy serve', "
+                                      "give --db URL, or pass an exported CSV")
+            db_url = f"sqlite:///{db.resolve()}"
+        from sqlalchemy.engine import make_url
+
+        shown = make_url(db_url).render_as_string(hide_password=True)
+        return _database_rows(db_url), manifest, f"database {shown}"
+    if db_url is not None:
+        raise StyleStudyError("--db goes with a run directory, not with a CSV file")
     if not source.is_file():
         raise StyleStudyError(f"ratings not found: {source}; give an exported CSV or a run directory")
     try:
-        frame = pd.read_csv(source, dtype={"flags": str, "external_id": str})
+        frame = pd.read_csv(source, dtype={"flags": str, "external_id": str, "condition_id": str})
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise StyleStudyError(f"cannot read {source} as CSV ({exc}); give the file 'stylestudy export' wrote") from None
-    return frame, None
+    return frame, None, f"file {source}"
+
+
+def _upgrade_01(frame: pd.DataFrame) -> pd.DataFrame:
+    """An export of stylestudy 0.1 (``stimulus_id`` = image): derive each row's condition id."""
+    if "condition_id" in frame.columns or "stimulus_id" not in frame.columns:
+        return frame
+    frame = frame.rename(columns={"stimulus_id": "image_id"})
+    frame["condition_id"] = [condition_id(str(b), int(r), int(c), str(m)) for b, r, c, m in
+                             zip(frame["block"], frame["row"], frame["column"], frame["method"])]
+    return frame
+
+
+def resolve_duplicates(rated: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, int]:
+    """One row per (participant, condition): error (default), the first by trial, or the mean.
+    Returns the rows and how many duplicate rows were merged away."""
+    if policy not in DUPLICATE_POLICIES:
+        raise StyleStudyError(f"--duplicates must be one of {', '.join(DUPLICATE_POLICIES)}, got {policy!r}")
+    key = ["participant_id", "condition_id"]
+    dup = rated.duplicated(key, keep=False)
+    if not dup.any():
+        return rated, 0
+    if policy == "error":
+        pairs = rated.loc[dup, key].drop_duplicates().itertuples(index=False)
+        shown = "; ".join(f"{p} rated {c} more than once" for p, c in list(pairs)[:5])
+        raise StyleStudyError(f"{int(dup.sum())} ratings repeat a participant's condition ({shown}); check the data, "
+                              "or choose --duplicates first|mean")
+    ordered = rated.sort_values(["participant_id", "trial", "position"], kind="stable")
+    if policy == "first":
+        kept = ordered.drop_duplicates(key, keep="first")
+    else:
+        means = ordered.groupby(key, sort=False)["rating"].mean()
+        kept = ordered.drop_duplicates(key, keep="first").set_index(key)
+        kept["rating"] = means
+        kept = kept.reset_index()
+    return kept, len(rated) - len(kept)
 
 
 def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
-                 exclude_flags: tuple[str, ...] = ("timeout", "short_display")) -> RatingSet:
+                 exclude_flags: tuple[str, ...] = ("timeout", "short_display"), duplicates: str = "error",
+                 db_url: str | None = None) -> RatingSet:
     source = Path(source)
-    frame, manifest = _read_source(source)
+    frame, manifest, described = _read_source(source, db_url)
+    frame = _upgrade_01(frame)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise StyleStudyError(f"{source} lacks column(s) {', '.join(missing)}; it must be in the export format")
     if manifest_path:
-        manifest = json.loads(Path(manifest_path).read_text())
+        manifest_path = Path(manifest_path)
+        manifest = StudyManifest.load(manifest_path.parent if manifest_path.name == "manifest.json" else manifest_path)
     frame = frame.copy()
     frame["flags"] = frame["flags"].fillna("").astype(str)
     frame["rating"] = pd.to_numeric(frame["rating"], errors="coerce")
@@ -90,21 +143,25 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
     frame["row"] = frame["row"].astype(int)
     frame["participant_id"] = frame["participant_id"].astype(str)
     frame["block"] = frame["block"].astype(str)
+    frame["condition_id"] = frame["condition_id"].astype(str)
     is_attention = frame["block"].eq("attention")
     if "attention" in frame.columns:
         is_attention |= frame["attention"].fillna(0).astype(int).eq(1)
+    designed, merged = resolve_duplicates(frame[~is_attention], duplicates)
     flag_sets = frame["flags"].map(lambda f: set(filter(None, f.split(";"))))
     flagged = flag_sets.map(lambda fs: bool(fs & set(exclude_flags)))
-    usable = frame[~is_attention & frame["rating"].notna() & ~flagged]
+    designed_flagged = designed["flags"].map(lambda f: bool(set(f.split(";")) & set(exclude_flags)))
+    usable = designed[designed["rating"].notna() & ~designed_flagged]
     counts = {
         "rows": len(frame), "attention_rows": int(is_attention.sum()),
         "attention_failed": int(flag_sets[is_attention].map(lambda fs: "attention_failed" in fs).sum()),
         "missing": int((frame["rating"].isna() & ~is_attention).sum()),
         "excluded_by_flags": int((flagged & frame["rating"].notna() & ~is_attention).sum()),
-        "usable": len(usable), "participants": frame["participant_id"].nunique(),
+        "duplicates_merged": merged, "usable": len(usable), "participants": frame["participant_id"].nunique(),
     }
     for flag in sorted({f for fs in flag_sets for f in fs}):
         counts[f"flag_{flag}"] = int(flag_sets.map(lambda fs, f=flag: f in fs).sum())
     layout = Layout.from_manifest(manifest) if manifest else Layout()
     synthetic = "synthetic" in frame.columns and bool(frame["synthetic"].fillna(0).astype(int).any())
-    return RatingSet(frame, usable.copy(), layout, list(exclude_flags), counts, synthetic)
+    return RatingSet(frame, usable.copy(), layout, list(exclude_flags), counts, synthetic,
+                     f"{described} ({len(frame)} rows)", duplicates)

@@ -27,6 +27,8 @@ class AnalyzeOptions:
     screen: str = "flag"  # "flag" (report only) or "bt500" (exclude rejected observers)
     compare_paper: bool = False
     seed: int = 0
+    duplicates: str = "error"  # a participant's second rating of one condition: error | first | mean
+    db_url: str | None = None  # with a run directory: its database (default RUN_DIR/ratings.sqlite)
 
 
 def compare_with_paper(usable: pd.DataFrame, ddof: int) -> tuple[pd.DataFrame, float]:
@@ -45,7 +47,7 @@ def _fmt_ci(ci) -> str:
 
 
 def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | None = None) -> dict:
-    ratings: RatingSet = load_ratings(source, manifest, options.exclude_flags)
+    ratings: RatingSet = load_ratings(source, manifest, options.exclude_flags, options.duplicates, options.db_url)
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
     screening = bt500_screening(ratings.usable)
@@ -71,7 +73,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
             figures.paired_plots(usable, out), figures.distributions(usable, out),
             figures.rater_panel(usable, screening, out)]
     summary = {
-        "source": str(source), "synthetic": ratings.synthetic, "counts": ratings.counts, "ddof": options.ddof,
+        "source": ratings.source, "synthetic": ratings.synthetic, "duplicates": options.duplicates, "counts": ratings.counts, "ddof": options.ddof,
         "excluded_flags": list(options.exclude_flags), "bt500_rejected": rejected,
         "bt500_excluded": options.screen == "bt500", "attainability": note,
         "omnibus": omni.to_dict(orient="records"), "mixed_model": mixed, "agreement": agree,
@@ -106,13 +108,18 @@ def _omni_lines(omni: pd.DataFrame) -> list[str]:
 def _mixed_line(mixed: dict) -> str:
     if "error" in mixed:
         return f"Mixed model: {mixed['error']}."
-    return (f"Mixed model rating ~ method + (1 | participant) + (1 | cell): normalized − baseline = "
-            f"{mixed['estimate']:+.2f} (95% CI {_fmt_ci(mixed['ci'])}), p = {mixed['p']:.3g}, {mixed['n_obs']} ratings.")
+    return (f"Mixed model {mixed['formula']} (participant and cell crossed): normalized − baseline = "
+            f"{mixed['estimate']:+.2f} (95% CI {_fmt_ci(mixed['ci'])}), p = {mixed['p']:.3g}, {mixed['n_obs']} ratings; "
+            f"variances: participant {mixed['participant_var']:.3f}, cell {mixed['cell_var']:.3f}, residual "
+            f"{mixed['residual_var']:.3f}.")
 
 
 def _markdown(summary, table_md, omni, mixed, agree, note, tests) -> str:
     c = summary["counts"]
+    duplicates = (f" {c['duplicates_merged']} repeated ratings of a condition merged ({summary['duplicates']})."
+                  if c.get("duplicates_merged") else "")
     lines = ["# stylestudy analysis" + (" (SYNTHETIC DATA)" if summary["synthetic"] else ""), "",
+             f"Ratings from {summary['source']}.{duplicates}", "",
              f"{c['participants']} participants, {c['rows']} rows: {c['usable']} usable ratings, {c['missing']} missing "
              f"(timeouts), {c['excluded_by_flags']} excluded by flags ({', '.join(summary['excluded_flags']) or 'none'}), "
              f"{c['attention_rows']} attention-check rows ({c['attention_failed']} failed).",

@@ -17,6 +17,7 @@ import pandas as pd
 
 from analysis.audit import audit_cell, multisets
 from analysis.stats import participant_differences, wilcoxon_exact
+from engine.manifest import StudyManifest, condition_id
 from evalserver.export import COLUMNS
 
 
@@ -36,7 +37,8 @@ def _rows(cells: list[dict], ratings: np.ndarray, rng: np.random.Generator) -> p
                 "participant_id": f"synthetic-{p + 1:02d}", "external_id": "", "trial": trials[(p, key)],
                 "pair_id": f"{c['block']}{c['row']}c{c['column']}", "block": c["block"], "row": c["row"],
                 "column": c["column"], "column_label": c.get("column_label", f"c{c['column']}"), "method": c["method"],
-                "stimulus_id": f"{c['block']}{c['row']}c{c['column']}-{c['method']}", "position": position,
+                "condition_id": condition_id(c["block"], c["row"], c["column"], c["method"]),
+                "image_id": f"synthetic-{c['block']}{c['row']}c{c['column']}-{c['method']}", "position": position,
                 "rating": int(ratings[i, p]), "response_ms": "", "shown_ms": "", "flags": "", "rated_at": "",
                 "synthetic": 1,
             })
@@ -93,11 +95,8 @@ def design_cells(source: str | Path) -> list[dict]:
     """Rated cells of a study folder (or of a run directory's manifest)."""
     source = Path(source)
     if (source / "manifest.json").is_file():
-        import json
-
-        stimuli = json.loads((source / "manifest.json").read_text())["stimuli"]
-        return [{"block": s["block"], "row": s["row"], "column": s["column"], "method": s["method"],
-                 "column_label": s["column_label"]} for s in stimuli if not s["briefing"]]
+        return [{"block": c.block, "row": c.row, "column": c.column, "method": c.method,
+                 "column_label": c.column_label} for c in StudyManifest.load(source).rated]
     from engine.jobs import expand_jobs
     from engine.study import load_study
 

@@ -6,8 +6,8 @@ the permutation distribution accounts for them), the sign test (exact binomial, 
 the paired t-test; effect sizes: matched-pairs rank-biserial r and Cohen's d_z; 95% CIs of each
 method's mean and of the difference (t-based and bootstrap). Holm and Benjamini-Hochberg across
 cells.  Omnibus: per-participant mean difference (normalized - baseline) per block and overall
-(Wilcoxon exact and one-sample t), and a linear mixed model rating ~ method with participant
-random intercepts and cell as a variance component.
+(Wilcoxon exact and one-sample t), and a linear mixed model rating ~ method + (1 | participant)
++ (1 | cell) with participant and cell as crossed random effects.
 """
 
 from __future__ import annotations
@@ -24,10 +24,13 @@ ALPHA = 0.05
 
 
 def paired_cells(usable: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
-    """(block, row, column) -> participants x {baseline, normalized}, complete pairs only."""
+    """(block, row, column) -> participants x {baseline, normalized}, complete pairs only.
+
+    One rating per participant and condition is guaranteed upstream (``analysis.ratings``);
+    ``pivot`` raises rather than silently keep one of two."""
     out = {}
     for key, part in usable.groupby(["block", "row", "column"]):
-        wide = part.pivot_table(index="participant_id", columns="method", values="rating", aggfunc="first")
+        wide = part.pivot(index="participant_id", columns="method", values="rating")
         if {"baseline", "normalized"} <= set(wide.columns):
             out[tuple(key)] = wide[["baseline", "normalized"]].dropna()
     return out
@@ -161,25 +164,33 @@ def omnibus(usable: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+MIXED_FORMULA = "rating ~ method + (1 | participant) + (1 | cell)"
+
+
 def mixed_model(usable: pd.DataFrame) -> dict:
-    """rating ~ method, random intercept per participant, cell as a variance component."""
+    """``rating ~ method + (1 | participant) + (1 | cell)``: participant and cell (block, row,
+    column) as crossed random intercepts, fitted by REML.  statsmodels fits crossed effects as
+    variance components within one all-encompassing group."""
     import statsmodels.formula.api as smf
 
     data = usable[["rating", "method", "participant_id", "block", "row", "column"]].copy()
     data["cell"] = data["block"].astype(str) + "-" + data["row"].astype(str) + "-" + data["column"].astype(str)
     data["method"] = pd.Categorical(data["method"], categories=["baseline", "normalized"])
+    data["everyone"] = 1
     if data["participant_id"].nunique() < 2 or data["method"].nunique() < 2:
         return {"error": "needs at least two participants and both methods"}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = smf.mixedlm("rating ~ method", data, groups=data["participant_id"], re_formula="1",
-                                vc_formula={"cell": "0 + C(cell)"})
+            model = smf.mixedlm("rating ~ method", data, groups=data["everyone"], re_formula="0",
+                                vc_formula={"participant": "0 + C(participant_id)", "cell": "0 + C(cell)"})
             fit = model.fit(reml=True, method=["lbfgs", "powell"])
     except (ValueError, np.linalg.LinAlgError) as exc:
         return {"error": f"mixed model did not fit: {exc}"}
     name = "method[T.normalized]"
     lo, hi = fit.conf_int().loc[name]
-    return {"estimate": float(fit.params[name]), "ci": (float(lo), float(hi)), "p": float(fit.pvalues[name]),
-            "participant_var": float(fit.cov_re.iloc[0, 0]), "cell_var": float(fit.vcomp[0]) if len(fit.vcomp) else None,
-            "residual_var": float(fit.scale), "n_obs": int(fit.nobs), "converged": bool(fit.converged)}
+    variances = dict(zip(model.exog_vc.names, (float(v) for v in fit.vcomp)))
+    return {"formula": MIXED_FORMULA, "estimate": float(fit.params[name]), "ci": (float(lo), float(hi)),
+            "p": float(fit.pvalues[name]), "participant_var": variances["participant"],
+            "cell_var": variances["cell"], "residual_var": float(fit.scale), "n_obs": int(fit.nobs),
+            "converged": bool(fit.converged)}

@@ -170,8 +170,9 @@ def _run_generate(args: argparse.Namespace) -> int:
     _check_batch(args.batch)
     s = generate(args.study, args.out, device=args.device, batch=args.batch, jobs_filter=args.jobs_filter,
                  progress=not args.quiet, bf16=args.bf16)
-    print(f"{s.generated} generated, {s.skipped} already finished, of {s.total} stimuli in {s.seconds:.1f}s; "
-          f"manifest: {s.manifest}" + (f" ({len(s.missing)} stimuli still missing)" if s.missing else ""))
+    print(f"{s.generated} images generated, {s.skipped} already finished, of {s.total} images for {s.conditions} "
+          f"conditions ({s.shared} images shown by several conditions) in {s.seconds:.1f}s; manifest: {s.manifest}"
+          + (f" ({len(s.missing)} images still missing)" if s.missing else ""))
     return 0
 
 
@@ -180,14 +181,15 @@ def register_figures(sub: argparse._SubParsersAction) -> None:
                                        "layer power (Fig. 4)")
     p.add_argument("run_dir", help="a run directory written by 'stylestudy generate'")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/figures)")
-    p.add_argument("--trace-stimulus", default=None, help="stimulus id for Fig. 3 (default: block a, row 1, column 4)")
+    p.add_argument("--trace-condition", default=None,
+                   help="condition id for Fig. 3, e.g. a-r1-c4-baseline (default: block a, row 1, column 4, baseline)")
     p.set_defaults(func=_run_figures)
 
 
 def _run_figures(args: argparse.Namespace) -> int:
     from engine.figures import make_figures
 
-    written = make_figures(args.run_dir, args.out, args.trace_stimulus)
+    written = make_figures(args.run_dir, args.out, args.trace_condition)
     print(f"wrote {len(written)} figures to {written[0].parent if written else args.out}")
     return 0
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from engine.errors import StyleStudyError
 from engine.study import load_study
-from engine.weights import file_sha256
+from engine.files import file_sha256
 
 USER_AGENT = "stylestudy-fetch-images/0.1 (research tool; +https://doi.org/10.5909/JBE.2020.25.6.980)"
 

@@ -20,15 +20,9 @@ import seaborn as sns  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from engine.errors import StyleStudyError  # noqa: E402
+from engine.manifest import Condition, StudyManifest  # noqa: E402
 
 METHOD_NAMES = {"baseline": "baseline (Gatys)", "normalized": "normalized (Choi & Kim)"}
-
-
-def load_manifest(run_dir: Path) -> dict:
-    path = run_dir / "manifest.json"
-    if not path.is_file():
-        raise StyleStudyError(f"no manifest at {path}; run: stylestudy generate STUDY --out {run_dir}")
-    return json.loads(path.read_text())
 
 
 def _save(fig, stem: Path) -> list[Path]:
@@ -42,7 +36,7 @@ def _save(fig, stem: Path) -> list[Path]:
     return written
 
 
-def _grid(run_dir: Path, cells: dict[tuple[int, int], dict], row_labels: dict[int, str], col_labels: dict[int, str],
+def _grid(run_dir: Path, cells: dict[tuple[int, int], Condition], row_labels: dict[int, str], col_labels: dict[int, str],
           title: str, out: Path) -> list[Path]:
     rows, cols = sorted(row_labels), sorted(col_labels)
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(2.1 * len(cols) + 0.8, 1.8 * len(rows) + 0.7),
@@ -54,11 +48,10 @@ def _grid(run_dir: Path, cells: dict[tuple[int, int], dict], row_labels: dict[in
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_visible(False)
-            stim = cells.get((row, col))
-            if stim is not None:
-                ax.imshow(Image.open(run_dir / stim["path"]))
-                if stim.get("label"):
-                    ax.set_title(stim["label"], fontsize=7)
+            cond = cells.get((row, col))
+            if cond is not None:
+                ax.imshow(Image.open(run_dir / cond.path))
+                ax.set_title(cond.column_label, fontsize=7)
             if c == 0:
                 ax.set_ylabel(row_labels[row], fontsize=8)
             if r == len(rows) - 1:
@@ -68,49 +61,48 @@ def _grid(run_dir: Path, cells: dict[tuple[int, int], dict], row_labels: dict[in
     return _save(fig, out)
 
 
-def block_grids(run_dir: Path, manifest: dict, out_dir: Path) -> list[Path]:
+def block_grids(manifest: StudyManifest, out_dir: Path) -> list[Path]:
     written = []
-    stimuli = manifest["stimuli"]
-    blocks = manifest["study"]["blocks"]
-    for block, spec in blocks.items():
-        in_block = [s for s in stimuli if s["block"] == block]
+    run_dir = manifest.run_dir
+    for block, spec in manifest.study["blocks"].items():
+        in_block = [c for c in manifest.conditions if c.block == block]
         if not in_block:
             continue
         for method in ("baseline", "normalized"):
-            cells = {(s["row"], s["column"]): dict(s, label=s["column_label"]) for s in in_block if s["method"] == method}
+            cells = {(c.row, c.column): c for c in in_block if c.method == method}
             if not cells:
                 continue
-            rows = {s["row"]: s["row_label"] + (" (briefing)" if s["briefing"] else "")
-                    for s in in_block if s["method"] == method}
-            cols = {s["column"]: f"c{s['column']}" for s in in_block}
+            rows = {c.row: c.row_label + (" (briefing)" if c.briefing else "") for c in in_block if c.method == method}
+            cols = {c.column: f"c{c.column}" for c in in_block}
             title = f"Block {block} {spec.get('title', '')}: {METHOD_NAMES[method]}"
             written += _grid(run_dir, cells, rows, cols, title, out_dir / f"block_{block}_{method}")
         # Paired: row 2k-1 = baseline, 2k = normalized, rated rows only.
-        rated = [s for s in in_block if not s["briefing"]]
+        rated = [c for c in in_block if not c.briefing]
         cells, rows = {}, {}
-        for s in rated:
-            r = 2 * s["row"] - (1 if s["method"] == "baseline" else 0)
-            cells[(r, s["column"])] = dict(s, label=s["column_label"])
-            rows[r] = f"{s['row_label']}\n{s['method']}"
-        cols = {s["column"]: f"c{s['column']}" for s in rated}
+        for c in rated:
+            r = 2 * c.row - (1 if c.method == "baseline" else 0)
+            cells[(r, c.column)] = c
+            rows[r] = f"{c.row_label}\n{c.method}"
+        cols = {c.column: f"c{c.column}" for c in rated}
         if cells:
             written += _grid(run_dir, cells, rows, cols, f"Block {block} {spec.get('title', '')}: baseline | normalized",
                              out_dir / f"block_{block}_paired")
     return written
 
 
-def trace_figure(run_dir: Path, manifest: dict, stimulus_id: str | None, out_dir: Path) -> list[Path]:
-    """Fig. 3: partial style losses over the iterations of one stimulus."""
-    stimuli = {s["id"]: s for s in manifest["stimuli"]}
-    if stimulus_id is None:  # the paper's Fig. 3: Fig. 2(a) row 1, column 4 (baseline)
-        candidates = [s for s in manifest["stimuli"] if s["block"] == "a" and s["row"] == 1 and s["method"] == "baseline"]
-        candidates.sort(key=lambda s: abs(s["column"] - 4))
+def trace_figure(manifest: StudyManifest, condition_id: str | None, out_dir: Path) -> list[Path]:
+    """Fig. 3: partial style losses over the iterations of one condition's image."""
+    if condition_id is None:  # the paper's Fig. 3: Fig. 2(a) row 1, column 4 (baseline)
+        candidates = [c for c in manifest.conditions if c.block == "a" and c.row == 1 and c.method == "baseline"]
+        candidates.sort(key=lambda c: abs(c.column - 4))
         if not candidates:
             return []
-        stimulus_id = candidates[0]["id"]
-    if stimulus_id not in stimuli:
-        raise StyleStudyError(f"no stimulus {stimulus_id!r} in {run_dir}/manifest.json")
-    side = json.loads((run_dir / "stimuli" / f"{stimulus_id}.json").read_text())
+        condition_id = candidates[0].id
+    if condition_id not in manifest.by_id:
+        raise StyleStudyError(f"no condition {condition_id!r} in {manifest.source}; give one of its stimuli[].id "
+                              f"values, e.g. {manifest.conditions[0].id if manifest.conditions else 'a-r1-c4-baseline'}")
+    s = manifest.by_id[condition_id]
+    side = json.loads(manifest.image_file(s).with_suffix(".json").read_text())
     style = side["trace"]["style"]
     fig, (raw, rel) = plt.subplots(1, 2, figsize=(10, 3.8))
     palette = sns.color_palette("viridis", len(style))
@@ -124,13 +116,12 @@ def trace_figure(run_dir: Path, manifest: dict, stimulus_id: str | None, out_dir
     for ax in (raw, rel):
         ax.set_xlabel("L-BFGS iteration")
         ax.legend(fontsize=7)
-    s = stimuli[stimulus_id]
-    fig.suptitle(f"Fig. 3: {s['method']}, block {s['block']} row {s['row']} ({s['row_label']}), {s['column_label']}")
+    fig.suptitle(f"Fig. 3: {s.method}, block {s.block} row {s.row} ({s.row_label}), {s.column_label}")
     fig.tight_layout()
     return _save(fig, out_dir / "fig3_trace")
 
 
-def power_figure(run_dir: Path, manifest: dict, out_dir: Path) -> list[Path]:
+def power_figure(manifest: StudyManifest, out_dir: Path) -> list[Path]:
     """Fig. 4: mean squared ReLU outputs of the study's images at the study size."""
     import pandas as pd
     import torch
@@ -139,14 +130,15 @@ def power_figure(run_dir: Path, manifest: dict, out_dir: Path) -> list[Path]:
     from engine.layer_names import LAYER_NAMES
     from engine.transfer import get_extractor
 
-    eng = manifest["study"]["engine"]
+    run_dir = manifest.run_dir
+    eng = manifest.study["engine"]
     extractor = get_extractor(eng["weights"], torch.device("cpu"), eng["pooling"])
     relus = [n for n in LAYER_NAMES if n.startswith("relu")]
     rows = []
     inputs = sorted((run_dir / "inputs").glob("*.png")) if (run_dir / "inputs").is_dir() else []
     images = {p.stem: p for p in inputs}
-    study_folder = Path(manifest["study"]["folder"])
-    for name, src in manifest["study"]["images"].items():
+    study_folder = Path(manifest.study["folder"])
+    for name, src in manifest.study["images"].items():
         if name not in images and not src["path"].startswith("skimage:") and (study_folder / src["path"]).is_file():
             images[name] = study_folder / src["path"]
     for name, path in images.items():
@@ -167,10 +159,9 @@ def power_figure(run_dir: Path, manifest: dict, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir / "fig4_power")
 
 
-def make_figures(run_dir: str | Path, out: str | Path | None = None, trace_stimulus: str | None = None) -> list[Path]:
-    run_dir = Path(run_dir)
-    manifest = load_manifest(run_dir)
-    out_dir = Path(out) if out else run_dir / "figures"
+def make_figures(run_dir: str | Path, out: str | Path | None = None, trace_condition: str | None = None) -> list[Path]:
+    manifest = StudyManifest.load(run_dir, check_files=True)
+    out_dir = Path(out) if out else manifest.run_dir / "figures"
     out_dir.mkdir(parents=True, exist_ok=True)
-    return (block_grids(run_dir, manifest, out_dir) + trace_figure(run_dir, manifest, trace_stimulus, out_dir)
-            + power_figure(run_dir, manifest, out_dir))
+    return (block_grids(manifest, out_dir) + trace_figure(manifest, trace_condition, out_dir)
+            + power_figure(manifest, out_dir))

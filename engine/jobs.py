@@ -11,12 +11,17 @@ import json
 from dataclasses import asdict, dataclass
 
 from engine.errors import StyleStudyError
+from engine.manifest import condition_id
 from engine.study import Study
 
 
 @dataclass
 class Job:
-    """One stimulus: a cell (block, row, column) of one method, with the config that makes it."""
+    """One condition: a cell (block, row, column) of one method, with the config that makes its image.
+
+    ``condition_id`` is the condition's identity in every later stage; ``image_id`` hashes what
+    determines the pixels, so two conditions with the same config share one image (generated once).
+    """
 
     block: str
     row: str  # style image name
@@ -29,10 +34,11 @@ class Job:
     content: str  # image names
     style: str
     pair_id: str = ""
-    id: str = ""
+    condition_id: str = ""
+    image_id: str = ""  # set by generation, from the config and the input and weight hashes
 
     def describe(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in ("config", "id")}
+        return {k: v for k, v in asdict(self).items() if k not in ("config", "image_id")}
 
 
 def short_hash(obj) -> str:
@@ -75,8 +81,12 @@ def expand_jobs(study: Study) -> list[Job]:
                     job = Job(block.name, style, row_index, col + 1, label, method, briefing, cfg,
                               study.object_image, style)
                     job.pair_id = short_hash([study.name, block.name, style, col + 1])
+                    job.condition_id = condition_id(block.name, row_index, col + 1, method)
                     jobs.append(job)
     return jobs
+
+
+FILTER_KEYS = ("block", "row", "column", "method", "briefing", "condition_id", "image_id", "pair_id")
 
 
 def filter_jobs(jobs: list[Job], expression: str | None) -> list[Job]:
@@ -86,9 +96,7 @@ def filter_jobs(jobs: list[Job], expression: str | None) -> list[Job]:
     wanted = {}
     for part in expression.split(","):
         key, sep, value = part.partition("=")
-        if not sep or key.strip() not in ("block", "row", "column", "method", "briefing", "id", "pair_id"):
-            raise StyleStudyError(
-                f"bad --jobs-filter part {part!r}; use key=value with key in block,row,column,method,briefing,id,pair_id"
-            )
+        if not sep or key.strip() not in FILTER_KEYS:
+            raise StyleStudyError(f"bad --jobs-filter part {part!r}; use key=value with key in {','.join(FILTER_KEYS)}")
         wanted[key.strip()] = value.strip()
     return [j for j in jobs if all(str(getattr(j, k)).lower() == v.lower() for k, v in wanted.items())]

@@ -29,6 +29,7 @@ PAPER_SCALE = [
     "Transferred very well",
 ]
 METHODS = ("baseline", "normalized")
+PARTICIPANT_TITLE = "Image rating study"  # neutral: names no method, condition or hypothesis
 SWEEPS = ("lambda_os", "layer_boost", "size")
 
 
@@ -83,8 +84,12 @@ class EngineSettings:
 
 @dataclass
 class Protocol:
-    """What the rating server does (defaults: the paper's protocol)."""
+    """What the rating server does (defaults: the paper's protocol).
 
+    ``title`` is what participants see (page titles); the study's own title is for researchers.
+    """
+
+    title: str = PARTICIPANT_TITLE
     image_seconds: float = 5.0
     rating_seconds: float = 5.0
     scale: list[str] = field(default_factory=lambda: list(PAPER_SCALE))
@@ -322,6 +327,7 @@ def load_study(path: str | Path) -> Study:
 
     prot_t = r.table(data.get("protocol", {}), "protocol", set(Protocol.__dataclass_fields__))
     protocol = Protocol(
+        title=r.string(prot_t, "protocol", "title", PARTICIPANT_TITLE) or PARTICIPANT_TITLE,
         image_seconds=r.number(prot_t, "protocol", "image_seconds", 5.0, positive=True),
         rating_seconds=r.number(prot_t, "protocol", "rating_seconds", 5.0, positive=True),
         scale=r.strings(prot_t, "protocol", "scale", list(PAPER_SCALE)),
@@ -333,6 +339,11 @@ def load_study(path: str | Path) -> Study:
     )
     if len(protocol.scale) < 2:
         raise r.fail("protocol", "scale", "needs at least two labels (one per rating point)")
+    for key in ("title", "consent_text"):  # participant-facing text must not unblind the study
+        named = [m for m in METHODS if m in getattr(protocol, key).lower()]
+        if named:
+            raise r.fail("protocol", key, f"is shown to participants and names the method {named[0]!r}; "
+                                          "use neutral words")
 
     return Study(
         name=r.string(meta, "study", "name"), title=r.string(meta, "study", "title", "") or "",

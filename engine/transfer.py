@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from engine.errors import StyleStudyError
 from engine.fastpath import FastPath
-from engine.images import atomic_write_bytes, load_rgb, resize_longer_side, resize_to_area, save_png, to_pil, to_tensor
+from engine.files import atomic_write_bytes
+from engine.images import load_rgb, resize_longer_side, resize_to_area, save_png, to_pil, to_tensor
 from engine.losses import LossWeights, Partials, StyleTransferLoss, Targets, make_loss
 from engine.vgg import PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS, VGG19Features, validate_layers
 from engine.weights import load_weights

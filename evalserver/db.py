@@ -2,17 +2,21 @@
 
 SQLite (WAL, synchronous=FULL) in the run directory by default; any SQLAlchemy URL works, e.g.
 PostgreSQL, unchanged.  Uniqueness constraints, not application checks alone, guarantee that a
-participant's image rating is stored at most once, even under concurrent duplicate requests.
+participant rates each shown image of a trial at most once, and each condition of the design at
+most once (attention checks, which repeat a condition, aside), even under concurrent duplicate
+requests.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint, create_engine,
-                        event)
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint,
+                        create_engine, event, inspect, text)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+from engine.errors import StyleStudyError
 
 
 def utcnow() -> datetime:
@@ -33,7 +37,7 @@ class Participant(Base):
     external_study_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     external_session_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     seed: Mapped[int] = mapped_column(Integer)
-    order: Mapped[list] = mapped_column(JSON)  # trial plan: [{"pair_id", "stimuli": [first, second], ...}]
+    order: Mapped[list] = mapped_column(JSON)  # trial plan: [{"pair_id", "conditions": [first, second], ...}]
     current_trial: Mapped[int] = mapped_column(Integer, default=1)  # 1-based; > len(order) when done
     served_count: Mapped[int] = mapped_column(Integer, default=0)  # times the current trial was served
     served_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -46,17 +50,22 @@ class Participant(Base):
 
 
 class Rating(Base):
-    """One rated (or missed) image of one trial."""
+    """One rated (or missed) image of one trial: the condition it showed, and that condition's image."""
 
     __tablename__ = "ratings"
-    __table_args__ = (UniqueConstraint("participant_id", "trial", "position", name="one_rating_per_image"),)
+    __table_args__ = (
+        UniqueConstraint("participant_id", "trial", "position", name="one_rating_per_image"),
+        Index("one_rating_per_condition", "participant_id", "condition_id", unique=True,
+              sqlite_where=text("NOT attention"), postgresql_where=text("NOT attention")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
     trial: Mapped[int] = mapped_column(Integer)
     position: Mapped[int] = mapped_column(Integer)  # 1 = shown first, 2 = shown second
     pair_id: Mapped[str] = mapped_column(String(64))
-    stimulus_id: Mapped[str] = mapped_column(String(64))
+    condition_id: Mapped[str] = mapped_column(String(128))
+    image_id: Mapped[str] = mapped_column(String(64))
     method: Mapped[str] = mapped_column(String(32))
     block: Mapped[str] = mapped_column(String(32))
     row: Mapped[int] = mapped_column(Integer)
@@ -106,6 +115,12 @@ def make_engine(url: str) -> Engine:
     # One process at a time (gunicorn workers start together): the write lock serialises this.
     with engine.execution_options(will_write=True).begin() as connection:
         Base.metadata.create_all(connection)
+        columns = {c["name"] for c in inspect(connection).get_columns("ratings")}
+    if "condition_id" not in columns:
+        engine.dispose()
+        raise StyleStudyError(f"the ratings database {engine.url.render_as_string(hide_password=True)} was made by "
+                              "stylestudy 0.1 (ratings keyed by image, not condition); export it with 0.1 and start "
+                              "a new database (move the file away or give --db)")
     return engine
 
 

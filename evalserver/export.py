@@ -1,4 +1,8 @@
-"""Ratings as CSV: one row per rated (or missed) image, in the columns the analysis reads."""
+"""Ratings as CSV: one row per rated (or missed) image, in the columns the analysis reads.
+
+``condition_id`` is the cell condition that was rated (its block, row, column and method follow);
+``image_id`` is the picture it showed, which other conditions may share.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from evalserver.db import Participant, Rating
 
-COLUMNS = ["participant_id", "external_id", "trial", "pair_id", "block", "row", "column", "column_label", "method",
-           "stimulus_id", "position", "rating", "response_ms", "shown_ms", "flags", "rated_at"]
+COLUMNS = ["participant_id", "external_id", "trial", "pair_id", "condition_id", "block", "row", "column",
+           "column_label", "method", "image_id", "position", "rating", "response_ms", "shown_ms", "flags", "rated_at"]
 EXTRA_COLUMNS = ["row_label", "attention", "served_at", "external_study_id", "external_session_id"]
 
 
@@ -36,8 +40,8 @@ def export_rows(session: Session) -> list[dict]:
     for r, p in rows:
         out.append({
             "participant_id": p.public_id, "external_id": p.external_id or "", "trial": r.trial,
-            "pair_id": r.pair_id, "block": r.block, "row": r.row, "column": r.column,
-            "column_label": r.column_label, "method": r.method, "stimulus_id": r.stimulus_id,
+            "pair_id": r.pair_id, "condition_id": r.condition_id, "block": r.block, "row": r.row, "column": r.column,
+            "column_label": r.column_label, "method": r.method, "image_id": r.image_id,
             "position": r.position, "rating": "" if r.rating is None else r.rating,
             "response_ms": _num(r.response_ms), "shown_ms": _num(r.shown_ms), "flags": r.flags,
             "rated_at": _iso(r.rated_at), "row_label": r.row_label, "attention": int(r.attention),

@@ -1,10 +1,12 @@
 """The participant's flow: welcome/consent -> briefing -> timed paired trials -> done.
 
-The server owns the state: the trial plan (order of pairs and of the two images in each) is
+The server owns the state: the trial plan (order of pairs and of the two conditions in each) is
 fixed when the participant starts, ``current_trial`` advances only when that trial's ratings
-are committed, and a submission for an earlier trial returns what was stored.  Stimulus URLs
-are opaque per participant (an HMAC of participant and stimulus), so nothing in the URL, the
-DOM or the headers tells which method made an image.
+are committed, and a submission for an earlier trial returns what was stored.  Every rating row
+names the condition it rated.  Image URLs are opaque per participant and per place shown (an
+HMAC of participant, trial and position), so nothing in the URL, the DOM or the headers tells
+which method made an image, and an image two conditions share never comes twice under one URL.
+Participant pages carry the protocol's participant-facing title, never the study's own title.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from flask import (Blueprint, abort, current_app, g, jsonify, redirect, render_t
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from engine.manifest import Condition, StudyManifest
 from evalserver.db import Participant, Rating, get_setting, utcnow
-from evalserver.manifest import StudyManifest, seed_for
+from evalserver.schedule import seed_for, trial_plan
 
 participant = Blueprint("participant", __name__)
 
@@ -48,9 +51,30 @@ def _next_page(p: Participant) -> str:
     return url_for("participant.trial_page")
 
 
-def stimulus_token(public_id: str, stimulus_id: str) -> str:
+def image_token(public_id: str, place: str) -> str:
+    """The opaque URL token of the image shown at ``place`` ("trial:N:P" or "briefing:K")."""
     key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, f"{public_id}:{stimulus_id}".encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(key, f"{public_id}:{place}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _image_url(p: Participant, place: str) -> str:
+    return url_for("participant.stimulus", token=image_token(p.public_id, place))
+
+
+def _shown_now(p: Participant) -> dict[str, Condition]:
+    """place -> condition of every image this participant may fetch now: the briefing examples
+    and the current trial's two images."""
+    m = _manifest()
+    places = {f"briefing:{k}": c for k, c in enumerate(m.briefing, start=1)}
+    if not p.completed_at:
+        plan = p.order[p.current_trial - 1]
+        places.update({f"trial:{p.current_trial}:{pos}": m.by_id[cid]
+                       for pos, cid in enumerate(plan["conditions"], start=1)})
+    return places
+
+
+def _title() -> str:
+    return _manifest().protocol.title
 
 
 def _is_open() -> bool:
@@ -66,33 +90,34 @@ def welcome():
     ids = {k: request.args.get(k, "") for k in ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "pid")}
     minutes = math.ceil((len(m.pairs) + m.protocol.attention_checks) * (2 * m.protocol.image_ms + m.protocol.rating_ms)
                         / 60000) + 2
-    return render_template("welcome.html", title=m.title, ids=ids, minutes=minutes, trials=len(m.pairs),
+    return render_template("welcome.html", title=_title(), ids=ids, minutes=minutes, trials=len(m.pairs),
                            protocol=m.protocol, is_open=_is_open())
 
 
 @participant.post("/start")
 def start():
     if request.form.get("consent") != "yes":
-        return render_template("message.html", title="Consent needed",
+        return render_template("message.html", title=_title(), heading="Consent needed",
                                message="Please tick the consent box to take part, then press Start."), 400
     external_id, source = None, None
-    for param in EXTERNAL_ID_PARAMS:
-        if request.form.get(param):
-            external_id, source = request.form[param].strip()[:200], param
+    for param in EXTERNAL_ID_PARAMS:  # blank or whitespace-only means "no external id"
+        value = request.form.get(param, "").strip()[:200]
+        if value:
+            external_id, source = value, param
             break
     p = None
     if external_id:
         p = g.db.scalar(select(Participant).where(Participant.external_id == external_id))
     if p is None:
         if not _is_open():
-            return render_template("message.html", title="Study closed",
+            return render_template("message.html", title=_title(), heading="Study closed",
                                    message="This study is not accepting new participants."), 403
         public_id = secrets.token_hex(16)
         seed = seed_for(external_id or public_id)
         p = Participant(public_id=public_id, external_id=external_id, id_source=source, seed=seed,
-                        order=_manifest().trial_plan(seed), current_trial=1,
-                        external_study_id=request.form.get("STUDY_ID") or None,
-                        external_session_id=request.form.get("SESSION_ID") or None,
+                        order=trial_plan(_manifest(), seed), current_trial=1,
+                        external_study_id=request.form.get("STUDY_ID", "").strip()[:200] or None,
+                        external_session_id=request.form.get("SESSION_ID", "").strip()[:200] or None,
                         user_agent=request.headers.get("User-Agent", "")[:400])
         g.db.add(p)
         try:
@@ -111,9 +136,9 @@ def briefing():
     if p is None:
         return redirect(url_for("participant.welcome"))
     m = _manifest()
-    examples = [{"url": url_for("participant.stimulus", token=stimulus_token(p.public_id, s["id"])),
-                 "caption": f"Example {i}"} for i, s in enumerate(m.briefing, start=1)]
-    return render_template("briefing.html", title=m.title, scale=m.protocol.scale, examples=examples,
+    examples = [{"url": _image_url(p, f"briefing:{k}"), "caption": f"Example {k}"}
+                for k in range(1, len(m.briefing) + 1)]
+    return render_template("briefing.html", title=_title(), scale=m.protocol.scale, examples=examples,
                            protocol=m.protocol, trials=len(p.order))
 
 
@@ -135,8 +160,7 @@ def trial_page():
         return redirect(url_for("participant.welcome"))
     if p.completed_at or not p.briefing_done_at:
         return redirect(_next_page(p))
-    m = _manifest()
-    return render_template("trial.html", title=m.title, scale=m.protocol.scale)
+    return render_template("trial.html", title=_title(), scale=_manifest().protocol.scale)
 
 
 def _trial_state(p: Participant) -> dict:
@@ -146,7 +170,7 @@ def _trial_state(p: Participant) -> dict:
     plan = p.order[p.current_trial - 1]
     state = {
         "done": False, "trial": p.current_trial, "total": len(p.order),
-        "images": [url_for("participant.stimulus", token=stimulus_token(p.public_id, sid)) for sid in plan["stimuli"]],
+        "images": [_image_url(p, f"trial:{p.current_trial}:{pos}") for pos in range(1, len(plan["conditions"]) + 1)],
         "image_ms": m.protocol.image_ms, "rating_ms": m.protocol.rating_ms, "scale": m.protocol.scale,
     }
     if plan.get("attention"):
@@ -231,8 +255,8 @@ def submit(trial: int):
         served = served_at if served_at.tzinfo else served_at.replace(tzinfo=now.tzinfo)
         if (now - served).total_seconds() * 1000 < 2 * m.protocol.image_ms - DISPLAY_TOLERANCE_MS:
             common.append("too_fast")  # the server saw less time than two displays need
-    for position, sid in enumerate(plan["stimuli"], start=1):
-        s = m.stimuli[sid]
+    for position, cid in enumerate(plan["conditions"], start=1):
+        c = m.by_id[cid]
         rating, shown = body["ratings"][position - 1], body["shown_ms"][position - 1]
         flags = list(common)
         if rating is None:
@@ -242,9 +266,9 @@ def submit(trial: int):
         if plan.get("attention") and rating != plan["attention"]:
             flags.append("attention_failed")
         g.db.add(Rating(
-            participant_id=p.id, trial=trial, position=position, pair_id=plan["pair_id"], stimulus_id=sid,
-            method=s["method"], block="attention" if plan.get("attention") else s["block"], row=s["row"],
-            row_label=s.get("row_label", ""), column=s["column"], column_label=s["column_label"], rating=rating,
+            participant_id=p.id, trial=trial, position=position, pair_id=plan["pair_id"], condition_id=c.id,
+            image_id=c.image_id, method=c.method, block="attention" if plan.get("attention") else c.block, row=c.row,
+            row_label=c.row_label, column=c.column, column_label=c.column_label, rating=rating,
             response_ms=body["response_ms"][position - 1], shown_ms=shown, flags=";".join(sorted(set(flags))),
             attention=bool(plan.get("attention")), served_at=served_at, rated_at=now,
         ))
@@ -271,18 +295,14 @@ def _progress(p: Participant) -> dict:
 
 @participant.get("/s/<token>")
 def stimulus(token: str):
-    """A stimulus image, only to its participant, only while it is in use."""
+    """An image, only to its participant, only while it is in use."""
     p = _current()
     if p is None or len(token) != 32:
         abort(404)
-    m = _manifest()
-    allowed = [s["id"] for s in m.briefing]
-    if not p.completed_at:
-        allowed += p.order[p.current_trial - 1]["stimuli"]
-    for sid in allowed:
-        if hmac.compare_digest(stimulus_token(p.public_id, sid), token):
-            response = send_file(open(m.stimulus_file(sid), "rb"), mimetype="image/png", conditional=False,
-                                 etag=False, last_modified=None, max_age=0)
+    for place, condition in _shown_now(p).items():
+        if hmac.compare_digest(image_token(p.public_id, place), token):
+            response = send_file(open(_manifest().image_file(condition), "rb"), mimetype="image/png",
+                                 conditional=False, etag=False, last_modified=None, max_age=0)
             response.headers["Cache-Control"] = "no-store"
             return response
     abort(404)
@@ -294,5 +314,5 @@ def done():
     if p is None or not p.completed_at:
         return redirect(url_for("participant.welcome"))
     m = _manifest()
-    return render_template("done.html", title=m.title, code=m.protocol.completion_code,
+    return render_template("done.html", title=_title(), code=m.protocol.completion_code,
                            redirect_url=m.protocol.redirect_url)

@@ -28,7 +28,7 @@ def _frame(cells: dict[tuple, tuple[list, list]]) -> pd.DataFrame:
             for p, v in enumerate(values):
                 rows.append({"participant_id": f"p{p}", "external_id": "", "trial": col, "pair_id": f"{block}{row}{col}",
                              "block": block, "row": row, "column": col, "column_label": f"c{col}", "method": method,
-                             "stimulus_id": f"{block}{row}{col}{method}", "position": 1 if method == "baseline" else 2,
+                             "condition_id": f"{block}-r{row}-c{col}-{method}", "image_id": f"{block}{row}{col}{method}", "position": 1 if method == "baseline" else 2,
                              "rating": v, "response_ms": 1000, "shown_ms": 5000, "flags": "", "rated_at": ""})
     return pd.DataFrame(rows)
 
@@ -126,7 +126,7 @@ def test_bt500_rejects_the_obvious_outlier():
         for p in range(15):
             # 14 raters agree around 3 (2..4); p14 answers at the extremes, both ways.
             value = int(np.clip(np.rint(3 + rng.normal(0, 0.7)), 2, 4)) if p < 14 else (5 if s % 2 else 1)
-            rows.append({"participant_id": f"p{p:02d}", "stimulus_id": f"s{s}", "rating": value})
+            rows.append({"participant_id": f"p{p:02d}", "condition_id": f"s{s}", "rating": value})
     result = bt500_screening(pd.DataFrame(rows))
     assert result.loc[result["rejected"], "participant_id"].tolist() == ["p14"]
     assert (result.loc[result["participant_id"] == "p14", "N"] == 30).all()
@@ -139,7 +139,7 @@ def test_icc_against_shrout_fleiss_1979():
 
 
 def test_perfect_agreement():
-    rows = [{"participant_id": p, "stimulus_id": s, "rating": 1 + (s % 5)} for p in range(4) for s in range(10)]
+    rows = [{"participant_id": p, "condition_id": s, "rating": 1 + (s % 5)} for p in range(4) for s in range(10)]
     result = agreement(pd.DataFrame(rows))
     assert result["krippendorff_alpha_ordinal"] == pytest.approx(1.0) and result["icc2_1"] == pytest.approx(1.0)
 

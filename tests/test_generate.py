@@ -144,10 +144,35 @@ def test_kill_mid_run_then_resume(tiny_study, tmp_path):
     done_before = len(list((run / "stimuli").glob("*.json")))
     assert 3 <= done_before < 14, "the run should have been killed part-way"
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    generated = int(out.split(" generated")[0])
+    generated = int(out.split(" images generated")[0])
     assert generated == 14 - done_before
-    assert "0 generated, 14 already finished" in subprocess.run(cmd, capture_output=True, text=True).stdout
+    assert "0 images generated, 14 already finished" in subprocess.run(cmd, capture_output=True, text=True).stdout
     assert not [p for p in (run / "stimuli").iterdir() if p.suffix not in (".png", ".json")]
+
+
+@pytest.mark.slow
+def test_conditions_that_share_an_image(tiny_study, tmp_path):
+    """Block (c) column 2 at the engine size with the blocks' λos is block (a) column 2: four
+    conditions, two images, each made once; every condition keeps its own id."""
+    toml = tiny_study / "study.toml"
+    toml.write_text(TINY.replace("lambda_os = { paint = 1e-4, brief = 1e-4 }", "lambda_os = { paint = 1e-5, brief = 1e-4 }")
+                    .replace("[methods.normalized]\nlambda_os = 1e-2", "[methods.normalized]\nlambda_os = 1e-3"))
+    run = tmp_path / "run"
+    summary = generate(tiny_study, run, device="cpu", progress=False)
+    assert (summary.conditions, summary.total, summary.shared, summary.generated) == (14, 12, 2, 12)
+    assert len(list((run / "stimuli").glob("*.png"))) == 12
+    manifest = json.loads((run / "manifest.json").read_text())
+    stimuli = manifest["stimuli"]
+    ids = [s["id"] for s in stimuli]
+    assert len(ids) == len(set(ids)) == 14 and manifest["schema"] == 2
+    by_id = {s["id"]: s for s in stimuli}
+    for method in ("baseline", "normalized"):
+        a, c = by_id[f"a-r1-c2-{method}"], by_id[f"c-r1-c2-{method}"]
+        assert a["image_id"] == c["image_id"] and a["path"] == c["path"]
+        assert a["shared_with"] == [c["id"]] and c["shared_with"] == [a["id"]]
+        assert manifest["images"][a["image_id"]]["conditions"] == [a["id"], c["id"]]
+    assert sum(bool(s["shared_with"]) for s in stimuli) == 4
+    assert sum(len(i["conditions"]) for i in manifest["images"].values()) == 14
 
 
 def test_cli_errors_for_missing_images_and_study(tiny_study, tmp_path, capsys):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.images import ImageError, atomic_write_bytes, load_rgb, resize_longer_side, resize_to_area, to_pil, to_tensor
+from engine.files import atomic_write_bytes
+from engine.images import ImageError, load_rgb, resize_longer_side, resize_to_area, to_pil, to_tensor
 
 
 def _check_rgb(img, size):

@@ -81,10 +81,14 @@ def test_full_flow_and_export(app):
     assert [r["rating"] for r in rows] == ["4", "2"] * 4
     assert sorted((r["trial"], r["position"]) for r in rows) == sorted((str(t), str(p)) for t in range(1, 5) for p in (1, 2))
     manifest = json.loads((app.config["MANIFEST"].run_dir / "manifest.json").read_text())
-    by_id = {s["id"]: s for s in manifest["stimuli"]}
+    rated = [s for s in manifest["stimuli"] if not s["briefing"]]
+    # Every rated condition exactly once, each row carrying that condition's cell and image.
+    assert sorted(r["condition_id"] for r in rows) == sorted(s["id"] for s in rated)
+    by_condition = {s["id"]: s for s in rated}
     for row in rows:
-        s = by_id[row["stimulus_id"]]
-        assert (row["method"], row["block"], row["pair_id"], int(row["column"])) == (s["method"], s["block"], s["pair_id"], s["column"])
+        s = by_condition[row["condition_id"]]
+        assert (row["method"], row["block"], row["pair_id"], int(row["row"]), int(row["column"]), row["image_id"]) == (
+            s["method"], s["block"], s["pair_id"], s["row"], s["column"], s["image_id"])
         assert row["rated_at"].endswith("Z")
     for trial in {r["trial"] for r in rows}:  # both methods of one pair in every trial
         pair = [r for r in rows if r["trial"] == trial]
@@ -105,7 +109,7 @@ def test_order_is_random_per_participant_and_stable(app):
     participants = _sql(app, 'select external_id, "order" from participants')
     plans = {pid: json.loads(order) for pid, order in participants}
     assert len({json.dumps([t["pair_id"] for t in p]) for p in plans.values()}) > 1  # pair order differs
-    firsts = {t["stimuli"][0] for p in plans.values() for t in p}
+    firsts = {t["conditions"][0] for p in plans.values() for t in p}
     assert len(firsts) > 4  # which method comes first varies
     # The same external id resumes the same participant and the same plan.
     c = app.test_client()
@@ -193,8 +197,8 @@ def test_blinding(app):
     page = c.get("/trial").data.decode() + c.get("/briefing").data.decode()
     s = _state(c)
     text = page + json.dumps(s)
-    for sid, stim in manifest.stimuli.items():
-        assert sid not in text and stim["path"] not in text
+    for cond in manifest.conditions:
+        assert cond.id not in text and cond.image_id not in text and cond.path not in text
     for word in ("baseline", "normalized", "lambda", "λ", "stimuli/"):
         assert word not in text
     img = c.get(s["images"][0])

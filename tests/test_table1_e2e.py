@@ -1,0 +1,129 @@
+"""The paper's own design end to end: studies/table1, shrunk, through every stage.
+
+Block (c) column 2 (the engine size, each style's λos) makes the same pixels as four block-(a)
+cells; the design still has 52 distinct rated cells.  Generate -> serve (a real process) ->
+HTTP participants and one Chromium participant -> export -> analyze, and every one of the 52
+cells must hold exactly one rating per participant, and the report's table all 52 cells.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LiveServer, _pattern
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINE_SIZE = 32
+BLOCK_C_SIZES = [24, ENGINE_SIZE, 48]  # column 2 collides with the engine size, as 512 does in the paper
+IMAGE_SECONDS = 0.2
+
+pytestmark = pytest.mark.slow
+
+
+def shrink_table1(dest: Path) -> Path:
+    """studies/table1 in ``dest``: made-up images, tiny sizes, 2 iterations, a seconds-short protocol."""
+    text = (ROOT / "studies" / "table1" / "study.toml").read_text(encoding="utf-8")
+    text = re.sub(r'^(url|sha256) = .*\n', "", text, flags=re.M)
+    text = re.sub(r'^path = "images/(\w+)\.jpg"', r'path = "\1.png"', text, flags=re.M)
+    text = re.sub(r"^size = 512$", f"size = {ENGINE_SIZE}", text, flags=re.M)
+    text = re.sub(r"^iterations = 600$", "iterations = 2", text, flags=re.M)
+    text = re.sub(r"^sizes = \[256, 512, 1024\]$", f"sizes = {BLOCK_C_SIZES}", text, flags=re.M)
+    text = re.sub(r"^image_seconds = 5.0$", f"image_seconds = {IMAGE_SECONDS}", text, flags=re.M)
+    text = re.sub(r"^rating_seconds = 5.0$", "rating_seconds = 3.0", text, flags=re.M)
+    assert text.count(f"size = {ENGINE_SIZE}") == 1 and "iterations = 2" in text and 'path = "images/' not in text
+    dest.mkdir(parents=True)
+    (dest / "study.toml").write_text(text, encoding="utf-8")
+    for name, (w, h, seed) in {"tubingen": (40, 30, 11), "starry_night": (44, 35, 12), "shipwreck": (40, 40, 13),
+                               "the_scream": (30, 38, 14)}.items():
+        _pattern(w, h, seed).save(dest / f"{name}.png")
+    return dest
+
+
+def rated_cells() -> set[tuple]:
+    """The 52 rated cells of the paper's design, counted from SUMMARY.md §4 (not from our code)."""
+    cells = set()
+    for block, columns in (("a", 5), ("b", 5), ("c", 3)):
+        for row in (1, 2):
+            for column in range(1, columns + 1):
+                for method in ("baseline", "normalized"):
+                    cells.add((block, row, column, method))
+    assert len(cells) == 52
+    return cells
+
+
+@pytest.fixture(scope="module")
+def table1_run(tmp_path_factory):
+    from engine.generate import generate
+
+    root = tmp_path_factory.mktemp("table1")
+    study = shrink_table1(root / "study")
+    run = root / "run"
+    generate(study, run, device="cpu", progress=False)
+    return run
+
+
+def _browser_participant(url: str, trials: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_browser import AT_TRIAL, CHROMIUM, CHROMIUM_FLAGS, PAST_TRIAL, _start
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = _start(browser, url)
+            for trial in range(1, trials + 1):
+                page.wait_for_function(AT_TRIAL, arg=trial, timeout=15_000)
+                page.get_by_role("radiogroup", name="Image 1").wait_for(state="visible", timeout=15_000)
+                page.keyboard.press(str(trial % 5 + 1))
+                page.keyboard.press(str((trial + 2) % 5 + 1))
+                page.wait_for_function(PAST_TRIAL, arg=trial, timeout=15_000)
+            page.wait_for_url(re.compile(r"/done$"), timeout=15_000)
+        finally:
+            browser.close()
+
+
+def test_every_cell_of_the_paper_design_gets_its_ratings(table1_run, tmp_path):
+    import random
+    import shutil
+
+    from engine.cli import main
+    from evalserver.client import StudyClient
+
+    http_participants = 3
+    with LiveServer(table1_run) as server:
+        for i in range(http_participants):
+            client = StudyClient(server.url, f"http-{i}")
+            client.join()
+            rng = random.Random(i)
+            assert client.take(lambda state, trial: [rng.randint(1, 5), rng.randint(1, 5)],
+                               image_ms=IMAGE_SECONDS * 1000) == 26
+        browser = bool(shutil.which("chromium") or Path("/usr/bin/chromium").exists())
+        if browser:
+            _browser_participant(server.url + "/?PROLIFIC_PID=browser-1", 26)
+
+    out = tmp_path / "ratings.csv"
+    assert main(["export", str(table1_run), "-o", str(out)]) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    participants = http_participants + browser
+    assert len(rows) == 52 * participants
+    per_cell = Counter((r["participant_id"], r["block"], int(r["row"]), int(r["column"]), r["method"]) for r in rows)
+    expected = rated_cells()
+    for pid in {r["participant_id"] for r in rows}:
+        got = {k[1:]: n for k, n in per_cell.items() if k[0] == pid}
+        assert set(got) == expected, f"{pid}: missing {sorted(expected - set(got))}, extra {sorted(set(got) - expected)}"
+        assert set(got.values()) == {1}, f"{pid}: cells rated twice: {sorted(k for k, n in got.items() if n > 1)}"
+
+    report = tmp_path / "report"
+    assert main(["analyze", str(out), "--out", str(report), "--manifest", str(table1_run / "manifest.json"),
+                 "--exclude-flags", "timeout"]) == 0
+    table = list(csv.DictReader((report / "table.csv").open(encoding="utf-8")))
+    filled = {(r["block"], int(r["row"]), int(c[1:]), {"B": "baseline", "N": "normalized"}[r["method"]])
+              for r in table for c in r if re.fullmatch(r"c\d+", c) and r[c] not in ("", "–")}
+    assert filled == expected
+    for r in table:  # every participant rated every cell: no "(n=…)" marks
+        assert not any("(n=" in r[c] for c in r if re.fullmatch(r"c\d+", c)), r
