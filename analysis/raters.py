@@ -59,8 +59,9 @@ def krippendorff_alpha(usable: pd.DataFrame) -> float:
     values = matrix.to_numpy(float)
     if np.nanstd(values) == 0:
         return float("nan")
-    return float(krippendorff.alpha(reliability_data=values, level_of_measurement="ordinal",
-                                    value_domain=list(range(1, int(np.nanmax(values)) + 1))))
+    # The scale points, plus half points where --duplicates mean averaged two ratings.
+    domain = sorted(set(range(1, int(np.nanmax(values)) + 1)) | set(np.unique(values[~np.isnan(values)]).tolist()))
+    return float(krippendorff.alpha(reliability_data=values, level_of_measurement="ordinal", value_domain=domain))
 
 
 def icc(matrix: np.ndarray) -> dict[str, float]:

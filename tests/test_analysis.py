@@ -18,6 +18,7 @@ from analysis.simulate import from_design, from_published, reconstruct_cells
 from analysis.stats import (attainability_note, cell_tests, cohens_dz, min_attainable_p, mixed_model, omnibus,
                             rank_biserial, wilcoxon_exact)
 from analysis.table import caption, table_frame, to_latex, to_markdown
+from engine.errors import StyleStudyError
 
 
 def _frame(cells: dict[tuple, tuple[list, list]]) -> pd.DataFrame:
@@ -117,6 +118,55 @@ def test_omnibus_and_mixed_model_recover_a_known_effect():
     assert mm["estimate"] == pytest.approx(1.0, abs=0.2) and mm["ci"][0] < mm["estimate"] < mm["ci"][1]
     null = from_design(cells, participants=40, effect=0.0, seed=4, noise=0.6)
     assert abs(mixed_model(null)["estimate"]) < 0.2
+
+
+def test_mixed_model_is_crossed_and_recovers_planted_variances():
+    """Participant and cell effects planted independently (crossed); the fit recovers both
+    variances (to their sample values) and the method effect, and says what it fitted."""
+    rng = np.random.default_rng(1)
+    participants, cells = 40, 30
+    u, v = rng.normal(0, 0.8, participants), rng.normal(0, 0.6, cells)
+    rows = [{"participant_id": f"p{p}", "block": "a", "row": c // 10 + 1, "column": c % 10 + 1, "method": m,
+             "rating": 3 + 0.5 * (m == "normalized") + u[p] + v[c] + rng.normal(0, 0.5)}
+            for p in range(participants) for c in range(cells) for m in ("baseline", "normalized")]
+    mm = mixed_model(pd.DataFrame(rows))
+    assert mm["formula"] == "rating ~ method + (1 | participant) + (1 | cell)"
+    assert mm["participant_var"] == pytest.approx(np.var(u, ddof=1), rel=0.1)
+    assert mm["cell_var"] == pytest.approx(np.var(v, ddof=1), rel=0.1)
+    assert mm["residual_var"] == pytest.approx(0.25, rel=0.1) and mm["estimate"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_a_second_rating_of_one_condition_is_never_dropped_silently(small, tmp_path, capsys):
+    from engine.cli import main
+
+    frame = pd.read_csv(small)
+    extra = frame[(frame["participant_id"] == "p1") & (frame["column"] == 1)].copy()
+    extra["rating"], extra["trial"] = 5, 99
+    doubled = tmp_path / "doubled.csv"
+    pd.concat([frame, extra]).to_csv(doubled, index=False)
+    with pytest.raises(StyleStudyError, match=r"p1 rated a-r1-c1-baseline more than once"):
+        load_ratings(doubled)
+    assert main(["analyze", str(doubled), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--duplicates first|mean" in err
+    first = load_ratings(doubled, duplicates="first")
+    mean = load_ratings(doubled, duplicates="mean")
+    pick = lambda rs: rs.usable.set_index(["participant_id", "condition_id"])["rating"]  # noqa: E731
+    assert pick(first)[("p1", "a-r1-c1-baseline")] == B1[1]
+    assert pick(mean)[("p1", "a-r1-c1-baseline")] == (B1[1] + 5) / 2
+    assert first.counts["duplicates_merged"] == mean.counts["duplicates_merged"] == 2
+    assert len(first.usable) == len(load_ratings(small).usable)
+    assert main(["analyze", str(doubled), "--out", str(tmp_path / "m"), "--duplicates", "mean"]) == 0
+    assert "2 repeated ratings of a condition merged (mean)" in (tmp_path / "m" / "report.md").read_text()
+
+
+def test_an_export_of_version_0_1_is_read_by_condition(small, tmp_path):
+    frame = pd.read_csv(small).drop(columns=["condition_id"]).rename(columns={"image_id": "stimulus_id"})
+    old = tmp_path / "old.csv"
+    frame.to_csv(old, index=False)
+    rs = load_ratings(old)
+    assert set(rs.usable["condition_id"]) == {f"a-r1-c{c}-{m}" for c in (1, 2) for m in ("baseline", "normalized")}
+    assert rs.counts["usable"] == load_ratings(small).counts["usable"]
 
 
 def test_bt500_rejects_the_obvious_outlier():

@@ -184,6 +184,36 @@ def test_missing_ratings_are_stored_as_timeouts(app):
     assert rows[1]["rating"] == "3" and "short_display" in rows[1]["flags"] and "timeout" not in rows[1]["flags"]
 
 
+def test_external_ids_are_stripped_and_blank_means_none(app):
+    """Whitespace around an id is not part of it; a blank id is no id, so two people who both
+    arrive with a blank PROLIFIC_PID get two participant rows."""
+    first, second, padded = app.test_client(), app.test_client(), app.test_client()
+    for client in (first, second):
+        assert client.post("/start", data={"consent": "yes", "PROLIFIC_PID": "   ", "STUDY_ID": " "}).status_code == 302
+        client.post("/briefing")
+    assert padded.post("/start", data={"consent": "yes", "PROLIFIC_PID": "  abc  "}).status_code == 302
+    again = app.test_client()
+    again.post("/start", data={"consent": "yes", "pid": "abc"})
+    rows = _sql(app, "select public_id, external_id, external_study_id from participants order by id")
+    assert len(rows) == 3 and rows[0][0] != rows[1][0]
+    assert [r[1] for r in rows] == [None, None, "abc"] and rows[0][2] is None
+    assert _state(first)["trial"] == 1 and _state(second)["trial"] == 1
+
+
+def test_a_version_0_1_database_is_refused_with_a_way_out(run_copy):
+    import sqlite3
+
+    from engine.errors import StyleStudyError
+
+    db = run_copy / "ratings.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("create table ratings (id integer primary key, participant_id integer, stimulus_id varchar(64))")
+    with pytest.raises(StyleStudyError, match="made by stylestudy 0.1.*start a new database"):
+        create_app(run_copy, admin_token=TOKEN)
+    with sqlite3.connect(db) as con:  # nothing of it was touched
+        assert [r[1] for r in con.execute("pragma table_info(ratings)")] == ["id", "participant_id", "stimulus_id"]
+
+
 def test_consent_required(app):
     c = app.test_client()
     assert c.post("/start", data={}).status_code == 400

@@ -63,7 +63,9 @@ def table1_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("table1")
     study = shrink_table1(root / "study")
     run = root / "run"
-    generate(study, run, device="cpu", progress=False)
+    summary = generate(study, run, device="cpu", progress=False)
+    # 62 conditions (52 rated + 10 briefing); block (c) column 2 shares its 4 images with block (a).
+    assert (summary.conditions, summary.total, summary.shared) == (62, 58, 4)
     return run
 
 
@@ -118,12 +120,99 @@ def test_every_cell_of_the_paper_design_gets_its_ratings(table1_run, tmp_path):
         assert set(got) == expected, f"{pid}: missing {sorted(expected - set(got))}, extra {sorted(set(got) - expected)}"
         assert set(got.values()) == {1}, f"{pid}: cells rated twice: {sorted(k for k, n in got.items() if n > 1)}"
 
+    from engine.manifest import StudyManifest
+
+    rated_ids = sorted(c.id for c in StudyManifest.load(table1_run).rated)
+    for pid in {r["participant_id"] for r in rows}:
+        assert sorted(r["condition_id"] for r in rows if r["participant_id"] == pid) == rated_ids
+
+    # The exported CSV and the live database give the same report; the report names its source.
     report = tmp_path / "report"
     assert main(["analyze", str(out), "--out", str(report), "--manifest", str(table1_run / "manifest.json"),
                  "--exclude-flags", "timeout"]) == 0
+    live = tmp_path / "live"
+    assert main(["analyze", str(table1_run), "--out", str(live), "--exclude-flags", "timeout"]) == 0
+    assert (live / "table.csv").read_text() == (report / "table.csv").read_text()
+    assert f"Ratings from database sqlite:///{table1_run.resolve() / 'ratings.sqlite'} ({len(rows)} rows)" in (
+        live / "report.md").read_text()
+    assert f"Ratings from file {out} ({len(rows)} rows)" in (report / "report.md").read_text()
     table = list(csv.DictReader((report / "table.csv").open(encoding="utf-8")))
     filled = {(r["block"], int(r["row"]), int(c[1:]), {"B": "baseline", "N": "normalized"}[r["method"]])
               for r in table for c in r if re.fullmatch(r"c\d+", c) and r[c] not in ("", "–")}
     assert filled == expected
     for r in table:  # every participant rated every cell: no "(n=…)" marks
         assert not any("(n=" in r[c] for c in r if re.fullmatch(r"c\d+", c)), r
+
+
+def _forbidden_words(run: Path) -> set[str]:
+    """What a participant must never read: methods, block titles, λ values and column labels,
+    style/file names, condition and image ids, and the researcher-facing study title."""
+    from engine.manifest import StudyManifest
+
+    m = StudyManifest.load(run)
+    words = {"baseline", "normalized", "lambda", "λ", "stimuli/", ".png", ".jpg", m.title}
+    words |= {spec.get("title", "") for spec in m.study["blocks"].values()} - {""}
+    words |= set(m.study["images"]) | {src["path"] for src in m.study["images"].values()}
+    for c in m.conditions:
+        words |= {c.id, c.image_id, c.path, c.column_label, c.row_label}
+        value = f"{c.get('params')['lambda_os']:g}"
+        if len(value) >= 4:
+            words.add(value)
+    return {w.lower() for w in words}
+
+
+def test_participant_pages_are_blind_and_urls_never_repeat(table1_run, tmp_path):
+    import shutil
+
+    from evalserver.app import create_app
+
+    run = tmp_path / "run"
+    shutil.copytree(table1_run, run, ignore=shutil.ignore_patterns("*.sqlite*"))
+    app = create_app(run, admin_token="t")
+    manifest = app.config["MANIFEST"]
+    assert sum(1 for members in manifest.images.values() if len(members) > 1) == 4  # the paper's shared images
+    c = app.test_client()
+    seen: list[str] = []  # every participant-facing text: bodies and headers
+
+    def look(response):
+        seen.append(" ".join(f"{k}: {v}" for k, v in response.headers.items()))
+        if response.mimetype != "image/png":
+            seen.append(response.get_data(as_text=True))
+        return response
+
+    look(c.post("/start", data={}))  # the consent-needed page
+    look(c.get("/?PROLIFIC_PID=blind-1"))
+    look(c.post("/start", data={"consent": "yes", "PROLIFIC_PID": "blind-1"}))
+    briefing = look(c.get("/briefing")).get_data(as_text=True)
+    urls = re.findall(r'src="(/s/[0-9a-f]{32})"', briefing)
+    assert len(urls) == len(manifest.briefing) == 10
+    assert all(look(c.get(u)).status_code == 200 for u in urls)
+    look(c.post("/briefing"))
+    look(c.get("/trial"))
+    shown: dict[str, bytes] = {}
+    while True:
+        state = look(c.get("/api/state")).get_json()
+        if state["done"]:
+            break
+        for u in state["images"]:
+            urls.append(u)
+            shown[u] = look(c.get(u)).data
+        look(c.post(f"/api/trials/{state['trial']}", json={"ratings": [3, 4], "shown_ms": [200, 200]}))
+    look(c.get("/done"))
+    assert len(urls) == 10 + 52 and len(set(urls)) == len(urls), "an image URL repeated"
+    # The shared images were shown twice each, under different URLs.
+    repeated = [b for b in set(shown.values()) if list(shown.values()).count(b) > 1]
+    assert len(repeated) == 4
+    text = "\n".join(seen).lower()
+    leaks = sorted(w for w in _forbidden_words(run) if w in text)
+    assert not leaks, f"participant-facing text names {leaks}"
+    # The researcher still sees every condition: the stored rows carry the condition ids.
+    rows = _export_rows(app)
+    assert sorted(r["condition_id"] for r in rows) == sorted(x.id for x in manifest.rated)
+
+
+def _export_rows(app) -> list[dict]:
+    from evalserver.export import export_rows
+
+    with app.config["DB_SESSIONMAKER"]() as session:
+        return export_rows(session)
