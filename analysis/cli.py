@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from engine.errors import StyleStudyError
+from engine.options import PORT, decimals, integer, integers, number
 
 
 def register_analyze(sub: argparse._SubParsersAction) -> None:
@@ -21,26 +23,21 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
                         "average; the report counts them")
     p.add_argument("--out", default="report", help="output folder (default report/)")
     p.add_argument("--ddof", type=int, choices=[0, 1], default=1, help="standard deviation: 1 = sample (default)")
-    p.add_argument("--decimals", default="1,2", help="decimals of mean,std (default 1,2 as in the paper)")
+    p.add_argument("--decimals", type=decimals, default=(1, 2), help="decimals of mean,std (default 1,2 as in the paper)")
     p.add_argument("--exclude-flags", default="timeout,short_display",
                    help="ratings with any of these flags are left out (counted); '' keeps all")
     p.add_argument("--screen", choices=["flag", "bt500"], default="flag",
                    help="BT.500 observer screening: flag only (default) or exclude rejected observers")
     p.add_argument("--manifest", default=None, help="manifest.json for labels and thresholds (run dirs have one)")
     p.add_argument("--compare-paper", action="store_true", help="put the paper's Table 1 beside ours")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--seed", type=integer(0), default=0, help="bootstrap seed")
     p.set_defaults(func=_run_analyze)
 
 
 def _run_analyze(args: argparse.Namespace) -> int:
     from analysis.report import AnalyzeOptions, analyze
 
-    try:
-        decimals = tuple(int(x) for x in args.decimals.split(","))
-        assert len(decimals) == 2
-    except (ValueError, AssertionError):
-        raise StyleStudyError(f"--decimals must be two integers like 1,2; got {args.decimals!r}") from None
-    options = AnalyzeOptions(out=Path(args.out), ddof=args.ddof, decimals=decimals,
+    options = AnalyzeOptions(out=Path(args.out), ddof=args.ddof, decimals=args.decimals,
                              exclude_flags=tuple(f for f in args.exclude_flags.split(",") if f),
                              screen=args.screen, compare_paper=args.compare_paper, seed=args.seed,
                              duplicates=args.duplicates, db_url=args.db)
@@ -50,13 +47,16 @@ def _run_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_MULTISETS = 2_000_000  # rating multisets audit-table enumerates (n=10, k=5: 1,001)
+
+
 def register_audit_table(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit-table", help="check a published mean±std table for consistency with n integer ratings",
                        description="For each cell, which rating multisets of n ratings on 1..k give the printed mean "
                                    "and std under ddof=0 and ddof=1 (exhaustive; GRIM/GRIMMER/SPRITE-style).")
     p.add_argument("table", nargs="?", default=None, help="CSV block,row,method,column,mean,std (default: the paper's)")
-    p.add_argument("-n", type=int, default=10, help="ratings per cell (default 10)")
-    p.add_argument("-k", type=int, default=5, help="scale points (default 5)")
+    p.add_argument("-n", type=integer(2, 100), default=10, help="ratings per cell, 2..100 (default 10)")
+    p.add_argument("-k", type=integer(2, 11), default=5, help="scale points, 2..11 (default 5)")
     p.add_argument("--out", default=None, help="write the per-cell audit as CSV")
     p.set_defaults(func=_run_audit)
 
@@ -64,8 +64,9 @@ def register_audit_table(sub: argparse._SubParsersAction) -> None:
 def _run_audit(args: argparse.Namespace) -> int:
     from analysis.audit import audit_summary, audit_table, load_published
 
-    if args.n < 2 or args.k < 2:
-        raise StyleStudyError("-n and -k must be at least 2")
+    if math.comb(args.n + args.k - 1, args.k - 1) > MAX_MULTISETS:
+        raise StyleStudyError(f"-n {args.n} -k {args.k} means {math.comb(args.n + args.k - 1, args.k - 1):,} rating "
+                              f"multisets to enumerate (at most {MAX_MULTISETS:,}); lower -n or -k")
     audit = audit_table(load_published(args.table), args.n, args.k)
     cols = ["block", "row", "method", "column", "mean", "std", "verdict", "multisets_ddof0", "multisets_ddof1",
             "n_that_fit", "example_ddof0", "example_ddof1"]
@@ -84,13 +85,13 @@ def register_simulate(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--from-paper", action="store_true", help="a Table 1 that could have been")
     mode.add_argument("--study", default=None, help="a study folder or run directory")
     p.add_argument("--table", default=None, help="with --from-paper: another published table CSV")
-    p.add_argument("--participants", type=int, default=10)
-    p.add_argument("--effect", type=float, default=0.5, help="with --study: normalized - baseline, rating points")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--pairings", type=int, default=0,
+    p.add_argument("--participants", type=integer(2), default=10)
+    p.add_argument("--effect", type=number(), default=0.5, help="with --study: normalized - baseline, rating points")
+    p.add_argument("--seed", type=integer(0), default=0)
+    p.add_argument("--pairings", type=integer(0), default=0,
                    help="with --from-paper: report omnibus p-values over this many random pairings")
-    p.add_argument("--power", default=None, help="with --study: participant counts, e.g. 5,10,20,40")
-    p.add_argument("--reps", type=int, default=200, help="simulated studies per power point")
+    p.add_argument("--power", type=integers(2), default=None, help="with --study: participant counts, e.g. 5,10,20,40")
+    p.add_argument("--reps", type=integer(1), default=200, help="simulated studies per power point")
     p.add_argument("-o", "--output", required=True, help="ratings CSV to write")
     p.set_defaults(func=_run_simulate)
 
@@ -119,8 +120,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         cells = simulate.design_cells(args.study)
         frame = simulate.from_design(cells, args.participants, args.effect, args.seed)
         if args.power:
-            counts = [int(x) for x in args.power.split(",")]
-            table = simulate.power(cells, args.effect, counts, args.reps, args.seed)
+            table = simulate.power(cells, args.effect, args.power, args.reps, args.seed)
             print(table.to_string(index=False))
             enough = table[table["power"] >= 0.8]
             print(f"80% power at effect {args.effect:+g}: "
@@ -136,10 +136,10 @@ def register_demo(sub: argparse._SubParsersAction) -> None:
                        description="Runs studies/demo through every stage on the embedded defaults (bundled Caffe "
                                    "VGG-19, scikit-image samples, SQLite). A second run reuses the stimuli.")
     p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
-    p.add_argument("--participants", type=int, default=10, help="simulated participants (default 10)")
+    p.add_argument("--participants", type=integer(2), default=10, help="simulated participants (default 10)")
     p.add_argument("--device", default="auto")
     p.add_argument("--serve", action="store_true", help="then start the server so you can rate the stimuli yourself")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=PORT, default=5000)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_run_demo)
 
@@ -147,11 +147,9 @@ def register_demo(sub: argparse._SubParsersAction) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from analysis.demo import run_demo
 
-    if args.participants < 2:
-        raise StyleStudyError("--participants must be at least 2 (the analysis pairs ratings across participants)")
     r = run_demo(args.out, args.participants, args.device, progress=not args.quiet)
     overall = next((o for o in r["omnibus"] if o["scope"] == "all blocks"), None)
-    print(f"\nstylestudy demo finished in {r['seconds']:.0f}s ({r['generated']} of {r['stimuli']} stimuli generated, "
+    print(f"\nstylestudy demo finished in {r['seconds']:.0f}s ({r['generated']} of {r['stimuli']} images generated, "
           f"{r['generate_seconds']:.0f}s; {r['trials_submitted']} new trials rated by {args.participants} simulated "
           "participants through the server)")
     if overall:

@@ -14,6 +14,8 @@ import sys
 from importlib.metadata import entry_points
 
 from engine.errors import StyleStudyError
+from engine.options import OneLineParser, batch_size, integer, number, weights
+from engine.study import MIN_SIZE
 
 DESCRIPTION = (
     "Run and analyse subjective evaluations of neural style transfer "
@@ -28,19 +30,11 @@ def _names(values: list[str] | None) -> list[str] | None:
     return [v for item in values for v in item.split(",") if v]
 
 
-def _floats(text: str | None, what: str) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise StyleStudyError(f"{what} must be comma-separated numbers, e.g. 0.2,0.2,0.2,0.2,0.2; got {text!r}") from None
-
-
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     """Options shared by commands that run VGG-19."""
-    p.add_argument("--size", type=int, default=512, help="longer side of the object image in px (default 512)")
-    p.add_argument("--style-size", type=int, default=None,
+    p.add_argument("--size", type=integer(MIN_SIZE), default=512,
+                   help="longer side of the object image in px (default 512)")
+    p.add_argument("--style-size", type=integer(MIN_SIZE), default=None,
                    help="longer side of the style image; default: same pixel area as the resized object image")
     p.add_argument("--weights", default="caffe",
                    help="'caffe' (bundled original VGG-19, default), 'torchvision', or a .pth/.safetensors/.h5 path")
@@ -64,17 +58,18 @@ def register_transfer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("style", help="style image")
     p.add_argument("-o", "--output", required=True, help="output PNG; a JSON sidecar is written beside it")
     p.add_argument("--method", choices=["baseline", "normalized"], required=True)
-    p.add_argument("--lambda-os", type=float, required=True,
+    p.add_argument("--lambda-os", type=number(positive=True), required=True,
                    help="content/style weight; appropriate ranges differ: baseline ~1e-3..1e-6, normalized ~1e-2..1e-3")
-    p.add_argument("--style-weights", default=None, help="lambda_s(j), comma-separated, one per style layer (default 0.2 each)")
-    p.add_argument("--content-weights", default=None, help="lambda_o(j), comma-separated (default 1 each)")
-    p.add_argument("--iterations", type=int, default=600, help="L-BFGS iterations (default 600, the paper)")
+    p.add_argument("--style-weights", type=weights, default=None,
+                   help="lambda_s(j), comma-separated, one per style layer (default 0.2 each)")
+    p.add_argument("--content-weights", type=weights, default=None, help="lambda_o(j), comma-separated (default 1 each)")
+    p.add_argument("--iterations", type=integer(1), default=600, help="L-BFGS iterations (default 600, the paper)")
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
-    p.add_argument("--lr", type=float, default=None, help="step size (lbfgs 1.0, adam 0.02)")
+    p.add_argument("--lr", type=number(positive=True), default=None, help="step size (lbfgs 1.0, adam 0.02)")
     p.add_argument("--init", choices=["content", "style", "noise"], default="content",
                    help="starting image (default: the object image, as in the paper)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--nominal-scale", type=float, default=None, help="normalized loss's w (default H_o*W_o)")
+    p.add_argument("--seed", type=integer(0), default=0)
+    p.add_argument("--nominal-scale", type=number(positive=True), default=None, help="normalized loss's w (default H_o*W_o)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     add_engine_options(p)
     p.set_defaults(func=_run_transfer)
@@ -94,8 +89,7 @@ def _run_transfer(args: argparse.Namespace) -> int:
 
     cfg = TransferConfig(
         method=args.method, lambda_os=args.lambda_os,
-        content_weights=_floats(args.content_weights, "--content-weights"),
-        style_weights=_floats(args.style_weights, "--style-weights"),
+        content_weights=args.content_weights, style_weights=args.style_weights,
         size=args.size, style_size=args.style_size, iterations=args.iterations, optimizer=args.optimizer,
         lr=args.lr, init=args.init, seed=args.seed, weights=args.weights, preprocessing=args.preprocessing,
         pooling=args.pooling, nominal_scale=args.nominal_scale, **_layers_kwargs(args),
@@ -127,7 +121,8 @@ def register_inspect(sub: argparse._SubParsersAction) -> None:
 
 def _run_inspect(args: argparse.Namespace) -> int:
     from engine.inspect_losses import format_table, image_for, inspect_problem
-    from engine.transfer import PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS, Problem, get_extractor, resolve_device
+    from engine.transfer import (PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS, Problem, check_image_sizes, get_extractor,
+                                 resolve_device)
     from engine.vgg import validate_layers
 
     layers = _layers_kwargs(args)
@@ -136,6 +131,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     extractor = get_extractor(args.weights, device, args.pooling, args.preprocessing)
     problem = Problem.from_files(args.content, args.style, args.size, args.style_size, device)
+    check_image_sizes(problem, content_layers + style_layers)
     image = image_for(problem, args.image) if args.image else None
     report = inspect_problem(extractor, problem, content_layers, style_layers, image)
     print(json.dumps(report, indent=1) if args.json else format_table(report))
@@ -151,23 +147,16 @@ def register_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("study", help="study folder or study.toml (e.g. studies/demo)")
     p.add_argument("--out", default=None, help="run directory (default runs/<study name>)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda[:n], mps")
-    p.add_argument("--batch", default="auto", help="problems per batch: auto (fits free memory) or N")
+    p.add_argument("--batch", type=batch_size, default="auto", help="problems per batch: auto (fits free memory) or N")
     p.add_argument("--jobs-filter", default=None, help="e.g. block=a,method=normalized")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast of VGG-19 (GPU speed; Grams stay float32)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_run_generate)
 
 
-def _check_batch(text: str) -> str:
-    if text != "auto" and not (text.isdigit() and int(text) > 0):
-        raise StyleStudyError(f"--batch must be 'auto' or a positive integer, got {text!r}")
-    return text
-
-
 def _run_generate(args: argparse.Namespace) -> int:
     from engine.generate import generate
 
-    _check_batch(args.batch)
     s = generate(args.study, args.out, device=args.device, batch=args.batch, jobs_filter=args.jobs_filter,
                  progress=not args.quiet, bf16=args.bf16)
     print(f"{s.generated} images generated, {s.skipped} already finished, of {s.total} images for {s.conditions} "
@@ -200,7 +189,7 @@ def register_fetch_images(sub: argparse._SubParsersAction) -> None:
                                    "to its path, verify its SHA-256, and record the hash when the study has none.")
     p.add_argument("study", help="study folder or study.toml")
     p.add_argument("--from", dest="source_dir", default=None, help="copy files of the same name from this folder")
-    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--timeout", type=number(positive=True), default=60.0, help="seconds per download (default 60)")
     p.set_defaults(func=_run_fetch_images)
 
 
@@ -218,11 +207,11 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
                                    "one-at-a-time torch.optim.LBFGS reference and as the engine's batched fast path, "
                                    "in one process, and prints seconds per image, their ratio, evaluations/s, "
                                    "TFLOP/s, peak memory and PSNR/final-loss parity.")
-    p.add_argument("--size", type=int, default=512)
-    p.add_argument("--iterations", type=int, default=600)
-    p.add_argument("--problems", type=int, default=10, help="1..10")
+    p.add_argument("--size", type=integer(MIN_SIZE), default=512)
+    p.add_argument("--iterations", type=integer(1), default=600)
+    p.add_argument("--problems", type=integer(1, 10), default=10, help="1..10")
     p.add_argument("--device", default="auto")
-    p.add_argument("--batch", default="auto")
+    p.add_argument("--batch", type=batch_size, default="auto")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast of VGG-19 on the engine side")
     p.add_argument("--content", default=None, help="object image (default: scikit-image's astronaut)")
     p.add_argument("--style", default=None, help="style image (default: scikit-image's Hubble deep field)")
@@ -235,9 +224,6 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
 def _run_bench(args: argparse.Namespace) -> int:
     from engine.bench import format_result, run_bench, write_json
 
-    if not 1 <= args.problems <= 10:
-        raise StyleStudyError("--problems must be between 1 and 10")
-    _check_batch(args.batch)
     result = run_bench(args.size, args.iterations, args.problems, args.device, args.content, args.style,
                        args.batch, args.bf16, args.save_images, progress=not args.quiet)
     print(format_result(result))
@@ -247,7 +233,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stylestudy", description=DESCRIPTION)
+    parser = OneLineParser(prog="stylestudy", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for ep in sorted(entry_points(group="stylestudy.commands"), key=lambda e: e.name):
         ep.load()(sub)
@@ -256,7 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a one-line usage error (2): a code, like every other outcome
+        return int(exc.code or 0)
     try:
         return int(args.func(args) or 0)
     except StyleStudyError as exc:

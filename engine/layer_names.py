@@ -35,6 +35,13 @@ class UnknownLayerError(StyleStudyError):
     """A requested layer name is not a VGG-19 layer."""
 
 
+def min_image_side(layers: Iterable[str]) -> int:
+    """Fewest pixels an input side needs so the deepest of ``layers`` still has one position:
+    2 to the number of poolings before it (16 for relu5_x)."""
+    deepest = max(LAYER_NAMES.index(name) for name in layers)
+    return 2 ** sum(1 for name in LAYER_NAMES[:deepest] if name.startswith("pool"))
+
+
 def validate_layers(layers: Iterable[str]) -> list[str]:
     """Return the layers as a list, or raise with the list of valid names."""
     layers = list(layers)

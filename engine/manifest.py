@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -90,7 +91,8 @@ class Condition:
 
 
 class StudyManifest:
-    """The conditions of a run in figure order, the images they show, the study and its protocol."""
+    """The conditions of a run in figure order, the images they show, the study and its protocol.
+    Read-only once loaded (its views are computed once)."""
 
     def __init__(self, run_dir: str | Path, document: dict, source: str = MANIFEST_NAME,
                  check_files: bool = False) -> None:
@@ -184,16 +186,16 @@ class StudyManifest:
 
     # --- views ---------------------------------------------------------------------------------
 
-    @property
+    @cached_property
     def rated(self) -> list[Condition]:
         return [c for c in self.conditions if not c.briefing]
 
-    @property
+    @cached_property
     def briefing(self) -> list[Condition]:
         order = lambda c: (c.block, c.row, c.column, c.method)  # noqa: E731
         return sorted((c for c in self.conditions if c.briefing), key=order)
 
-    @property
+    @cached_property
     def pairs(self) -> dict[str, tuple[Condition, ...]]:
         """pair_id -> the rated conditions of that cell, by method; only cells with two methods."""
         pairs: dict[str, list[Condition]] = {}
@@ -202,7 +204,7 @@ class StudyManifest:
         return {pid: tuple(sorted(members, key=lambda c: c.method)) for pid, members in pairs.items()
                 if len(members) == 2}
 
-    @property
+    @cached_property
     def images(self) -> dict[str, list[Condition]]:
         """image_id -> the conditions that show it (more than one: a shared image)."""
         out: dict[str, list[Condition]] = {}
@@ -210,7 +212,7 @@ class StudyManifest:
             out.setdefault(c.image_id, []).append(c)
         return out
 
-    @property
+    @cached_property
     def protocol(self) -> Protocol:
         return Protocol(**self.study.get("protocol", {}))  # validated when the study file was loaded
 
@@ -219,7 +221,7 @@ class StudyManifest:
         """The researcher-facing title (admin pages, reports); participants see ``protocol.title``."""
         return self.study.get("title") or self.study.get("name", "study")
 
-    @property
+    @cached_property
     def thresholds(self) -> dict[str, float]:
         blocks = self.study.get("blocks", {})
         return {b: spec["threshold"] for b, spec in blocks.items() if spec.get("threshold") is not None}

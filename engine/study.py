@@ -31,6 +31,7 @@ PAPER_SCALE = [
 METHODS = ("baseline", "normalized")
 PARTICIPANT_TITLE = "Image rating study"  # neutral: names no method, condition or hypothesis
 SWEEPS = ("lambda_os", "layer_boost", "size")
+MIN_SIZE = 16  # px: VGG-19 pools 4 times before relu5_x
 
 
 class StudyError(StyleStudyError):
@@ -294,6 +295,8 @@ def load_study(path: str | Path) -> Study:
         pooling=r.string(eng_t, "engine", "pooling", "max", ("max", "avg")),
     )
     _check_layers(r, engine)
+    if engine.size < MIN_SIZE:
+        raise r.fail("engine", "size", f"must be ≥ {MIN_SIZE} (VGG-19 pools 4 times before relu5_x), got {engine.size}")
 
     methods = r.table(data.get("methods", {}), "methods", set(METHODS))
     base_t = r.table(methods.get("baseline", {}), "methods.baseline", {"lambda_os"})
@@ -337,6 +340,8 @@ def load_study(path: str | Path) -> Study:
         attention_checks=r.number(prot_t, "protocol", "attention_checks", 0, integer=True),
         consent_text=r.string(prot_t, "protocol", "consent_text", ""),
     )
+    if protocol.attention_checks < 0:
+        raise r.fail("protocol", "attention_checks", f"must be ≥ 0, got {protocol.attention_checks}")
     if len(protocol.scale) < 2:
         raise r.fail("protocol", "scale", "needs at least two labels (one per rating point)")
     for key in ("title", "consent_text"):  # participant-facing text must not unblind the study
@@ -376,6 +381,8 @@ def _check_block(r: _Reader, block: Block, engine: EngineSettings, rows: list[st
                 raise r.fail(t, "layers", f"{layer!r} is not one of [engine] style_layers")
     elif not block.sizes:
         raise r.fail(t, "sizes", "a size sweep needs a non-empty 'sizes' list")
+    elif min(block.sizes) < MIN_SIZE:
+        raise r.fail(t, "sizes", f"every size must be ≥ {MIN_SIZE} (VGG-19 pools 4 times before relu5_x)")
     if block.sweep != "lambda_os":
         for style in set(block.rows) | set(briefing):
             if style not in baseline_lambda_os:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,7 @@ from engine.fastpath import FastPath
 from engine.files import atomic_write_bytes
 from engine.images import load_rgb, resize_longer_side, resize_to_area, save_png, to_pil, to_tensor
 from engine.losses import LossWeights, Partials, StyleTransferLoss, Targets, make_loss
+from engine.layer_names import LAYER_NAMES, min_image_side
 from engine.vgg import PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS, VGG19Features, validate_layers
 from engine.weights import load_weights
 
@@ -78,10 +80,18 @@ class TransferConfig:
             raise StyleStudyError(f"unknown optimizer {self.optimizer!r}; use lbfgs or adam")
         if self.init not in ("content", "style", "noise"):
             raise StyleStudyError(f"unknown init {self.init!r}; use content, style or noise")
-        if not self.lambda_os > 0:
-            raise StyleStudyError(f"lambda_os must be > 0, got {self.lambda_os}")
-        if self.iterations < 0:
-            raise StyleStudyError("iterations must be >= 0")
+        if not (math.isfinite(self.lambda_os) and self.lambda_os > 0):
+            raise StyleStudyError(f"lambda_os must be a finite number > 0, got {self.lambda_os}")
+        if self.iterations < 1:
+            raise StyleStudyError(f"iterations must be ≥ 1, got {self.iterations}")
+        for name, values in (("content weights", self.content_weights), ("style weights", self.style_weights)):
+            if any(not math.isfinite(v) or v < 0 for v in values) or not any(values):
+                raise StyleStudyError(f"{name} must be finite numbers ≥ 0, not all zero (they are normalised by "
+                                      f"their sum); got {','.join(f'{v:g}' for v in values)}")
+        for name in ("size", "style_size", "lr", "nominal_scale"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise StyleStudyError(f"{name} must be a finite number > 0, got {value}")
 
     def loss_weights(self) -> LossWeights:
         return LossWeights(
@@ -139,8 +149,22 @@ class Problem:
         return tuple(self.content.shape[-2:])
 
 
+def check_image_sizes(problem: Problem, layers: list[str]) -> None:
+    """Both images must keep at least one position at the deepest layer (VGG-19 pools 4 times
+    before relu5_x); say which size would do rather than fail inside torch."""
+    need = min_image_side(layers)
+    for which, image in (("object", problem.content), ("style", problem.style)):
+        h, w = image.shape[-2:]
+        if min(h, w) < need:
+            deepest = max(layers, key=LAYER_NAMES.index)
+            enough = math.ceil(need * max(h, w) / min(h, w))
+            raise StyleStudyError(f"the {which} image is {w}x{h} px after resizing, but layers up to {deepest} need at "
+                                  f"least {need} px on each side; use a size of at least {enough}")
+
+
 def build_targets(extractor: VGG19Features, problem: Problem, cfg: TransferConfig) -> Targets:
     """Features of the fixed images, computed once per problem."""
+    check_image_sizes(problem, cfg.content_layers + cfg.style_layers)
     with torch.no_grad():
         content_feats = extractor(problem.content, cfg.content_layers)
         style_feats = extractor(problem.style, cfg.style_layers)

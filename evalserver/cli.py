@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine.options import PORT
+
 
 def register_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the rating study in the browser (Flask's server, for a lab)",
@@ -13,7 +15,7 @@ def register_serve(sub: argparse._SubParsersAction) -> None:
                                    "run it under gunicorn (see README).")
     p.add_argument("run_dir", help="run directory with manifest.json (from 'stylestudy generate')")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=PORT, default=5000)
     p.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///RUN_DIR/ratings.sqlite)")
     p.set_defaults(func=_run_serve)
 

@@ -19,7 +19,7 @@ def test_demo_end_to_end_then_reuse(tmp_path):
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     first_seconds = time.perf_counter() - start
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "35 of 35 stimuli generated" in first.stdout and "stylestudy serve" in first.stdout
+    assert "35 of 35 images generated" in first.stdout and "stylestudy serve" in first.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] and len(manifest["stimuli"]) == 35
     assert (out / "figures" / "block_a_paired.png").stat().st_size > 10_000
@@ -34,6 +34,6 @@ def test_demo_end_to_end_then_reuse(tmp_path):
     start = time.perf_counter()
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert "0 of 35 stimuli generated" in second.stdout and "0 new trials" in second.stdout
+    assert "0 of 35 images generated" in second.stdout and "0 new trials" in second.stdout
     assert time.perf_counter() - start < first_seconds / 2
     assert len(list(csv.DictReader((out / "ratings.csv").open()))) == 320

@@ -200,6 +200,29 @@ def test_external_ids_are_stripped_and_blank_means_none(app):
     assert _state(first)["trial"] == 1 and _state(second)["trial"] == 1
 
 
+def test_the_database_refuses_a_second_rating_of_one_condition(app):
+    """Beyond the server's own checks: a unique index on (participant, condition) for every
+    rating that is not an attention check, so no code path can store a cell twice."""
+    from sqlalchemy.exc import IntegrityError
+
+    from evalserver.db import Participant, Rating
+
+    c = app.test_client()
+    _join(c, "once")
+    _complete(c)
+    with app.config["DB_SESSIONMAKER"]() as session:
+        p = session.query(Participant).filter_by(external_id="once").one()
+        stored = session.query(Rating).filter_by(participant_id=p.id).first()
+        copy = {k: getattr(stored, k) for k in ("pair_id", "condition_id", "image_id", "method", "block", "row",
+                                               "column")}
+        session.add(Rating(participant_id=p.id, trial=99, position=1, rating=3, **copy))
+        with pytest.raises(IntegrityError):
+            session.commit()
+        session.rollback()
+        session.add(Rating(participant_id=p.id, trial=99, position=1, rating=3, attention=True, **copy))
+        session.commit()  # an attention check may show a rated condition again
+
+
 def test_a_version_0_1_database_is_refused_with_a_way_out(run_copy):
     import sqlite3
 

@@ -56,6 +56,12 @@ def test_minimal_study_defaults_are_the_papers(tmp_path):
     ('[blocks.b]\nsweep = "layer_boost"\nlayers = ["relu2_1"]', "blocks.b.layers: 'relu2_1' is not one of"),
     ('[blocks.c]\nsweep = "size"', "blocks.c.sizes: a size sweep needs"),
     ('[blocks.d]\nsweep = "colour"', "blocks.d.sweep: must be one of lambda_os, layer_boost, size"),
+    ('[engine]\nsize = 8', "study.toml:24: engine.size: must be ≥ 16 (VGG-19 pools 4 times before relu5_x), got 8"),
+    ('[blocks.c]\nsweep = "size"\nsizes = [8, 512]', "blocks.c.sizes: every size must be ≥ 16"),
+    ('[protocol]\nattention_checks = -1', "protocol.attention_checks: must be ≥ 0, got -1"),
+    ('[protocol]\ntitle = "Baseline or normalized?"', "protocol.title: is shown to participants and names the "
+                                                     "method 'baseline'; use neutral words"),
+    ('[engine]\ncontent_weight = nan', "engine.content_weight: must be a number"),
 ])
 def test_errors_name_key_and_line(tmp_path, extra, expect):
     with pytest.raises(StudyError) as err:

@@ -112,7 +112,7 @@ def test_cli_inspect_with_image_and_table(content_path, style_path, capsys):
     (["--lambda-os", "1e-3", "--style-layers", "relu9_9"], "unknown VGG-19 layer"),
     (["--lambda-os", "1e-3", "--style-weights", "0.2,x"], "comma-separated numbers"),
     (["--lambda-os", "1e-3", "--style-weights", "0.2,0.2"], "2 style weights for 5 style layers"),
-    (["--lambda-os", "-1"], "lambda_os must be > 0"),
+    (["--lambda-os", "-1"], "argument --lambda-os: must be a finite number > 0"),
 ])
 def test_cli_bad_arguments_one_line_exit_2(tmp_path, content_path, style_path, capsys, args, expect):
     rc = main(["transfer", str(content_path), str(style_path), "-o", str(tmp_path / "o.png"),
