@@ -156,6 +156,10 @@ def _run_demo(args: argparse.Namespace) -> int:
         print(f"  simulated raters: normalized - baseline = {overall['mean_diff']:+.2f} (Wilcoxon p = "
               f"{overall['p_wilcoxon']:.3g}) - a pipeline check, not a finding")
     print(f"  grids and figures: {r['figures']}/ (block_a_paired.png, fig3_trace.png, ...)")
+    verdicts = {True: "reproduced", False: "not reproduced", None: "not measurable"}
+    print("  the paper's claims on these stimuli: " + "; ".join(f"({c['id']}) {verdicts[c['reproduced']]}"
+                                                               for c in r["claims"]["claims"])
+          + f" ({r['run_dir']}/claims/claims.md)")
     print(f"  report:            {r['report']}")
     print(f"  database:          {r['database']}   ratings: {r['ratings_csv']}")
     print(f"  rate them yourself: stylestudy serve {r['run_dir']}")

@@ -1,6 +1,6 @@
 """``stylestudy demo``: the whole pipeline offline on the embedded defaults, in minutes.
 
-studies/demo (scikit-image samples, bundled Caffe VGG-19) -> generate + figures -> the real
+studies/demo (scikit-image samples, bundled Caffe VGG-19) -> generate + figures + claims -> the real
 rating server on loopback -> simulated participants take the study through its HTTP interface
 -> export -> analysis report.  This is the one module that drives every stage, so it imports
 the engine (and torch) only inside ``run_demo``.
@@ -89,6 +89,7 @@ def simulate_participants(base_url: str, run_dir: Path, object_name: str, partic
 def run_demo(out: str | Path = "runs/demo", participants: int = 10, device: str = "auto",
              progress: bool = True) -> dict:
     from analysis.report import AnalyzeOptions, analyze
+    from engine.claims import measure_claims, write_claims
     from engine.figures import make_figures
     from engine.generate import generate
     from engine.study import load_study
@@ -101,6 +102,8 @@ def run_demo(out: str | Path = "runs/demo", participants: int = 10, device: str 
     summary = generate(DEMO_STUDY, out, device=device, progress=progress)
     t_generate = time.perf_counter() - start
     figures = make_figures(out)
+    claims = measure_claims(out, device)
+    write_claims(claims, out / "claims")  # 'analyze RUN_DIR' puts them in the report
     app = create_app(out)
     base_url, server = _serve_in_thread(app)
     try:
@@ -115,6 +118,6 @@ def run_demo(out: str | Path = "runs/demo", participants: int = 10, device: str 
         "run_dir": str(out), "stimuli": summary.total, "generated": summary.generated, "generate_seconds": t_generate,
         "figures": str(out / "figures"), "database": str(out / "ratings.sqlite"), "ratings_csv": str(out / "ratings.csv"),
         "report": str(out / "report" / "report.html"), "trials_submitted": trials, "seconds": time.perf_counter() - start,
-        "admin_token": app.config["ADMIN_TOKEN"], "omnibus": report["omnibus"],
+        "admin_token": app.config["ADMIN_TOKEN"], "omnibus": report["omnibus"], "claims": claims,
     }
     return result

@@ -91,12 +91,32 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
                            f"|difference| = {summary['compare_paper']['mean_abs_difference']:.2f}.</p>"
                            + merged.to_html(index=False, float_format=lambda v: f"{v:.2f}"))
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
-    md = _markdown(summary, written["table.md"], omni, mixed, agree, note, tests)
+    claims_md, claims_html = _claims_section(source, manifest)
+    md = _markdown(summary, written["table.md"], omni, mixed, agree, note, tests) + claims_md
     (out / "report.md").write_text(md, encoding="utf-8")
     (out / "report.html").write_text(_html(summary, written["table.html"], omni, mixed, agree, note, tests, pngs,
-                                           comparison_html), encoding="utf-8")
+                                           comparison_html + claims_html), encoding="utf-8")
     summary["out"] = str(out)
     return summary
+
+
+def _claims_section(source: str | Path, manifest: str | Path | None) -> tuple[str, str]:
+    """The run's 'stylestudy claims' results (RUN_DIR/claims/), when it has them: Markdown and HTML."""
+    from engine.claims import format_claims
+
+    run = Path(source) if Path(source).is_dir() else (Path(manifest).parent if manifest else None)
+    path = run / "claims" / "claims.json" if run else None
+    if path is None or not path.is_file():
+        return "", ""
+    table = format_claims(json.loads(path.read_text(encoding="utf-8")))
+    md = f"\n## The paper's claims, measured on the stimuli ({path})\n\n{table}"
+    lines = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("|---")]
+    cells = [[html.escape(c.strip()) for c in line.strip("|").split("|")] for line in lines]
+    rows = "".join("<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{c}</{'th' if i == 0 else 'td'}>" for c in row)
+                   + "</tr>" for i, row in enumerate(cells))
+    figure = _img(path.parent / "claims.png") if (path.parent / "claims.png").is_file() else ""
+    notes = "".join(f"<p>{html.escape(line)}</p>" for line in table.splitlines() if line and not line.startswith("|"))
+    return md, f"<h2>The paper's claims, measured on the stimuli</h2>{notes}<table>{rows}</table>{figure}"
 
 
 def _omni_lines(omni: pd.DataFrame) -> list[str]:

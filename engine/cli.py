@@ -115,12 +115,15 @@ def register_inspect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("style", help="style image")
     p.add_argument("--image", default=None, help="image x to evaluate (default: the object image)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--compare-paper", action="store_true",
+                   help="our baseline partial-loss ratios beside the paper's (five style layers, in order) and "
+                        "their distance sum |log10(ours/paper)|")
     add_engine_options(p)
     p.set_defaults(func=_run_inspect)
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from engine.inspect_losses import format_table, image_for, inspect_problem
+    from engine.inspect_losses import compare_with_paper, format_comparison, format_table, image_for, inspect_problem
     from engine.transfer import (PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS, Problem, check_image_sizes, get_extractor,
                                  resolve_device)
     from engine.vgg import validate_layers
@@ -134,7 +137,14 @@ def _run_inspect(args: argparse.Namespace) -> int:
     check_image_sizes(problem, content_layers + style_layers)
     image = image_for(problem, args.image) if args.image else None
     report = inspect_problem(extractor, problem, content_layers, style_layers, image)
-    print(json.dumps(report, indent=1) if args.json else format_table(report))
+    if args.compare_paper:
+        report["compare_paper"] = compare_with_paper(report)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(format_table(report))
+        if args.compare_paper:
+            print(format_comparison(report["compare_paper"]))
     return 0
 
 
@@ -180,6 +190,30 @@ def _run_figures(args: argparse.Namespace) -> int:
 
     written = make_figures(args.run_dir, args.out, args.trace_condition)
     print(f"wrote {len(written)} figures to {written[0].parent if written else args.out}")
+    return 0
+
+
+def register_claims(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("claims", help="the paper's three claims measured objectively on a generated run",
+                       description="From a run's manifest and images: (a) one lambda_os fits every style and no "
+                                   "saturation, (b) every layer's emphasis matters, (c) stable across resolution; "
+                                   "one number per method and claim. Writes claims.json, claims.md and claims.png.")
+    p.add_argument("run_dir", help="a run directory written by 'stylestudy generate'")
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/claims; 'analyze RUN_DIR' includes it)")
+    p.add_argument("--json", default=None, help="also write the JSON to this file")
+    p.add_argument("--device", default="auto", help="for the photographs' reference distances (VGG-19)")
+    p.set_defaults(func=_run_claims)
+
+
+def _run_claims(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from engine.claims import format_claims, measure_claims, write_claims
+
+    result = measure_claims(args.run_dir, args.device)
+    written = write_claims(result, args.out or Path(args.run_dir) / "claims", args.json)
+    print(format_claims(result))
+    print(f"wrote {', '.join(str(p) for p in written)}")
     return 0
 
 

@@ -3,10 +3,13 @@
 The JSON shape is a public interface (``stylestudy inspect --json``):
 ``{"size", "weights", "content_layers", "style_layers", "power": {"content", "style"},
 "baseline": {"content", "style"}, "normalized": {"content", "style"}}`` with unweighted
-partials (no lambda, no w).
+partials (no lambda, no w); with ``--compare-paper`` also ``"compare_paper": {"ours", "paper",
+"log10_distance", "dominant"}``.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -44,6 +47,42 @@ def inspect_problem(extractor: VGG19Features, problem: Problem, content_layers: 
             partials = cls(targets, unit).partials(feats_x).detached()
             result[name] = {group: {j: v[0] for j, v in partials[group].items()} for group in ("content", "style")}
     return result
+
+
+# The paper's initial baseline partial style losses relative to Conv1_2 (Sec. III.1, Fig. 3):
+# Conv1_2, Conv2_2, Conv3_4, Conv4_4, Conv5_4, for its own images at 512 px.
+PAPER_RATIOS = (1.0, 245.9, 1317.6, 381620.0, 77.33)
+
+
+def compare_with_paper(report: dict) -> dict:
+    """Our initial baseline partial style losses relative to the first style layer, beside the
+    paper's, and their distance sum |log10(ours / paper)| over the four other layers.  Defined for
+    any five style layers, matched to the paper's in order."""
+    layers = report["style_layers"]
+    if len(layers) != len(PAPER_RATIOS):
+        from engine.errors import StyleStudyError
+
+        raise StyleStudyError(f"--compare-paper needs five style layers (the paper's five, in order); got "
+                              f"{len(layers)}: {', '.join(layers)}")
+    partials = report["baseline"]["style"]
+    first = partials[layers[0]]
+    ours = {j: (partials[j] / first if first > 0 else math.nan) for j in layers}
+    paper = dict(zip(layers, PAPER_RATIOS))
+    distance = sum(abs(math.log10(ours[j] / paper[j])) if ours[j] > 0 else math.inf for j in layers[1:])
+    return {"ours": ours, "paper": paper, "log10_distance": distance, "dominant": max(layers, key=lambda j: ours[j])}
+
+
+def format_comparison(comparison: dict) -> str:
+    lines = ["initial baseline partial style loss relative to the first style layer: ours vs the paper "
+             "(Conv1_2, Conv2_2, Conv3_4, Conv4_4, Conv5_4 in order)",
+             f"{'layer':<9}{'ours':>13}{'paper':>13}{'|log10 ratio|':>15}"]
+    for j, ours in comparison["ours"].items():
+        paper = comparison["paper"][j]
+        gap = abs(math.log10(ours / paper)) if ours > 0 else math.inf
+        lines.append(f"{j:<9}{ours:13.4g}{paper:13.4g}{gap:15.2f}")
+    lines.append(f"distance sum |log10(ours/paper)| over the four non-reference layers = "
+                 f"{comparison['log10_distance']:.2f}; dominant layer: {comparison['dominant']}")
+    return "\n".join(lines)
 
 
 def image_for(problem: Problem, path) -> torch.Tensor:

@@ -9,6 +9,8 @@ cells must hold exactly one rating per participant, and the report's table all 5
 from __future__ import annotations
 
 import csv
+import json
+import math
 import re
 from collections import Counter
 from pathlib import Path
@@ -130,8 +132,17 @@ def test_every_cell_of_the_paper_design_gets_its_ratings(table1_run, tmp_path):
     report = tmp_path / "report"
     assert main(["analyze", str(out), "--out", str(report), "--manifest", str(table1_run / "manifest.json"),
                  "--exclude-flags", "timeout"]) == 0
+    # The paper's claims measured on these stimuli; 'analyze RUN_DIR' then reports them too.
+    assert main(["claims", str(table1_run), "--json", str(tmp_path / "claims.json")]) == 0
+    claims = json.loads((tmp_path / "claims.json").read_text())["claims"]
+    assert [c["id"] for c in claims] == ["a", "b", "c"]
+    for c in claims[1:]:
+        assert all(isinstance(c[m], float) and math.isfinite(c[m]) for m in ("baseline", "normalized")), c
     live = tmp_path / "live"
     assert main(["analyze", str(table1_run), "--out", str(live), "--exclude-flags", "timeout"]) == 0
+    assert "## The paper's claims, measured on the stimuli" in (live / "report.md").read_text()
+    page = (live / "report.html").read_text()
+    assert "(b) Every layer" in page and 'alt="claims" src="data:image/png;base64,' in page
     assert (live / "table.csv").read_text() == (report / "table.csv").read_text()
     assert f"Ratings from database sqlite:///{table1_run.resolve() / 'ratings.sqlite'} ({len(rows)} rows)" in (
         live / "report.md").read_text()
