@@ -167,6 +167,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         from evalserver.app import create_app
 
         app = create_app(r["run_dir"])
-        print(f"serving on http://127.0.0.1:{args.port}/  (admin: /admin/login?token={app.config['ADMIN_TOKEN']})")
+        print(f"serving on http://127.0.0.1:{args.port}/  (admin: /admin/login; the token is in "
+              f"{app.config['ADMIN_TOKEN_SOURCE']})")
         app.run(host="127.0.0.1", port=args.port, threaded=True)
     return 0

@@ -118,6 +118,6 @@ def run_demo(out: str | Path = "runs/demo", participants: int = 10, device: str 
         "run_dir": str(out), "stimuli": summary.total, "generated": summary.generated, "generate_seconds": t_generate,
         "figures": str(out / "figures"), "database": str(out / "ratings.sqlite"), "ratings_csv": str(out / "ratings.csv"),
         "report": str(out / "report" / "report.html"), "trials_submitted": trials, "seconds": time.perf_counter() - start,
-        "admin_token": app.config["ADMIN_TOKEN"], "omnibus": report["omnibus"], "claims": claims,
+        "omnibus": report["omnibus"], "claims": claims,
     }
     return result

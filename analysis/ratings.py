@@ -68,12 +68,12 @@ def _read_source(source: Path, db_url: str | None) -> tuple[pd.DataFrame, StudyM
     ratings), a file as an exported CSV."""
     if source.is_dir():
         manifest = StudyManifest.load(source) if (source / "manifest.json").is_file() else None
-        if db_url is None:
-            db = source / "ratings.sqlite"
-            if not db.is_file():
-                raise StyleStudyError(f"no ratings database in {source} (ratings.sqlite); run 'stylestudy serve', "
-                                      "give --db URL, or pass an exported CSV")
-            db_url = f"sqlite:///{db.resolve()}"
+        from evalserver.app import database_url
+
+        db_url = database_url(source, db_url)
+        if db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///"):]).is_file():
+            raise StyleStudyError(f"no ratings database at {db_url[len('sqlite:///'):]}; run 'stylestudy serve', "
+                                  "give --db URL, or pass an exported CSV")
         from sqlalchemy.engine import make_url
 
         shown = make_url(db_url).render_as_string(hide_password=True)

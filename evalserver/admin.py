@@ -1,21 +1,29 @@
 """Admin pages: progress, per-trial flags, open/close, CSV export.  Nothing without the token.
 
-The token (``Authorization: Bearer TOKEN``, or ``/admin/login?token=TOKEN`` once per browser
-session) is compared in constant time.
+Two ways in, both compared in constant time:
+
+* scripts: ``Authorization: Bearer TOKEN`` on each request (no cookie, so no CSRF risk);
+* browsers: the login form POSTs the token (never in a URL, so never in a server or proxy log).
+  The session cookie then holds only a random admin-session id, looked up in the database with
+  its expiry; every state-changing form carries that session's CSRF token.
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
+import secrets
+from datetime import timedelta
 
-from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask import (Blueprint, Response, abort, current_app, g, redirect, render_template, request, session,
+                   url_for)
 from sqlalchemy import func, select
 
-from evalserver.db import Participant, Rating, get_setting, set_setting
+from evalserver.db import AdminSession, Participant, Rating, get_setting, set_setting, utcnow
 from evalserver.export import export_csv
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
+SESSION_HOURS = 12
 
 
 def _token_ok(candidate: str | None) -> bool:
@@ -23,24 +31,66 @@ def _token_ok(candidate: str | None) -> bool:
     return bool(candidate) and hmac.compare_digest(candidate.encode(), expected.encode())
 
 
+def _admin_session() -> AdminSession | None:
+    sid = session.get("admin_session")
+    if not isinstance(sid, str):
+        return None
+    row = g.db.get(AdminSession, sid)
+    if row is None:
+        return None
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=utcnow().tzinfo)
+    return row if expires > utcnow() else None
+
+
 def admin_required(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         header = request.headers.get("Authorization", "")
-        bearer = header[7:] if header.startswith("Bearer ") else None
-        if not (session.get("admin") == current_app.config["ADMIN_TOKEN"][:8] or _token_ok(bearer)):
+        if header.startswith("Bearer ") and _token_ok(header[7:]):
+            g.admin_csrf = None  # a header, not a cookie: a cross-site form cannot send it
+            return view(*args, **kwargs)
+        row = _admin_session()
+        if row is None:
             abort(401)
+        if request.method == "POST":
+            sent = request.form.get("csrf_token", "")
+            if not (sent and hmac.compare_digest(sent.encode(), row.csrf.encode())):
+                abort(403)
+        g.admin_csrf = row.csrf
         return view(*args, **kwargs)
 
     return wrapped
 
 
 @admin.get("/login")
+def login_form():
+    """The login form.  A token in the query string is ignored: tokens never travel in URLs."""
+    return render_template("admin_login.html", title="Admin login", failed=False)
+
+
+@admin.post("/login")
 def login():
-    if not _token_ok(request.args.get("token")):
-        abort(401)
-    session["admin"] = current_app.config["ADMIN_TOKEN"][:8]
+    if not _token_ok(request.form.get("token")):
+        return render_template("admin_login.html", title="Admin login", failed=True), 401
+    row = AdminSession(id=secrets.token_hex(32), csrf=secrets.token_hex(32),
+                       expires_at=utcnow() + timedelta(hours=SESSION_HOURS))
+    g.db.add(row)
+    g.db.commit()
+    session.clear()
+    session["admin_session"] = row.id
     return redirect(url_for("admin.index"))
+
+
+@admin.post("/logout")
+@admin_required
+def logout():
+    sid = session.pop("admin_session", None)
+    if sid:
+        row = g.db.get(AdminSession, sid)
+        if row is not None:
+            g.db.delete(row)
+            g.db.commit()
+    return redirect(url_for("admin.login_form"))
 
 
 @admin.get("/")
@@ -55,7 +105,8 @@ def index():
         flags.setdefault(pid, []).append({"trial": trial, "position": position, "flags": f, "rating": rating})
     counts = dict(g.db.execute(select(Rating.participant_id, func.count()).group_by(Rating.participant_id)).all())
     return render_template("admin.html", title=manifest.title, participants=participants, flags=flags, counts=counts,
-                           is_open=get_setting(g.db, "study_open", "1") == "1", wanted=manifest.protocol.participants)
+                           is_open=get_setting(g.db, "study_open", "1") == "1", wanted=manifest.protocol.participants,
+                           csrf_token=g.admin_csrf)
 
 
 @admin.post("/state")

@@ -1,54 +1,84 @@
 """Flask application factory for the rating study.
 
 ``create_app(run_dir)`` reads the run's manifest, opens the study database and registers the
-participant and admin blueprints.  The admin token comes from ``STYLESTUDY_ADMIN_TOKEN`` or is
-generated (``app.config["ADMIN_TOKEN"]``, printed by ``stylestudy serve``).  The session secret
-is kept in the database, so sessions survive a restart.
+participant and admin blueprints.  The secrets every worker must share (admin token, session
+key, image-URL key) come from the environment or from files created once in the run directory
+(``evalserver.keys``), so any number of gunicorn workers agree on them.
+
+Behind a reverse proxy that terminates TLS, set ``STYLESTUDY_PROXIES`` to the number of proxies
+in front (usually 1): ``X-Forwarded-Proto/-Host/-For`` are then trusted (werkzeug's ProxyFix),
+and cookies are marked ``Secure`` whenever the request came in over HTTPS.
+
+A database that is locked or unreachable answers 503 with ``Retry-After`` (JSON for the API),
+never an HTML 500: nothing is half-stored (the transaction rolls back) and the page retries.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
-from flask import Flask, g, request
+from flask import Flask, g, jsonify, render_template, request
+from flask.sessions import SecureCookieSessionInterface
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from evalserver.db import make_engine, make_sessionmaker, setting_once
+from engine.errors import StyleStudyError
 from engine.manifest import StudyManifest
+from evalserver.db import make_engine, make_sessionmaker
+from evalserver.keys import server_keys
 
 MAX_BODY_BYTES = 16 * 1024  # a submission is a few hundred bytes
 WRITING_GET_ENDPOINTS = {"participant.api_state"}  # records when the current trial was served
+RETRY_AFTER_SECONDS = 2
 
 
 def default_db_url(run_dir: str | Path) -> str:
     return f"sqlite:///{Path(run_dir).resolve() / 'ratings.sqlite'}"
 
 
+def database_url(run_dir: str | Path, db_url: str | None = None) -> str:
+    """The study database: the URL given, else ``STYLESTUDY_DB``, else SQLite in the run directory."""
+    return db_url or os.environ.get("STYLESTUDY_DB") or default_db_url(run_dir)
+
+
+class HttpsAwareSessionInterface(SecureCookieSessionInterface):
+    """Signed cookies, marked Secure when the request itself came over HTTPS (ProxyFix-aware)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
 def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str | None = None,
-               overrides: dict | None = None) -> Flask:
+               overrides: dict | None = None, db_timeout: float = 30.0, proxies: int | None = None) -> Flask:
     manifest = StudyManifest.load(run_dir, check_files=True)
     if not manifest.pairs:
-        from engine.errors import StyleStudyError
-
         raise StyleStudyError(f"{manifest.source} has no complete pairs of conditions to rate; finish generation first")
+    keys = server_keys(manifest.run_dir, admin_token)
     app = Flask(__name__)
-    engine = make_engine(db_url or os.environ.get("STYLESTUDY_DB") or default_db_url(run_dir))
+    engine = make_engine(database_url(run_dir, db_url), timeout=db_timeout)
     Session = make_sessionmaker(engine)
     ReadSession = make_sessionmaker(engine, will_write=False)
-    secret = setting_once(Session, "secret_key", lambda: secrets.token_hex(32))
+    app.session_interface = HttpsAwareSessionInterface()
     app.config.update(
-        SECRET_KEY=os.environ.get("STYLESTUDY_SECRET_KEY") or secret,
+        SECRET_KEY=keys.session_key,
+        URL_KEY=keys.url_key,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        ADMIN_TOKEN=admin_token or os.environ.get("STYLESTUDY_ADMIN_TOKEN") or secrets.token_urlsafe(24),
+        ADMIN_TOKEN=keys.admin_token,
+        ADMIN_TOKEN_SOURCE=keys.admin_token_source,
         MANIFEST=manifest,
         DB_ENGINE=engine,
         DB_SESSIONMAKER=Session,
     )
     if overrides:
         app.config.update(overrides)
+    proxies = proxies if proxies is not None else int(os.environ.get("STYLESTUDY_PROXIES", "0") or 0)
+    if proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
     @app.before_request
     def _open_session() -> None:
@@ -59,7 +89,34 @@ def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str 
     def _close_session(_exc) -> None:  # noqa: ANN001
         db = g.pop("db", None)
         if db is not None:
-            db.close()
+            db.close()  # rolls back whatever did not commit
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(PoolTimeout)
+    def _database_busy(exc):  # noqa: ANN001
+        """Locked, overloaded or unreachable database: try again shortly; nothing was stored."""
+        db = g.get("db")
+        if db is not None:
+            db.rollback()
+        app.logger.warning("database unavailable: %s", str(exc).splitlines()[0][:200])
+        if request.path.startswith(("/api/", "/admin/export")) or request.is_json:
+            response = jsonify(error="the study database is busy; your answer was not stored yet - retrying",
+                               retry_after=RETRY_AFTER_SECONDS)
+        else:
+            response = app.make_response(render_template(
+                "message.html", title=manifest.protocol.title, heading="One moment, please",
+                message="The study is busy. Please wait a few seconds and reload this page; nothing is lost."))
+        response.status_code = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(exc):  # noqa: ANN001 - a DBAPIError that is not operational is a bug: log it, say 500 in JSON
+        db = g.get("db")
+        if db is not None:
+            db.rollback()
+        app.logger.exception("database error")
+        return jsonify(error="internal database error; nothing was stored"), 500
 
     @app.after_request
     def _headers(response):  # noqa: ANN001

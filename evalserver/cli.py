@@ -16,7 +16,8 @@ def register_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", help="run directory with manifest.json (from 'stylestudy generate')")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=PORT, default=5000)
-    p.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///RUN_DIR/ratings.sqlite)")
+    p.add_argument("--db", default=None, help="database URL, e.g. postgresql://user@host/db (default $STYLESTUDY_DB, "
+                                              "else sqlite:///RUN_DIR/ratings.sqlite)")
     p.set_defaults(func=_run_serve)
 
 
@@ -25,7 +26,8 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     app = create_app(args.run_dir, args.db)
     base = f"http://{args.host}:{args.port}"
-    print(f"study: {base}/   admin: {base}/admin/login?token={app.config['ADMIN_TOKEN']}", flush=True)
+    print(f"study: {base}/   admin: {base}/admin/login (the admin token is in {app.config['ADMIN_TOKEN_SOURCE']})",
+          flush=True)
     app.run(host=args.host, port=args.port, threaded=True)
     return 0
 
@@ -33,18 +35,18 @@ def _run_serve(args: argparse.Namespace) -> int:
 def register_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export the stored ratings as CSV (one row per rated image)")
     p.add_argument("run_dir", help="run directory with manifest.json")
-    p.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///RUN_DIR/ratings.sqlite)")
+    p.add_argument("--db", default=None, help="database URL (default $STYLESTUDY_DB, else sqlite:///RUN_DIR/ratings.sqlite)")
     p.add_argument("-o", "--output", required=True, help="CSV file to write ('-' for standard output)")
     p.set_defaults(func=_run_export)
 
 
 def _run_export(args: argparse.Namespace) -> int:
     from engine.errors import StyleStudyError
-    from evalserver.app import default_db_url
+    from evalserver.app import database_url
     from evalserver.db import make_engine, make_sessionmaker
     from evalserver.export import export_csv
 
-    url = args.db or default_db_url(args.run_dir)
+    url = database_url(args.run_dir, args.db)
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
         raise StyleStudyError(f"no ratings database at {url[len('sqlite:///'):]}; run 'stylestudy serve' first or give --db")
     with make_sessionmaker(make_engine(url))() as session:

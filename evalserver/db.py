@@ -1,7 +1,8 @@
 """The study database: SQLAlchemy models and the engine set-up.
 
-SQLite (WAL, synchronous=FULL) in the run directory by default; any SQLAlchemy URL works, e.g.
-PostgreSQL, unchanged.  Uniqueness constraints, not application checks alone, guarantee that a
+SQLite (WAL, synchronous=FULL) in the run directory by default, or PostgreSQL
+(``postgresql://user@host/db``, driven by psycopg 3: ``pip install 'stylestudy[postgres]'``); the
+suite runs the server, the concurrency and the kill -9 tests against both.  Uniqueness constraints, not application checks alone, guarantee that a
 participant rates each shown image of a trial at most once, and each condition of the design at
 most once (attention checks, which repeat a condition, aside), even under concurrent duplicate
 requests.
@@ -83,6 +84,17 @@ class Rating(Base):
     participant: Mapped[Participant] = relationship(back_populates="ratings")
 
 
+class AdminSession(Base):
+    """A logged-in admin browser: the cookie holds only this random id; CSRF token per session."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Setting(Base):
     __tablename__ = "settings"
 
@@ -90,10 +102,33 @@ class Setting(Base):
     value: Mapped[str] = mapped_column(String(400))
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with SQLite set up for concurrent, durable writes."""
+def normalise_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3 (SQLAlchemy's default would be psycopg2)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str, timeout: float = 30.0) -> Engine:
+    """An engine set up for concurrent, durable writes; ``timeout``: seconds to wait for a lock or
+    a connection before the request is answered 503 (try again)."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    url = normalise_url(url)
     is_sqlite = url.startswith("sqlite")
-    engine = create_engine(url, connect_args={"timeout": 30} if is_sqlite else {}, pool_pre_ping=not is_sqlite)
+    try:
+        if is_sqlite:
+            engine = create_engine(url, connect_args={"timeout": timeout})
+        else:
+            engine = create_engine(url, pool_pre_ping=True, pool_timeout=timeout, pool_size=8, max_overflow=8,
+                                   connect_args={"connect_timeout": max(1, int(timeout))}
+                                   if url.startswith("postgresql") else {})
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        hint = "pip install 'stylestudy[postgres]'" if "postgres" in url else "install its SQLAlchemy driver"
+        raise StyleStudyError(f"no database driver for {url.split(':', 1)[0]} ({exc}); {hint}") from None
+    except ArgumentError as exc:
+        raise StyleStudyError(f"not a database URL: {url!r} ({exc}); e.g. postgresql://user@host/dbname") from None
     if is_sqlite:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record):  # noqa: ANN001
@@ -101,7 +136,7 @@ def make_engine(url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")  # a committed rating survives power loss / kill -9
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
@@ -112,10 +147,20 @@ def make_engine(url: str) -> Engine:
             # would fail instead of waiting.  Read-only transactions never block anyone.
             write = connection.get_execution_options().get("will_write", False)
             connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-    # One process at a time (gunicorn workers start together): the write lock serialises this.
-    with engine.execution_options(will_write=True).begin() as connection:
-        Base.metadata.create_all(connection)
-        columns = {c["name"] for c in inspect(connection).get_columns("ratings")}
+    # One process at a time (gunicorn workers start together): the write lock serialises this on
+    # SQLite, an advisory lock on PostgreSQL (concurrent CREATE TABLEs would collide there).
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        with engine.execution_options(will_write=True).begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(4242)")
+            Base.metadata.create_all(connection)
+            columns = {c["name"] for c in inspect(connection).get_columns("ratings")}
+    except OperationalError as exc:
+        engine.dispose()
+        raise StyleStudyError(f"cannot open the database {engine.url.render_as_string(hide_password=True)}: "
+                              f"{str(exc.orig).strip().splitlines()[0]}") from None
     if "condition_id" not in columns:
         engine.dispose()
         raise StyleStudyError(f"the ratings database {engine.url.render_as_string(hide_password=True)} was made by "
@@ -132,22 +177,6 @@ def make_sessionmaker(engine: Engine, will_write: bool = True) -> sessionmaker:
 def get_setting(session, key: str, default: str) -> str:
     row = session.get(Setting, key)
     return row.value if row else default
-
-
-def setting_once(session_factory, key: str, make_value) -> str:
-    """The stored value of ``key``, storing ``make_value()`` first if there is none (race-safe)."""
-    from sqlalchemy.exc import IntegrityError
-
-    with session_factory() as session:
-        value = get_setting(session, key, "")
-        if value:
-            return value
-        session.add(Setting(key=key, value=make_value()))
-        try:
-            session.commit()
-        except IntegrityError:  # another process stored it first
-            session.rollback()
-        return get_setting(session, key, "")
 
 
 def set_setting(session, key: str, value: str) -> None:

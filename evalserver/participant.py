@@ -53,7 +53,7 @@ def _next_page(p: Participant) -> str:
 
 def image_token(public_id: str, place: str) -> str:
     """The opaque URL token of the image shown at ``place`` ("trial:N:P" or "briefing:K")."""
-    key = current_app.config["SECRET_KEY"].encode()
+    key = current_app.config["URL_KEY"].encode()
     return hmac.new(key, f"{public_id}:{place}".encode(), hashlib.sha256).hexdigest()[:32]
 
 

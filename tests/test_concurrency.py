@@ -33,10 +33,14 @@ def _export(server: LiveServer) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
+def _db_env(db_url: str | None) -> dict:
+    return {"STYLESTUDY_DB": db_url} if db_url else {}
+
+
 @pytest.mark.parametrize("workers", [0, 2], ids=["flask", "gunicorn-2-workers"])
-def test_many_participants_at_once(run_copy, workers):
+def test_many_participants_at_once(run_copy, workers, db_url):
     n = 24
-    with LiveServer(run_copy, gunicorn_workers=workers) as server:
+    with LiveServer(run_copy, gunicorn_workers=workers, env=_db_env(db_url)) as server:
         def participant(i):
             client = StudyClient(server.url, f"conc-{i}")
             client.join()
@@ -63,8 +67,8 @@ def test_many_participants_at_once(run_copy, workers):
             assert mine[(trial, 1)] == str(a) and mine[(trial, 2)] == ("" if b is None else str(b))
 
 
-def test_kill_9_loses_no_committed_rating(run_copy):
-    server = LiveServer(run_copy).start()
+def test_kill_9_loses_no_committed_rating(run_copy, db_url):
+    server = LiveServer(run_copy, env=_db_env(db_url)).start()
     clients = [StudyClient(server.url, f"crash-{i}") for i in range(10)]
     committed = {}
     try:
@@ -74,7 +78,7 @@ def test_kill_9_loses_no_committed_rating(run_copy):
             c.take(rate, max_trials=2)
             committed[c.external_id] = dict(given)
         server.kill(signal.SIGKILL)
-        server = LiveServer(run_copy, port=server.port).start()
+        server = LiveServer(run_copy, port=server.port, env=_db_env(db_url)).start()
         rows = _export(server)
         assert len(rows) == 10 * 2 * 2
         for c in clients:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 
@@ -16,8 +17,9 @@ GOOD = {"ratings": [4, 2], "shown_ms": [250.0, 251.0], "response_ms": [900.0, 13
 
 
 @pytest.fixture()
-def app(run_copy):
-    return create_app(run_copy, admin_token=TOKEN)
+def app(run_copy, db_url):
+    """The app on SQLite and on a real PostgreSQL (see conftest)."""
+    return create_app(run_copy, db_url, admin_token=TOKEN)
 
 
 def _join(client, pid=None, brief=True):
@@ -107,7 +109,7 @@ def test_order_is_random_per_participant_and_stable(app):
             c.post(f"/api/trials/{s['trial']}", json=GOOD)
         orders.append(seen)
     participants = _sql(app, 'select external_id, "order" from participants')
-    plans = {pid: json.loads(order) for pid, order in participants}
+    plans = {pid: order if isinstance(order, list) else json.loads(order) for pid, order in participants}
     assert len({json.dumps([t["pair_id"] for t in p]) for p in plans.values()}) > 1  # pair order differs
     firsts = {t["conditions"][0] for p in plans.values() for t in p}
     assert len(firsts) > 4  # which method comes first varies
@@ -276,27 +278,33 @@ def test_admin_needs_the_token(app):
         assert c.get(path).status_code == 401
         assert c.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert c.post("/admin/state", data={"open": "0"}).status_code == 401
-    assert c.get("/admin/login?token=wrong").status_code == 401
-    assert c.get(f"/admin/login?token={TOKEN}").status_code == 302
-    assert "Download ratings" in c.get("/admin/").data.decode()
-    # Closing stops new participants but not existing ones.
+    assert c.post("/admin/login", data={"token": "wrong"}).status_code == 401
+    assert c.get(f"/admin/login?token={TOKEN}").status_code == 200 and c.get("/admin/").status_code == 401
+    assert c.post("/admin/login", data={"token": TOKEN}).status_code == 302
+    page = c.get("/admin/").data.decode()
+    assert "Download ratings" in page
+    csrf = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page).group(1)
+    # Closing stops new participants but not existing ones; a state change needs the CSRF token.
     p = app.test_client()
     _join(p, "early")
-    c.post("/admin/state", data={"open": "0"})
+    assert c.post("/admin/state", data={"open": "0"}).status_code == 403
+    assert c.post("/admin/state", data={"open": "0", "csrf_token": "0" * 64}).status_code == 403
+    assert _state(p)["trial"] == 1 and "is <strong>open</strong>" in c.get("/admin/").data.decode()
+    assert c.post("/admin/state", data={"open": "0", "csrf_token": csrf}).status_code == 302
     late = app.test_client()
     assert late.post("/start", data={"consent": "yes", "PROLIFIC_PID": "late"}).status_code == 403
     assert _state(p)["trial"] == 1
     assert "closed" in c.get("/admin/").data.decode()
 
 
-def test_export_cli_round_trip(app, run_copy, tmp_path, capsys):
+def test_export_cli_round_trip(app, run_copy, db_url, tmp_path, capsys):
     from engine.cli import main
 
     c = app.test_client()
     _join(c, "cli")
     _complete(c, ratings=(5, 1))
     out = tmp_path / "ratings.csv"
-    assert main(["export", str(run_copy), "-o", str(out)]) == 0
+    assert main(["export", str(run_copy), "-o", str(out), *(["--db", db_url] if db_url else [])]) == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 8 and {r["rating"] for r in rows} == {"5", "1"}
     assert main(["export", str(tmp_path / "nothing"), "-o", str(out)]) == 2
