@@ -117,6 +117,20 @@ def set_state():
     return redirect(url_for("admin.index"))
 
 
+@admin.get("/status.json")
+@admin_required
+def status():
+    """For operators and monitors: which worker answered, the database, progress."""
+    import os
+
+    participants = g.db.scalar(select(func.count()).select_from(Participant))
+    completed = g.db.scalar(select(func.count()).select_from(Participant).where(Participant.completed_at.is_not(None)))
+    ratings = g.db.scalar(select(func.count()).select_from(Rating))
+    return {"worker_pid": os.getpid(), "database": g.db.get_bind().url.render_as_string(hide_password=True),
+            "open": get_setting(g.db, "study_open", "1") == "1", "participants": participants, "completed": completed,
+            "ratings": ratings}
+
+
 @admin.get("/export.csv")
 @admin_required
 def export():

@@ -50,12 +50,14 @@ class HttpsAwareSessionInterface(SecureCookieSessionInterface):
 
 
 def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str | None = None,
-               overrides: dict | None = None, db_timeout: float = 30.0, proxies: int | None = None) -> Flask:
+               overrides: dict | None = None, db_timeout: float | None = None, proxies: int | None = None) -> Flask:
     manifest = StudyManifest.load(run_dir, check_files=True)
     if not manifest.pairs:
         raise StyleStudyError(f"{manifest.source} has no complete pairs of conditions to rate; finish generation first")
     keys = server_keys(manifest.run_dir, admin_token)
     app = Flask(__name__)
+    if db_timeout is None:  # seconds a request waits for a lock or a connection before answering 503
+        db_timeout = float(os.environ.get("STYLESTUDY_DB_TIMEOUT", "") or 30.0)
     engine = make_engine(database_url(run_dir, db_url), timeout=db_timeout)
     Session = make_sessionmaker(engine)
     ReadSession = make_sessionmaker(engine, will_write=False)

@@ -1,8 +1,14 @@
 // The timed trial loop. The server owns the state; this page shows the current trial, measures
 // how long each image was really on screen (requestAnimationFrame / performance.now), and posts
 // both ratings. A refresh simply asks the server for the current trial again.
+// When the server is busy (503) or unreachable, the page backs off (exponential, capped) and
+// keeps the ratings in memory and in sessionStorage until the server acknowledges them, so a
+// refresh during an outage loses nothing: the pending answer is sent first when the page loads.
 (function () {
   "use strict";
+  const PENDING = "stylestudy-pending";
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const backoff = (attempt, retryAfter) => Math.min(8000, Math.max(500 * 2 ** attempt, 1000 * (retryAfter || 0)));
   const root = document.getElementById("trial");
   const stage = document.getElementById("stage");
   const ratingBox = document.getElementById("rating");
@@ -87,8 +93,38 @@
     });
   }
 
+  // fetch() until the server answers something other than "busy" (503) or a network failure.
+  async function patiently(url, options, what) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const reply = await fetch(url, Object.assign({ credentials: "same-origin", cache: "no-store" }, options));
+        if (reply.status !== 503) { progress.classList.remove("waiting"); return reply; }
+        await sleep(backoff(attempt, parseFloat(reply.headers.get("Retry-After"))));
+      } catch (e) {
+        await sleep(backoff(attempt, 0));
+      }
+      progress.classList.add("waiting");
+      progress.textContent = what + " The study server is busy; retrying…";
+    }
+  }
+
+  // Send a stored answer and wait for the server's acknowledgement (or its "already past that").
+  async function deliver(pending) {
+    sessionStorage.setItem(PENDING, JSON.stringify(pending));
+    const reply = await patiently(pending.url, { method: "POST", headers: { "Content-Type": "application/json" },
+                                                 body: pending.body }, "Saving your ratings.");
+    const answer = await reply.json().catch(() => null);
+    sessionStorage.removeItem(PENDING);  // stored, a duplicate of what was stored, or refused (4xx): settled
+    return answer;
+  }
+
   async function runTrial() {
-    const reply = await fetch(root.dataset.stateUrl, { credentials: "same-origin", cache: "no-store" });
+    const stored = sessionStorage.getItem(PENDING);
+    if (stored) {  // a refresh (or a crash) before the last answer was acknowledged: send it first
+      const answer = await deliver(JSON.parse(stored));
+      if (answer && answer.done) { window.location.href = answer.redirect; return; }
+    }
+    const reply = await patiently(root.dataset.stateUrl, {}, "Loading the next trial.");
     const state = await reply.json();
     if (!reply.ok) { window.location.href = state.redirect || "/"; return; }
     if (state.done) { window.location.href = state.redirect; return; }
@@ -103,14 +139,7 @@
     const result = await rate(state.rating_ms, state.scale.length);
     const url = root.dataset.submitUrl.replace(/0$/, String(state.trial));
     const body = JSON.stringify({ ratings: result.ratings, shown_ms: shown, response_ms: result.response, blur: blurred });
-    let answer = null;
-    for (let attempt = 0; attempt < 5 && answer === null; attempt++) {
-      try {
-        const r = await fetch(url, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body });
-        if (r.ok || r.status === 409) answer = await r.json();
-        else if (r.status < 500) { answer = await r.json(); }
-      } catch (e) { await new Promise((res) => setTimeout(res, 500 * (attempt + 1))); }
-    }
+    const answer = await deliver({ url, body });
     if (answer && answer.done) { window.location.href = answer.redirect; return; }
     runTrial();
   }
