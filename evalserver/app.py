@@ -58,9 +58,11 @@ def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str 
     app = Flask(__name__)
     if db_timeout is None:  # seconds a request waits for a lock or a connection before answering 503
         db_timeout = float(os.environ.get("STYLESTUDY_DB_TIMEOUT", "") or 30.0)
-    engine = make_engine(database_url(run_dir, db_url), timeout=db_timeout)
+    url = database_url(run_dir, db_url)
+    engine = make_engine(url, timeout=db_timeout, writer=True)
+    reader = make_engine(url, timeout=db_timeout) if engine.dialect.name == "sqlite" else engine
     Session = make_sessionmaker(engine)
-    ReadSession = make_sessionmaker(engine, will_write=False)
+    ReadSession = make_sessionmaker(reader, will_write=False)
     app.session_interface = HttpsAwareSessionInterface()
     app.config.update(
         SECRET_KEY=keys.session_key,

@@ -110,16 +110,21 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, timeout: float = 30.0) -> Engine:
+def make_engine(url: str, timeout: float = 30.0, writer: bool = False) -> Engine:
     """An engine set up for concurrent, durable writes; ``timeout``: seconds to wait for a lock or
-    a connection before the request is answered 503 (try again)."""
+    a connection before the request is answered 503 (try again).
+
+    ``writer`` (SQLite): one connection, so a process's write transactions queue for it in
+    order instead of polling SQLite's lock with sleeps (its busy handler backs off up to 100 ms
+    a try, which turned a burst of joins into seconds).  SQLite has one writer at a time anyway."""
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     url = normalise_url(url)
     is_sqlite = url.startswith("sqlite")
     try:
         if is_sqlite:
-            engine = create_engine(url, connect_args={"timeout": timeout})
+            queue = {"pool_size": 1, "max_overflow": 0, "pool_timeout": timeout} if writer else {}
+            engine = create_engine(url, connect_args={"timeout": timeout, "check_same_thread": False}, **queue)
         else:
             engine = create_engine(url, pool_pre_ping=True, pool_timeout=timeout, pool_size=8, max_overflow=8,
                                    connect_args={"connect_timeout": max(1, int(timeout))}
