@@ -119,7 +119,8 @@ def free_port() -> int:
 class LiveServer:
     """``stylestudy serve`` (or gunicorn) as a real process on loopback."""
 
-    def __init__(self, run_dir, gunicorn_workers: int = 0, env: dict | None = None, port: int | None = None) -> None:
+    def __init__(self, run_dir, gunicorn_workers: int = 0, env: dict | None = None, port: int | None = None,
+                 threads: int = 4) -> None:
         import os
         import sys
 
@@ -127,7 +128,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = dict(os.environ, STYLESTUDY_ADMIN_TOKEN="live-token", **(env or {}))
         if gunicorn_workers:
-            self.cmd = [sys.executable, "-m", "gunicorn", "-w", str(gunicorn_workers), "--threads", "4", "-b",
+            self.cmd = [sys.executable, "-m", "gunicorn", "-w", str(gunicorn_workers), "--threads", str(threads), "-b",
                         f"127.0.0.1:{self.port}", f"evalserver.wsgi:create_app('{run_dir}')"]
         else:
             self.cmd = [sys.executable, "-m", "engine.cli", "serve", str(run_dir), "--port", str(self.port)]

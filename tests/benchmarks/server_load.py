@@ -3,13 +3,15 @@
     python -m tests.benchmarks.server_load RUN_DIR [--setups serve-sqlite gunicorn4-postgresql]
         [--users 50 200] [--paces 15 0] [--seconds 60] [--kill9]
 
-For each setup (``serve-sqlite``: ``stylestudy serve`` on SQLite; ``gunicorn4-sqlite`` and
-``gunicorn4-postgresql``: gunicorn -w 4 --threads 4, the latter on a throwaway PostgreSQL) and
+For each setup (``serve-sqlite``: ``stylestudy serve`` on SQLite; ``gunicorn1-sqlite``: gunicorn
+-w 1 --threads 16; ``gunicorn4-sqlite`` and ``gunicorn4-postgresql``: gunicorn -w 4 --threads 4,
+the latter on a throwaway PostgreSQL) and
 each number of participants and pace (seconds per trial; 15 is the paper's, 0 flat out), it
 starts a fresh copy of the run, lets every participant arrive in the same second (the join
 burst), runs for ``--seconds`` and prints p50/p99 of the join (consent + briefing POSTs) and of
-the steady-state requests (state, images, submissions), with failures.  The join target is a
-p99 under 300 ms.  ``--kill9`` then kills the whole server (-9) mid-run, restarts it and
+the steady-state requests (state, images, submissions), with failures; under gunicorn also the
+server's own time for the join requests (its access log's request durations), which leaves out
+the queueing a load generator on the same two cores adds.  The join target is a p99 under 300 ms.  ``--kill9`` then kills the whole server (-9) mid-run, restarts it and
 compares the submissions Locust saw acknowledged with the trials the export holds.
 
 Everything runs on this machine: the load generator shares its cores with the server.
@@ -57,9 +59,14 @@ def run_locust(url: str, users: int, pace: float, seconds: float, out: Path) -> 
     return list(csv.DictReader(open(f"{out}_stats.csv")))
 
 
+SETUPS = {  # name -> (gunicorn workers (0: stylestudy serve), threads per worker)
+    "serve-sqlite": (0, 0), "gunicorn1-sqlite": (1, 16), "gunicorn4-sqlite": (4, 4), "gunicorn4-postgresql": (4, 4)}
+
+
 def _server(run: Path, setup: str, db_url: str | None, port: int | None = None) -> LiveServer:
-    workers = 4 if setup.startswith("gunicorn4") else 0
-    return LiveServer(run, gunicorn_workers=workers, env={"STYLESTUDY_DB": db_url} if db_url else {}, port=port)
+    workers, threads = SETUPS[setup]
+    return LiveServer(run, gunicorn_workers=workers, env={"STYLESTUDY_DB": db_url} if db_url else {}, port=port,
+                      threads=threads or 4)
 
 
 def measure(run_dir: Path, setup: str, users: int, pace: float, seconds: float, postgres: PostgresServer | None,
@@ -67,10 +74,26 @@ def measure(run_dir: Path, setup: str, users: int, pace: float, seconds: float, 
     run = tmp / f"run-{setup}-{users}-{pace}"
     shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("*.sqlite*", "admin_token", ".*_key"))
     db_url = postgres.new_database() if setup.endswith("postgresql") else None
-    with _server(run, setup, db_url) as server:
+    server = _server(run, setup, db_url)
+    access = tmp / f"access-{setup}-{users}-{pace}.log"
+    if setup.startswith("gunicorn"):  # server-side time per request, without the load generator's queueing
+        server.cmd += ["--access-logfile", str(access), "--access-logformat", "%(m)s %(U)s %(s)s %(D)s"]
+    with server:
         rows = run_locust(server.url, users, pace, seconds, tmp / f"locust-{setup}-{users}-{pace}")
     join, steady = _percentiles(rows, JOIN), _percentiles(rows, STEADY)
-    return {"setup": setup, "users": users, "pace": pace, "join": join, "steady": steady}
+    return {"setup": setup, "users": users, "pace": pace, "join": join, "steady": steady,
+            "server_join": _server_side(access, ("POST /start", "POST /briefing"))}
+
+
+def _server_side(log: Path, prefixes: tuple[str, ...]) -> tuple[float, float]:
+    """p50 and p99 (ms) of the server's own time for the requests starting with ``prefixes``."""
+    if not log.is_file():
+        return float("nan"), float("nan")
+    times = sorted(int(parts[3]) / 1000 for parts in (line.split() for line in log.read_text().splitlines())
+                   if len(parts) == 4 and f"{parts[0]} {parts[1]}".startswith(prefixes))
+    if not times:
+        return float("nan"), float("nan")
+    return times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
 
 
 def kill9(run_dir: Path, setup: str, users: int, pace: float, seconds: float, postgres: PostgresServer | None,
@@ -108,7 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     parser.add_argument("--setups", nargs="+", default=["serve-sqlite", "gunicorn4-postgresql"],
-                        choices=["serve-sqlite", "gunicorn4-sqlite", "gunicorn4-postgresql"])
+                        choices=list(SETUPS))
     parser.add_argument("--users", type=int, nargs="+", default=[50, 200])
     parser.add_argument("--paces", type=float, nargs="+", default=[15.0, 0.0])
     parser.add_argument("--seconds", type=float, default=60)
@@ -117,15 +140,17 @@ def main() -> None:
     postgres = PostgresServer().start() if any(s.endswith("postgresql") for s in args.setups) else None
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            print("| setup | participants | pace (s/trial) | join requests | join p50 / p99 (ms) | steady requests | "
-                  "steady p50 / p99 (ms) | failures |")
-            print("|---|---|---|---|---|---|---|---|")
+            print("| setup | participants | pace (s/trial) | join requests | join p50 / p99 (ms) | join p50 / p99 "
+                  "server-side (ms) | steady requests | steady p50 / p99 (ms) | failures |")
+            print("|---|---|---|---|---|---|---|---|---|")
             for setup in args.setups:
                 for users in args.users:
                     for pace in args.paces:
                         m = measure(Path(args.run_dir), setup, users, pace, args.seconds, postgres, Path(tmp))
                         (jn, j50, j99, jf), (sn, s50, s99, sf) = m["join"], m["steady"]
-                        print(f"| {setup} | {users} | {pace:g} | {jn} | {j50:.0f} / {j99:.0f} | {sn} | "
+                        k50, k99 = m["server_join"]
+                        inside = "–" if k50 != k50 else f"{k50:.0f} / {k99:.0f}"
+                        print(f"| {setup} | {users} | {pace:g} | {jn} | {j50:.0f} / {j99:.0f} | {inside} | {sn} | "
                               f"{s50:.0f} / {s99:.0f} | {jf + sf} |", flush=True)
             if args.kill9:
                 for setup in args.setups:
