@@ -8,13 +8,22 @@ and one style image) run twice:
 * engine: ``run_transfers`` as ``stylestudy generate`` runs it (batched, each problem with its
   own L-BFGS, plus the device's fast path).
 
+Fairness: both paths are warmed up first (one untimed forward/backward each, so CUDA context,
+cuBLAS/cuDNN handles and the allocator are not charged to whichever runs first), and the order
+alternates: the baseline problems run reference-then-engine, the normalized ones
+engine-then-reference; each path's time is the sum of its own segments.
+
 Reported: seconds per image for each and their ratio, evaluations per second, achieved TFLOP/s
 (analytic VGG-19 FLOPs of the evaluations) and the fraction of the device's peak, peak memory
-per problem (CUDA), and parity: engine/reference final loss and PSNR between their images.
+per problem (CUDA), and parity both ways: engine/reference final loss (min and max) and PSNR
+between their images.  ``executor="ray"`` also runs the engine's batches as Ray tasks (a local
+Ray unless an address is given): seconds per image through Ray against local in the same
+process, i.e. what the cluster machinery costs per image.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
@@ -70,6 +79,11 @@ class BenchResult:
     max_final_loss_ratio: float
     peak_mem_mb_per_problem: float | None
     per_problem: list[dict] = field(default_factory=list)
+    min_final_loss_ratio: float = float("nan")
+    order: str = "warm-up both; baseline problems reference first, normalized engine first"
+    ray_s_per_image: float | None = None  # engine batches as Ray tasks (executor="ray")
+    ray_overhead_ratio: float | None = None  # ray_s_per_image / engine_s_per_image
+    ray_min_psnr_db: float | None = None  # Ray's images against the local engine's
 
 
 def _sync(device: torch.device) -> None:
@@ -125,7 +139,8 @@ def default_images(size: int) -> tuple[Path, Path]:
 
 def run_bench(size: int = 512, iterations: int = 600, problems: int = 10, device: str = "auto",
               content: str | None = None, style: str | None = None, batch: str | int = "auto", bf16: bool = False,
-              out_dir: str | Path | None = None, progress: bool = True) -> BenchResult:
+              out_dir: str | Path | None = None, progress: bool = True, executor: str = "local",
+              ray_address: str | None = None, gpus_per_task: float = 0.0) -> BenchResult:
     dev = resolve_device(device)
     if content is None or style is None:
         content, style = default_images(size)
@@ -136,42 +151,52 @@ def run_bench(size: int = 512, iterations: int = 600, problems: int = 10, device
     h, w = problem.size_hw
     flops_per_eval = vgg_flops(h, w, max(list(PAPER_STYLE_LAYERS) + list(PAPER_CONTENT_LAYERS), key=LAYER_NAMES.index))
 
-    plain = FastPath()
-    plain.apply_global(dev)
+    plain, fast = FastPath(), FastPath.for_device(dev, bf16=bf16)
     reference = get_extractor("caffe", dev)
-    ref_images, ref_losses, ref_evals, t0 = [], [], 0, time.perf_counter()
-    for cfg in cfgs:
-        image, final, evals = reference_run(reference, problem, cfg)
-        ref_images.append(image)
-        ref_losses.append(final)
-        ref_evals += evals
-    _sync(dev)
-    ref_seconds = time.perf_counter() - t0
-
-    fast = FastPath.for_device(dev, bf16=bf16)
-    fast.apply_global(dev)
     extractor = get_extractor("caffe", dev, channels_last=fast.channels_last)
+    for path, net in ((plain, reference), (fast, extractor)):  # warm-up: nothing is charged to the first path
+        path.apply_global(dev)
+        warm_up(net, problem, cfgs[0], path, dev)
     size_b = auto_batch_size(h, w, free_memory(dev), cap=32 if dev.type == "cuda" else 8) if batch == "auto" else int(batch)
+    ref_images, eng_images, ref_losses = {}, {}, {}
+    ref_seconds = eng_seconds = 0.0
+    ref_evals = eng_evals = 0
+    batch_sizes, peak = [], None
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
         base_mem = torch.cuda.memory_allocated(dev)
-    eng_images, eng_losses, eng_evals, t0 = [], [], 0, time.perf_counter()
-    batch_sizes = []
-    for method in ("baseline", "normalized"):
-        group = [c for c in cfgs if c.method == method]
-        for i in range(0, len(group), size_b):
-            chunk = group[i : i + size_b]
-            batch_sizes.append(len(chunk))
-            results = run_transfers(extractor, [problem] * len(chunk), chunk, progress=progress, fast=fast)
-            for res in results:
-                eng_images.append(res.image)
-                eng_evals += res.evaluations
-    _sync(dev)
-    eng_seconds = time.perf_counter() - t0
-    eng_losses = [final_loss(reference, problem, cfg, image) for cfg, image in zip(cfgs, eng_images)]
-    peak = None
+    for method, reference_first in (("baseline", True), ("normalized", False)):
+        group = [k for k, c in enumerate(cfgs) if c.method == method]
+        for path in (("reference", "engine") if reference_first else ("engine", "reference")):
+            if path == "reference":
+                plain.apply_global(dev)
+                t0 = time.perf_counter()
+                for k in group:
+                    ref_images[k], ref_losses[k], evals = reference_run(reference, problem, cfgs[k])
+                    ref_evals += evals
+                _sync(dev)
+                ref_seconds += time.perf_counter() - t0
+            else:
+                fast.apply_global(dev)
+                t0 = time.perf_counter()
+                for i in range(0, len(group), size_b):
+                    chunk = group[i : i + size_b]
+                    batch_sizes.append(len(chunk))
+                    results = run_transfers(extractor, [problem] * len(chunk), [cfgs[k] for k in chunk],
+                                            progress=progress, fast=fast)
+                    for k, res in zip(chunk, results):
+                        eng_images[k] = res.image
+                        eng_evals += res.evaluations
+                _sync(dev)
+                eng_seconds += time.perf_counter() - t0
     if dev.type == "cuda":
         peak = (torch.cuda.max_memory_allocated(dev) - base_mem) / max(batch_sizes) / 2**20
+    ref_images = [ref_images[k] for k in range(len(cfgs))]
+    ref_losses = [ref_losses[k] for k in range(len(cfgs))]
+    eng_images = [eng_images[k] for k in range(len(cfgs))]
+    eng_losses = [final_loss(reference, problem, cfg, image) for cfg, image in zip(cfgs, eng_images)]
+    ray = ray_timing(content, style, cfgs, size_b, device, eng_images, ray_address, gpus_per_task) if executor == "ray" \
+        else None
 
     n = len(cfgs)
     per_problem = []
@@ -198,8 +223,59 @@ def run_bench(size: int = 512, iterations: int = 600, problems: int = 10, device
         reference_tflops=ref_evals * flops_per_eval / ref_seconds / 1e12, engine_tflops=engine_tflops,
         engine_peak_fraction=peak_fraction, min_psnr_db=min(p["psnr_db"] for p in per_problem),
         max_final_loss_ratio=max(p["final_loss_ratio"] for p in per_problem), peak_mem_mb_per_problem=peak,
-        per_problem=per_problem,
+        per_problem=per_problem, min_final_loss_ratio=min(p["final_loss_ratio"] for p in per_problem),
+        ray_s_per_image=ray[0] if ray else None, ray_overhead_ratio=ray[0] / (eng_seconds / n) if ray else None,
+        ray_min_psnr_db=ray[1] if ray else None,
     )
+
+
+def warm_up(extractor, problem: Problem, cfg: TransferConfig, fast: FastPath, dev: torch.device) -> None:
+    """One untimed forward/backward through ``extractor`` on this path's settings."""
+    loss = build_loss(extractor, problem, cfg)
+    x = fast.prepare(initial_image(problem, cfg.init, cfg.seed)).requires_grad_(True)
+    with fast.autocast(dev):
+        feats = extractor(x, loss.layers)
+    loss(feats)[0].sum().backward()
+    _sync(dev)
+
+
+def ray_timing(content, style, cfgs: list[TransferConfig], size_b: int, device: str, local_images: list,
+               address: str | None, gpus_per_task: float) -> tuple[float, float]:
+    """Seconds per image of the engine's batches as Ray tasks (Ray started before the clock),
+    and the min PSNR of their images against the local engine's."""
+    import ray
+    from PIL import Image
+
+    from engine.executors import BatchTask, run_ray
+
+    images = {"object": Path(content).read_bytes(), "style": Path(style).read_bytes()}
+    tasks = []
+    for method in ("baseline", "normalized"):
+        group = [k for k, c in enumerate(cfgs) if c.method == method]
+        for i in range(0, len(group), size_b):
+            chunk = group[i : i + size_b]
+            tasks.append(BatchTask(image_ids=[str(k) for k in chunk], jobs=[{} for _ in chunk],
+                                   configs=[asdict(cfgs[k]) for k in chunk], contents=["object"] * len(chunk),
+                                   styles=["style"] * len(chunk), image_sha={"object": "", "style": ""},
+                                   device=device))
+    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
+             configure_logging=False)
+    try:
+        list(run_ray(tasks[:1], images, address, gpus_per_task, progress=False))  # workers up and warm, untimed
+        t0 = time.perf_counter()
+        outcomes = list(run_ray(tasks, images, address, gpus_per_task, progress=False))
+        seconds = time.perf_counter() - t0
+    finally:
+        ray.shutdown()
+    worst = float("inf")
+    for outcome in outcomes:
+        if outcome.error:
+            raise RuntimeError(f"a Ray bench task failed: {outcome.error}")
+        for rendered in outcome.images:
+            got = to_tensor(Image.open(io.BytesIO(rendered.png)).convert("RGB"))
+            want = to_tensor(to_pil(local_images[int(rendered.image_id)]))
+            worst = min(worst, psnr(got, want))
+    return seconds / len(cfgs), worst
 
 
 def format_result(r: BenchResult) -> str:
@@ -211,10 +287,15 @@ def format_result(r: BenchResult) -> str:
         f"{'engine':12}{r.engine_s_per_image:10.3f}{r.engine_evals_per_s:10.2f}{r.engine_tflops:10.3f}",
         f"speedup (reference / engine): {r.speedup:.2f}x"
         + (f"; engine at {100 * r.engine_peak_fraction:.1f}% of the device's peak" if r.engine_peak_fraction else ""),
-        f"parity: min PSNR engine vs reference {r.min_psnr_db:.1f} dB, max final-loss ratio {r.max_final_loss_ratio:.4f}",
+        f"parity: min PSNR engine vs reference {r.min_psnr_db:.1f} dB, final-loss ratio engine/reference "
+        f"{r.min_final_loss_ratio:.4f}..{r.max_final_loss_ratio:.4f}",
+        f"order: {r.order}",
         "peak memory per problem: " + (f"{r.peak_mem_mb_per_problem:.0f} MB" if r.peak_mem_mb_per_problem else
                                        "not measured on this device"),
     ]
+    if r.ray_s_per_image is not None:
+        lines.append(f"ray executor: {r.ray_s_per_image:.3f} s/image = {r.ray_overhead_ratio:.2f}x the local engine "
+                     f"(tasks' images vs local: min PSNR {r.ray_min_psnr_db:.1f} dB)")
     return "\n".join(lines)
 
 

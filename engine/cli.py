@@ -160,6 +160,12 @@ def register_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=batch_size, default="auto", help="problems per batch: auto (fits free memory) or N")
     p.add_argument("--jobs-filter", default=None, help="e.g. block=a,method=normalized")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast of VGG-19 (GPU speed; Grams stay float32)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local (this process) or ray (one Ray task per batch; pip install -e '.[cluster]')")
+    p.add_argument("--ray-address", default=None,
+                   help="with --executor ray: a running cluster ('auto', or ray://host:10001); default: a local Ray")
+    p.add_argument("--gpus-per-task", type=number(low=0), default=0.0,
+                   help="with --executor ray: GPUs per batch task (default 0: one CPU per task)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_run_generate)
 
@@ -168,11 +174,14 @@ def _run_generate(args: argparse.Namespace) -> int:
     from engine.generate import generate
 
     s = generate(args.study, args.out, device=args.device, batch=args.batch, jobs_filter=args.jobs_filter,
-                 progress=not args.quiet, bf16=args.bf16)
+                 progress=not args.quiet, bf16=args.bf16, executor=args.executor, ray_address=args.ray_address,
+                 gpus_per_task=args.gpus_per_task)
     print(f"{s.generated} images generated, {s.skipped} already finished, of {s.total} images for {s.conditions} "
           f"conditions ({s.shared} images shown by several conditions) in {s.seconds:.1f}s; manifest: {s.manifest}"
           + (f" ({len(s.missing)} images still missing)" if s.missing else ""))
-    return 0
+    for image_id, reason in sorted(s.failed.items()):
+        print(f"failed: image {image_id}: {reason}", file=sys.stderr)
+    return 2 if s.failed else 0
 
 
 def register_figures(sub: argparse._SubParsersAction) -> None:
@@ -250,6 +259,10 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--content", default=None, help="object image (default: scikit-image's astronaut)")
     p.add_argument("--style", default=None, help="style image (default: scikit-image's Hubble deep field)")
     p.add_argument("--save-images", default=None, help="folder for both runs' images")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="ray: also run the engine's batches as Ray tasks and report the cluster's cost per image")
+    p.add_argument("--ray-address", default=None, help="with --executor ray: a running cluster (default: a local Ray)")
+    p.add_argument("--gpus-per-task", type=number(low=0), default=0.0, help="with --executor ray: GPUs per task")
     p.add_argument("--json", default=None, help="write the numbers as JSON")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_run_bench)
@@ -259,7 +272,8 @@ def _run_bench(args: argparse.Namespace) -> int:
     from engine.bench import format_result, run_bench, write_json
 
     result = run_bench(args.size, args.iterations, args.problems, args.device, args.content, args.style,
-                       args.batch, args.bf16, args.save_images, progress=not args.quiet)
+                       args.batch, args.bf16, args.save_images, progress=not args.quiet, executor=args.executor,
+                       ray_address=args.ray_address, gpus_per_task=args.gpus_per_task)
     print(format_result(result))
     if args.json:
         write_json(result, args.json)

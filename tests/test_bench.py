@@ -29,10 +29,13 @@ def test_engine_matches_reference_float32(tmp_path, capsys):
                  "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     for key in ("reference_s_per_image", "engine_s_per_image", "speedup", "min_psnr_db", "max_final_loss_ratio",
-                "peak_mem_mb_per_problem"):
+                "peak_mem_mb_per_problem", "min_final_loss_ratio", "order"):
         assert key in data
     assert data["speedup"] == pytest.approx(data["reference_s_per_image"] / data["engine_s_per_image"])
     assert data["min_psnr_db"] > 35 and abs(data["max_final_loss_ratio"] - 1) < 0.05
+    assert abs(data["min_final_loss_ratio"] - 1) < 0.05 and data["min_final_loss_ratio"] <= data["max_final_loss_ratio"]
+    ratios = [p["final_loss_ratio"] for p in data["per_problem"]]
+    assert (min(ratios), max(ratios)) == (data["min_final_loss_ratio"], data["max_final_loss_ratio"])
     assert data["problems"] == 3 and data["batch"] == 3
     assert "speedup (reference / engine)" in capsys.readouterr().out
 
@@ -42,6 +45,18 @@ def test_bf16_autocast_parity():
     result = run_bench(size=32, iterations=8, problems=2, device="cpu", bf16=True, progress=False)
     assert result.fast_path == "bf16"
     assert result.min_psnr_db > 25 and abs(result.max_final_loss_ratio - 1) < 0.25
+
+
+@pytest.mark.slow
+def test_bench_measures_the_ray_executor_against_local(capsys):
+    pytest.importorskip("ray")
+    from engine.cli import main
+
+    assert main(["bench", "--size", "32", "--iterations", "4", "--problems", "4", "--device", "cpu", "--quiet",
+                 "--executor", "ray"]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.startswith("ray executor:"))
+    assert "x the local engine" in line and "min PSNR" in line
 
 
 def test_psnr():
