@@ -257,3 +257,20 @@ def db_url(request):
     if request.param == "sqlite":
         return None
     return request.getfixturevalue("postgres").new_database()
+
+
+def stylestudy_without(*packages: str, check: str = "") -> str:
+    """Python source that runs the ``stylestudy`` CLI (argv after ``-c``) with ``packages``
+    uninstalled, as far as imports can tell (an import finder refuses them; putting None into
+    sys.modules instead would mislead libraries that look there, e.g. scipy).  ``check``: code
+    run after the command, before exiting with its code."""
+    return ("import sys\n"
+            "class NotInstalled:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            f"        if name.split('.')[0] in {packages!r}:\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+            "sys.meta_path.insert(0, NotInstalled())\n"
+            "from engine.cli import main\n"
+            "code = main(sys.argv[1:])\n"
+            f"{check}\n"
+            "sys.exit(code)\n")

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from evalserver.app import create_app
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, stylestudy_without
 
 GOOD = {"ratings": [4, 2], "shown_ms": [250.0, 250.0], "response_ms": [500.0, 700.0]}
 
@@ -60,14 +60,7 @@ def test_busy_database_answers_503_and_stores_once_after(run_copy, db_url, reque
 
 
 def test_a_missing_database_driver_is_one_line(run_copy):
-    blocked = ("import sys\n"
-               "class NotInstalled:\n"
-               "    def find_spec(self, name, path=None, target=None):\n"
-               "        if name.split('.')[0] in ('psycopg', 'psycopg2'):\n"
-               "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
-               "sys.meta_path.insert(0, NotInstalled())\n"
-               "from engine.cli import main\n"
-               "sys.exit(main(sys.argv[1:]))\n")
+    blocked = stylestudy_without("psycopg", "psycopg2")
     out = subprocess.run([sys.executable, "-c", blocked, "export", str(run_copy), "-o", "-", "--db",
                           "postgresql://nobody@127.0.0.1:1/none"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and out.stderr.count("\n") == 1

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from engine.generate import generate
-from tests.conftest import _pattern
+from tests.conftest import _pattern, stylestudy_without
 from tests.test_generate import TINY
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[cluster]'; .ci/run installs it)")
@@ -118,14 +118,7 @@ def test_a_bad_image_fails_once_with_its_reason(local_ray, tmp_path, capsys):
 
 def test_without_ray_the_executor_says_how_to_install(tmp_path):
     folder = _tiny(tmp_path)
-    blocked = ("import sys\n"
-               "class NotInstalled:\n"
-               "    def find_spec(self, name, path=None, target=None):\n"
-               "        if name.split('.')[0] == 'ray':\n"
-               "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
-               "sys.meta_path.insert(0, NotInstalled())\n"
-               "from engine.cli import main\n"
-               "sys.exit(main(sys.argv[1:]))\n")
+    blocked = stylestudy_without("ray")
     out = subprocess.run([sys.executable, "-c", blocked, "generate", str(folder), "--out", str(tmp_path / "r"),
                           "--device", "cpu", "--executor", "ray", "--quiet"], capture_output=True, text=True,
                          timeout=120)

@@ -8,21 +8,11 @@ import sys
 import time
 import urllib.request
 
-from tests.conftest import _pattern, free_port
+from tests.conftest import _pattern, free_port, stylestudy_without
 
-# torch and torchvision as if not installed: an import finder that refuses them (setting
-# sys.modules["torch"] = None instead would mislead libraries that look there, e.g. scipy).
-NO_TORCH = ("import sys\n"
-            "class NotInstalled:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] in ('torch', 'torchvision'):\n"
-            "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
-            "sys.meta_path.insert(0, NotInstalled())\n"
-            "from engine.cli import main\n"
-            "code = main(sys.argv[1:])\n"
-            "loaded = [m for m in sys.modules if m.startswith(('torch', 'engine.transfer', 'engine.images'))]\n"
-            "assert not loaded, loaded\n"
-            "sys.exit(code)\n")
+NO_TORCH = stylestudy_without("torch", "torchvision", check=(
+    "loaded = [m for m in sys.modules if m.startswith(('torch', 'engine.transfer', 'engine.images'))]\n"
+    "assert not loaded, loaded"))
 
 
 def stylestudy_without_torch(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
