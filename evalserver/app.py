@@ -78,7 +78,11 @@ def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str 
     )
     if overrides:
         app.config.update(overrides)
-    proxies = proxies if proxies is not None else int(os.environ.get("STYLESTUDY_PROXIES", "0") or 0)
+    if proxies is None:
+        text = os.environ.get("STYLESTUDY_PROXIES", "").strip() or "0"
+        if not text.isdigit():
+            raise StyleStudyError(f"STYLESTUDY_PROXIES must be the number of proxies in front (0, 1, 2...), got {text!r}")
+        proxies = int(text)
     if proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
