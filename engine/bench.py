@@ -258,15 +258,17 @@ def ray_timing(content, style, cfgs: list[TransferConfig], size_b: int, device: 
                                    configs=[asdict(cfgs[k]) for k in chunk], contents=["object"] * len(chunk),
                                    styles=["style"] * len(chunk), image_sha={"object": "", "style": ""},
                                    device=device))
-    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
-             configure_logging=False)
+    started_here = not ray.is_initialized()
+    if started_here:  # start Ray before the clock (and keep it for both calls below)
+        ray.init(address=address, log_to_driver=False, include_dashboard=False, configure_logging=False)
     try:
         list(run_ray(tasks[:1], images, address, gpus_per_task, progress=False))  # workers up and warm, untimed
         t0 = time.perf_counter()
         outcomes = list(run_ray(tasks, images, address, gpus_per_task, progress=False))
         seconds = time.perf_counter() - t0
     finally:
-        ray.shutdown()
+        if started_here:
+            ray.shutdown()
     worst = float("inf")
     for outcome in outcomes:
         if outcome.error:
