@@ -101,7 +101,7 @@ def run_demo(out: str | Path = "runs/demo", participants: int = 10, device: str 
     study = load_study(DEMO_STUDY)
     summary = generate(DEMO_STUDY, out, device=device, progress=progress)
     t_generate = time.perf_counter() - start
-    figures = make_figures(out)
+    make_figures(out)
     claims = measure_claims(out, device)
     write_claims(claims, out / "claims")  # 'analyze RUN_DIR' puts them in the report
     app = create_app(out)

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.resources
 import io
 from dataclasses import dataclass
