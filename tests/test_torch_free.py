@@ -46,6 +46,9 @@ def test_later_stages_run_without_torch(run_copy, tmp_path):
     finally:
         serve.terminate()
         serve.wait(10)
+    banner = serve.stdout.read()  # where the admin token is, never the token itself
+    token = (run_copy / "admin_token").read_text().strip()
+    assert f"the admin token is in {run_copy.resolve() / 'admin_token'}" in banner and token not in banner
 
     out = tmp_path / "ratings.csv"
     steps = [
