@@ -16,8 +16,8 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
                                    "Table 1 layout (Markdown/LaTeX/HTML/CSV), per-cell and omnibus tests, rater "
                                    "screening and agreement, figures, report.html and summary.json.")
     p.add_argument("source", help="a run directory (reads its live database) or an exported ratings CSV")
-    p.add_argument("--db", default=None, help="with a run directory: SQLAlchemy URL of its database "
-                                              "(default sqlite:///RUN_DIR/ratings.sqlite)")
+    p.add_argument("--db", default=None, help="with a run directory: its database URL (default $STYLESTUDY_DB, "
+                                              "else sqlite:///RUN_DIR/ratings.sqlite)")
     p.add_argument("--duplicates", choices=["error", "first", "mean"], default="error",
                    help="a participant's second rating of one condition: error (default), keep the first, or "
                         "average; the report counts them")

@@ -70,10 +70,7 @@ def _read_source(source: Path, db_url: str | None) -> tuple[pd.DataFrame, StudyM
         manifest = StudyManifest.load(source) if (source / "manifest.json").is_file() else None
         from evalserver.app import database_url
 
-        db_url = database_url(source, db_url)
-        if db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///"):]).is_file():
-            raise StyleStudyError(f"no ratings database at {db_url[len('sqlite:///'):]}; run 'stylestudy serve', "
-                                  "give --db URL, or pass an exported CSV")
+        db_url = database_url(source, db_url, must_exist=True)
         from sqlalchemy.engine import make_url
 
         shown = make_url(db_url).render_as_string(hide_password=True)

@@ -148,7 +148,8 @@ def generate(study_path: str | Path, run_dir: str | Path | None = None, device: 
     """Make every missing image of the study's (selected) conditions, then write the manifest.
 
     ``executor``: ``local`` runs the batches here; ``ray`` submits one Ray task per batch (a
-    local Ray instance unless ``ray_address``), with ``gpus_per_task`` GPUs each (0: one CPU)."""
+    local Ray instance unless ``ray_address``), with ``gpus_per_task`` GPUs each (0: CPU tasks with
+    as many CPUs as this process's torch threads)."""
     from engine.executors import EXECUTORS, RAY_TASK_MEMORY, run_local, run_ray
 
     if executor not in EXECUTORS:
@@ -166,8 +167,8 @@ def generate(study_path: str | Path, run_dir: str | Path | None = None, device: 
     images = {j.image_id: j for j in selected}  # one job per distinct image: shared images are made once
     pending = [j for j in images.values() if finished_record(run_dir, j) is None]
     if executor == "local":
-        memory = free_memory(resolve_device(device))
-        cap = 32 if resolve_device(device).type == "cuda" else 8
+        dev = resolve_device(device)
+        memory, cap = free_memory(dev), 32 if dev.type == "cuda" else 8
     else:  # the driver cannot see the workers' memory: plan for a typical task (--batch N overrides)
         memory, cap = RAY_TASK_MEMORY["gpu" if gpus_per_task else "cpu"], 32 if gpus_per_task else 8
     tasks = plan_batches(pending, paths, image_sha, batch, memory, cap, device, bf16,

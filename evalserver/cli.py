@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from engine.options import PORT
 
@@ -41,14 +40,11 @@ def register_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from engine.errors import StyleStudyError
     from evalserver.app import database_url
     from evalserver.db import make_engine, make_sessionmaker
     from evalserver.export import export_csv
 
-    url = database_url(args.run_dir, args.db)
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
-        raise StyleStudyError(f"no ratings database at {url[len('sqlite:///'):]}; run 'stylestudy serve' first or give --db")
+    url = database_url(args.run_dir, args.db, must_exist=True)
     with make_sessionmaker(make_engine(url))() as session:
         text = export_csv(session)
     if args.output == "-":

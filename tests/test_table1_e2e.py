@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.fidelity_evidence import rescale_study
 from tests.conftest import LiveServer, _pattern
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,12 +33,10 @@ def shrink_table1(dest: Path) -> Path:
     text = (ROOT / "studies" / "table1" / "study.toml").read_text(encoding="utf-8")
     text = re.sub(r'^(url|sha256) = .*\n', "", text, flags=re.M)
     text = re.sub(r'^path = "images/(\w+)\.jpg"', r'path = "\1.png"', text, flags=re.M)
-    text = re.sub(r"^size = 512$", f"size = {ENGINE_SIZE}", text, flags=re.M)
-    text = re.sub(r"^iterations = 600$", "iterations = 2", text, flags=re.M)
-    text = re.sub(r"^sizes = \[256, 512, 1024\]$", f"sizes = {BLOCK_C_SIZES}", text, flags=re.M)
+    text = rescale_study(text, ENGINE_SIZE, BLOCK_C_SIZES, 2)
     text = re.sub(r"^image_seconds = 5.0$", f"image_seconds = {IMAGE_SECONDS}", text, flags=re.M)
     text = re.sub(r"^rating_seconds = 5.0$", "rating_seconds = 3.0", text, flags=re.M)
-    assert text.count(f"size = {ENGINE_SIZE}") == 1 and "iterations = 2" in text and 'path = "images/' not in text
+    assert 'path = "images/' not in text
     dest.mkdir(parents=True)
     (dest / "study.toml").write_text(text, encoding="utf-8")
     for name, (w, h, seed) in {"tubingen": (40, 30, 11), "starry_night": (44, 35, 12), "shipwreck": (40, 40, 13),
