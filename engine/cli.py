@@ -244,6 +244,35 @@ def _run_fetch_images(args: argparse.Namespace) -> int:
     return 0
 
 
+def register_import(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="a run directory from images made anywhere: DIR/<method>/<item>.png or a CSV",
+                       description="Validates the images (every method the same items, readable, no duplicates; "
+                                   "mixed sizes and identical pictures are warnings), re-encodes them as PNG "
+                                   "without metadata and writes RUN_DIR/manifest.json with their provenance. "
+                                   "Then: stylestudy serve RUN_DIR.")
+    p.add_argument("source", help="a folder DIR/<method>/<item>.<png|jpg> or a CSV method,item,path[,content,style]")
+    p.add_argument("--out", required=True, help="the run directory to write")
+    p.add_argument("--protocol", choices=["paired", "acr", "pairwise"], default=None,
+                   help="rating protocol (default: the study file's [protocol] kind, else paired)")
+    p.add_argument("--study-file", default=None, help="a TOML file with [study] (name, title) and [protocol]")
+    p.add_argument("--reference", default=None, help="paired: the method each other method is paired with "
+                                                     "(default: the first by name)")
+    p.add_argument("--strict", action="store_true", help="treat warnings (mixed sizes, identical pictures) as errors")
+    p.set_defaults(func=_run_import)
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    from engine.importer import import_images
+
+    report = import_images(args.source, args.out, args.protocol, args.study_file, args.reference, args.strict)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"imported {len(report.methods)} methods ({', '.join(report.methods)}) x {len(report.items)} items = "
+          f"{report.conditions} conditions ({report.images} distinct images) into {report.run_dir}")
+    print(f"next: stylestudy serve {report.run_dir}")
+    return 0
+
+
 def register_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="the generation path against a plain PyTorch L-BFGS reference (speed, parity)",
                        description="Runs the same problems (one block-(a) row: 5 lambda_os x 2 methods) as a plain "

@@ -196,13 +196,27 @@ class StudyManifest:
         return sorted((c for c in self.conditions if c.briefing), key=order)
 
     @cached_property
+    def cells(self) -> dict[str, tuple[Condition, ...]]:
+        """pair_id -> the rated conditions of that cell (one per method that filled it), by method."""
+        cells: dict[str, list[Condition]] = {}
+        for c in self.rated:
+            cells.setdefault(c.pair_id, []).append(c)
+        return {pid: tuple(sorted(members, key=lambda c: c.method)) for pid, members in cells.items()}
+
+    @cached_property
     def pairs(self) -> dict[str, tuple[Condition, ...]]:
         """pair_id -> the rated conditions of that cell, by method; only cells with two methods."""
-        pairs: dict[str, list[Condition]] = {}
-        for c in self.rated:
-            pairs.setdefault(c.pair_id, []).append(c)
-        return {pid: tuple(sorted(members, key=lambda c: c.method)) for pid, members in pairs.items()
-                if len(members) == 2}
+        return {pid: members for pid, members in self.cells.items() if len(members) == 2}
+
+    @cached_property
+    def methods(self) -> list[str]:
+        """The rated methods, sorted by name."""
+        return sorted({c.method for c in self.rated})
+
+    @property
+    def imported(self) -> bool:
+        """Made by ``stylestudy import`` (any methods, items as cells) rather than ``generate``."""
+        return "import" in self.study
 
     @cached_property
     def images(self) -> dict[str, list[Condition]]:

@@ -29,6 +29,9 @@ PAPER_SCALE = [
     "Transferred very well",
 ]
 METHODS = ("baseline", "normalized")
+PROTOCOLS = ("paired", "acr", "pairwise")
+PAIRWISE_LAYOUTS = ("side_by_side", "sequential")
+PAIRWISE_QUESTION = "Which image transfers the style better?"
 PARTICIPANT_TITLE = "Image rating study"  # neutral: names no method, condition or hypothesis
 SWEEPS = ("lambda_os", "layer_boost", "size")
 MIN_SIZE = 16  # px: VGG-19 pools 4 times before relu5_x
@@ -87,10 +90,15 @@ class EngineSettings:
 class Protocol:
     """What the rating server does (defaults: the paper's protocol).
 
+    ``kind`` chooses the protocol: ``paired`` (the paper's: two conditions of a cell shown one
+    after the other, both rated on the scale; with more than two methods, ``reference`` against
+    each other method), ``acr`` (absolute category rating, ITU-T P.910: one image, then its
+    rating), ``pairwise`` (two methods' images of one item, then "which is better?").
     ``title`` is what participants see (page titles); the study's own title is for researchers.
     """
 
     title: str = PARTICIPANT_TITLE
+    kind: str = "paired"
     image_seconds: float = 5.0
     rating_seconds: float = 5.0
     scale: list[str] = field(default_factory=lambda: list(PAPER_SCALE))
@@ -99,6 +107,14 @@ class Protocol:
     redirect_url: str = ""
     attention_checks: int = 0
     consent_text: str = ""
+    reference: str = ""  # paired: the method every other one is paired with (default: the first method)
+    repeats: int = 0  # acr: conditions shown a second time, hidden, for intra-rater consistency
+    gold_method: str = ""  # acr: a method whose images have a known answer (gold items) ...
+    gold_ratings: list[int] = field(default_factory=list)  # ... the ratings that count as right for them
+    layout: str = "side_by_side"  # pairwise: side_by_side | sequential
+    no_preference: bool = False  # pairwise: offer "No preference" besides "Image 1" / "Image 2"
+    question: str = PAIRWISE_QUESTION  # pairwise: what participants answer
+    pairs_per_participant: int = 0  # pairwise: trials per participant, spread evenly over method pairs; 0 = all
 
     @property
     def image_ms(self) -> int:
@@ -328,27 +344,7 @@ def load_study(path: str | Path) -> Study:
         if b not in blocks:
             raise r.fail("briefing", "blocks", f"unknown block {b!r}; blocks are {', '.join(blocks)}")
 
-    prot_t = r.table(data.get("protocol", {}), "protocol", set(Protocol.__dataclass_fields__))
-    protocol = Protocol(
-        title=r.string(prot_t, "protocol", "title", PARTICIPANT_TITLE) or PARTICIPANT_TITLE,
-        image_seconds=r.number(prot_t, "protocol", "image_seconds", 5.0, positive=True),
-        rating_seconds=r.number(prot_t, "protocol", "rating_seconds", 5.0, positive=True),
-        scale=r.strings(prot_t, "protocol", "scale", list(PAPER_SCALE)),
-        participants=r.number(prot_t, "protocol", "participants", 10, positive=True, integer=True),
-        completion_code=r.string(prot_t, "protocol", "completion_code", ""),
-        redirect_url=r.string(prot_t, "protocol", "redirect_url", ""),
-        attention_checks=r.number(prot_t, "protocol", "attention_checks", 0, integer=True),
-        consent_text=r.string(prot_t, "protocol", "consent_text", ""),
-    )
-    if protocol.attention_checks < 0:
-        raise r.fail("protocol", "attention_checks", f"must be ≥ 0, got {protocol.attention_checks}")
-    if len(protocol.scale) < 2:
-        raise r.fail("protocol", "scale", "needs at least two labels (one per rating point)")
-    for key in ("title", "consent_text"):  # participant-facing text must not unblind the study
-        named = [m for m in METHODS if m in getattr(protocol, key).lower()]
-        if named:
-            raise r.fail("protocol", key, f"is shown to participants and names the method {named[0]!r}; "
-                                          "use neutral words")
+    protocol = _protocol(r, data.get("protocol", {}), METHODS)
 
     return Study(
         name=r.string(meta, "study", "name"), title=r.string(meta, "study", "title", "") or "",
@@ -357,6 +353,50 @@ def load_study(path: str | Path) -> Study:
         briefing_methods=briefing_methods, baseline_lambda_os=baseline_lambda_os,
         normalized_lambda_os=normalized_lambda_os, blocks=blocks, engine=engine, protocol=protocol, source_text=text,
     )
+
+
+def _protocol(r: _Reader, table: dict, methods: tuple[str, ...] | list[str]) -> Protocol:
+    """The ``[protocol]`` table, validated; ``methods``: names participants must never read."""
+    prot_t = r.table(table, "protocol", set(Protocol.__dataclass_fields__))
+    protocol = Protocol(
+        title=r.string(prot_t, "protocol", "title", PARTICIPANT_TITLE) or PARTICIPANT_TITLE,
+        kind=r.string(prot_t, "protocol", "kind", "paired", PROTOCOLS),
+        image_seconds=r.number(prot_t, "protocol", "image_seconds", 5.0, positive=True),
+        rating_seconds=r.number(prot_t, "protocol", "rating_seconds", 5.0, positive=True),
+        scale=r.strings(prot_t, "protocol", "scale", list(PAPER_SCALE)),
+        participants=r.number(prot_t, "protocol", "participants", 10, positive=True, integer=True),
+        completion_code=r.string(prot_t, "protocol", "completion_code", ""),
+        redirect_url=r.string(prot_t, "protocol", "redirect_url", ""),
+        attention_checks=r.number(prot_t, "protocol", "attention_checks", 0, integer=True),
+        consent_text=r.string(prot_t, "protocol", "consent_text", ""),
+        reference=r.string(prot_t, "protocol", "reference", ""),
+        repeats=r.number(prot_t, "protocol", "repeats", 0, integer=True),
+        gold_method=r.string(prot_t, "protocol", "gold_method", ""),
+        gold_ratings=r.numbers(prot_t, "protocol", "gold_ratings", integer=True),
+        layout=r.string(prot_t, "protocol", "layout", "side_by_side", PAIRWISE_LAYOUTS),
+        no_preference=prot_t.get("no_preference", False),
+        question=r.string(prot_t, "protocol", "question", PAIRWISE_QUESTION) or PAIRWISE_QUESTION,
+        pairs_per_participant=r.number(prot_t, "protocol", "pairs_per_participant", 0, integer=True),
+    )
+    if not isinstance(protocol.no_preference, bool):
+        raise r.fail("protocol", "no_preference", f"must be true or false, got {protocol.no_preference!r}")
+    for key in ("attention_checks", "repeats", "pairs_per_participant"):
+        if getattr(protocol, key) < 0:
+            raise r.fail("protocol", key, f"must be ≥ 0, got {getattr(protocol, key)}")
+    if len(protocol.scale) < 2:
+        raise r.fail("protocol", "scale", "needs at least two labels (one per rating point)")
+    bad = [g for g in protocol.gold_ratings if not 1 <= g <= len(protocol.scale)]
+    if bad:
+        raise r.fail("protocol", "gold_ratings", f"must be ratings 1..{len(protocol.scale)}, got {bad[0]}")
+    if bool(protocol.gold_method) != bool(protocol.gold_ratings):
+        raise r.fail("protocol", "gold_ratings", "gold_method and gold_ratings go together (the gold items' method "
+                                                 "and the ratings that count as right for them)")
+    for key in ("title", "consent_text", "question"):  # participant-facing text must not unblind the study
+        named = [m for m in methods if re.search(rf"\b{re.escape(m.lower())}\b", getattr(protocol, key).lower())]
+        if named:
+            raise r.fail("protocol", key, f"is shown to participants and names the method {named[0]!r}; "
+                                          "use neutral words")
+    return protocol
 
 
 def _check_layers(r: _Reader, engine: EngineSettings) -> None:
@@ -388,3 +428,37 @@ def _check_block(r: _Reader, block: Block, engine: EngineSettings, rows: list[st
             if style not in baseline_lambda_os:
                 raise r.fail("methods.baseline", "lambda_os",
                              f"block {block.name} needs a baseline lambda_os for style {style!r}")
+
+
+@dataclass
+class ImportSettings:
+    """What a study file says about an imported study: its names and its ``[protocol]``."""
+
+    name: str
+    title: str
+    description: str
+    protocol: Protocol
+
+
+def load_import_settings(path: str | Path | None, methods: list[str], default_name: str) -> ImportSettings:
+    """``[study]`` and ``[protocol]`` of a study file for ``stylestudy import`` (both optional;
+    no file: the defaults).  ``methods``: the imported methods, which participant-facing text
+    must not name."""
+    if path is None:
+        return ImportSettings(default_name, "", "", _protocol(_Reader(Path("-"), ""), {}, methods))
+    path = Path(path)
+    if path.is_dir():
+        path = path / "study.toml"
+    if not path.is_file():
+        raise StudyError(f"study file not found: {path}; give a study.toml with [study] and [protocol]")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyError(f"{path}: invalid TOML: {exc}") from None
+    r = _Reader(path, text)
+    r.table(data, "", {"study", "protocol"})
+    meta = r.table(data.get("study", {}), "study", {"name", "title", "description"})
+    return ImportSettings(r.string(meta, "study", "name", default_name) or default_name,
+                          r.string(meta, "study", "title", "") or "", r.string(meta, "study", "description", "") or "",
+                          _protocol(r, data.get("protocol", {}), methods))

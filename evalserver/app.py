@@ -27,6 +27,7 @@ from engine.errors import StyleStudyError
 from engine.manifest import StudyManifest
 from evalserver.db import make_engine, make_sessionmaker
 from evalserver.keys import server_keys
+from evalserver.schedule import trial_plan
 
 MAX_BODY_BYTES = 16 * 1024  # a submission is a few hundred bytes
 WRITING_GET_ENDPOINTS = {"participant.api_state"}  # records when the current trial was served
@@ -58,8 +59,11 @@ class HttpsAwareSessionInterface(SecureCookieSessionInterface):
 def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str | None = None,
                overrides: dict | None = None, db_timeout: float | None = None, proxies: int | None = None) -> Flask:
     manifest = StudyManifest.load(run_dir, check_files=True)
-    if not manifest.pairs:
-        raise StyleStudyError(f"{manifest.source} has no complete pairs of conditions to rate; finish generation first")
+    trials = len(trial_plan(manifest, 0))  # every participant gets as many (only the order differs)
+    if not trials:
+        raise StyleStudyError(f"{manifest.source} has nothing to rate with the {manifest.protocol.kind} protocol "
+                              "(paired needs cells with two methods or the reference; pairwise two methods); "
+                              "finish generation or check the import")
     keys = server_keys(manifest.run_dir, admin_token)
     app = Flask(__name__)
     if db_timeout is None:  # seconds a request waits for a lock or a connection before answering 503
@@ -79,6 +83,7 @@ def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str 
         ADMIN_TOKEN=keys.admin_token,
         ADMIN_TOKEN_SOURCE=keys.admin_token_source,
         MANIFEST=manifest,
+        TRIALS_PER_PARTICIPANT=trials,
         DB_ENGINE=engine,
         DB_SESSIONMAKER=Session,
     )

@@ -49,18 +49,21 @@ class StudyClient:
         response.raise_for_status()
         return response.content
 
-    def submit(self, trial: int, ratings: list[int | None], shown_ms: list[float] | None = None,
-               response_ms: list[float | None] | None = None) -> dict:
-        body = {"ratings": ratings, "shown_ms": shown_ms or [None, None], "response_ms": response_ms or [None, None],
-                "blur": False}
+    def submit(self, trial: int, ratings: list[int | None] | None = None, shown_ms: list[float] | None = None,
+               response_ms: list[float | None] | None = None, choice: int | None = None, images: int = 2) -> dict:
+        """One trial's answers: ``ratings`` (paired, acr) or ``choice`` (pairwise: 1, 2, 0 = no
+        preference, None = no answer)."""
+        body: dict = {"ratings": ratings} if ratings is not None else {"choice": choice}
+        answers = len(ratings) if ratings is not None else 1
+        body.update(shown_ms=shown_ms or [None] * images, response_ms=response_ms or [None] * answers, blur=False)
         response = self._call("POST", f"/api/trials/{trial}", json=body)
         response.raise_for_status()
         return response.json()
 
-    def take(self, rate: Callable[[dict, int], list[int | None]], image_ms: float | None = None,
+    def take(self, rate: Callable[[dict, int], list[int | None] | int | None], image_ms: float | None = None,
              max_trials: int | None = None, fetch_images: bool = True) -> int:
-        """Answer trials until done (or ``max_trials``); ``rate(state, trial)`` gives the two ratings.
-        Returns the number of trials submitted."""
+        """Answer trials until done (or ``max_trials``); ``rate(state, trial)`` gives the ratings
+        (one per image) or, on a pairwise trial, the choice.  Returns the number of trials submitted."""
         submitted = 0
         while max_trials is None or submitted < max_trials:
             state = self.state()
@@ -69,8 +72,14 @@ class StudyClient:
             if fetch_images:
                 for url in state["images"]:
                     self.image(url)
-            shown = [image_ms if image_ms is not None else state["image_ms"]] * 2
-            self.submit(state["trial"], rate(state, state["trial"]), shown_ms=shown,
-                        response_ms=[float(state["rating_ms"]) / 3] * 2)
+            images = len(state["images"])
+            shown = [image_ms if image_ms is not None else state["image_ms"]] * images
+            answer = rate(state, state["trial"])
+            if state.get("protocol") == "pairwise":
+                self.submit(state["trial"], choice=answer, shown_ms=shown, response_ms=[state["rating_ms"] / 3],
+                            images=images)
+            else:
+                self.submit(state["trial"], answer, shown_ms=shown, response_ms=[state["rating_ms"] / 3] * len(answer),
+                            images=images)
             submitted += 1
         return submitted

@@ -3,9 +3,9 @@
 SQLite (WAL, synchronous=FULL) in the run directory by default, or PostgreSQL
 (``postgresql://user@host/db``, driven by psycopg 3: ``pip install 'stylestudy[postgres]'``); the
 suite runs the server, the concurrency and the kill -9 tests against both.  Uniqueness constraints, not application checks alone, guarantee that a
-participant rates each shown image of a trial at most once, and each condition of the design at
-most once (attention checks, which repeat a condition, aside), even under concurrent duplicate
-requests.
+participant rates each shown image of a trial at most once, and each condition at most once per
+comparison (``pair_id``: in the paper's design the cell, so each condition once; attention
+checks and hidden repeats have their own), even under concurrent duplicate requests.
 """
 
 from __future__ import annotations
@@ -50,22 +50,25 @@ class Participant(Base):
     ratings: Mapped[list["Rating"]] = relationship(back_populates="participant", order_by="Rating.trial")
 
 
+RATING_INDEX = "one_rating_per_comparison"
+OLD_RATING_INDEX = "one_rating_per_condition"  # (participant, condition) where not attention: before protocols
+
+
 class Rating(Base):
     """One rated (or missed) image of one trial: the condition it showed, and that condition's image."""
 
     __tablename__ = "ratings"
     __table_args__ = (
         UniqueConstraint("participant_id", "trial", "position", name="one_rating_per_image"),
-        Index("one_rating_per_condition", "participant_id", "condition_id", unique=True,
-              sqlite_where=text("NOT attention"), postgresql_where=text("NOT attention")),
+        Index(RATING_INDEX, "participant_id", "pair_id", "condition_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
     trial: Mapped[int] = mapped_column(Integer)
     position: Mapped[int] = mapped_column(Integer)  # 1 = shown first, 2 = shown second
-    pair_id: Mapped[str] = mapped_column(String(64))
-    condition_id: Mapped[str] = mapped_column(String(128))
+    pair_id: Mapped[str] = mapped_column(String(128))  # what the trial compared (see evalserver.schedule)
+    condition_id: Mapped[str] = mapped_column(String(160))
     image_id: Mapped[str] = mapped_column(String(64))
     method: Mapped[str] = mapped_column(String(32))
     block: Mapped[str] = mapped_column(String(32))
@@ -73,6 +76,8 @@ class Rating(Base):
     row_label: Mapped[str] = mapped_column(String(64), default="")
     column: Mapped[int] = mapped_column(Integer)
     column_label: Mapped[str] = mapped_column(String(64), default="")
+    # paired/acr: the rating 1..k; pairwise: 1 = this image was preferred, 0 = the other one (both 0
+    # with flag no_preference); NULL = no answer in time (flag timeout)
     rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
     response_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     shown_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -162,6 +167,11 @@ def make_engine(url: str, timeout: float = 30.0, writer: bool = False) -> Engine
                 connection.exec_driver_sql("SELECT pg_advisory_xact_lock(4242)")
             Base.metadata.create_all(connection)
             columns = {c["name"] for c in inspect(connection).get_columns("ratings")}
+            indexes = {i["name"] for i in inspect(connection).get_indexes("ratings")}
+            if "condition_id" in columns and RATING_INDEX not in indexes:  # made before the protocols
+                if OLD_RATING_INDEX in indexes:
+                    connection.exec_driver_sql(f"DROP INDEX {OLD_RATING_INDEX}")
+                next(i for i in Rating.__table__.indexes if i.name == RATING_INDEX).create(connection)
     except OperationalError as exc:
         engine.dispose()
         raise StyleStudyError(f"cannot open the database {engine.url.render_as_string(hide_password=True)}: "

@@ -1,7 +1,11 @@
 """Ratings as CSV: one row per rated (or missed) image, in the columns the analysis reads.
 
 ``condition_id`` is the cell condition that was rated (its block, row, column and method follow);
-``image_id`` is the picture it showed, which other conditions may share.
+``image_id`` is the picture it showed, which other conditions may share.  ``protocol`` is the
+trial's protocol (paired, acr, pairwise) and ``role`` what the trial was for: ``rated``,
+``attention`` (a check with a known answer) or ``repeat`` (an acr hidden repeat).  On pairwise
+trials ``rating`` is 1 for the preferred image and 0 for the other (both 0, flag
+``no_preference``, when the participant had none).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from evalserver.db import Participant, Rating
 
 COLUMNS = ["participant_id", "external_id", "trial", "pair_id", "condition_id", "block", "row", "column",
            "column_label", "method", "image_id", "position", "rating", "response_ms", "shown_ms", "flags", "rated_at"]
-EXTRA_COLUMNS = ["row_label", "attention", "served_at", "external_study_id", "external_session_id"]
+EXTRA_COLUMNS = ["row_label", "attention", "served_at", "external_study_id", "external_session_id", "protocol", "role"]
 
 
 def _iso(dt) -> str:
@@ -38,6 +42,8 @@ def export_rows(session: Session) -> list[dict]:
     ).all()
     out = []
     for r, p in rows:
+        plan = p.order[r.trial - 1] if 0 < r.trial <= len(p.order) else {}
+        role = "attention" if r.attention else plan.get("role", "rated")
         out.append({
             "participant_id": p.public_id, "external_id": p.external_id or "", "trial": r.trial,
             "pair_id": r.pair_id, "condition_id": r.condition_id, "block": r.block, "row": r.row, "column": r.column,
@@ -46,7 +52,8 @@ def export_rows(session: Session) -> list[dict]:
             "response_ms": _num(r.response_ms), "shown_ms": _num(r.shown_ms), "flags": r.flags,
             "rated_at": _iso(r.rated_at), "row_label": r.row_label, "attention": int(r.attention),
             "served_at": _iso(r.served_at), "external_study_id": p.external_study_id or "",
-            "external_session_id": p.external_session_id or "",
+            "external_session_id": p.external_session_id or "", "protocol": plan.get("protocol", "paired"),
+            "role": role,
         })
     return out
 

@@ -1,4 +1,9 @@
-"""The participant's flow: welcome/consent -> briefing -> timed paired trials -> done.
+"""The participant's flow: welcome/consent -> briefing -> timed trials -> done.
+
+Three protocols (``[protocol] kind``; ``evalserver.schedule`` plans them): ``paired`` (two
+images one after the other, both rated), ``acr`` (one image, rated), ``pairwise`` (two images
+side by side or one after the other, then one choice: "Image 1", "Image 2" or, when offered,
+"No preference").
 
 The server owns the state: the trial plan (order of pairs and of the two conditions in each) is
 fixed when the participant starts, ``current_trial`` advances only when that trial's ratings
@@ -29,7 +34,8 @@ participant = Blueprint("participant", __name__)
 
 EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "pid")
 DISPLAY_TOLERANCE_MS = 50.0
-SUBMISSION_KEYS = {"ratings", "shown_ms", "response_ms", "blur"}
+SUBMISSION_KEYS = {"ratings", "choice", "shown_ms", "response_ms", "blur"}
+NO_PREFERENCE = 0  # the pairwise "choice" value of "No preference"
 
 
 def _manifest() -> StudyManifest:
@@ -88,10 +94,16 @@ def welcome():
         return redirect(_next_page(existing))
     m = _manifest()
     ids = {k: request.args.get(k, "") for k in ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "pid")}
-    minutes = math.ceil((len(m.pairs) + m.protocol.attention_checks) * (2 * m.protocol.image_ms + m.protocol.rating_ms)
-                        / 60000) + 2
-    return render_template("welcome.html", title=_title(), ids=ids, minutes=minutes, trials=len(m.pairs),
+    trials = current_app.config["TRIALS_PER_PARTICIPANT"]
+    minutes = math.ceil(trials * (_displays(m) * m.protocol.image_ms + m.protocol.rating_ms) / 60000) + 2
+    return render_template("welcome.html", title=_title(), ids=ids, minutes=minutes, trials=trials,
                            protocol=m.protocol, is_open=_is_open())
+
+
+def _displays(m: StudyManifest) -> int:
+    """How many image displays (of image_seconds each) one trial takes."""
+    p = m.protocol
+    return 1 if p.kind == "acr" or (p.kind == "pairwise" and p.layout == "side_by_side") else 2
 
 
 @participant.post("/start")
@@ -139,7 +151,7 @@ def briefing():
     examples = [{"url": _image_url(p, f"briefing:{k}"), "caption": f"Example {k}"}
                 for k in range(1, len(m.briefing) + 1)]
     return render_template("briefing.html", title=_title(), scale=m.protocol.scale, examples=examples,
-                           protocol=m.protocol, trials=len(p.order))
+                           protocol=m.protocol, trials=len(p.order), displays=_displays(m))
 
 
 @participant.post("/briefing")
@@ -160,7 +172,7 @@ def trial_page():
         return redirect(url_for("participant.welcome"))
     if p.completed_at or not p.briefing_done_at:
         return redirect(_next_page(p))
-    return render_template("trial.html", title=_title(), scale=_manifest().protocol.scale)
+    return render_template("trial.html", title=_title(), protocol=_manifest().protocol)
 
 
 def _trial_state(p: Participant) -> dict:
@@ -168,13 +180,20 @@ def _trial_state(p: Participant) -> dict:
     if p.completed_at:
         return {"done": True, "redirect": url_for("participant.done")}
     plan = p.order[p.current_trial - 1]
+    kind = plan.get("protocol", "paired")
     state = {
-        "done": False, "trial": p.current_trial, "total": len(p.order),
+        "done": False, "trial": p.current_trial, "total": len(p.order), "protocol": kind,
         "images": [_image_url(p, f"trial:{p.current_trial}:{pos}") for pos in range(1, len(plan["conditions"]) + 1)],
         "image_ms": m.protocol.image_ms, "rating_ms": m.protocol.rating_ms, "scale": m.protocol.scale,
     }
+    if kind == "pairwise":
+        state.update(layout=m.protocol.layout, question=m.protocol.question, no_preference=m.protocol.no_preference)
     if plan.get("attention"):
-        state["instruction"] = f"Attention check: please give both images the rating {plan['attention']}."
+        state["instruction"] = {
+            "paired": f"Attention check: please give both images the rating {plan['attention']}.",
+            "acr": f"Attention check: please rate this image {plan['attention']}.",
+            "pairwise": f"Attention check: please choose Image {plan['attention']}.",
+        }[kind]
     return state
 
 
@@ -197,29 +216,72 @@ class BadSubmission(ValueError):
     pass
 
 
-def _validate(body, scale_points: int) -> dict:
+def _milliseconds(body: dict, key: str, count: int) -> list:
+    values = body.get(key, [None] * count)
+    if not isinstance(values, list) or len(values) != count:
+        raise BadSubmission(f"{key} must be a list of {count} numbers or nulls")
+    for v in values:
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 3.6e6):
+            raise BadSubmission(f"{key} values must be milliseconds (0..3600000) or null")
+    return values
+
+
+def _validate(body, kind: str, images: int, scale_points: int, no_preference: bool) -> dict:
+    """The submission of one trial: ``ratings`` (one per image, paired and acr) or ``choice``
+    (pairwise: 1, 2, 0 = no preference when offered, or null), ``shown_ms`` per image,
+    ``response_ms`` per answer, ``blur``."""
     if not isinstance(body, dict):
         raise BadSubmission("body must be a JSON object")
     unknown = set(body) - SUBMISSION_KEYS
     if unknown:
         raise BadSubmission(f"unknown field(s): {', '.join(sorted(unknown))}")
-    ratings = body.get("ratings")
-    if not isinstance(ratings, list) or len(ratings) != 2:
-        raise BadSubmission("ratings must be a list of two values (image 1, image 2)")
-    for r in ratings:
-        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= scale_points):
-            raise BadSubmission(f"each rating must be an integer 1..{scale_points} or null")
-    out = {"ratings": ratings, "blur": body.get("blur", False)}
+    out = {"blur": body.get("blur", False)}
     if not isinstance(out["blur"], bool):
         raise BadSubmission("blur must be true or false")
-    for key in ("shown_ms", "response_ms"):
-        values = body.get(key, [None, None])
-        if not isinstance(values, list) or len(values) != 2:
-            raise BadSubmission(f"{key} must be a list of two numbers or nulls")
-        for v in values:
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 3.6e6):
-                raise BadSubmission(f"{key} values must be milliseconds (0..3600000) or null")
-        out[key] = values
+    if kind == "pairwise":
+        if "ratings" in body:
+            raise BadSubmission("this trial takes a choice (1, 2" + (", 0 = no preference" if no_preference else "")
+                                + " or null), not ratings")
+        choice = body.get("choice")
+        allowed = (1, 2, NO_PREFERENCE) if no_preference else (1, 2)
+        if choice is not None and (isinstance(choice, bool) or choice not in allowed):
+            raise BadSubmission(f"choice must be one of {', '.join(map(str, allowed))} or null")
+        out["choice"] = choice
+        answers = 1
+    else:
+        if "choice" in body:
+            raise BadSubmission("this trial takes ratings, not a choice")
+        ratings = body.get("ratings")
+        if not isinstance(ratings, list) or len(ratings) != images:
+            raise BadSubmission(f"ratings must be a list of {images} value(s), one per image")
+        for r in ratings:
+            if r is not None and (isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= scale_points):
+                raise BadSubmission(f"each rating must be an integer 1..{scale_points} or null")
+        out["ratings"] = ratings
+        answers = images
+    out["shown_ms"] = _milliseconds(body, "shown_ms", images)
+    out["response_ms"] = _milliseconds(body, "response_ms", answers)
+    return out
+
+
+def _answers(body: dict, plan: dict, kind: str, gold: tuple[str, list[int]], conditions: list[Condition]) -> list:
+    """(rating to store, flags) per shown image."""
+    if kind == "pairwise":
+        choice = body["choice"]
+        if choice is None:
+            return [(None, ["timeout"])] * 2
+        if choice == NO_PREFERENCE:
+            return [(0, ["no_preference"])] * 2
+        failed = ["attention_failed"] if plan.get("attention") and choice != plan["attention"] else []
+        return [(int(choice == pos), list(failed)) for pos in (1, 2)]
+    out = []
+    for rating, c in zip(body["ratings"], conditions):
+        flags = ["timeout"] if rating is None else []
+        if plan.get("attention") and rating != plan["attention"]:
+            flags.append("attention_failed")
+        if rating is not None and c.method == gold[0] and rating not in gold[1] and not plan.get("attention"):
+            flags.append("gold_failed")
+        out.append((rating, flags))
     return out
 
 
@@ -239,11 +301,14 @@ def submit(trial: int):
     if p.completed_at or trial != p.current_trial or not p.briefing_done_at:
         return jsonify(error=f"trial {trial} is not the current trial ({p.current_trial})"), 409
     m = _manifest()
+    plan = p.order[trial - 1]
+    kind = plan.get("protocol", "paired")
+    conditions = [m.by_id[cid] for cid in plan["conditions"]]
     try:
-        body = _validate(request.get_json(force=True, silent=True), len(m.protocol.scale))
+        body = _validate(request.get_json(force=True, silent=True), kind, len(conditions), len(m.protocol.scale),
+                         m.protocol.no_preference)
     except BadSubmission as exc:
         return jsonify(error=str(exc)), 400
-    plan = p.order[trial - 1]
     served_at = p.served_at
     now = utcnow()
     common = []
@@ -253,24 +318,24 @@ def submit(trial: int):
         common.append("restarted")
     if served_at is not None:
         served = served_at if served_at.tzinfo else served_at.replace(tzinfo=now.tzinfo)
-        if (now - served).total_seconds() * 1000 < 2 * m.protocol.image_ms - DISPLAY_TOLERANCE_MS:
-            common.append("too_fast")  # the server saw less time than two displays need
-    for position, cid in enumerate(plan["conditions"], start=1):
-        c = m.by_id[cid]
-        rating, shown = body["ratings"][position - 1], body["shown_ms"][position - 1]
-        flags = list(common)
-        if rating is None:
-            flags.append("timeout")
+        if (now - served).total_seconds() * 1000 < _displays(m) * m.protocol.image_ms - DISPLAY_TOLERANCE_MS:
+            common.append("too_fast")  # the server saw less time than the displays need
+    answers = _answers(body, plan, kind, (m.protocol.gold_method, m.protocol.gold_ratings), conditions)
+    role = plan.get("role", "attention" if plan.get("attention") else "rated")
+    for position, (c, (rating, answer_flags)) in enumerate(zip(conditions, answers), start=1):
+        shown = body["shown_ms"][position - 1]
+        flags = common + answer_flags
         if shown is None or abs(shown - m.protocol.image_ms) > DISPLAY_TOLERANCE_MS:
             flags.append("short_display")
-        if plan.get("attention") and rating != plan["attention"]:
-            flags.append("attention_failed")
+        if role == "repeat":
+            flags.append("repeat")
+        response_ms = body["response_ms"][min(position, len(body["response_ms"])) - 1]
         g.db.add(Rating(
             participant_id=p.id, trial=trial, position=position, pair_id=plan["pair_id"], condition_id=c.id,
-            image_id=c.image_id, method=c.method, block="attention" if plan.get("attention") else c.block, row=c.row,
+            image_id=c.image_id, method=c.method, block="attention" if role == "attention" else c.block, row=c.row,
             row_label=c.row_label, column=c.column, column_label=c.column_label, rating=rating,
-            response_ms=body["response_ms"][position - 1], shown_ms=shown, flags=";".join(sorted(set(flags))),
-            attention=bool(plan.get("attention")), served_at=served_at, rated_at=now,
+            response_ms=response_ms, shown_ms=shown, flags=";".join(sorted(set(flags))),
+            attention=role == "attention", served_at=served_at, rated_at=now,
         ))
     try:
         advanced = g.db.execute(update(Participant).where(Participant.id == p.id, Participant.current_trial == trial)

@@ -1,37 +1,96 @@
-"""A participant's schedule: which conditions each trial shows, in which order.
+"""A participant's schedule: which conditions each trial shows, in which order, per protocol.
 
 Trials are keyed by condition ids (``engine.manifest``), never by image: two conditions that
-show the same picture are two trials, each rated once.
+show the same picture are two trials, each rated once.  Every plan entry is
+``{"pair_id", "conditions": [shown first/left, ...], "attention": None | expected answer,
+"role": "rated" | "attention" | "repeat", "protocol": kind}``; the database allows one row per
+(participant, pair_id, condition), so ``pair_id`` names what a trial compares:
+
+* ``paired`` (the paper's): the cell's id when it has two methods; with more methods, the
+  reference against each other one, ``<cell>:<reference>|<other>``.
+* ``acr``: the condition's cell; hidden repeats ``repeat-K``.
+* ``pairwise``: ``<cell>:<method a>|<method b>``; every method pair gets the same number of
+  trials per participant (items drawn at random without replacement for each method pair).
+
+Attention checks are ``attention-K`` and ask for a given answer.  Deterministic in ``seed``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+from itertools import combinations
 
 from engine.manifest import StudyManifest
 
 
-def trial_plan(manifest: StudyManifest, seed: int) -> list[dict]:
-    """Pairs in random order, each pair's two conditions in random order, attention checks at
-    random places: ``[{"pair_id", "conditions": [first, second], "attention": None | k}]``.
-    Deterministic in ``seed``."""
-    rng = random.Random(seed)
-    pairs = manifest.pairs
-    pair_ids = sorted(pairs)
-    rng.shuffle(pair_ids)
+def _entry(pair_id: str, conditions: list[str], kind: str, role: str = "rated", attention: int | None = None) -> dict:
+    return {"pair_id": pair_id, "conditions": conditions, "attention": attention, "role": role, "protocol": kind}
+
+
+def _paired(manifest: StudyManifest, rng: random.Random) -> list[dict]:
+    reference = manifest.protocol.reference
     plan = []
-    for pid in pair_ids:
-        members = [c.id for c in pairs[pid]]
+    for cell in sorted(manifest.cells):
+        members = manifest.cells[cell]
+        if len(members) == 2:
+            comparisons = [(cell, [c.id for c in members])]
+        else:
+            ref = next((c for c in members if c.method == reference), None)
+            if ref is None:
+                continue  # a cell the reference did not fill cannot be paired
+            comparisons = [(f"{cell}:{ref.method}|{c.method}", [ref.id, c.id]) for c in members if c is not ref]
+        for pair_id, ids in comparisons:
+            plan.append(_entry(pair_id, ids, "paired"))
+    rng.shuffle(plan)
+    for entry in plan:
+        rng.shuffle(entry["conditions"])
+    return plan
+
+
+def _acr(manifest: StudyManifest, rng: random.Random) -> list[dict]:
+    plan = [_entry(c.pair_id, [c.id], "acr") for c in manifest.rated]
+    rng.shuffle(plan)
+    repeats = min(manifest.protocol.repeats, len(plan))
+    for k, cid in enumerate(rng.sample([e["conditions"][0] for e in plan], repeats), start=1):
+        at = next(i for i, e in enumerate(plan) if e["role"] == "rated" and e["conditions"] == [cid])
+        # later than the original, at least two other trials in between when there is room
+        plan.insert(rng.randint(min(at + 3, len(plan)), len(plan)), _entry(f"repeat-{k}", [cid], "acr", role="repeat"))
+    return plan
+
+
+def _pairwise(manifest: StudyManifest, rng: random.Random) -> list[dict]:
+    methods = manifest.methods
+    full = sorted(cell for cell, members in manifest.cells.items() if len(members) == len(methods))
+    method_pairs = list(combinations(methods, 2))
+    budget = manifest.protocol.pairs_per_participant or len(full) * len(method_pairs)
+    per_pair = {mp: budget // len(method_pairs) for mp in method_pairs}
+    for mp in rng.sample(method_pairs, budget % len(method_pairs)):
+        per_pair[mp] += 1
+    plan = []
+    for (a, b), n in per_pair.items():
+        for cell in rng.sample(full, min(n, len(full))):
+            by_method = {c.method: c.id for c in manifest.cells[cell]}
+            ids = [by_method[a], by_method[b]]
+            rng.shuffle(ids)
+            plan.append(_entry(f"{cell}:{a}|{b}", ids, "pairwise"))
+    rng.shuffle(plan)
+    return plan
+
+
+def trial_plan(manifest: StudyManifest, seed: int) -> list[dict]:
+    """The participant's trials in order (see the module docstring); attention checks at random
+    places, each repeating a rated trial's conditions with an instruction."""
+    rng = random.Random(seed)
+    kind = manifest.protocol.kind
+    plan = {"paired": _paired, "acr": _acr, "pairwise": _pairwise}[kind](manifest, rng)
+    rated = [e for e in plan if e["role"] == "rated"]
+    for k in range(manifest.protocol.attention_checks if rated else 0):
+        template = rng.choice(rated)
+        members = list(template["conditions"])
         rng.shuffle(members)
-        plan.append({"pair_id": pid, "conditions": members, "attention": None})
-    for k in range(manifest.protocol.attention_checks):
-        pid = rng.choice(sorted(pairs))
-        members = [c.id for c in pairs[pid]]
-        rng.shuffle(members)
-        expected = rng.randint(1, len(manifest.protocol.scale))
-        plan.insert(rng.randint(1, len(plan)), {"pair_id": f"attention-{k + 1}", "conditions": members,
-                                                "attention": expected})
+        expected = rng.randint(1, 2) if kind == "pairwise" else rng.randint(1, len(manifest.protocol.scale))
+        plan.insert(rng.randint(1, len(plan)), _entry(f"attention-{k + 1}", members, kind, "attention", expected))
     return plan
 
 

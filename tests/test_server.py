@@ -221,7 +221,8 @@ def test_the_database_refuses_a_second_rating_of_one_condition(app):
         with pytest.raises(IntegrityError):
             session.commit()
         session.rollback()
-        session.add(Rating(participant_id=p.id, trial=99, position=1, rating=3, attention=True, **copy))
+        session.add(Rating(participant_id=p.id, trial=99, position=1, rating=3, attention=True,
+                           **dict(copy, pair_id="attention-1")))
         session.commit()  # an attention check may show a rated condition again
 
 

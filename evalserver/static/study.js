@@ -1,6 +1,7 @@
 // The timed trial loop. The server owns the state; this page shows the current trial, measures
 // how long each image was really on screen (requestAnimationFrame / performance.now), and posts
-// both ratings. A refresh simply asks the server for the current trial again.
+// the answers: a rating per image (paired, acr) or one choice (pairwise: 1, 2, 0 = no preference).
+// A refresh simply asks the server for the current trial again.
 // When the server is busy (503) or unreachable, the page backs off (exponential, capped) and
 // keeps the ratings in memory and in sessionStorage until the server acknowledges them, so a
 // refresh during an outage loses nothing: the pending answer is sent first when the page loads.
@@ -15,16 +16,16 @@
   const progress = document.getElementById("progress");
   const timerBar = document.getElementById("timer-bar");
   const instruction = document.getElementById("instruction");
-  const groups = [document.getElementById("group1"), document.getElementById("group2")];
+  const groups = Array.from(document.querySelectorAll("#rating .group"));  // one per answer
   let blurred = false;
   window.addEventListener("blur", () => { blurred = true; });
   document.addEventListener("visibilitychange", () => { if (document.hidden) blurred = true; });
 
   const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
 
-  async function show(img, ms) {
-    // Time from the frame that first paints the image to the frame that first paints without it.
-    stage.replaceChildren(img);
+  async function show(imgs, ms) {
+    // Time from the frame that first paints the image(s) to the frame that first paints without.
+    stage.replaceChildren(...imgs);
     await frame();
     const start = performance.now();
     let now = start;
@@ -34,10 +35,10 @@
     return performance.now() - start;
   }
 
-  function rate(ms, scalePoints) {
+  function rate(ms) {
     return new Promise((resolve) => {
-      const ratings = [null, null];
-      const response = [null, null];
+      const ratings = groups.map(() => null);
+      const response = groups.map(() => null);
       const opened = performance.now();
       let active = 0;
       let finished = false;
@@ -61,23 +62,26 @@
       const record = (i, value) => {
         ratings[i] = value;
         response[i] = performance.now() - opened;
-        inputs[i][value - 1].checked = true;
-        if (ratings[0] !== null && ratings[1] !== null) { finish(); return; }
-        if (i === 0 && ratings[1] === null) setActive(1);
+        inputs[i].find((x) => parseInt(x.value, 10) === value).checked = true;
+        const next = ratings.indexOf(null);
+        if (next < 0) { finish(); return; }
+        if (next > i) setActive(next);
       };
       const onChange = (event) => {
         const i = groups.indexOf(event.currentTarget);
         record(i, parseInt(event.target.value, 10));
       };
       const onKey = (event) => {
-        const digit = parseInt(event.key, 10);
-        if (digit >= 1 && digit <= scalePoints) {
+        // a digit answers the first unanswered group (then the active one) if that group has such a key
+        const target = ratings.indexOf(null) >= 0 ? ratings.indexOf(null) : active;
+        const input = inputs[target].find((x) => x.dataset.key === event.key);
+        if (input) {
           event.preventDefault();
-          record(ratings[0] === null ? 0 : (ratings[1] === null ? 1 : active), digit);
+          record(target, parseInt(input.value, 10));
         } else if (event.key === "Enter") {
           const checked = inputs[active].find((x) => x.checked);
           if (checked) record(active, parseInt(checked.value, 10));
-          if (active === 0) setActive(1);
+          else if (active + 1 < groups.length) setActive(active + 1);
           event.preventDefault();
         }
       };
@@ -118,6 +122,11 @@
     return answer;
   }
 
+  // Neutral alt text: the image's place, never anything about how it was made.
+  function imageAlt(state, i) {
+    return state.images.length === 1 ? "Image" : "Image " + (i + 1);
+  }
+
   async function runTrial() {
     const stored = sessionStorage.getItem(PENDING);
     if (stored) {  // a refresh (or a crash) before the last answer was acknowledged: send it first
@@ -132,13 +141,25 @@
     instruction.hidden = !state.instruction;
     instruction.textContent = state.instruction || "";
     blurred = false;
-    const images = state.images.map((src, i) => { const im = new Image(); im.src = src; im.alt = "Image " + (i + 1); return im; });
-    await Promise.all(images.map((im) => im.decode()));  // both fetched and decoded before the first is shown
+    const images = state.images.map((src, i) => {
+      const im = new Image(); im.src = src; im.alt = imageAlt(state, i); return im;
+    });
+    await Promise.all(images.map((im) => im.decode()));  // all fetched and decoded before the first is shown
+    const together = state.protocol === "pairwise" && state.layout === "side_by_side";
+    stage.classList.toggle("side-by-side", together);
     const shown = [];
-    for (const im of images) { shown.push(await show(im, state.image_ms)); }
-    const result = await rate(state.rating_ms, state.scale.length);
+    if (together) {
+      const ms = await show(images, state.image_ms);
+      images.forEach(() => shown.push(ms));
+    } else {
+      for (const im of images) { shown.push(await show([im], state.image_ms)); }
+    }
+    const result = await rate(state.rating_ms);
     const url = root.dataset.submitUrl.replace(/0$/, String(state.trial));
-    const body = JSON.stringify({ ratings: result.ratings, shown_ms: shown, response_ms: result.response, blur: blurred });
+    const answer_fields = state.protocol === "pairwise"
+      ? { choice: result.ratings[0], response_ms: [result.response[0]] }
+      : { ratings: result.ratings, response_ms: result.response };
+    const body = JSON.stringify(Object.assign(answer_fields, { shown_ms: shown, blur: blurred }));
     const answer = await deliver({ url, body });
     if (answer && answer.done) { window.location.href = answer.redirect; return; }
     runTrial();

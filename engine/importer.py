@@ -1,0 +1,244 @@
+"""``stylestudy import``: a run directory from images made anywhere (other methods, other tools).
+
+Input is either a folder ``DIR/<method>/<item>.<png|jpg|jpeg>`` (every method the same items) or
+a CSV with columns ``method,item,path[,content,style]`` (paths relative to the CSV's folder).
+Every problem of the input is collected and reported in one error: a missing item for some
+method, an unreadable image, two files for one (method, item), a bad name.  Two conditions
+showing the same picture and images whose sizes differ are warnings (``strict``: errors).
+
+Each image is decoded and re-encoded as PNG from its pixels: the served file carries no
+metadata (EXIF, PNG text chunks, file names may name the software or method), and the format
+is one the browser and the server agree on.  Provenance stays in the manifest: each
+condition's source path relative to DIR and the source file's SHA-256, next to the served
+PNG's SHA-256.
+
+A condition is (item, method): id ``<item>:<method>``, ``pair_id`` the item (the cell every
+method fills), block ``import``, row the item's 1-based index.  Pure Python (Pillow), no torch.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from engine.errors import StyleStudyError
+from engine.files import atomic_write_bytes, file_sha256
+from engine.manifest import MANIFEST_NAME, write_manifest
+from engine.study import load_import_settings
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+MAX_METHOD, MAX_ITEM = 24, 48  # a pairwise trial id "<item>:<a>|<b>" fits the database's 128
+IMPORT_BLOCK = "import"
+CSV_COLUMNS = ("method", "item", "path")
+
+
+class ImportProblem(StyleStudyError):
+    """The input cannot become a study; the message lists every problem found."""
+
+
+@dataclass
+class Source:
+    method: str
+    item: str
+    path: Path  # absolute
+    relative: str  # as given, relative to DIR (provenance)
+    content: str = ""
+    style: str = ""
+
+
+@dataclass
+class ImportReport:
+    run_dir: Path
+    methods: list[str]
+    items: list[str]
+    conditions: int
+    images: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def _folder_sources(root: Path, problems: list[str], notes: list[str]) -> list[Source]:
+    sources = []
+    method_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    for loose in sorted(f.name for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES):
+        notes.append(f"{loose} is not in a method folder; ignored (the layout is DIR/<method>/<item>.png)")
+    for method_dir in method_dirs:
+        for f in sorted(method_dir.iterdir()):
+            if f.name.startswith("."):
+                continue
+            if f.is_dir() or f.suffix.lower() not in IMAGE_SUFFIXES:
+                notes.append(f"{method_dir.name}/{f.name} is not a .png/.jpg image; ignored")
+                continue
+            sources.append(Source(method_dir.name, f.stem, f, f"{method_dir.name}/{f.name}"))
+    if not sources:
+        problems.append(f"no images found in {root}; the layout is DIR/<method>/<item>.png (or give a CSV "
+                        "method,item,path)")
+    return sources
+
+
+def _csv_sources(table: Path, problems: list[str]) -> list[Source]:
+    try:
+        with table.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            missing = [c for c in CSV_COLUMNS if c not in header]
+            if missing:
+                raise ImportProblem(f"{table}: needs the columns method,item,path[,content,style]; missing "
+                                   f"{', '.join(missing)}")
+            rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ImportProblem(f"cannot read {table} as CSV ({exc}); give method,item,path rows") from None
+    sources = []
+    for line, row in enumerate(rows, start=2):
+        if not row.get("path"):
+            problems.append(f"{table.name}:{line}: empty path")
+            continue
+        path = Path(row["path"])
+        full = path if path.is_absolute() else table.parent / path
+        sources.append(Source(row["method"], row["item"], full, row["path"], row.get("content", ""),
+                              row.get("style", "")))
+    if not sources:
+        problems.append(f"{table} has no rows")
+    return sources
+
+
+def _check_names(sources: list[Source], problems: list[str]) -> None:
+    for kind, limit in (("method", MAX_METHOD), ("item", MAX_ITEM)):
+        for name in sorted({getattr(s, kind) for s in sources}):
+            if not NAME.match(name) or len(name) > limit:
+                problems.append(f"{kind} name {name!r} must be letters, digits, '_', '.', '+' or '-' (not first), "
+                                f"at most {limit} characters")
+
+
+def _decode(source: Source) -> tuple[bytes, tuple[int, int]]:
+    """The image as metadata-free PNG bytes, and its size; raises OSError/ValueError if unreadable."""
+    from PIL import Image
+
+    with Image.open(source.path) as probe:
+        probe.verify()  # truncated or corrupt files fail here or on load
+    with Image.open(source.path) as image:
+        image.load()
+        if image.mode not in ("RGB", "RGBA"):
+            image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", optimize=False)  # no info/exif/icc: nothing but the pixels
+        return buffer.getvalue(), image.size
+
+
+def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | None = None,
+                  study_file: str | Path | None = None, reference: str | None = None,
+                  strict: bool = False) -> ImportReport:
+    """Validate ``source_dir`` (a folder or a CSV), then write ``run_dir`` (stimuli + manifest)."""
+    source_dir, run_dir = Path(source_dir), Path(run_dir)
+    problems: list[str] = []
+    notes: list[str] = []
+    if source_dir.is_file() and source_dir.suffix.lower() == ".csv":
+        sources, root = _csv_sources(source_dir, problems), source_dir.parent
+    elif source_dir.is_dir():
+        sources, root = _folder_sources(source_dir, problems, notes), source_dir
+    else:
+        raise ImportProblem(f"{source_dir} is neither a folder DIR/<method>/<item>.png nor a CSV method,item,path")
+    _check_names(sources, problems)
+
+    seen: dict[tuple[str, str], Source] = {}
+    for s in sources:
+        key = (s.method, s.item)
+        if key in seen:
+            problems.append(f"two images for method {s.method!r}, item {s.item!r}: {seen[key].relative} and {s.relative}")
+        seen.setdefault(key, s)
+    methods = sorted({s.method for s in sources})
+    items = sorted({s.item for s in sources})
+    if sources and len(methods) < 2:
+        problems.append(f"only one method ({methods[0]}); a study compares at least two")
+    for m in methods:
+        lacking = [i for i in items if (m, i) not in seen]
+        if lacking:
+            shown = ", ".join(lacking[:8]) + (f" and {len(lacking) - 8} more" if len(lacking) > 8 else "")
+            problems.append(f"method {m!r} lacks {len(lacking)} of {len(items)} items: {shown}")
+
+    encoded: dict[tuple[str, str], tuple[bytes, tuple[int, int], str]] = {}
+    for key, s in seen.items():
+        if not s.path.is_file():
+            problems.append(f"{s.relative}: no such file")
+            continue
+        try:
+            png, size = _decode(s)
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad files
+            problems.append(f"{s.relative}: not a readable image ({type(exc).__name__}: {str(exc)[:80]})")
+            continue
+        encoded[key] = (png, size, file_sha256(s.path))
+
+    warnings = list(notes)
+    by_pixels: dict[str, list[str]] = {}
+    for key, (png, _, _) in encoded.items():
+        by_pixels.setdefault(hashlib.sha256(png).hexdigest(), []).append(seen[key].relative)
+    for same in by_pixels.values():
+        if len(same) > 1:
+            warnings.append(f"the same picture is {' and '.join(same)} (the conditions will share one image)")
+    for item in items:
+        sizes = {m: encoded[(m, item)][1] for m in methods if (m, item) in encoded}
+        if len(set(sizes.values())) > 1:
+            warnings.append(f"item {item!r}: sizes differ across methods ("
+                            + ", ".join(f"{m} {w}x{h}" for m, (w, h) in sizes.items()) + ")")
+    if strict and warnings:
+        problems += [f"(strict) {w}" for w in warnings]
+
+    settings = None
+    if not problems:
+        try:
+            settings = load_import_settings(study_file, methods, run_dir.name)
+        except StyleStudyError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ImportProblem(f"cannot import {source_dir}: {len(problems)} problem(s): " + "; ".join(problems))
+
+    prot = settings.protocol
+    if protocol is not None:
+        prot.kind = protocol
+    if reference is not None:
+        prot.reference = reference
+    if prot.kind == "paired":
+        prot.reference = prot.reference or methods[0]
+    for key, value in (("reference", prot.reference), ("gold_method", prot.gold_method)):
+        if value and value not in methods:
+            raise ImportProblem(f"{key} {value!r} is not one of the imported methods ({', '.join(methods)})")
+
+    entries = []
+    files: dict[str, bytes] = {}
+    for row, item in enumerate(items, start=1):
+        for m in methods:
+            s = seen[(m, item)]
+            png, (width, height), source_sha = encoded[(m, item)]
+            digest = hashlib.sha256(png).hexdigest()
+            image_id = digest[:20]
+            path = f"stimuli/{image_id}.png"
+            files[path] = png
+            entries.append({
+                "id": f"{item}:{m}", "image_id": image_id, "path": path, "sha256": digest, "block": IMPORT_BLOCK,
+                "row": row, "row_label": item, "column": 1, "column_label": "", "method": m, "pair_id": item,
+                "briefing": False, "item": item, "content": s.content, "style": s.style, "width": width,
+                "height": height, "source": s.relative, "source_sha256": source_sha,
+            })
+    study = {"name": settings.name, "title": settings.title or f"imported: {', '.join(methods)} on {len(items)} items",
+             "description": settings.description, "protocol": asdict(prot), "blocks": {},
+             "import": {"source": str(source_dir.resolve()), "layout": "csv" if source_dir.is_file() else "folders",
+                        "methods": methods, "items": items, "warnings": warnings}}
+
+    manifest_path = run_dir / MANIFEST_NAME
+    if manifest_path.is_file():
+        old = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if [(e.get("id"), e.get("sha256")) for e in old.get("stimuli", [])] != [(e["id"], e["sha256"]) for e in entries] \
+                or old.get("study", {}).get("protocol") != study["protocol"]:
+            raise ImportProblem(f"{run_dir} already holds a different study (its ratings belong to that one); "
+                               "choose another --out")
+    for path, png in files.items():
+        target = run_dir / path
+        if not (target.is_file() and file_sha256(target) == hashlib.sha256(png).hexdigest()):
+            atomic_write_bytes(target, png)
+    write_manifest(run_dir, study, entries, weights=None, complete=True)
+    return ImportReport(run_dir, methods, items, len(entries), len(files), warnings)
