@@ -8,6 +8,32 @@ from pathlib import Path
 
 from engine.errors import StyleStudyError
 from engine.options import PORT, decimals, integer, integers, number
+from engine.study import PROTOCOLS
+
+
+def qualities(text: str) -> dict[str, float]:
+    """``name=value,...`` -> {name: value} (argparse type)."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected method=number,..., e.g. adain=0,ours=0.8; got {part!r}") from None
+        if not math.isfinite(out[name.strip()]) or not name.strip():
+            raise argparse.ArgumentTypeError(f"expected method=number with a finite number, got {part!r}")
+    if len(out) < 2:
+        raise argparse.ArgumentTypeError("give at least two methods, e.g. adain=0,ours=0.8")
+    return out
+
+
+def protocols(text: str) -> list[str]:
+    """``acr,pairwise`` -> a list of protocol names (argparse type)."""
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [n for n in names if n not in PROTOCOLS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"protocols are {', '.join(PROTOCOLS)}; got {text!r}")
+    return names
 
 
 def register_analyze(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +57,8 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", default=None, help="manifest.json for labels and thresholds (run dirs have one)")
     p.add_argument("--compare-paper", action="store_true", help="put the paper's Table 1 beside ours")
     p.add_argument("--seed", type=integer(0), default=0, help="bootstrap seed")
+    p.add_argument("--bootstrap", type=integer(100, 100_000), default=1000,
+                   help="pairwise: bootstrap resamples of participants for the Bradley-Terry CIs (default 1000)")
     p.set_defaults(func=_run_analyze)
 
 
@@ -40,7 +68,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
     options = AnalyzeOptions(out=Path(args.out), ddof=args.ddof, decimals=args.decimals,
                              exclude_flags=tuple(f for f in args.exclude_flags.split(",") if f),
                              screen=args.screen, compare_paper=args.compare_paper, seed=args.seed,
-                             duplicates=args.duplicates, db_url=args.db)
+                             duplicates=args.duplicates, db_url=args.db, bootstrap=args.bootstrap)
     summary = analyze(args.source, options, args.manifest)
     print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
     print(f"report: {Path(summary['out']) / 'report.html'}")
@@ -87,6 +115,12 @@ def register_simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--table", default=None, help="with --from-paper: another published table CSV")
     p.add_argument("--participants", type=integer(2), default=10)
     p.add_argument("--effect", type=number(), default=0.5, help="with --study: normalized - baseline, rating points")
+    p.add_argument("--qualities", type=qualities, default=None,
+                   help="with --study RUN_DIR: each method's planted quality in rating points, e.g. "
+                        "adain=0,wct=0.3,ours=0.8; simulates the run's protocol trial by trial (any methods)")
+    p.add_argument("--protocol", type=protocols, default=None,
+                   help="with --qualities: simulate under these protocols instead of the run's own, e.g. acr,pairwise "
+                        "(--power then compares them)")
     p.add_argument("--seed", type=integer(0), default=0)
     p.add_argument("--pairings", type=integer(0), default=0,
                    help="with --from-paper: report omnibus p-values over this many random pairings")
@@ -97,6 +131,8 @@ def register_simulate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from engine.files import atomic_write_bytes
 
     from analysis import simulate
@@ -116,6 +152,31 @@ def _run_simulate(args: argparse.Namespace) -> int:
                 print(f"  {scope:10s} Wilcoxon {part.p_wilcoxon.min():.3g} / {part.p_wilcoxon.median():.3g} / "
                       f"{part.p_wilcoxon.max():.3g}; t-test {part.p_ttest.min():.3g} / {part.p_ttest.median():.3g} / "
                       f"{part.p_ttest.max():.3g}")
+    elif args.qualities is not None:
+        from engine.manifest import StudyManifest
+
+        manifest = StudyManifest.load(args.study)
+        unknown = sorted(set(manifest.methods) ^ set(args.qualities))
+        if unknown:
+            raise StyleStudyError(f"--qualities must name each method of the run exactly ({', '.join(manifest.methods)}); "
+                                  f"check {', '.join(unknown)}")
+        frames, powers = [], []
+        for kind in args.protocol or [manifest.protocol.kind]:
+            run = simulate.with_protocol(manifest, kind)
+            frames.append(simulate.from_protocol(run, args.qualities, args.participants, args.seed))
+            if args.power:
+                powers.append(simulate.protocol_power(run, args.qualities, args.power, args.reps, args.seed))
+        if powers:
+            table = pd.concat(powers, ignore_index=True)
+            print(table.to_string(index=False, na_rep="-"))
+            for kind, part in table.groupby("protocol", sort=False):
+                enough = part[part["power all"] >= 0.8]
+                print(f"{kind}: 80% power to separate every pair of methods with different qualities at "
+                      + (f"{int(enough['participants'].min())} participants" if len(enough)
+                         else f"more than {max(args.power)} participants"))
+        frame = frames[0]
+        if len(frames) > 1:
+            print(f"(the ratings file holds the first protocol, {args.protocol[0]})")
     else:
         cells = simulate.design_cells(args.study)
         frame = simulate.from_design(cells, args.participants, args.effect, args.seed)

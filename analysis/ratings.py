@@ -43,6 +43,8 @@ class RatingSet:
     synthetic: bool = False
     source: str = ""  # where the ratings came from, in words (the report states it)
     duplicates: str = "error"
+    manifest: StudyManifest | None = None
+    protocol: str = "paired"  # paired | acr | pairwise (the export's protocol column; 0.1: paired)
 
     def exclude_participants(self, ids: list[str], reason: str) -> None:
         before = len(self.usable)
@@ -97,17 +99,19 @@ def _upgrade_01(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def resolve_duplicates(rated: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, int]:
-    """One row per (participant, condition): error (default), the first by trial, or the mean.
+    """One row per (participant, comparison, condition): error (default), the first by trial, or
+    the mean.  The comparison (``pair_id``) is the paper design's cell, so there it is one rating
+    per condition; a reference paired with several methods is rated once per comparison.
     Returns the rows and how many duplicate rows were merged away."""
     if policy not in DUPLICATE_POLICIES:
         raise StyleStudyError(f"--duplicates must be one of {', '.join(DUPLICATE_POLICIES)}, got {policy!r}")
-    key = ["participant_id", "condition_id"]
+    key = ["participant_id", "pair_id", "condition_id"]
     dup = rated.duplicated(key, keep=False)
     if not dup.any():
         return rated, 0
     if policy == "error":
         pairs = rated.loc[dup, key].drop_duplicates().itertuples(index=False)
-        shown = "; ".join(f"{p} rated {c} more than once" for p, c in list(pairs)[:5])
+        shown = "; ".join(f"{p} rated {c} more than once" for p, _, c in list(pairs)[:5])
         raise StyleStudyError(f"{int(dup.sum())} ratings repeat a participant's condition ({shown}); check the data, "
                               "or choose --duplicates first|mean")
     ordered = rated.sort_values(["participant_id", "trial", "position"], kind="stable")
@@ -141,10 +145,18 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
     frame["participant_id"] = frame["participant_id"].astype(str)
     frame["block"] = frame["block"].astype(str)
     frame["condition_id"] = frame["condition_id"].astype(str)
+    frame["pair_id"] = frame["pair_id"].astype(str)
+    frame["row_label"] = frame["row_label"].fillna("").astype(str) if "row_label" in frame.columns else ""
+    frame["protocol"] = frame["protocol"].fillna("paired").astype(str) if "protocol" in frame.columns else "paired"
     is_attention = frame["block"].eq("attention")
     if "attention" in frame.columns:
         is_attention |= frame["attention"].fillna(0).astype(int).eq(1)
-    designed, merged = resolve_duplicates(frame[~is_attention], duplicates)
+    roles = frame["role"].fillna("rated").astype(str) if "role" in frame.columns else pd.Series("rated", frame.index)
+    frame["role"] = roles.where(~is_attention, "attention")
+    protocols = sorted(frame["protocol"].unique())
+    if len(protocols) > 1:
+        raise StyleStudyError(f"{source} mixes protocols ({', '.join(protocols)}); analyse each study on its own")
+    designed, merged = resolve_duplicates(frame[frame["role"].eq("rated")], duplicates)
     flag_sets = frame["flags"].map(lambda f: set(filter(None, f.split(";"))))
     flagged = flag_sets.map(lambda fs: bool(fs & set(exclude_flags)))
     designed_flagged = designed["flags"].map(lambda f: bool(set(f.split(";")) & set(exclude_flags)))
@@ -152,8 +164,9 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
     counts = {
         "rows": len(frame), "attention_rows": int(is_attention.sum()),
         "attention_failed": int(flag_sets[is_attention].map(lambda fs: "attention_failed" in fs).sum()),
-        "missing": int((frame["rating"].isna() & ~is_attention).sum()),
-        "excluded_by_flags": int((flagged & frame["rating"].notna() & ~is_attention).sum()),
+        "repeat_rows": int(frame["role"].eq("repeat").sum()),
+        "missing": int((frame["rating"].isna() & frame["role"].eq("rated")).sum()),
+        "excluded_by_flags": int((flagged & frame["rating"].notna() & frame["role"].eq("rated")).sum()),
         "duplicates_merged": merged, "usable": len(usable), "participants": frame["participant_id"].nunique(),
     }
     for flag in sorted({f for fs in flag_sets for f in fs}):
@@ -161,4 +174,4 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
     layout = Layout.from_manifest(manifest) if manifest else Layout()
     synthetic = "synthetic" in frame.columns and bool(frame["synthetic"].fillna(0).astype(int).any())
     return RatingSet(frame, usable.copy(), layout, list(exclude_flags), counts, synthetic,
-                     f"{described} ({len(frame)} rows)", duplicates)
+                     f"{described} ({len(frame)} rows)", duplicates, manifest, protocols[0] if protocols else "paired")

@@ -29,6 +29,7 @@ class AnalyzeOptions:
     seed: int = 0
     duplicates: str = "error"  # a participant's second rating of one condition: error | first | mean
     db_url: str | None = None  # with a run directory: its database (default RUN_DIR/ratings.sqlite)
+    bootstrap: int = 1000  # resamples for the Bradley-Terry CIs (pairwise)
 
 
 def compare_with_paper(usable: pd.DataFrame, ddof: int) -> tuple[pd.DataFrame, float]:
@@ -50,6 +51,10 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     ratings: RatingSet = load_ratings(source, manifest, options.exclude_flags, options.duplicates, options.db_url)
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
+    from analysis.protocol_report import analyze_protocol, is_generic
+
+    if is_generic(ratings):  # acr, pairwise, or imported methods: rank them with CIs
+        return analyze_protocol(ratings, out, options.seed, options.bootstrap)
     screening = bt500_screening(ratings.usable)
     rejected = screening.loc[screening["rejected"], "participant_id"].tolist()
     if options.screen == "bt500" and rejected:

@@ -134,3 +134,95 @@ def power(cells: list[dict], effect: float, participants: list[int], reps: int =
             hits += p < alpha
         rows.append({"participants": n, "effect": effect, "power": hits / reps, "reps": reps})
     return pd.DataFrame(rows)
+
+
+# --- any methods, any protocol (imported runs; acr, pairwise, paired with a reference) -----------
+
+PROTOCOL_NOISE = 0.8  # sd of one judgment, rating points (the same latent scale for every protocol)
+PROTOCOL_RATER_SD = 0.4  # sd of a participant's overall leniency (cancels in a pairwise choice)
+TIE_BAND = 0.25  # pairwise with "No preference": a perceived difference under this x noise is a tie
+
+
+def with_protocol(manifest: StudyManifest, kind: str | None) -> StudyManifest:
+    """The same run under another protocol (to compare protocols before recruiting)."""
+    if kind is None or kind == manifest.protocol.kind:
+        return manifest
+    study = dict(manifest.study, protocol=dict(manifest.study.get("protocol", {}), kind=kind))
+    if kind == "paired" and not study["protocol"].get("reference"):
+        study["protocol"]["reference"] = manifest.methods[0]
+    return StudyManifest(manifest.run_dir, dict(manifest.document(), study=study), manifest.source)
+
+
+def from_protocol(manifest: StudyManifest, qualities: dict[str, float], participants: int, seed: int = 0,
+                  noise: float = PROTOCOL_NOISE, rater_sd: float = PROTOCOL_RATER_SD) -> pd.DataFrame:
+    """Synthetic participants taking the run's protocol, trial by trial as the server plans it.
+
+    Each judgment perceives ``item level + quality[method] + participant leniency + N(0, noise)``
+    (a Thurstone model): ``paired``/``acr`` round it to the scale, ``pairwise`` prefers the image
+    perceived higher (leniency and item level cancel; "No preference" within ``TIE_BAND`` x noise
+    when offered).  Attention checks are answered as asked."""
+    from evalserver.schedule import trial_plan
+
+    unknown = sorted(set(manifest.methods) - set(qualities))
+    if unknown:
+        raise ValueError(f"no quality given for method(s) {', '.join(unknown)}")
+    protocol = manifest.protocol
+    k = len(protocol.scale)
+    rng = np.random.default_rng(seed)
+    centre = float(np.mean([qualities[m] for m in manifest.methods]))
+    items = sorted({c.pair_id for c in manifest.rated})
+    level = dict(zip(items, rng.uniform(2.0, k - 1.0, len(items)) - centre))
+    rows = []
+    for p in range(participants):
+        pid = f"synthetic-{p + 1:02d}"
+        leniency = rng.normal(0, rater_sd)
+        for trial, entry in enumerate(trial_plan(manifest, seed * 100_003 + p), start=1):
+            conditions = [manifest.by_id[c] for c in entry["conditions"]]
+            perceived = [level[c.pair_id] + qualities[c.method] + leniency + rng.normal(0, noise) for c in conditions]
+            flags = ["repeat"] if entry["role"] == "repeat" else []
+            if entry["protocol"] == "pairwise":
+                if entry["attention"]:
+                    ratings = [int(entry["attention"] == 1), int(entry["attention"] == 2)]
+                elif protocol.no_preference and abs(perceived[0] - perceived[1]) < TIE_BAND * noise:
+                    ratings, flags = [0, 0], flags + ["no_preference"]
+                else:
+                    ratings = [int(perceived[0] > perceived[1]), int(perceived[0] <= perceived[1])]
+            elif entry["attention"]:
+                ratings = [entry["attention"]] * len(conditions)
+            else:
+                ratings = [int(np.clip(np.rint(v), 1, k)) for v in perceived]
+            for position, (c, rating) in enumerate(zip(conditions, ratings), start=1):
+                rows.append({
+                    "participant_id": pid, "external_id": "", "trial": trial, "pair_id": entry["pair_id"],
+                    "condition_id": c.id, "block": "attention" if entry["role"] == "attention" else c.block,
+                    "row": c.row, "column": c.column, "column_label": c.column_label, "method": c.method,
+                    "image_id": c.image_id, "position": position, "rating": rating, "response_ms": "", "shown_ms": "",
+                    "flags": ";".join(flags), "rated_at": "", "row_label": c.row_label,
+                    "attention": int(entry["role"] == "attention"), "protocol": entry["protocol"],
+                    "role": entry["role"], "synthetic": 1,
+                })
+    return pd.DataFrame(rows, columns=COLUMNS + ["row_label", "attention", "protocol", "role", "synthetic"])
+
+
+def protocol_power(manifest: StudyManifest, qualities: dict[str, float], participants: list[int],
+                   reps: int = 100, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+    """Per participant count: the fraction of simulated studies in which each method pair is
+    told apart (Holm-corrected p < alpha, in the planted direction), and in which all are.
+    The tests are the report's own: per-participant method means (acr), per-participant
+    preference shares (pairwise), within-trial differences from the reference (paired)."""
+    from analysis.protocol_report import pair_decisions
+
+    kind = manifest.protocol.kind
+    rows = []
+    for n in participants:
+        hits: dict[str, int] = {}
+        everything = 0
+        for r in range(reps):
+            frame = from_protocol(manifest, qualities, n, seed + 7919 * r + n)
+            decided = pair_decisions(frame, manifest, qualities, alpha)
+            for name, ok in decided.items():
+                hits[name] = hits.get(name, 0) + ok
+            everything += all(decided.values())
+        rows.append({"protocol": kind, "participants": n, "trials_each": int(frame.groupby("participant_id")["trial"].max().max()),
+                     **{f"power {k}": v / reps for k, v in hits.items()}, "power all": everything / reps, "reps": reps})
+    return pd.DataFrame(rows)
