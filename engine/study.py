@@ -372,7 +372,7 @@ def _protocol(r: _Reader, table: dict, methods: tuple[str, ...] | list[str]) -> 
         reference=r.string(prot_t, "protocol", "reference", ""),
         repeats=r.number(prot_t, "protocol", "repeats", 0, integer=True),
         gold_method=r.string(prot_t, "protocol", "gold_method", ""),
-        gold_ratings=r.numbers(prot_t, "protocol", "gold_ratings", integer=True),
+        gold_ratings=r.numbers(prot_t, "protocol", "gold_ratings", positive=False, integer=True),
         layout=r.string(prot_t, "protocol", "layout", "side_by_side", PAIRWISE_LAYOUTS),
         no_preference=prot_t.get("no_preference", False),
         question=r.string(prot_t, "protocol", "question", PAIRWISE_QUESTION) or PAIRWISE_QUESTION,

@@ -98,6 +98,44 @@ def study_run(tmp_path_factory):
     return run
 
 
+IMPORT_METHODS = ("adain", "ours", "photo")  # "photo": the unstyled anchor (a gold item in some tests)
+IMPORT_ITEMS = ("bridge", "harbour", "lake", "tower")
+
+
+@pytest.fixture(scope="session")
+def import_source(tmp_path_factory):
+    """Images 'made elsewhere': DIR/<method>/<item>.png, 3 methods x 4 items, all different."""
+    root = tmp_path_factory.mktemp("import-src")
+    for m, method in enumerate(IMPORT_METHODS):
+        (root / method).mkdir()
+        for i, item in enumerate(IMPORT_ITEMS):
+            _pattern(24, 20, 100 + 10 * m + i).save(root / method / f"{item}.png")
+    return root
+
+
+def import_run(source, dest, protocol: str, **settings) -> "Path":
+    """``stylestudy import`` of ``source`` into ``dest`` with a study file holding ``settings``
+    under [protocol] (short durations for tests)."""
+    from engine.importer import import_images
+
+    values = {"image_seconds": 0.25, "rating_seconds": 2.0, "completion_code": "C0DE42", **settings}
+    lines = ["[protocol]"] + [f"{k} = {_toml(v)}" for k, v in values.items()]
+    study_file = dest.parent / f"{dest.name}-study.toml"
+    study_file.write_text("[study]\nname = \"imported\"\n" + "\n".join(lines) + "\n")
+    import_images(source, dest, protocol, study_file)
+    return dest
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
+
+
 @pytest.fixture()
 def run_copy(study_run, tmp_path):
     """The generated run in a fresh folder (own database) for one test."""
