@@ -7,7 +7,8 @@
   a finite score).  Ties count half: every decisive comparison enters twice and every tie once
   in each direction.  95% CIs: percentile bootstrap over participants (their trials resampled
   as a whole, since one participant's choices are not independent).
-* Thurstone Case V scale, ``s_i = mean_j Φ⁻¹(p_ij)`` (p clipped to [0.01, 0.99]), as a check on
+* Thurstone Case V scale, ``s_i = mean_j Φ⁻¹(p_ij)`` with ``z_ii = 0`` (Mosteller's least-squares
+  solution; p clipped to [0.01, 0.99]), as a check on
   the BT ranking: Kendall's τ between the two, and the mean |p_ij − Φ(s_i − s_j)| misfit.
 * Per method pair: per-participant preference share minus ½, t-test across participants
   (Holm); beside it the exact binomial test of the decisive comparisons, which ignores that
@@ -125,7 +126,7 @@ def thurstone_case_v(comps: pd.DataFrame, methods: list[str]) -> tuple[pd.Series
     with np.errstate(invalid="ignore", divide="ignore"):
         p = (wins / counts).to_numpy(float)
     z = sps.norm.ppf(np.clip(p, 0.01, 0.99))
-    np.fill_diagonal(z, np.nan)
+    np.fill_diagonal(z, 0.0)  # Mosteller's least-squares solution: the row mean with z_ii = 0
     scale = np.nanmean(z, axis=1)
     scale = scale - np.nanmean(scale)
     predicted = sps.norm.cdf(scale[:, None] - scale[None, :])

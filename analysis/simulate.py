@@ -222,7 +222,8 @@ def protocol_power(manifest: StudyManifest, qualities: dict[str, float], partici
             decided = pair_decisions(frame, manifest, qualities, alpha)
             for name, ok in decided.items():
                 hits[name] = hits.get(name, 0) + ok
-            everything += all(decided.values())
+            everything += bool(decided) and all(decided.values())
         rows.append({"protocol": kind, "participants": n, "trials_each": int(frame.groupby("participant_id")["trial"].max().max()),
-                     **{f"power {k}": v / reps for k, v in hits.items()}, "power all": everything / reps, "reps": reps})
+                     **{f"power {k}": v / reps for k, v in hits.items()},
+                     "power all": everything / reps if hits else float("nan"), "reps": reps})
     return pd.DataFrame(rows)
