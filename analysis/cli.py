@@ -200,6 +200,9 @@ def register_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--participants", type=integer(2), default=10, help="simulated participants (default 10)")
     p.add_argument("--device", default="auto")
     p.add_argument("--serve", action="store_true", help="then start the server so you can rate the stimuli yourself")
+    p.add_argument("--protocols", action="store_true",
+                   help="also import the stimuli as three methods (baseline, normalized, the photo) and run them "
+                        "through the acr and pairwise protocols (RUN_DIR/protocols/)")
     p.add_argument("--port", type=PORT, default=5000)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_run_demo)
@@ -224,6 +227,17 @@ def _run_demo(args: argparse.Namespace) -> int:
     print(f"  report:            {r['report']}")
     print(f"  database:          {r['database']}   ratings: {r['ratings_csv']}")
     print(f"  rate them yourself: stylestudy serve {r['run_dir']}")
+    if args.protocols:
+        from analysis.demo import DEMO_STUDY, run_protocol_demo
+        from engine.study import load_study
+
+        runs = run_protocol_demo(r["run_dir"], load_study(DEMO_STUDY).object_image, args.participants)
+        for kind, result in runs.items():
+            value = "bt_score" if kind == "pairwise" else "mos"
+            ranking = ", ".join(f"{x['method']} {x[value]:+.2f} [{x['ci_low']:+.2f}, {x['ci_high']:+.2f}]"
+                                if kind == "pairwise" else f"{x['method']} {x[value]:.2f} [{x['ci_low']:.2f}, "
+                                f"{x['ci_high']:.2f}]" for x in result["ranking"])
+            print(f"  {kind:8s} ({result['trials']} trials): {ranking}  report: {result['report']}")
     if args.serve:
         from evalserver.app import create_app
 

@@ -40,7 +40,8 @@ class SimulatedRater:
         self.rng = np.random.default_rng(self.seed)
         self.ideal *= float(self.rng.uniform(0.8, 1.25))
 
-    def rate(self, png: bytes, points: int = 5) -> int:
+    def score(self, png: bytes, points: int = 5) -> float:
+        """The rater's impression on the 1..points scale, before rounding (noise included)."""
         img = Image.open(io.BytesIO(png)).convert("RGB")
         ref = np.asarray(self.object_image.resize(img.size, Image.Resampling.LANCZOS), float) / 255
         change = float(np.abs(np.asarray(img, float) / 255 - ref).mean())
@@ -48,7 +49,15 @@ class SimulatedRater:
             score = 1.0  # untouched: "style not transferred"
         else:
             score = points - abs(change - self.ideal) / self.width * 1.5
-        return int(np.clip(round(score + self.rng.normal(0, self.noise)), 1, points))
+        return score + float(self.rng.normal(0, self.noise))
+
+    def rate(self, png: bytes, points: int = 5) -> int:
+        return int(np.clip(round(self.score(png, points)), 1, points))
+
+    def prefer(self, pngs: list[bytes], points: int = 5) -> int:
+        """Pairwise: 1 or 2, the image with the better impression."""
+        first, second = (self.score(p, points) for p in pngs)
+        return 1 if first >= second else 2
 
 
 def _serve_in_thread(app) -> tuple[str, object]:
@@ -84,6 +93,68 @@ def simulate_participants(base_url: str, run_dir: Path, object_name: str, partic
 
     with ThreadPoolExecutor(min(participants, 8)) as pool:
         return sum(pool.map(one, range(participants)))
+
+
+def demo_methods_folder(run_dir: Path, object_name: str, dest: Path) -> Path:
+    """The demo's stimuli as images 'from elsewhere': ``dest/<method>/<item>.png`` for baseline and
+    normalized (every rated cell of the blocks at the engine size, item = the cell) and ``photo``,
+    the unstyled photograph at the same size (a sanity anchor that should rank last)."""
+    from engine.manifest import StudyManifest
+
+    manifest = StudyManifest.load(run_dir)
+    sizes = {}
+    for pair_id, members in sorted(manifest.pairs.items()):
+        for c in members:
+            with Image.open(manifest.image_file(c)) as im:
+                sizes.setdefault(im.size, []).append((c, pair_id))
+    size, members = max(sizes.items(), key=lambda kv: len(kv[1]))  # the engine size (block c's others aside)
+    photo = Image.open(run_dir / "inputs" / f"{object_name}.png").convert("RGB").resize(size, Image.Resampling.LANCZOS)
+    for c, _ in members:
+        item = f"{c.block}-r{c.row}-c{c.column}"
+        (dest / c.method).mkdir(parents=True, exist_ok=True)
+        (dest / "photo").mkdir(parents=True, exist_ok=True)
+        (dest / c.method / f"{item}.png").write_bytes(manifest.image_file(c).read_bytes())
+        photo.save(dest / "photo" / f"{item}.png")
+    return dest
+
+
+def run_protocol_demo(run_dir: str | Path, object_name: str, participants: int = 10) -> dict:
+    """The demo's stimuli imported as three methods and rated with ``acr`` and ``pairwise`` by
+    simulated participants over HTTP; each analysed into ``RUN_DIR/protocols/<kind>/report``."""
+    from analysis.report import AnalyzeOptions, analyze
+    from engine.importer import import_images
+    from evalserver.app import create_app
+    from evalserver.client import StudyClient
+
+    run_dir = Path(run_dir)
+    root = run_dir / "protocols"
+    source = demo_methods_folder(run_dir, object_name, root / "methods")
+    object_image = Image.open(run_dir / "inputs" / f"{object_name}.png").convert("RGB")
+    results = {}
+    for kind in ("acr", "pairwise"):
+        run = root / kind
+        import_images(source, run, kind)
+        app = create_app(run)
+        base_url, server = _serve_in_thread(app)
+
+        def one(i: int, base_url=base_url) -> int:
+            rater = SimulatedRater(seed=i, object_image=object_image)
+            client = StudyClient(base_url, f"demo-sim-{i + 1:02d}")
+            client.join()
+            return client.take(lambda state, _t: (rater.prefer([client.image(u) for u in state["images"]])
+                                                  if state["protocol"] == "pairwise"
+                                                  else [rater.rate(client.image(u)) for u in state["images"]]),
+                               fetch_images=False)
+
+        try:
+            with ThreadPoolExecutor(min(participants, 8)) as pool:
+                trials = sum(pool.map(one, range(participants)))
+        finally:
+            server.shutdown()
+        summary = analyze(run, AnalyzeOptions(out=run / "report", bootstrap=500))
+        results[kind] = {"run_dir": str(run), "trials": trials, "report": str(run / "report" / "report.html"),
+                         "ranking": summary["ranking"]}
+    return results
 
 
 def run_demo(out: str | Path = "runs/demo", participants: int = 10, device: str = "auto",

@@ -61,7 +61,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def ranking_figure(table: pd.DataFrame, value: str, label: str, out: Path) -> Path:
+def ranking_figure(table: pd.DataFrame, value: str, label: str, out: Path, kind: str = "") -> Path:
     """Methods top to bottom by score, with their 95% CIs."""
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(table) + 1.6))
     y = np.arange(len(table))
@@ -73,7 +73,7 @@ def ranking_figure(table: pd.DataFrame, value: str, label: str, out: Path) -> Pa
     ax.invert_yaxis()
     ax.set_xlabel(label)
     ax.set_ylabel("")
-    ax.set_title("ranking with 95% CIs")
+    ax.set_title(f"{kind + ': ' if kind else ''}ranking with 95% CIs")
     return _save(fig, out / "ranking.png")
 
 
@@ -181,7 +181,7 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
         triads = preference.circular_triads(comps, methods)
         wins, counts = preference.preference_matrix(comps, methods)
         order = table["method"].tolist()
-        pngs += [ranking_figure(table, "bt_score", "Bradley–Terry score (log-strength, mean 0)", out),
+        pngs += [ranking_figure(table, "bt_score", "Bradley–Terry score (log-strength, mean 0)", out, kind),
                  preference_heatmap(wins, counts, order, out)]
         table.to_csv(out / "ranking.csv", index=False)
         tests.to_csv(out / "pair_tests.csv", index=False)
@@ -215,7 +215,7 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
         table.insert(0, "rank", np.arange(1, len(table) + 1))
         order = table["method"].tolist()
         k = len(ratings.manifest.protocol.scale) if ratings.manifest else int(max(5, usable["rating"].max()))
-        pngs += [ranking_figure(table, "mos", f"MOS (1..{k})", out), item_heatmap(per_condition, order, k, out)]
+        pngs += [ranking_figure(table, "mos", f"MOS (1..{k})", out, kind), item_heatmap(per_condition, order, k, out)]
         table.to_csv(out / "ranking.csv", index=False)
         per_condition.to_csv(out / "condition_mos.csv", index=False)
         pair.to_csv(out / "pair_tests.csv", index=False)

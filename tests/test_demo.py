@@ -37,3 +37,12 @@ def test_demo_end_to_end_then_reuse(tmp_path):
     assert "0 of 35 images generated" in second.stdout and "0 new trials" in second.stdout
     assert time.perf_counter() - start < first_seconds / 2
     assert len(list(csv.DictReader((out / "ratings.csv").open()))) == 320
+    # The README's worked example: the same stimuli as three imported methods, acr and pairwise.
+    third = subprocess.run(cmd + ["--protocols"], capture_output=True, text=True, timeout=600)
+    assert third.returncode == 0, third.stderr[-2000:]
+    for kind in ("acr", "pairwise"):
+        summary = json.loads((out / "protocols" / kind / "report" / "summary.json").read_text())
+        assert summary["protocol"] == kind and summary["counts"]["participants"] == 10
+        assert summary["ranking"][-1]["method"] == "photo"  # the unstyled anchor ranks last
+        assert (out / "protocols" / kind / "report" / "ranking.png").stat().st_size > 10_000
+    assert "acr      (360 trials)" in third.stdout and "pairwise (360 trials)" in third.stdout
