@@ -78,6 +78,8 @@ def test_acr_rates_every_condition_once_with_hidden_repeats_gold_and_attention(i
     assert all(("gold_failed" in r["flags"]) == (r["method"] == "photo") for r in rated)  # 5 is not in [1, 2]
     (attention,) = [r for r in rows if r["role"] == "attention"]
     assert "attention_failed" in attention["flags"] and attention["block"] == "attention"
+    admin = app.test_client().get("/admin/", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert admin.status_code == 200 and "acr-1" in admin.get_data(as_text=True)
 
 
 def test_pairwise_covers_method_pairs_evenly_and_stores_choices(import_source, tmp_path, db_url):

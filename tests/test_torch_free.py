@@ -77,3 +77,19 @@ def test_later_stages_run_without_torch(run_copy, tmp_path):
     result = stylestudy_without_torch("fetch-images", str(folder), "--from", str(source))
     assert result.returncode == 0, result.stderr[-2000:]
     assert (folder / "img" / "photo.png").is_file() and "sha256 = " in (folder / "study.toml").read_text()
+
+
+def test_import_and_the_new_protocols_run_without_torch(import_source, tmp_path):
+    """A researcher with images from elsewhere needs no torch at all: import, simulate, analyze."""
+    run = tmp_path / "run"
+    steps = [
+        ("import", str(import_source), "--out", str(run), "--protocol", "pairwise"),
+        ("simulate", "--study", str(run), "--qualities", "adain=0,ours=1,photo=-1", "--participants", "5",
+         "-o", str(tmp_path / "sim.csv")),
+        ("analyze", str(tmp_path / "sim.csv"), "--manifest", str(run), "--out", str(tmp_path / "report"),
+         "--bootstrap", "100"),
+    ]
+    for step in steps:
+        result = stylestudy_without_torch(*step)
+        assert result.returncode == 0, (step, result.stderr[-2000:])
+    assert "Bradley–Terry" in (tmp_path / "report" / "report.md").read_text()
