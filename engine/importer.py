@@ -138,9 +138,9 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
     problems: list[str] = []
     notes: list[str] = []
     if source_dir.is_file() and source_dir.suffix.lower() == ".csv":
-        sources, root = _csv_sources(source_dir, problems), source_dir.parent
+        sources = _csv_sources(source_dir, problems)
     elif source_dir.is_dir():
-        sources, root = _folder_sources(source_dir, problems, notes), source_dir
+        sources = _folder_sources(source_dir, problems, notes)
     else:
         raise ImportProblem(f"{source_dir} is neither a folder DIR/<method>/<item>.png nor a CSV method,item,path")
     _check_names(sources, problems)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -113,7 +117,7 @@ def import_source(tmp_path_factory):
     return root
 
 
-def import_run(source, dest, protocol: str, **settings) -> "Path":
+def import_run(source, dest, protocol: str, **settings) -> Path:
     """``stylestudy import`` of ``source`` into ``dest`` with a study file holding ``settings``
     under [protocol] (short durations for tests)."""
     from engine.importer import import_images
@@ -312,3 +316,23 @@ def stylestudy_without(*packages: str, check: str = "") -> str:
             "code = main(sys.argv[1:])\n"
             f"{check}\n"
             "sys.exit(code)\n")
+
+
+# --- Chromium (Debian's), driven by Playwright: no browser download ------------------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+needs_chromium = pytest.mark.skipif(not shutil.which("chromium") and not os.path.exists(CHROMIUM),
+                                    reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+@pytest.fixture()
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()

@@ -4,29 +4,10 @@ from __future__ import annotations
 
 import csv
 import re
-import shutil
 
-import pytest
+from tests.conftest import LiveServer, needs_chromium
 
-from tests.conftest import LiveServer
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-pytestmark = pytest.mark.skipif(not shutil.which("chromium") and not __import__("os").path.exists(CHROMIUM),
-                                reason="Debian's chromium is not installed (.ci/run installs it)")
-
-
-@pytest.fixture()
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield b
-        b.close()
-
+pytestmark = needs_chromium
 
 AT_TRIAL = "t => { const p = document.querySelector('#progress'); return !!p && p.textContent.startsWith(`Trial ${t} `); }"
 PAST_TRIAL = ("t => { const p = document.querySelector('#progress'); "

@@ -7,8 +7,10 @@ from __future__ import annotations
 import csv
 import re
 
-from tests.conftest import LiveServer, import_run
-from tests.test_browser import AT_TRIAL, PAST_TRIAL, _start, browser, pytestmark  # noqa: F401
+from tests.conftest import LiveServer, import_run, needs_chromium
+from tests.test_browser import AT_TRIAL, PAST_TRIAL, _start
+
+pytestmark = needs_chromium
 
 
 def _export(run, tmp_path):

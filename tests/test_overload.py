@@ -75,7 +75,8 @@ def test_a_missing_database_driver_is_one_line(run_copy):
 def test_browser_keeps_its_ratings_through_an_outage_and_a_refresh(run_copy):
     from playwright.sync_api import sync_playwright
 
-    from tests.test_browser import AT_TRIAL, CHROMIUM, CHROMIUM_FLAGS, _start
+    from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
+    from tests.test_browser import AT_TRIAL, _start
 
     with LiveServer(run_copy, env={"STYLESTUDY_DB_TIMEOUT": "0.3"}) as server, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)

@@ -73,7 +73,8 @@ def table1_run(tmp_path_factory):
 def _browser_participant(url: str, trials: int) -> None:
     from playwright.sync_api import sync_playwright
 
-    from tests.test_browser import AT_TRIAL, CHROMIUM, CHROMIUM_FLAGS, PAST_TRIAL, _start
+    from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
+    from tests.test_browser import AT_TRIAL, PAST_TRIAL, _start
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
