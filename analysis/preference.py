@@ -34,23 +34,18 @@ ALPHA_RIDGE = 1e-3
 def comparisons(usable: pd.DataFrame) -> pd.DataFrame:
     """One row per answered pairwise trial: participant, trial, item, a, b (a < b by name) and
     ``outcome`` = 1 (a preferred), 0 (b preferred) or 0.5 (no preference)."""
-    rows = []
-    for (pid, trial), part in usable.groupby(["participant_id", "trial"], sort=False):
-        if len(part) != 2:
-            continue
-        part = part.sort_values("method")
-        (ma, ra, fa), (mb, rb, _) = part[["method", "rating", "flags"]].itertuples(index=False, name=None)
-        if "no_preference" in str(fa).split(";"):
-            outcome = 0.5
-        elif ra == 1 and rb == 0:
-            outcome = 1.0
-        elif ra == 0 and rb == 1:
-            outcome = 0.0
-        else:
-            continue
-        rows.append({"participant_id": pid, "trial": trial, "item": part["row_label"].iloc[0], "a": ma, "b": mb,
-                     "outcome": outcome})
-    return pd.DataFrame(rows, columns=["participant_id", "trial", "item", "a", "b", "outcome"])
+    columns = ["participant_id", "trial", "item", "a", "b", "outcome"]
+    frame = usable[["participant_id", "trial", "method", "rating", "flags", "row_label"]]
+    frame = frame.sort_values(["participant_id", "trial", "method"], kind="stable")
+    both = frame.groupby(["participant_id", "trial"], sort=False)["method"].transform("size").eq(2)
+    frame = frame[both]  # trials with both rows usable, now in consecutive (a, b) pairs
+    a, b = frame.iloc[0::2].reset_index(drop=True), frame.iloc[1::2].reset_index(drop=True)
+    tie = a["flags"].fillna("").astype(str).map(lambda f: "no_preference" in f.split(";"))
+    outcome = np.where(tie, 0.5, np.where(a["rating"].eq(1) & b["rating"].eq(0), 1.0,
+                                          np.where(a["rating"].eq(0) & b["rating"].eq(1), 0.0, np.nan)))
+    out = pd.DataFrame({"participant_id": a["participant_id"], "trial": a["trial"], "item": a["row_label"],
+                        "a": a["method"], "b": b["method"], "outcome": outcome}, columns=columns)
+    return out.dropna(subset=["outcome"]).reset_index(drop=True)
 
 
 def preference_matrix(comps: pd.DataFrame, methods: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
