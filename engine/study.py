@@ -154,7 +154,7 @@ class _Reader:
     """Typed access to a TOML table that remembers which keys were read, for error messages."""
 
     def __init__(self, path: Path, text: str) -> None:
-        self.path, self.lines = path, text.splitlines()
+        self.path, self.text, self.lines = path, text, text.splitlines()
 
     def _section(self, header: str) -> list[tuple[int, str]] | None:
         """(line number, text) of the lines under ``[header]`` ("" = before the first header)."""
@@ -246,19 +246,25 @@ class _Reader:
         return values
 
 
-def load_study(path: str | Path) -> Study:
-    """Parse and validate ``path`` (a study.toml or the folder holding one)."""
+def _read_toml(path: str | Path, hint: str) -> tuple[dict, _Reader]:
+    """A study file (or the study.toml in a folder), parsed, with a reader for its errors."""
     path = Path(path)
     if path.is_dir():
         path = path / "study.toml"
     if not path.is_file():
-        raise StudyError(f"study file not found: {path}; give a study folder or its study.toml")
+        raise StudyError(f"study file not found: {path}; {hint}")
     text = path.read_text(encoding="utf-8")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise StudyError(f"{path}: invalid TOML: {exc}") from None
-    r = _Reader(path, text)
+    return data, _Reader(path, text)
+
+
+def load_study(path: str | Path) -> Study:
+    """Parse and validate ``path`` (a study.toml or the folder holding one)."""
+    data, r = _read_toml(path, "give a study folder or its study.toml")
+    path, text = r.path, r.text
     r.table(data, "", {"study", "images", "styles", "engine", "methods", "blocks", "protocol", "briefing"},
             {"study", "images", "styles", "blocks"})
 
@@ -446,17 +452,7 @@ def load_import_settings(path: str | Path | None, methods: list[str], default_na
     must not name."""
     if path is None:
         return ImportSettings(default_name, "", "", _protocol(_Reader(Path("-"), ""), {}, methods))
-    path = Path(path)
-    if path.is_dir():
-        path = path / "study.toml"
-    if not path.is_file():
-        raise StudyError(f"study file not found: {path}; give a study.toml with [study] and [protocol]")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise StudyError(f"{path}: invalid TOML: {exc}") from None
-    r = _Reader(path, text)
+    data, r = _read_toml(path, "give a study.toml with [study] and [protocol]")
     r.table(data, "", {"study", "protocol"})
     meta = r.table(data.get("study", {}), "study", {"name", "title", "description"})
     return ImportSettings(r.string(meta, "study", "name", default_name) or default_name,

@@ -151,7 +151,7 @@ def briefing():
     examples = [{"url": _image_url(p, f"briefing:{k}"), "caption": f"Example {k}"}
                 for k in range(1, len(m.briefing) + 1)]
     return render_template("briefing.html", title=_title(), scale=m.protocol.scale, examples=examples,
-                           protocol=m.protocol, trials=len(p.order), displays=_displays(m))
+                           protocol=m.protocol, trials=len(p.order))
 
 
 @participant.post("/briefing")
