@@ -48,6 +48,17 @@ def comparisons(usable: pd.DataFrame) -> pd.DataFrame:
     return out.dropna(subset=["outcome"]).reset_index(drop=True)
 
 
+def position_bias(usable: pd.DataFrame) -> dict:
+    """How often the image shown first (left) was chosen in decisive trials, with the exact
+    binomial test against 1/2: the order is randomised, so a bias here is the participants'."""
+    first = usable[usable["position"].astype(int).eq(1)]
+    decisive = first[~first["flags"].fillna("").astype(str).map(lambda f: "no_preference" in f.split(";"))]
+    chosen = int(decisive["rating"].eq(1).sum())
+    n = len(decisive)
+    return {"decisive": n, "image1_share": chosen / n if n else float("nan"),
+            "p": float(sps.binomtest(chosen, n).pvalue) if n else float("nan")}
+
+
 def preference_matrix(comps: pd.DataFrame, methods: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(wins, counts): wins[i, j] = times i was preferred over j (ties half), counts[i, j] = comparisons."""
     wins = pd.DataFrame(0.0, index=methods, columns=methods)

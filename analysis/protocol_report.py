@@ -188,6 +188,8 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
         triads.to_csv(out / "consistency.csv", index=False)
         (wins / counts.where(counts > 0)).loc[order, order].to_csv(out / "preference_matrix.csv")
         cyclic = int((triads["circular_triads"] > 0).sum())
+        bias = preference.position_bias(usable)
+        summary.update(position_bias=bias)
         summary.update(ranking=table.to_dict(orient="records"), comparisons=len(comps),
                        ties=int((comps["outcome"] == 0.5).sum()), thurstone_kendall_tau=float(tau),
                        thurstone_misfit=misfit, pair_tests=tests.to_dict(orient="records"),
@@ -201,8 +203,9 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
              "- 1/2 across participants, Holm-corrected in p_holm; p_binomial ignores that a participant's choices "
              "are correlated.", tests),
             ("Consistency", f"Per participant, majority winners of each method pair; {cyclic} of {len(triads)} "
-             f"participants have circular triads (mean Kendall zeta = {summary['mean_zeta']:.2f}; 1 = transitive).",
-             None),
+             f"participants have circular triads (mean Kendall zeta = {summary['mean_zeta']:.2f}; 1 = transitive). "
+             f"Position: Image 1 was chosen in {bias['image1_share']:.0%} of {bias['decisive']} decisive trials "
+             f"(exact binomial p = {bias['p']:.3g} against 1/2).", None),
         ]
     else:
         one = scores.one_per_condition(usable)  # paired: the reference's ratings averaged per participant

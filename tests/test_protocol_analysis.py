@@ -130,3 +130,10 @@ def test_power_grows_with_participants_and_a_null_difference_is_not_counted(pair
     assert "power adain-ours" not in table  # equal planted qualities: nothing to separate
     flat = simulate.protocol_power(pairwise_run, {"photo": 0.0, "adain": 0.0, "ours": 0.0}, [4], reps=3)
     assert np.isnan(flat["power all"].iloc[0])
+
+
+def test_position_bias_by_hand():
+    usable = pd.DataFrame({"position": [1, 2, 1, 2, 1, 2, 1, 2], "rating": [1, 0, 1, 0, 1, 0, 0, 0],
+                           "flags": ["", "", "", "", "", "", "no_preference", "no_preference"]})
+    bias = preference.position_bias(usable)
+    assert bias["decisive"] == 3 and bias["image1_share"] == 1.0 and bias["p"] == pytest.approx(0.25)
