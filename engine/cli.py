@@ -258,17 +258,22 @@ def register_import(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", default=None, help="paired: the method each other method is paired with "
                                                      "(default: the first by name)")
     p.add_argument("--strict", action="store_true", help="treat warnings (mixed sizes, identical pictures) as errors")
+    p.add_argument("--briefing", type=lambda text: [t.strip() for t in text.split(",") if t.strip()], default=None,
+                   metavar="ITEM,...", help="items shown (every method's image) as unrated examples on the "
+                                            "instructions page, as the paper's protocol does; not rated")
     p.set_defaults(func=_run_import)
 
 
 def _run_import(args: argparse.Namespace) -> int:
     from engine.importer import import_images
 
-    report = import_images(args.source, args.out, args.protocol, args.study_file, args.reference, args.strict)
+    report = import_images(args.source, args.out, args.protocol, args.study_file, args.reference, args.strict,
+                           args.briefing)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"imported {len(report.methods)} methods ({', '.join(report.methods)}) x {len(report.items)} items = "
-          f"{report.conditions} conditions ({report.images} distinct images) into {report.run_dir}")
+          f"{report.conditions} conditions ({report.images} distinct images) into {report.run_dir}"
+          + (f"; {len(report.briefing)} item(s) as briefing examples" if report.briefing else ""))
     print(f"next: stylestudy serve {report.run_dir}")
     return 0
 

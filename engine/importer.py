@@ -60,6 +60,7 @@ class ImportReport:
     conditions: int
     images: int
     warnings: list[str] = field(default_factory=list)
+    briefing: list[str] = field(default_factory=list)  # items shown as unrated examples
 
 
 def _folder_sources(root: Path, problems: list[str], notes: list[str]) -> list[Source]:
@@ -132,8 +133,10 @@ def _decode(source: Source) -> tuple[bytes, tuple[int, int]]:
 
 def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | None = None,
                   study_file: str | Path | None = None, reference: str | None = None,
-                  strict: bool = False) -> ImportReport:
-    """Validate ``source_dir`` (a folder or a CSV), then write ``run_dir`` (stimuli + manifest)."""
+                  strict: bool = False, briefing: list[str] | None = None) -> ImportReport:
+    """Validate ``source_dir`` (a folder or a CSV), then write ``run_dir`` (stimuli + manifest).
+    ``briefing``: items whose images (every method's) are the instructions page's unrated
+    examples, as the paper's protocol shows examples before the trials."""
     source_dir, run_dir = Path(source_dir), Path(run_dir)
     problems: list[str] = []
     notes: list[str] = []
@@ -187,6 +190,12 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
                             + ", ".join(f"{m} {w}x{h}" for m, (w, h) in sizes.items()) + ")")
     if strict and warnings:
         problems += [f"(strict) {w}" for w in warnings]
+    briefing = list(dict.fromkeys(briefing or []))
+    unknown = [b for b in briefing if b not in items]
+    if unknown:
+        problems.append(f"briefing item(s) {', '.join(unknown)} are not among the items ({', '.join(items[:8])}...)")
+    elif items and len(briefing) >= len(items):
+        problems.append("every item is a briefing example; leave at least one item to rate")
 
     settings = None
     if not problems:
@@ -221,13 +230,13 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
             entries.append({
                 "id": f"{item}:{m}", "image_id": image_id, "path": path, "sha256": digest, "block": IMPORT_BLOCK,
                 "row": row, "row_label": item, "column": 1, "column_label": "", "method": m, "pair_id": item,
-                "briefing": False, "item": item, "content": s.content, "style": s.style, "width": width,
+                "briefing": item in briefing, "item": item, "content": s.content, "style": s.style, "width": width,
                 "height": height, "source": s.relative, "source_sha256": source_sha,
             })
     study = {"name": settings.name, "title": settings.title or f"imported: {', '.join(methods)} on {len(items)} items",
              "description": settings.description, "protocol": asdict(prot), "blocks": {},
              "import": {"source": str(source_dir.resolve()), "layout": "csv" if source_dir.is_file() else "folders",
-                        "methods": methods, "items": items, "warnings": warnings}}
+                        "methods": methods, "items": items, "briefing_items": briefing, "warnings": warnings}}
 
     manifest_path = run_dir / MANIFEST_NAME
     if manifest_path.is_file():
@@ -241,4 +250,4 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
         if not (target.is_file() and file_sha256(target) == hashlib.sha256(png).hexdigest()):
             atomic_write_bytes(target, png)
     write_manifest(run_dir, study, entries, weights=None, complete=True)
-    return ImportReport(run_dir, methods, items, len(entries), len(files), warnings)
+    return ImportReport(run_dir, methods, items, len(entries), len(files), warnings, briefing)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -140,3 +141,24 @@ def test_study_file_sets_the_protocol_and_may_not_name_a_method(import_source, t
 def test_bad_options(import_source, tmp_path, args, message):
     result = _cli("import", str(import_source), "--out", str(tmp_path / "run"), *args)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_briefing_items_are_shown_as_examples_and_not_rated(import_source, tmp_path):
+    from evalserver.app import create_app
+
+    run = tmp_path / "run"
+    assert main(["import", str(import_source), "--out", str(run), "--protocol", "acr", "--briefing", "lake"]) == 0
+    m = StudyManifest.load(run)
+    assert [c.id for c in m.briefing] == ["lake:adain", "lake:ours", "lake:photo"]
+    assert "lake" not in m.cells and len(m.rated) == 9
+    c = create_app(run, admin_token="t" * 16).test_client()
+    c.post("/start", data={"consent": "yes"})
+    page = c.get("/briefing").get_data(as_text=True)
+    assert page.count('alt="Example') == 3 and "lake" not in page and "adain" not in page
+    for url in re.findall(r'src="(/s/[0-9a-f]+)"', page):
+        assert c.get(url).status_code == 200
+    result = _cli("import", str(import_source), "--out", str(tmp_path / "bad"), "--briefing", "lake,moon")
+    assert result.returncode == 2 and "briefing item(s) moon are not among the items" in result.stderr
+    every = ",".join(IMPORT_ITEMS)
+    result = _cli("import", str(import_source), "--out", str(tmp_path / "bad"), "--briefing", every)
+    assert result.returncode == 2 and "leave at least one item to rate" in result.stderr
