@@ -176,7 +176,7 @@ def from_protocol(manifest: StudyManifest, qualities: dict[str, float], particip
     for p in range(participants):
         pid = f"synthetic-{p + 1:02d}"
         leniency = rng.normal(0, rater_sd)
-        for trial, entry in enumerate(trial_plan(manifest, seed * 100_003 + p), start=1):
+        for trial, entry in enumerate(trial_plan(manifest, seed * 100_003 + p, ordinal=p), start=1):
             conditions = [manifest.by_id[c] for c in entry["conditions"]]
             perceived = [level[c.pair_id] + qualities[c.method] + leniency + rng.normal(0, noise) for c in conditions]
             flags = ["repeat"] if entry["role"] == "repeat" else []

@@ -127,12 +127,14 @@ def start():
         public_id = secrets.token_hex(16)
         seed = seed_for(external_id or public_id)
         p = Participant(public_id=public_id, external_id=external_id, id_source=source, seed=seed,
-                        order=trial_plan(_manifest(), seed), current_trial=1,
+                        order=[], current_trial=1,
                         external_study_id=request.form.get("STUDY_ID", "").strip()[:200] or None,
                         external_session_id=request.form.get("SESSION_ID", "").strip()[:200] or None,
                         user_agent=request.headers.get("User-Agent", "")[:400])
         g.db.add(p)
         try:
+            g.db.flush()  # the row's id numbers the participant: balanced designs spread items by it
+            p.order = trial_plan(_manifest(), seed, ordinal=p.id - 1)
             g.db.commit()
         except IntegrityError:  # the same external id started twice at once: resume the winner
             g.db.rollback()

@@ -10,7 +10,9 @@ show the same picture are two trials, each rated once.  Every plan entry is
   reference against each other one, ``<cell>:<reference>|<other>``.
 * ``acr``: the condition's cell; hidden repeats ``repeat-K``.
 * ``pairwise``: ``<cell>:<method a>|<method b>``; every method pair gets the same number of
-  trials per participant (items drawn at random without replacement for each method pair).
+  trials per participant (to within one, the extra ones rotating over the pairs); with fewer
+  trials than items, consecutive participants take consecutive runs of one fixed item order per
+  method pair, so over participants each item meets each method pair equally often.
 
 Attention checks are ``attention-K`` and ask for a given answer.  Deterministic in ``seed``.
 """
@@ -59,17 +61,26 @@ def _acr(manifest: StudyManifest, rng: random.Random) -> list[dict]:
     return plan
 
 
-def _pairwise(manifest: StudyManifest, rng: random.Random) -> list[dict]:
+def _pairwise(manifest: StudyManifest, rng: random.Random, ordinal: int) -> list[dict]:
     methods = manifest.methods
     full = sorted(cell for cell, members in manifest.cells.items() if len(members) == len(methods))
-    method_pairs = list(combinations(methods, 2))
-    budget = manifest.protocol.pairs_per_participant or len(full) * len(method_pairs)
-    per_pair = {mp: budget // len(method_pairs) for mp in method_pairs}
-    for mp in rng.sample(method_pairs, budget % len(method_pairs)):
-        per_pair[mp] += 1
+    random.Random(0).shuffle(full)  # the run's item order: the same for every participant
+    pairs = list(combinations(methods, 2))
+    budget = min(manifest.protocol.pairs_per_participant or len(full) * len(pairs), len(full) * len(pairs))
+    base, extra = divmod(budget, len(pairs))
+
+    def gets_extra(j: int, o: int) -> bool:  # the extra trials rotate over the method pairs
+        return (j - o) % len(pairs) < extra
+
     plan = []
-    for (a, b), n in per_pair.items():
-        for cell in rng.sample(full, min(n, len(full))):
+    for j, (a, b) in enumerate(pairs):
+        # participants take consecutive runs of the item order, so over consecutive participants
+        # every item is shown for every method pair equally often (to within one)
+        cycles, rest = divmod(ordinal, len(pairs))
+        before = base * ordinal + cycles * extra + sum(gets_extra(j, o) for o in range(ordinal - rest, ordinal))
+        start = before + j * len(full) // len(pairs)
+        for k in range(base + gets_extra(j, ordinal)):
+            cell = full[(start + k) % len(full)]
             by_method = {c.method: c.id for c in manifest.cells[cell]}
             ids = [by_method[a], by_method[b]]
             rng.shuffle(ids)
@@ -78,12 +89,13 @@ def _pairwise(manifest: StudyManifest, rng: random.Random) -> list[dict]:
     return plan
 
 
-def trial_plan(manifest: StudyManifest, seed: int) -> list[dict]:
+def trial_plan(manifest: StudyManifest, seed: int, ordinal: int = 0) -> list[dict]:
     """The participant's trials in order (see the module docstring); attention checks at random
-    places, each repeating a rated trial's conditions with an instruction."""
+    places, each repeating a rated trial's conditions with an instruction.  ``ordinal``: the
+    participant's number (0, 1, ...), which spreads a pairwise subset's items over participants."""
     rng = random.Random(seed)
     kind = manifest.protocol.kind
-    plan = {"paired": _paired, "acr": _acr, "pairwise": _pairwise}[kind](manifest, rng)
+    plan = _pairwise(manifest, rng, ordinal) if kind == "pairwise" else {"paired": _paired, "acr": _acr}[kind](manifest, rng)
     rated = [e for e in plan if e["role"] == "rated"]
     for k in range(manifest.protocol.attention_checks if rated else 0):
         template = rng.choice(rated)

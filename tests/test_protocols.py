@@ -123,6 +123,23 @@ def test_pairwise_covers_method_pairs_evenly_and_stores_choices(import_source, t
     assert outcomes["none"] == 2 and outcomes["timeout"] == 2 and len(by_trial) == 16
 
 
+def test_pairwise_subsets_spread_every_item_over_participants(import_source, tmp_path):
+    """7 of the 12 (item, method pair) comparisons per participant: over 12 consecutive
+    participants each comparison is shown exactly 7 times; the server numbers participants."""
+    from engine.manifest import StudyManifest
+    from evalserver.schedule import seed_for, trial_plan
+
+    run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=7)
+    manifest = StudyManifest.load(run)
+    shown = Counter(e["pair_id"] for o in range(12) for e in trial_plan(manifest, 1000 + o, ordinal=o))
+    assert len(shown) == 12 and set(shown.values()) == {7}
+    app = create_app(run, admin_token=TOKEN)
+    for pid in ("first", "second"):
+        _join(app.test_client(), pid)
+    assert _plan(app, "second") == trial_plan(manifest, seed_for("second"), ordinal=1)
+    assert {e["pair_id"] for e in _plan(app, "first")} != {e["pair_id"] for e in _plan(app, "second")}
+
+
 def test_pairwise_without_no_preference_refuses_it(import_source, tmp_path):
     app = create_app(import_run(import_source, tmp_path / "run", "pairwise"), admin_token=TOKEN)
     c = app.test_client()
