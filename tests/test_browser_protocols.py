@@ -78,3 +78,29 @@ def test_pairwise_side_by_side_in_chromium(browser, import_source, tmp_path):
     assert [r["rating"] for r in by_trial[4]] == ["", ""] and all("timeout" in r["flags"] for r in by_trial[4])
     for row in rows:  # both images on screen together, measured once
         assert 150 < float(row["shown_ms"]) < 600
+
+
+def test_pairwise_sequential_in_chromium(browser, import_source, tmp_path):
+    """layout = "sequential": Image 1, then Image 2, never both at once; each timed on screen."""
+    run = import_run(import_source, tmp_path / "run", "pairwise", layout="sequential", pairs_per_participant=2)
+    with LiveServer(run) as server:
+        page = browser.new_page()
+        page.add_init_script("window.__mostImages = 0; new MutationObserver(() => { const s = document.getElementById"
+                             "('stage'); if (s) window.__mostImages = Math.max(window.__mostImages, "
+                             "s.querySelectorAll('img').length); }).observe(document, {subtree: true, childList: true});")
+        page.goto(server.url + "/?pid=seq")
+        page.get_by_label("I have read the above and agree to take part.").check()
+        page.get_by_role("button", name="Start").click()
+        assert "one after the other" in page.inner_text("main")
+        page.get_by_role("button", name="Continue").click()
+        for trial, name in ((1, "Image 2"), (2, "Image 1")):
+            page.wait_for_function(AT_TRIAL, arg=trial)
+            group = page.get_by_role("radiogroup", name="Preferred image")
+            group.wait_for(state="visible", timeout=10_000)
+            assert page.evaluate("window.__mostImages") == 1
+            group.get_by_role("radio", name=name).check(force=True)
+            page.wait_for_function(PAST_TRIAL, arg=trial, timeout=10_000)
+        page.wait_for_url(re.compile(r"/done$"), timeout=10_000)
+    rows = _export(run, tmp_path)
+    assert [r["rating"] for r in rows] == ["0", "1", "1", "0"]
+    assert all(150 < float(r["shown_ms"]) < 600 for r in rows)  # each image measured on its own

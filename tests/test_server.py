@@ -240,6 +240,43 @@ def test_a_version_0_1_database_is_refused_with_a_way_out(run_copy):
         assert [r[1] for r in con.execute("pragma table_info(ratings)")] == ["id", "participant_id", "stimulus_id"]
 
 
+def test_a_database_from_before_the_protocols_gets_the_comparison_index(run_copy, db_url):
+    """Its unique index was (participant, condition) where not attention, which would refuse a
+    reference rated in two comparisons; opening it moves the index, and its ratings stay."""
+    from sqlalchemy import inspect, text
+
+    from evalserver.app import database_url
+    from evalserver.db import OLD_RATING_INDEX, RATING_INDEX, make_engine
+
+    app = create_app(run_copy, db_url, admin_token=TOKEN)
+    c = app.test_client()
+    _join(c, "old")
+    _complete(c)
+    url = database_url(run_copy, db_url)
+    engine = make_engine(url)
+    with engine.begin() as con:  # turn it into a database of the previous version
+        con.exec_driver_sql(f"DROP INDEX {RATING_INDEX}")
+        con.exec_driver_sql(f"CREATE UNIQUE INDEX {OLD_RATING_INDEX} ON ratings (participant_id, condition_id) "
+                            "WHERE NOT attention")
+    engine.dispose()
+    engine = make_engine(url)
+    with engine.begin() as con:
+        names = {i["name"] for i in inspect(con).get_indexes("ratings")}
+        assert RATING_INDEX in names and OLD_RATING_INDEX not in names
+        assert con.execute(text("SELECT count(*) FROM ratings")).scalar() == 8
+        # the same condition in another comparison is now allowed, in the same one still not
+        row = con.execute(text("SELECT participant_id, condition_id, pair_id FROM ratings LIMIT 1")).one()
+        insert = text("INSERT INTO ratings (participant_id, trial, position, pair_id, condition_id, image_id, method, "
+                      "block, row, row_label, \"column\", column_label, flags, attention, rated_at) VALUES (:p, 99, 1, "
+                      ":pair, :c, 'i', 'm', 'b', 1, '', 1, '', '', false, CURRENT_TIMESTAMP)")
+        con.execute(insert, {"p": row[0], "c": row[1], "pair": "repeat-1"})
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError), engine.begin() as con:
+        con.execute(insert, {"p": row[0], "c": row[1], "pair": row[2]})
+    engine.dispose()
+
+
 def test_consent_required(app):
     c = app.test_client()
     assert c.post("/start", data={}).status_code == 400
