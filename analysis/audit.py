@@ -26,7 +26,7 @@ def load_published(path: str | Path | None = None) -> pd.DataFrame:
     frame = pd.read_csv(path or PAPER_TABLE, comment="#")
     missing = {"block", "row", "method", "column", "mean", "std"} - set(frame.columns)
     if missing:
-        from engine.errors import StyleStudyError
+        from stylestudy.engine.study.errors import StyleStudyError
 
         raise StyleStudyError(f"{path} lacks column(s) {', '.join(sorted(missing))}; need block,row,method,column,mean,std")
     return frame

@@ -6,9 +6,9 @@ import argparse
 import math
 from pathlib import Path
 
-from engine.errors import StyleStudyError
-from engine.options import PORT, decimals, integer, integers, number
-from engine.study import PROTOCOLS
+from stylestudy.engine.study.errors import StyleStudyError
+from stylestudy.engine.study.options import decimals, integer, integers, number
+from stylestudy.engine.study.schema import PROTOCOLS
 
 
 def qualities(text: str) -> dict[str, float]:
@@ -63,7 +63,7 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_analyze(args: argparse.Namespace) -> int:
-    from analysis.report import AnalyzeOptions, analyze
+    from stylestudy.analysis.report import AnalyzeOptions, analyze
 
     options = AnalyzeOptions(out=Path(args.out), ddof=args.ddof, decimals=args.decimals,
                              exclude_flags=tuple(f for f in args.exclude_flags.split(",") if f),
@@ -90,7 +90,7 @@ def register_audit_table(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_audit(args: argparse.Namespace) -> int:
-    from analysis.audit import audit_summary, audit_table, load_published
+    from stylestudy.analysis.audit import audit_summary, audit_table, load_published
 
     if math.comb(args.n + args.k - 1, args.k - 1) > MAX_MULTISETS:
         raise StyleStudyError(f"-n {args.n} -k {args.k} means {math.comb(args.n + args.k - 1, args.k - 1):,} rating "
@@ -133,12 +133,11 @@ def register_simulate(sub: argparse._SubParsersAction) -> None:
 def _run_simulate(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from engine.files import atomic_write_bytes
-
-    from analysis import simulate
+    from stylestudy.analysis import simulate
+    from stylestudy.engine.study.files import atomic_write_bytes
 
     if args.from_paper:
-        from analysis.audit import load_published
+        from stylestudy.analysis.audit import load_published
 
         table = load_published(args.table)
         cells, notes = simulate.reconstruct_cells(table, args.participants, 5, args.seed)
@@ -153,7 +152,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
                       f"{part.p_wilcoxon.max():.3g}; t-test {part.p_ttest.min():.3g} / {part.p_ttest.median():.3g} / "
                       f"{part.p_ttest.max():.3g}")
     elif args.qualities is not None:
-        from engine.manifest import StudyManifest
+        from stylestudy.engine.study.manifest import StudyManifest
 
         manifest = StudyManifest.load(args.study)
         unknown = sorted(set(manifest.methods) ^ set(args.qualities))
@@ -188,61 +187,4 @@ def _run_simulate(args: argparse.Namespace) -> int:
                   + (f"{int(enough['participants'].min())} participants" if len(enough) else "not reached in this range"))
     atomic_write_bytes(args.output, frame.to_csv(index=False).encode())
     print(f"wrote {len(frame)} synthetic ratings of {frame['participant_id'].nunique()} participants to {args.output}")
-    return 0
-
-
-def register_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the whole pipeline offline in minutes: generate, figures, a simulated study "
-                                    "through the real server, export, analysis",
-                       description="Runs studies/demo through every stage on the embedded defaults (bundled Caffe "
-                                   "VGG-19, scikit-image samples, SQLite). A second run reuses the stimuli.")
-    p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
-    p.add_argument("--participants", type=integer(2), default=10, help="simulated participants (default 10)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--serve", action="store_true", help="then start the server so you can rate the stimuli yourself")
-    p.add_argument("--protocols", action="store_true",
-                   help="also import the stimuli as three methods (baseline, normalized, the photo) and run them "
-                        "through the acr and pairwise protocols (RUN_DIR/protocols/)")
-    p.add_argument("--port", type=PORT, default=5000)
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_run_demo)
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    from analysis.demo import run_demo
-
-    r = run_demo(args.out, args.participants, args.device, progress=not args.quiet)
-    overall = next((o for o in r["omnibus"] if o["scope"] == "all blocks"), None)
-    print(f"\nstylestudy demo finished in {r['seconds']:.0f}s ({r['generated']} of {r['stimuli']} images generated, "
-          f"{r['generate_seconds']:.0f}s; {r['trials_submitted']} new trials rated by {args.participants} simulated "
-          "participants through the server)")
-    if overall:
-        print(f"  simulated raters: normalized - baseline = {overall['mean_diff']:+.2f} (Wilcoxon p = "
-              f"{overall['p_wilcoxon']:.3g}) - a pipeline check, not a finding")
-    print(f"  grids and figures: {r['figures']}/ (block_a_paired.png, fig3_trace.png, ...)")
-    verdicts = {True: "reproduced", False: "not reproduced", None: "not measurable"}
-    print("  the paper's claims on these stimuli: " + "; ".join(f"({c['id']}) {verdicts[c['reproduced']]}"
-                                                               for c in r["claims"]["claims"])
-          + f" ({r['run_dir']}/claims/claims.md)")
-    print(f"  report:            {r['report']}")
-    print(f"  database:          {r['database']}   ratings: {r['ratings_csv']}")
-    print(f"  rate them yourself: stylestudy serve {r['run_dir']}")
-    if args.protocols:
-        from analysis.demo import DEMO_STUDY, run_protocol_demo
-        from engine.study import load_study
-
-        runs = run_protocol_demo(r["run_dir"], load_study(DEMO_STUDY).object_image, args.participants)
-        for kind, result in runs.items():
-            value = "bt_score" if kind == "pairwise" else "mos"
-            ranking = ", ".join(f"{x['method']} {x[value]:+.2f} [{x['ci_low']:+.2f}, {x['ci_high']:+.2f}]"
-                                if kind == "pairwise" else f"{x['method']} {x[value]:.2f} [{x['ci_low']:.2f}, "
-                                f"{x['ci_high']:.2f}]" for x in result["ranking"])
-            print(f"  {kind:8s} ({result['trials']} trials): {ranking}  report: {result['report']}")
-    if args.serve:
-        from evalserver.app import create_app
-
-        app = create_app(r["run_dir"])
-        print(f"serving on http://127.0.0.1:{args.port}/  (admin: /admin/login; the token is in "
-              f"{app.config['ADMIN_TOKEN_SOURCE']})")
-        app.run(host="127.0.0.1", port=args.port, threaded=True)
     return 0

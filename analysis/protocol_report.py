@@ -24,10 +24,11 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
-from analysis import preference, scores  # noqa: E402
-from analysis.raters import bt500_screening, krippendorff_alpha  # noqa: E402
-from analysis.ratings import RatingSet  # noqa: E402
-from engine.manifest import StudyManifest  # noqa: E402
+from stylestudy.analysis import preference, scores
+from stylestudy.analysis.page import embed_png
+from stylestudy.analysis.raters import bt500_screening, krippendorff_alpha
+from stylestudy.analysis.ratings import RatingSet
+from stylestudy.engine.study.manifest import StudyManifest
 
 
 def is_generic(ratings: RatingSet) -> bool:
@@ -285,13 +286,12 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
     for heading, text, frame in sections:
         md += [f"## {heading}", "", text, ""] + ([_table_md(frame), ""] if frame is not None else [])
     (out / "report.md").write_text("\n".join(md), encoding="utf-8")
-    from analysis.report import _img
 
     style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:1rem}"
              "table{border-collapse:collapse;font-size:.85rem}td,th{border:1px solid #ccc;padding:.2rem .4rem}"
              "img{max-width:100%}.synthetic{color:#a00;font-weight:700}")
     body = [f"<h1>{html.escape(title)}</h1>", f"<p>Ratings from {html.escape(ratings.source)}.</p>",
-            f"<p>{html.escape(counts_text)}</p>", "<h2>Figures</h2>", *(_img(p) for p in pngs)]
+            f"<p>{html.escape(counts_text)}</p>", "<h2>Figures</h2>", *(embed_png(p) for p in pngs)]
     for heading, text, frame in sections:
         body += [f"<h2>{html.escape(heading)}</h2>", f"<p>{html.escape(text)}</p>"]
         if frame is not None and len(frame):

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine.errors import StyleStudyError
-from engine.manifest import StudyManifest, condition_id
-from evalserver.export import COLUMNS, EXTRA_COLUMNS
+from stylestudy.engine.study.errors import StyleStudyError
+from stylestudy.engine.study.manifest import StudyManifest, condition_id
+from stylestudy.evalserver.export import COLUMNS, EXTRA_COLUMNS
 
 PAPER_THRESHOLDS = {"a": 4.0, "b": 2.0}
 DUPLICATE_POLICIES = ("error", "first", "mean")
@@ -53,8 +53,8 @@ class RatingSet:
 
 
 def _database_rows(url: str) -> pd.DataFrame:
-    from evalserver.db import make_engine, make_sessionmaker
-    from evalserver.export import export_rows  # the server's own reader: one definition of the format
+    from stylestudy.evalserver.db import make_engine, make_sessionmaker
+    from stylestudy.evalserver.export import export_rows
 
     engine = make_engine(url)
     try:
@@ -70,7 +70,7 @@ def _read_source(source: Path, db_url: str | None) -> tuple[pd.DataFrame, StudyM
     ratings), a file as an exported CSV."""
     if source.is_dir():
         manifest = StudyManifest.load(source) if (source / "manifest.json").is_file() else None
-        from evalserver.app import database_url
+        from stylestudy.evalserver.app import database_url
 
         db_url = database_url(source, db_url, must_exist=True)
         from sqlalchemy.engine import make_url

@@ -3,7 +3,6 @@ HTML report (figures embedded), a Markdown summary, ``stats.csv`` and ``summary.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from dataclasses import dataclass
@@ -11,11 +10,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import figures, table
-from analysis.audit import load_published
-from analysis.raters import agreement, bt500_screening
-from analysis.ratings import RatingSet, load_ratings
-from analysis.stats import attainability_note, cell_tests, mixed_model, omnibus
+from stylestudy.analysis import figures, table
+from stylestudy.analysis.audit import load_published
+from stylestudy.analysis.page import embed_png
+from stylestudy.analysis.protocol_report import analyze_protocol, is_generic
+from stylestudy.analysis.raters import agreement, bt500_screening
+from stylestudy.analysis.ratings import RatingSet, load_ratings
+from stylestudy.analysis.stats import (
+    attainability_note,
+    cell_tests,
+    mixed_model,
+    omnibus,
+)
+from stylestudy.engine.study.claims_text import format_claims
 
 
 @dataclass
@@ -51,7 +58,6 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     ratings: RatingSet = load_ratings(source, manifest, options.exclude_flags, options.duplicates, options.db_url)
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
-    from analysis.protocol_report import analyze_protocol, is_generic
 
     if is_generic(ratings):  # acr, pairwise, or imported methods: rank them with CIs
         return analyze_protocol(ratings, out, options.seed, options.bootstrap)
@@ -107,8 +113,6 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
 
 def _claims_section(source: str | Path, manifest: str | Path | None) -> tuple[str, str]:
     """The run's 'stylestudy claims' results (RUN_DIR/claims/), when it has them: Markdown and HTML."""
-    from engine.claims import format_claims
-
     run = Path(source) if Path(source).is_dir() else (Path(manifest).parent if manifest else None)
     path = run / "claims" / "claims.json" if run else None
     if path is None or not path.is_file():
@@ -119,7 +123,7 @@ def _claims_section(source: str | Path, manifest: str | Path | None) -> tuple[st
     cells = [[html.escape(c.strip()) for c in line.strip("|").split("|")] for line in lines]
     rows = "".join("<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{c}</{'th' if i == 0 else 'td'}>" for c in row)
                    + "</tr>" for i, row in enumerate(cells))
-    figure = _img(path.parent / "claims.png") if (path.parent / "claims.png").is_file() else ""
+    figure = embed_png(path.parent / "claims.png") if (path.parent / "claims.png").is_file() else ""
     notes = "".join(f"<p>{html.escape(line)}</p>" for line in table.splitlines() if line and not line.startswith("|"))
     return md, f"<h2>The paper's claims, measured on the stimuli</h2>{notes}<table>{rows}</table>{figure}"
 
@@ -164,11 +168,6 @@ def _markdown(summary, table_md, omni, mixed, agree, note, tests) -> str:
     return "\n".join(lines)
 
 
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"></figure>'
-
-
 def _html(summary, table_html, omni, mixed, agree, note, tests, pngs, comparison_html) -> str:
     md = _markdown(summary, "", omni, mixed, agree, note, tests)
     paragraphs = "".join(f"<p>{html.escape(line.lstrip('- '))}</p>" for line in md.splitlines()
@@ -183,5 +182,5 @@ def _html(summary, table_html, omni, mixed, agree, note, tests, pngs, comparison
     title = "stylestudy analysis" + (' <span class="synthetic">SYNTHETIC DATA</span>' if summary["synthetic"] else "")
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>stylestudy analysis</title><style>{style}"
             f"</style></head><body><h1>{title}</h1><h2>Table 1 layout</h2>{table_html}<h2>Summary</h2>{paragraphs}"
-            f"<h2>Figures</h2>{''.join(_img(p) for p in pngs)}<h2>Per-cell tests</h2>{cell_table}{comparison_html}"
+            f"<h2>Figures</h2>{''.join(embed_png(p) for p in pngs)}<h2>Per-cell tests</h2>{cell_table}{comparison_html}"
             "</body></html>")

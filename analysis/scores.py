@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from analysis.stats import t_ci, wilcoxon_exact
+from stylestudy.analysis.stats import t_ci, wilcoxon_exact
 
 LEVEL = 0.95
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.audit import audit_cell, multisets
-from analysis.stats import participant_differences, wilcoxon_exact
-from engine.manifest import StudyManifest, condition_id
-from evalserver.export import COLUMNS
+from stylestudy.analysis.audit import audit_cell, multisets
+from stylestudy.analysis.stats import participant_differences, wilcoxon_exact
+from stylestudy.engine.study.manifest import StudyManifest, condition_id
+from stylestudy.evalserver.export import COLUMNS
 
 
 def _rows(cells: list[dict], ratings: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
@@ -97,8 +97,8 @@ def design_cells(source: str | Path) -> list[dict]:
     if (source / "manifest.json").is_file():
         return [{"block": c.block, "row": c.row, "column": c.column, "method": c.method,
                  "column_label": c.column_label} for c in StudyManifest.load(source).rated]
-    from engine.jobs import expand_jobs
-    from engine.study import load_study
+    from stylestudy.engine.study.jobs import expand_jobs
+    from stylestudy.engine.study.studyfile import load_study
 
     return [{"block": j.block, "row": j.row_index, "column": j.column, "method": j.method,
              "column_label": j.column_label} for j in expand_jobs(load_study(source)) if not j.briefing]
@@ -161,7 +161,7 @@ def from_protocol(manifest: StudyManifest, qualities: dict[str, float], particip
     (a Thurstone model): ``paired``/``acr`` round it to the scale, ``pairwise`` prefers the image
     perceived higher (leniency and item level cancel; "No preference" within ``TIE_BAND`` x noise
     when offered).  Attention checks are answered as asked."""
-    from evalserver.schedule import trial_plan
+    from stylestudy.evalserver.schedule import trial_plan
 
     unknown = sorted(set(manifest.methods) - set(qualities))
     if unknown:
@@ -210,7 +210,7 @@ def protocol_power(manifest: StudyManifest, qualities: dict[str, float], partici
     told apart (Holm-corrected p < alpha, in the planted direction), and in which all are.
     The tests are the report's own: per-participant method means (acr), per-participant
     preference shares (pairwise), within-trial differences from the reference (paired)."""
-    from analysis.protocol_report import pair_decisions
+    from stylestudy.analysis.protocol_report import pair_decisions
 
     kind = manifest.protocol.kind
     rows = []

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.ratings import RatingSet
+from stylestudy.analysis.ratings import RatingSet
 
 METHOD_ORDER = ["baseline", "normalized"]
 METHOD_SHORT = {"baseline": "B", "normalized": "N"}

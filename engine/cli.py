@@ -1,26 +1,23 @@
-"""The ``stylestudy`` command line.
+"""The engine's subcommands (transfer, inspect, generate, figures, claims, fetch-images, import,
+init-study, bench), registered through the ``stylestudy.commands`` entry-point group.
 
-Each stage registers its own subcommands through the ``stylestudy.commands`` entry-point group
-(see pyproject.toml), so this module never imports a later stage, and heavy libraries (torch)
-are imported only inside the commands that need them.
+torch is imported only inside the commands that need it, so the torch-free ones (import,
+fetch-images, init-study) run where torch is not installed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from importlib.metadata import entry_points
 
-from engine.errors import StyleStudyError
-from engine.options import OneLineParser, batch_size, integer, number, weights
-from engine.study import MIN_SIZE
-
-DESCRIPTION = (
-    "Run and analyse subjective evaluations of neural style transfer "
-    "(reproduces Choi & Kim, JBE 2020: normalized vs. classic Gatys loss)."
+from stylestudy.engine.study.options import (
+    batch_size,
+    integer,
+    number,
+    weights,
 )
+from stylestudy.engine.study.schema import MIN_SIZE
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -85,7 +82,8 @@ def _layers_kwargs(args: argparse.Namespace) -> dict:
 
 
 def _run_transfer(args: argparse.Namespace) -> int:
-    from engine.transfer import TransferConfig, transfer_files
+    from stylestudy.engine.neural.config import TransferConfig
+    from stylestudy.engine.neural.transfer import transfer_files
 
     cfg = TransferConfig(
         method=args.method, lambda_os=args.lambda_os,
@@ -123,10 +121,20 @@ def register_inspect(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from engine.inspect_losses import compare_with_paper, format_comparison, format_table, image_for, inspect_problem
-    from engine.transfer import (PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS, Problem, check_image_sizes, get_extractor,
-                                 resolve_device)
-    from engine.vgg import validate_layers
+    from stylestudy.engine.neural.device import get_extractor, resolve_device
+    from stylestudy.engine.neural.problem import Problem, check_image_sizes
+    from stylestudy.engine.neural.vgg import validate_layers
+    from stylestudy.engine.produce.inspect_losses import (
+        compare_with_paper,
+        format_comparison,
+        format_table,
+        image_for,
+        inspect_problem,
+    )
+    from stylestudy.engine.study.layer_names import (
+        PAPER_CONTENT_LAYERS,
+        PAPER_STYLE_LAYERS,
+    )
 
     layers = _layers_kwargs(args)
     content_layers = validate_layers(layers.get("content_layers", PAPER_CONTENT_LAYERS))
@@ -171,7 +179,7 @@ def register_generate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from engine.generate import generate
+    from stylestudy.engine.produce.generate import generate
 
     s = generate(args.study, args.out, device=args.device, batch=args.batch, jobs_filter=args.jobs_filter,
                  progress=not args.quiet, bf16=args.bf16, executor=args.executor, ray_address=args.ray_address,
@@ -195,7 +203,7 @@ def register_figures(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_figures(args: argparse.Namespace) -> int:
-    from engine.figures import make_figures
+    from stylestudy.engine.produce.figures import make_figures
 
     written = make_figures(args.run_dir, args.out, args.trace_condition)
     print(f"wrote {len(written)} figures to {written[0].parent if written else args.out}")
@@ -217,7 +225,11 @@ def register_claims(sub: argparse._SubParsersAction) -> None:
 def _run_claims(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from engine.claims import format_claims, measure_claims, write_claims
+    from stylestudy.engine.produce.claims import (
+        format_claims,
+        measure_claims,
+        write_claims,
+    )
 
     result = measure_claims(args.run_dir, args.device)
     written = write_claims(result, args.out or Path(args.run_dir) / "claims", args.json)
@@ -237,7 +249,7 @@ def register_fetch_images(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_fetch_images(args: argparse.Namespace) -> int:
-    from engine.fetch import fetch_images
+    from stylestudy.engine.study.fetch import fetch_images
 
     for line in fetch_images(args.study, args.source_dir, args.timeout):
         print(line)
@@ -265,7 +277,7 @@ def register_import(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_import(args: argparse.Namespace) -> int:
-    from engine.importer import import_images
+    from stylestudy.engine.study.importer import import_images
 
     report = import_images(args.source, args.out, args.protocol, args.study_file, args.reference, args.strict,
                            args.briefing)
@@ -275,6 +287,28 @@ def _run_import(args: argparse.Namespace) -> int:
           f"{report.conditions} conditions ({report.images} distinct images) into {report.run_dir}"
           + (f"; {len(report.briefing)} item(s) as briefing examples" if report.briefing else ""))
     print(f"next: stylestudy serve {report.run_dir}")
+    return 0
+
+
+def register_init_study(sub: argparse._SubParsersAction) -> None:
+    from stylestudy.engine.study.bundled import bundled_names
+
+    p = sub.add_parser("init-study", help="copy a bundled study (demo, table1, ...) to a folder to edit it",
+                       description="Copies a study that ships with stylestudy into DIR (new or empty), with its "
+                                   "README and an images/ folder; then edit DIR/study.toml and run "
+                                   "`stylestudy fetch-images DIR`.",
+                       epilog="bundled studies: " + ", ".join(bundled_names()))
+    p.add_argument("name", help="a bundled study's name")
+    p.add_argument("dir", help="the new study folder")
+    p.set_defaults(func=_run_init_study)
+
+
+def _run_init_study(args: argparse.Namespace) -> int:
+    from stylestudy.engine.study.bundled import init_study
+
+    dest = init_study(args.name, args.dir)
+    print(f"copied the bundled study {args.name} to {dest}; edit {dest / 'study.toml'}, then: "
+          f"stylestudy fetch-images {dest}")
     return 0
 
 
@@ -303,7 +337,7 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from engine.bench import format_result, run_bench, write_json
+    from stylestudy.engine.produce.bench import format_result, run_bench, write_json
 
     result = run_bench(args.size, args.iterations, args.problems, args.device, args.content, args.style,
                        args.batch, args.bf16, args.save_images, progress=not args.quiet, executor=args.executor,
@@ -312,33 +346,3 @@ def _run_bench(args: argparse.Namespace) -> int:
     if args.json:
         write_json(result, args.json)
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="stylestudy", description=DESCRIPTION)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for ep in sorted(entry_points(group="stylestudy.commands"), key=lambda e: e.name):
-        ep.load()(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a one-line usage error (2): a code, like every other outcome
-        return int(exc.code or 0)
-    try:
-        return int(args.func(args) or 0)
-    except StyleStudyError as exc:
-        if os.environ.get("STYLESTUDY_DEBUG"):
-            raise
-        print(f"stylestudy {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"stylestudy {args.command}: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

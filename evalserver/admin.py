@@ -15,12 +15,29 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from flask import (Blueprint, Response, abort, current_app, g, redirect, render_template, request, session,
-                   url_for)
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import func, select
 
-from evalserver.db import AdminSession, Participant, Rating, get_setting, set_setting, utcnow
-from evalserver.export import export_csv
+from stylestudy.evalserver.db import (
+    AdminSession,
+    Participant,
+    Rating,
+    get_setting,
+    set_setting,
+    utcnow,
+)
+from stylestudy.evalserver.export import export_csv
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 SESSION_HOURS = 12

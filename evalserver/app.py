@@ -23,11 +23,11 @@ from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from engine.errors import StyleStudyError
-from engine.manifest import StudyManifest
-from evalserver.db import make_engine, make_sessionmaker
-from evalserver.keys import server_keys
-from evalserver.schedule import trial_plan
+from stylestudy.engine.study.errors import StyleStudyError
+from stylestudy.engine.study.manifest import StudyManifest
+from stylestudy.evalserver.db import make_engine, make_sessionmaker
+from stylestudy.evalserver.keys import server_keys
+from stylestudy.evalserver.schedule import trial_plan
 
 MAX_BODY_BYTES = 16 * 1024  # a submission is a few hundred bytes
 WRITING_GET_ENDPOINTS = {"participant.api_state"}  # records when the current trial was served
@@ -144,8 +144,8 @@ def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str 
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    from evalserver.admin import admin
-    from evalserver.participant import participant
+    from stylestudy.evalserver.admin import admin
+    from stylestudy.evalserver.participant import participant
 
     app.register_blueprint(participant)
     app.register_blueprint(admin)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.options import PORT
+from stylestudy.engine.study.options import PORT
 
 
 def register_serve(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def register_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from evalserver.app import create_app
+    from stylestudy.evalserver.app import create_app
 
     app = create_app(args.run_dir, args.db)
     base = f"http://{args.host}:{args.port}"
@@ -40,9 +40,9 @@ def register_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from evalserver.app import database_url
-    from evalserver.db import make_engine, make_sessionmaker
-    from evalserver.export import export_csv
+    from stylestudy.evalserver.app import database_url
+    from stylestudy.evalserver.db import make_engine, make_sessionmaker
+    from stylestudy.evalserver.export import export_csv
 
     url = database_url(args.run_dir, args.db, must_exist=True)
     with make_sessionmaker(make_engine(url))() as session:
@@ -50,7 +50,7 @@ def _run_export(args: argparse.Namespace) -> int:
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        from engine.files import atomic_write_bytes
+        from stylestudy.engine.study.files import atomic_write_bytes
 
         atomic_write_bytes(args.output, text.encode())
         print(f"wrote {text.count(chr(10)) - 1} ratings to {args.output}")

@@ -17,7 +17,7 @@ from datetime import timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evalserver.db import Participant, Rating
+from stylestudy.evalserver.db import Participant, Rating
 
 COLUMNS = ["participant_id", "external_id", "trial", "pair_id", "condition_id", "block", "row", "column",
            "column_label", "method", "image_id", "position", "rating", "response_ms", "shown_ms", "flags", "rated_at"]

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import StyleStudyError
+from stylestudy.engine.study.errors import StyleStudyError
 
 ADMIN_TOKEN_FILE = "admin_token"
 

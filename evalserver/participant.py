@@ -21,14 +21,25 @@ import hmac
 import math
 import secrets
 
-from flask import (Blueprint, abort, current_app, g, jsonify, redirect, render_template, request, send_file, session,
-                   url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from engine.manifest import Condition, StudyManifest
-from evalserver.db import Participant, Rating, get_setting, utcnow
-from evalserver.schedule import seed_for, trial_plan
+from stylestudy.engine.study.manifest import Condition, StudyManifest
+from stylestudy.evalserver.db import Participant, Rating, get_setting, utcnow
+from stylestudy.evalserver.schedule import seed_for, trial_plan
 
 participant = Blueprint("participant", __name__)
 

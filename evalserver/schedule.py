@@ -23,7 +23,7 @@ import hashlib
 import random
 from itertools import combinations
 
-from engine.manifest import StudyManifest
+from stylestudy.engine.study.manifest import StudyManifest
 
 
 def _entry(pair_id: str, conditions: list[str], kind: str, role: str = "rated", attention: int | None = None) -> dict:

@@ -89,7 +89,7 @@ completion_code = "C0DE42"
 @pytest.fixture(scope="session")
 def study_run(tmp_path_factory):
     """A real (tiny) generated run: 4 rated pairs + 2 briefing images, short protocol durations."""
-    from engine.generate import generate
+    from stylestudy.engine.produce.generate import generate
 
     root = tmp_path_factory.mktemp("srv")
     folder = root / "study"
@@ -120,7 +120,7 @@ def import_source(tmp_path_factory):
 def import_run(source, dest, protocol: str, **settings) -> Path:
     """``stylestudy import`` of ``source`` into ``dest`` with a study file holding ``settings``
     under [protocol] (short durations for tests)."""
-    from engine.importer import import_images
+    from stylestudy.engine.study.importer import import_images
 
     values = {"image_seconds": 0.25, "rating_seconds": 2.0, "completion_code": "C0DE42", **settings}
     lines = ["[protocol]"] + [f"{k} = {_toml(v)}" for k, v in values.items()]
@@ -171,17 +171,16 @@ class LiveServer:
         self.env = dict(os.environ, STYLESTUDY_ADMIN_TOKEN="live-token", **(env or {}))
         if gunicorn_workers:
             self.cmd = [sys.executable, "-m", "gunicorn", "-w", str(gunicorn_workers), "--threads", str(threads), "-b",
-                        f"127.0.0.1:{self.port}", f"evalserver.wsgi:create_app('{run_dir}')"]
+                        f"127.0.0.1:{self.port}", f"stylestudy.evalserver.wsgi:create_app('{run_dir}')"]
         else:
-            self.cmd = [sys.executable, "-m", "engine.cli", "serve", str(run_dir), "--port", str(self.port)]
+            self.cmd = [sys.executable, "-m", "stylestudy", "serve", str(run_dir), "--port", str(self.port)]
         self.proc = None
 
     def start(self) -> "LiveServer":
         import subprocess
+        import tempfile
         import time
         import urllib.request
-
-        import tempfile
 
         # The server logs every request: to a file, never to an unread pipe (it would fill and block).
         self.log = tempfile.NamedTemporaryFile(prefix="stylestudy-server-", suffix=".log", delete=False)
@@ -312,7 +311,7 @@ def stylestudy_without(*packages: str, check: str = "") -> str:
             f"        if name.split('.')[0] in {packages!r}:\n"
             "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
             "sys.meta_path.insert(0, NotInstalled())\n"
-            "from engine.cli import main\n"
+            "from stylestudy.cli import main\n"
             "code = main(sys.argv[1:])\n"
             f"{check}\n"
             "sys.exit(code)\n")

@@ -12,7 +12,7 @@ import zlib
 import pytest
 import requests
 
-from evalserver.app import create_app
+from stylestudy.evalserver.app import create_app
 from tests.conftest import LiveServer
 
 TOKEN = "an-admin-token-of-some-length-0123456789"

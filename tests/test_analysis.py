@@ -11,14 +11,22 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from analysis.audit import audit_cell, audit_table, load_published
-from analysis.raters import agreement, bt500_screening, icc
-from analysis.ratings import load_ratings
-from analysis.simulate import from_design, from_published, reconstruct_cells
-from analysis.stats import (attainability_note, cell_tests, cohens_dz, min_attainable_p, mixed_model, omnibus,
-                            rank_biserial, wilcoxon_exact)
-from analysis.table import caption, table_frame, to_latex, to_markdown
-from engine.errors import StyleStudyError
+from stylestudy.analysis.audit import audit_cell, audit_table, load_published
+from stylestudy.analysis.raters import agreement, bt500_screening, icc
+from stylestudy.analysis.ratings import load_ratings
+from stylestudy.analysis.simulate import from_design, from_published, reconstruct_cells
+from stylestudy.analysis.stats import (
+    attainability_note,
+    cell_tests,
+    cohens_dz,
+    min_attainable_p,
+    mixed_model,
+    omnibus,
+    rank_biserial,
+    wilcoxon_exact,
+)
+from stylestudy.analysis.table import caption, table_frame, to_latex, to_markdown
+from stylestudy.engine.study.errors import StyleStudyError
 
 
 def _frame(cells: dict[tuple, tuple[list, list]]) -> pd.DataFrame:
@@ -137,7 +145,7 @@ def test_mixed_model_is_crossed_and_recovers_planted_variances():
 
 
 def test_a_second_rating_of_one_condition_is_never_dropped_silently(small, tmp_path, capsys):
-    from engine.cli import main
+    from stylestudy.cli import main
 
     frame = pd.read_csv(small)
     extra = frame[(frame["participant_id"] == "p1") & (frame["column"] == 1)].copy()
@@ -236,7 +244,7 @@ def test_reconstruction_reproduces_targets():
 
 
 def test_cli_simulate_from_paper_then_analyze(tmp_path, capsys):
-    from engine.cli import main
+    from stylestudy.cli import main
 
     csv = tmp_path / "paper.csv"
     assert main(["simulate", "--from-paper", "-o", str(csv), "--pairings", "3", "--seed", "1"]) == 0
@@ -257,7 +265,7 @@ def test_cli_simulate_from_paper_then_analyze(tmp_path, capsys):
 
 
 def test_cli_simulate_study_with_power(tmp_path, capsys):
-    from engine.cli import main
+    from stylestudy.cli import main
 
     out = tmp_path / "sim.csv"
     assert main(["simulate", "--study", "studies/table1", "--participants", "6", "--effect", "0.6", "-o", str(out),
@@ -269,7 +277,7 @@ def test_cli_simulate_study_with_power(tmp_path, capsys):
 
 
 def test_cli_errors(tmp_path, capsys):
-    from engine.cli import main
+    from stylestudy.cli import main
 
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     assert main(["analyze", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "r")]) == 2

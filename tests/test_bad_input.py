@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.cli import main
+from stylestudy.cli import main
 
 C, S = "{content}", "{style}"
 TRANSFER = ["transfer", C, S, "-o", "{out}", "--method", "normalized", "--lambda-os", "1e-3", "--size", "32",

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from engine.bench import psnr, run_bench, vgg_flops
+from stylestudy.engine.produce.bench import psnr, run_bench, vgg_flops
 
 
 def test_vgg_flops_matches_the_known_count():
@@ -22,7 +22,7 @@ def test_vgg_flops_matches_the_known_count():
 
 @pytest.mark.slow
 def test_engine_matches_reference_float32(tmp_path, capsys):
-    from engine.cli import main
+    from stylestudy.cli import main
 
     out = tmp_path / "b.json"
     assert main(["bench", "--size", "32", "--iterations", "8", "--problems", "3", "--device", "cpu", "--quiet",
@@ -50,7 +50,7 @@ def test_bf16_autocast_parity():
 @pytest.mark.slow
 def test_bench_measures_the_ray_executor_against_local(capsys):
     pytest.importorskip("ray")
-    from engine.cli import main
+    from stylestudy.cli import main
 
     assert main(["bench", "--size", "32", "--iterations", "4", "--problems", "4", "--device", "cpu", "--quiet",
                  "--executor", "ray"]) == 0

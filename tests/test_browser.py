@@ -49,7 +49,7 @@ def test_participant_completes_study_with_refresh(browser, run_copy, tmp_path):
         page.wait_for_url(re.compile(r"/done$"), timeout=10_000)
         assert "C0DE42" in page.inner_text("#completion-code")
         page.screenshot(path=str(tmp_path / "done.png"))
-    from engine.cli import main
+    from stylestudy.cli import main
 
     out = tmp_path / "ratings.csv"
     assert main(["export", str(run_copy), "-o", str(out)]) == 0
@@ -73,9 +73,9 @@ def test_timeout_when_participant_does_not_rate(browser, run_copy, tmp_path):
             force=True, timeout=10_000)
         # Image 2 is never rated: the 2 s window closes and the next trial starts.
         page.wait_for_function(AT_TRIAL, arg=2, timeout=10_000)
-    from evalserver.app import default_db_url
-    from evalserver.db import make_engine, make_sessionmaker
-    from evalserver.export import export_rows
+    from stylestudy.evalserver.app import default_db_url
+    from stylestudy.evalserver.db import make_engine, make_sessionmaker
+    from stylestudy.evalserver.export import export_rows
 
     with make_sessionmaker(make_engine(default_db_url(run_copy)))() as session:
         rows = export_rows(session)

@@ -14,7 +14,7 @@ pytestmark = needs_chromium
 
 
 def _export(run, tmp_path):
-    from engine.cli import main
+    from stylestudy.cli import main
 
     out = tmp_path / "ratings.csv"
     assert main(["export", str(run), "-o", str(out)]) == 0

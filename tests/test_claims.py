@@ -10,9 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.claims import crossing, format_claims, measure_claims, write_claims
-from engine.inspect_losses import PAPER_RATIOS, compare_with_paper
-from engine.manifest import condition_id, write_manifest
+from stylestudy.engine.produce.claims import (
+    crossing,
+    format_claims,
+    measure_claims,
+    write_claims,
+)
+from stylestudy.engine.produce.inspect_losses import PAPER_RATIOS, compare_with_paper
+from stylestudy.engine.study.manifest import condition_id, write_manifest
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1"]
 LAMBDAS = {"baseline": [1e-2, 1e-3, 1e-4, 1e-5], "normalized": [1.0, 1e-1, 1e-2, 1e-3]}
@@ -131,7 +136,7 @@ def test_distance_to_the_papers_ratios_on_a_constructed_case():
 
 
 def test_inspect_compare_paper_json_and_table(content_path, style_path, capsys):
-    from engine.cli import main
+    from stylestudy.cli import main
 
     assert main(["inspect", str(content_path), str(style_path), "--size", "32", "--device", "cpu", "--json",
                  "--compare-paper"]) == 0

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from evalserver.client import StudyClient
+from stylestudy.evalserver.client import StudyClient
 from tests.conftest import LiveServer
 
 

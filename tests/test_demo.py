@@ -14,7 +14,7 @@ import pytest
 @pytest.mark.slow
 def test_demo_end_to_end_then_reuse(tmp_path):
     out = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "engine.cli", "demo", "--out", str(out), "--device", "cpu", "--quiet"]
+    cmd = [sys.executable, "-m", "stylestudy", "demo", "--out", str(out), "--device", "cpu", "--quiet"]
     start = time.perf_counter()
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     first_seconds = time.perf_counter() - start

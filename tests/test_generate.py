@@ -13,9 +13,10 @@ import time
 
 import pytest
 
-from engine.generate import auto_batch_size, generate, problem_bytes
-from engine.jobs import expand_jobs
-from engine.study import load_study
+from stylestudy.engine.produce.generate import generate
+from stylestudy.engine.produce.plan import auto_batch_size, problem_bytes
+from stylestudy.engine.study.jobs import expand_jobs
+from stylestudy.engine.study.studyfile import load_study
 from tests.conftest import _pattern
 
 TINY = """
@@ -118,7 +119,7 @@ def test_generate_resume_manifest_and_figures(tiny_study, tmp_path):
     repaired = generate(tiny_study, run, device="cpu", progress=False)
     assert (repaired.generated, repaired.skipped) == (1, 13)
 
-    from engine.figures import make_figures
+    from stylestudy.engine.produce.figures import make_figures
 
     written = make_figures(run)
     names = {p.name for p in written}
@@ -132,7 +133,7 @@ def test_generate_resume_manifest_and_figures(tiny_study, tmp_path):
 @pytest.mark.slow
 def test_kill_mid_run_then_resume(tiny_study, tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "engine.cli", "generate", str(tiny_study), "--out", str(run), "--device", "cpu",
+    cmd = [sys.executable, "-m", "stylestudy", "generate", str(tiny_study), "--out", str(run), "--device", "cpu",
            "--batch", "1", "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 120
@@ -175,7 +176,7 @@ def test_conditions_that_share_an_image(tiny_study, tmp_path):
 
 
 def test_cli_errors_for_missing_images_and_study(tiny_study, tmp_path, capsys):
-    from engine.cli import main
+    from stylestudy.cli import main
 
     (tiny_study / "paint.png").unlink()
     assert main(["generate", str(tiny_study), "--out", str(tmp_path / "r"), "--device", "cpu"]) == 2
@@ -237,7 +238,7 @@ sweep = "lambda_os"
 baseline = [1e-3]
 normalized = [1e-3]
 """)
-    from engine.fetch import fetch_images
+    from stylestudy.engine.study.fetch import fetch_images
 
     try:
         report = fetch_images(folder)
@@ -248,7 +249,7 @@ normalized = [1e-3]
         # A changed source is refused and the good file stays.
         (folder / "images" / "a.png").unlink()
         (served / "a.png").write_bytes(b"tampered")
-        from engine.errors import StyleStudyError
+        from stylestudy.engine.study.errors import StyleStudyError
 
         with pytest.raises(StyleStudyError, match="does not match"):
             fetch_images(folder)
@@ -259,7 +260,7 @@ normalized = [1e-3]
 
 
 def test_cli_fetch_images_from_a_folder(tmp_path, capsys):
-    from engine.cli import main
+    from stylestudy.cli import main
 
     src = tmp_path / "src"
     src.mkdir()

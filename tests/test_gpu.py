@@ -9,7 +9,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 
 def test_fast_path_parity_on_cuda():
-    from engine.bench import run_bench
+    from stylestudy.engine.produce.bench import run_bench
 
     r = run_bench(size=128, iterations=30, problems=4, device="cuda", progress=False)
     assert r.min_psnr_db > 30 and abs(r.max_final_loss_ratio - 1) < 0.05
@@ -17,7 +17,11 @@ def test_fast_path_parity_on_cuda():
 
 
 def test_auto_batch_fits_free_memory():
-    from engine.generate import auto_batch_size, free_memory, problem_bytes
+    from stylestudy.engine.produce.plan import (
+        auto_batch_size,
+        free_memory,
+        problem_bytes,
+    )
 
     free = free_memory(torch.device("cuda"))
     batch = auto_batch_size(512, 512, free, cap=64)

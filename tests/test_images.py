@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.files import atomic_write_bytes
-from engine.images import ImageError, load_rgb, resize_longer_side, resize_to_area, to_pil, to_tensor
+from stylestudy.engine.neural.tensors import to_pil, to_tensor
+from stylestudy.engine.study.files import atomic_write_bytes
+from stylestudy.engine.study.images import (
+    ImageError,
+    load_rgb,
+    resize_longer_side,
+    resize_to_area,
+)
 
 
 def _check_rgb(img, size):

@@ -12,13 +12,13 @@ import sys
 import pytest
 from PIL import Image, PngImagePlugin
 
-from engine.cli import main
-from engine.manifest import StudyManifest
+from stylestudy.cli import main
+from stylestudy.engine.study.manifest import StudyManifest
 from tests.conftest import IMPORT_ITEMS, IMPORT_METHODS, _pattern
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "stylestudy", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_folder_import_makes_a_run_with_provenance_and_blind_files(import_source, tmp_path):
@@ -144,7 +144,7 @@ def test_bad_options(import_source, tmp_path, args, message):
 
 
 def test_briefing_items_are_shown_as_examples_and_not_rated(import_source, tmp_path):
-    from evalserver.app import create_app
+    from stylestudy.evalserver.app import create_app
 
     run = tmp_path / "run"
     assert main(["import", str(import_source), "--out", str(run), "--protocol", "acr", "--briefing", "lake"]) == 0

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from engine.losses import BaselineLoss, LossWeights, NormalizedLoss, Targets, gram
+from stylestudy.engine.neural.losses import (
+    BaselineLoss,
+    LossWeights,
+    NormalizedLoss,
+    Targets,
+    gram,
+)
 
 C_LAYERS = ["relu4_2"]
 S_LAYERS = ["relu1_2", "relu2_2"]

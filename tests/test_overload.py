@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from evalserver.app import create_app
+from stylestudy.evalserver.app import create_app
 from tests.conftest import LiveServer, stylestudy_without
 
 GOOD = {"ratings": [4, 2], "shown_ms": [250.0, 250.0], "response_ms": [500.0, 700.0]}
@@ -65,7 +65,7 @@ def test_a_missing_database_driver_is_one_line(run_copy):
                           "postgresql://nobody@127.0.0.1:1/none"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "no database driver for postgresql+psycopg" in out.stderr and "pip install 'stylestudy[postgres]'" in out.stderr
-    unreachable = subprocess.run([sys.executable, "-m", "engine.cli", "export", str(run_copy), "-o", "-", "--db",
+    unreachable = subprocess.run([sys.executable, "-m", "stylestudy", "export", str(run_copy), "-o", "-", "--db",
                                   "postgresql://nobody@127.0.0.1:1/none"], capture_output=True, text=True, timeout=60)
     assert unreachable.returncode == 2 and "cannot open the database" in unreachable.stderr
     assert unreachable.stderr.count("\n") == 1

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from analysis import preference, scores, simulate
-from engine.manifest import StudyManifest
+from stylestudy.analysis import preference, scores, simulate
+from stylestudy.engine.study.manifest import StudyManifest
 from tests.conftest import import_run
 
 
@@ -102,7 +102,7 @@ def test_repeat_consistency_and_gold_by_hand():
 
 
 def test_acr_analysis_ranks_planted_methods_and_writes_the_report(import_source, tmp_path):
-    from analysis.report import AnalyzeOptions, analyze
+    from stylestudy.analysis.report import AnalyzeOptions, analyze
 
     run = import_run(import_source, tmp_path / "run", "acr", repeats=2)
     manifest = StudyManifest.load(run)

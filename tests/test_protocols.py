@@ -13,7 +13,7 @@ from itertools import combinations
 
 import pytest
 
-from evalserver.app import create_app
+from stylestudy.evalserver.app import create_app
 from tests.conftest import IMPORT_ITEMS, IMPORT_METHODS, LiveServer, import_run
 
 TOKEN = "admin-secret-token"
@@ -38,7 +38,7 @@ def _export(app):
 
 
 def _plan(app, pid):
-    from evalserver.db import Participant
+    from stylestudy.evalserver.db import Participant
 
     with app.config["DB_SESSIONMAKER"]() as session:
         return session.query(Participant).filter_by(external_id=pid).one().order
@@ -126,8 +126,8 @@ def test_pairwise_covers_method_pairs_evenly_and_stores_choices(import_source, t
 def test_pairwise_subsets_spread_every_item_over_participants(import_source, tmp_path):
     """7 of the 12 (item, method pair) comparisons per participant: over 12 consecutive
     participants each comparison is shown exactly 7 times; the server numbers participants."""
-    from engine.manifest import StudyManifest
-    from evalserver.schedule import seed_for, trial_plan
+    from stylestudy.engine.study.manifest import StudyManifest
+    from stylestudy.evalserver.schedule import seed_for, trial_plan
 
     run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=7)
     manifest = StudyManifest.load(run)
@@ -194,13 +194,13 @@ def test_participants_never_see_method_item_or_condition_names(import_source, tm
 def test_import_serve_export_analyze_ranks_the_methods(import_source, tmp_path):
     """The whole path a user takes, through the CLI and a real server process: simulated
     participants prefer ours > adain > photo; the analysis ranks them so, with CIs."""
-    from engine.cli import main
-    from evalserver.client import StudyClient
+    from stylestudy.cli import main
+    from stylestudy.evalserver.client import StudyClient
 
     run = tmp_path / "run"
     assert main(["import", str(import_source), "--out", str(run), "--protocol", "pairwise"]) == 0
     quality = {m: q for m, q in zip(("photo", "adain", "ours"), (0, 1, 2))}
-    from engine.manifest import StudyManifest
+    from stylestudy.engine.study.manifest import StudyManifest
 
     manifest = StudyManifest.load(run)
     with LiveServer(run) as server:
@@ -213,8 +213,12 @@ def test_import_serve_export_analyze_ranks_the_methods(import_source, tmp_path):
                 # the server does not say which image is which: look it up as the researcher would
                 return 1 + int(trials[trial][1] > trials[trial][0])
 
-            from evalserver.db import Participant, make_engine, make_sessionmaker
-            from evalserver.app import default_db_url
+            from stylestudy.evalserver.app import default_db_url
+            from stylestudy.evalserver.db import (
+                Participant,
+                make_engine,
+                make_sessionmaker,
+            )
 
             with make_sessionmaker(make_engine(default_db_url(run)))() as session:
                 plan = session.query(Participant).filter_by(external_id=f"sim-{i}").one().order

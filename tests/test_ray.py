@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.generate import generate
+from stylestudy.engine.produce.generate import generate
 from tests.conftest import _pattern, stylestudy_without
 from tests.test_generate import TINY
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import build_parser
+from stylestudy.cli import build_parser
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from evalserver.app import create_app
-from evalserver.export import COLUMNS
+from stylestudy.evalserver.app import create_app
+from stylestudy.evalserver.export import COLUMNS
 
 TOKEN = "admin-secret-token"
 GOOD = {"ratings": [4, 2], "shown_ms": [250.0, 251.0], "response_ms": [900.0, 1300.0], "blur": False}
@@ -207,7 +207,7 @@ def test_the_database_refuses_a_second_rating_of_one_condition(app):
     rating that is not an attention check, so no code path can store a cell twice."""
     from sqlalchemy.exc import IntegrityError
 
-    from evalserver.db import Participant, Rating
+    from stylestudy.evalserver.db import Participant, Rating
 
     c = app.test_client()
     _join(c, "once")
@@ -229,7 +229,7 @@ def test_the_database_refuses_a_second_rating_of_one_condition(app):
 def test_a_version_0_1_database_is_refused_with_a_way_out(run_copy):
     import sqlite3
 
-    from engine.errors import StyleStudyError
+    from stylestudy.engine.study.errors import StyleStudyError
 
     db = run_copy / "ratings.sqlite"
     with sqlite3.connect(db) as con:
@@ -245,8 +245,8 @@ def test_a_database_from_before_the_protocols_gets_the_comparison_index(run_copy
     reference rated in two comparisons; opening it moves the index, and its ratings stay."""
     from sqlalchemy import inspect, text
 
-    from evalserver.app import database_url
-    from evalserver.db import OLD_RATING_INDEX, RATING_INDEX, make_engine
+    from stylestudy.evalserver.app import database_url
+    from stylestudy.evalserver.db import OLD_RATING_INDEX, RATING_INDEX, make_engine
 
     app = create_app(run_copy, db_url, admin_token=TOKEN)
     c = app.test_client()
@@ -336,7 +336,7 @@ def test_admin_needs_the_token(app):
 
 
 def test_export_cli_round_trip(app, run_copy, db_url, tmp_path, capsys):
-    from engine.cli import main
+    from stylestudy.cli import main
 
     c = app.test_client()
     _join(c, "cli")
@@ -383,7 +383,7 @@ def test_server_runs_without_torch(run_copy):
 
     code = (
         "import sys; sys.modules['torch'] = None; sys.modules['torchvision'] = None\n"
-        "from evalserver.app import create_app\n"
+        "from stylestudy.evalserver.app import create_app\n"
         f"app = create_app({str(run_copy)!r}, admin_token='t')\n"
         "c = app.test_client()\n"
         "assert c.get('/').status_code == 200\n"
@@ -391,7 +391,7 @@ def test_server_runs_without_torch(run_copy):
         "c.post('/briefing')\n"
         "s = c.get('/api/state').get_json()\n"
         "assert c.get(s['images'][0]).status_code == 200\n"
-        "print('ok', 'engine.transfer' in sys.modules)\n"
+        "print('ok', 'stylestudy.engine.neural.transfer' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.jobs import expand_jobs, filter_jobs
-from engine.study import StudyError, load_study
+from stylestudy.engine.study.errors import StudyError
+from stylestudy.engine.study.jobs import expand_jobs, filter_jobs
+from stylestudy.engine.study.studyfile import load_study
 
 MINIMAL = """
 [study]
@@ -108,7 +109,7 @@ def test_table1_expands_to_the_papers_grid():
 
 
 def test_bad_jobs_filter():
-    from engine.errors import StyleStudyError
+    from stylestudy.engine.study.errors import StyleStudyError
 
     with pytest.raises(StyleStudyError, match="bad --jobs-filter"):
         filter_jobs([], "colour=red")

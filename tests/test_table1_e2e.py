@@ -59,7 +59,7 @@ def rated_cells() -> set[tuple]:
 
 @pytest.fixture(scope="module")
 def table1_run(tmp_path_factory):
-    from engine.generate import generate
+    from stylestudy.engine.produce.generate import generate
 
     root = tmp_path_factory.mktemp("table1")
     study = shrink_table1(root / "study")
@@ -95,8 +95,8 @@ def test_every_cell_of_the_paper_design_gets_its_ratings(table1_run, tmp_path):
     import random
     import shutil
 
-    from engine.cli import main
-    from evalserver.client import StudyClient
+    from stylestudy.cli import main
+    from stylestudy.evalserver.client import StudyClient
 
     http_participants = 3
     with LiveServer(table1_run) as server:
@@ -122,7 +122,7 @@ def test_every_cell_of_the_paper_design_gets_its_ratings(table1_run, tmp_path):
         assert set(got) == expected, f"{pid}: missing {sorted(expected - set(got))}, extra {sorted(set(got) - expected)}"
         assert set(got.values()) == {1}, f"{pid}: cells rated twice: {sorted(k for k, n in got.items() if n > 1)}"
 
-    from engine.manifest import StudyManifest
+    from stylestudy.engine.study.manifest import StudyManifest
 
     rated_ids = sorted(c.id for c in StudyManifest.load(table1_run).rated)
     for pid in {r["participant_id"] for r in rows}:
@@ -158,7 +158,7 @@ def test_every_cell_of_the_paper_design_gets_its_ratings(table1_run, tmp_path):
 def _forbidden_words(run: Path) -> set[str]:
     """What a participant must never read: methods, block titles, λ values and column labels,
     style/file names, condition and image ids, and the researcher-facing study title."""
-    from engine.manifest import StudyManifest
+    from stylestudy.engine.study.manifest import StudyManifest
 
     m = StudyManifest.load(run)
     words = {"baseline", "normalized", "lambda", "λ", "stimuli/", ".png", ".jpg", m.title}
@@ -175,7 +175,7 @@ def _forbidden_words(run: Path) -> set[str]:
 def test_participant_pages_are_blind_and_urls_never_repeat(table1_run, tmp_path):
     import shutil
 
-    from evalserver.app import create_app
+    from stylestudy.evalserver.app import create_app
 
     run = tmp_path / "run"
     shutil.copytree(table1_run, run, ignore=shutil.ignore_patterns("*.sqlite*"))
@@ -223,7 +223,7 @@ def test_participant_pages_are_blind_and_urls_never_repeat(table1_run, tmp_path)
 
 
 def _export_rows(app) -> list[dict]:
-    from evalserver.export import export_rows
+    from stylestudy.evalserver.export import export_rows
 
     with app.config["DB_SESSIONMAKER"]() as session:
         return export_rows(session)

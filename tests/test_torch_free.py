@@ -1,5 +1,6 @@
 """The stages after generation install without torch: with torch made unimportable, every
-command they own runs (serve, export, analyze, audit-table, simulate) and so does fetch-images."""
+command they own runs (import, serve, export, analyze, audit-table, simulate) and so do
+fetch-images and init-study, and no module of the neural or production wing is imported."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import urllib.request
 from tests.conftest import _pattern, free_port, stylestudy_without
 
 NO_TORCH = stylestudy_without("torch", "torchvision", check=(
-    "loaded = [m for m in sys.modules if m.startswith(('torch', 'engine.transfer', 'engine.images'))]\n"
+    "loaded = [m for m in sys.modules if m.startswith(('torch', 'stylestudy.engine.neural', 'stylestudy.engine.produce'))]\n"
     "assert not loaded, loaded"))
 
 
@@ -20,7 +21,7 @@ def stylestudy_without_torch(*args: str, timeout: float = 120) -> subprocess.Com
 
 
 def test_later_stages_run_without_torch(run_copy, tmp_path):
-    from evalserver.app import create_app
+    from stylestudy.evalserver.app import create_app
 
     app = create_app(run_copy, admin_token="t")  # two participants' ratings in the run's database
     for pid in ("nt-1", "nt-2"):

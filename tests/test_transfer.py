@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.cli import main
-from engine.transfer import Problem, TransferConfig, get_extractor, run_transfer
+from stylestudy.cli import main
+from stylestudy.engine.neural.config import TransferConfig
+from stylestudy.engine.neural.device import get_extractor
+from stylestudy.engine.neural.optimise import run_transfer
+from stylestudy.engine.neural.problem import Problem
 
 ITERS = 6
 
@@ -45,7 +48,7 @@ def test_lbfgs_with_stepping_costs_no_extra_evaluations(extractor, content_path,
     problem = Problem.from_files(content_path, style_path, cfg.size, None, "cpu")
     ours = run_transfer(extractor, problem, cfg, progress=False)
 
-    from engine.transfer import build_loss
+    from stylestudy.engine.neural.problem import build_loss
 
     loss = build_loss(extractor, problem, cfg)
     x = problem.content.clone().requires_grad_(True)
@@ -125,7 +128,7 @@ def test_cli_bad_arguments_one_line_exit_2(tmp_path, content_path, style_path, c
 def test_cli_corrupt_image_subprocess(tmp_path, style_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "transfer", str(bad), str(style_path), "-o",
+    proc = subprocess.run([sys.executable, "-m", "stylestudy", "transfer", str(bad), str(style_path), "-o",
                            str(tmp_path / "o.png"), "--method", "baseline", "--lambda-os", "1e-3"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
@@ -140,7 +143,7 @@ def test_batched_equals_separate_runs(extractor, image_dir, content_path, style_
     Tolerance, in [0, 1] pixel units after 5 iterations at 32 px: max 5e-3, mean 2e-4 (batched
     convolutions sum in another order, and L-BFGS amplifies float32 rounding slowly).
     """
-    from engine.transfer import run_transfers
+    from stylestudy.engine.neural.optimise import run_transfers
 
     base = 1e-4 if method == "baseline" else 1e-2
     lambdas = [base, base * 10, base / 10]
@@ -168,8 +171,8 @@ def test_non_finite_loss_stops_at_last_finite_iterate():
     """A NaN during the line search ends the run with the last finite x, and says so."""
     import torch
 
-    from engine.losses import Partials
-    from engine.transfer import _Objective, _optimise
+    from stylestudy.engine.neural.losses import Partials
+    from stylestudy.engine.neural.optimise import _Objective, _optimise
 
     calls = {"n": 0}
 

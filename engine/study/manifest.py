@@ -29,9 +29,9 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from engine.errors import StyleStudyError
-from engine.files import atomic_write_bytes
-from engine.study import Protocol
+from stylestudy.engine.study.errors import StyleStudyError
+from stylestudy.engine.study.files import atomic_write_bytes
+from stylestudy.engine.study.schema import Protocol
 
 SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"

@@ -26,10 +26,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engine.errors import StyleStudyError
-from engine.files import atomic_write_bytes, file_sha256
-from engine.manifest import MANIFEST_NAME, write_manifest
-from engine.study import load_import_settings
+from stylestudy.engine.study.errors import StyleStudyError
+from stylestudy.engine.study.files import atomic_write_bytes, file_sha256
+from stylestudy.engine.study.manifest import MANIFEST_NAME, write_manifest
+from stylestudy.engine.study.studyfile import load_import_settings
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")

@@ -21,27 +21,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import StyleStudyError
+from stylestudy.engine.produce.plan import BatchTask
+from stylestudy.engine.study.errors import StyleStudyError
 
 EXECUTORS = ("local", "ray")
 RAY_TASK_MEMORY = {"gpu": 16 << 30, "cpu": 4 << 30}  # bytes a batch may plan for when sized 'auto' on Ray
 
 
-@dataclass
-class BatchTask:
-    """One batch: what to make, and the names and hashes of the images it reads."""
-
-    image_ids: list[str]
-    jobs: list[dict]  # Job.describe() of each problem
-    configs: list[dict]  # TransferConfig fields
-    contents: list[str]  # image names
-    styles: list[str]
-    image_sha: dict[str, str]
-    device: str = "auto"
-    bf16: bool = False
-    progress: bool = False
-    desc: str = ""
-    threads: int = 0  # torch intra-op threads (0: leave as is); float sums depend on it
 
 
 @dataclass
@@ -64,10 +50,15 @@ def render_batch(task: BatchTask, images: dict[str, bytes]) -> list[RenderedImag
 
     import torch
 
-    from engine.fastpath import FastPath
-    from engine.generate import objective_measures
-    from engine.images import ImageError, load_rgb, to_pil, to_tensor
-    from engine.transfer import Problem, TransferConfig, get_extractor, resolve_device, result_record, run_transfers
+    from stylestudy.engine.neural.config import TransferConfig
+    from stylestudy.engine.neural.device import get_extractor, resolve_device
+    from stylestudy.engine.neural.fastpath import FastPath
+    from stylestudy.engine.neural.measures import objective_measures
+    from stylestudy.engine.neural.optimise import run_transfers
+    from stylestudy.engine.neural.problem import Problem
+    from stylestudy.engine.neural.sidecar import result_record
+    from stylestudy.engine.neural.tensors import to_pil, to_tensor
+    from stylestudy.engine.study.images import ImageError, load_rgb
 
     if task.threads:
         torch.set_num_threads(task.threads)

@@ -12,13 +12,18 @@ from __future__ import annotations
 import math
 
 import torch
-
 from PIL import Image
 
-from engine.images import load_rgb, to_tensor
-from engine.losses import BaselineLoss, LossWeights, NormalizedLoss, Targets
-from engine.transfer import Problem
-from engine.vgg import VGG19Features
+from stylestudy.engine.neural.losses import (
+    BaselineLoss,
+    LossWeights,
+    NormalizedLoss,
+    Targets,
+)
+from stylestudy.engine.neural.problem import Problem
+from stylestudy.engine.neural.tensors import to_tensor
+from stylestudy.engine.neural.vgg import VGG19Features
+from stylestudy.engine.study.images import load_rgb
 
 
 def inspect_problem(extractor: VGG19Features, problem: Problem, content_layers: list[str], style_layers: list[str],
@@ -60,7 +65,7 @@ def compare_with_paper(report: dict) -> dict:
     any five style layers, matched to the paper's in order."""
     layers = report["style_layers"]
     if len(layers) != len(PAPER_RATIOS):
-        from engine.errors import StyleStudyError
+        from stylestudy.engine.study.errors import StyleStudyError
 
         raise StyleStudyError(f"--compare-paper needs five style layers (the paper's five, in order); got "
                               f"{len(layers)}: {', '.join(layers)}")

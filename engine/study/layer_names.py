@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from engine.errors import StyleStudyError
+from stylestudy.engine.study.errors import StyleStudyError
 
 # Convolutions per block of VGG-19.
 _BLOCK_CONVS = (2, 2, 4, 4, 4)

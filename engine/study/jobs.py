@@ -10,9 +10,9 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-from engine.errors import StyleStudyError
-from engine.manifest import condition_id
-from engine.study import Study
+from stylestudy.engine.study.errors import StyleStudyError
+from stylestudy.engine.study.manifest import condition_id
+from stylestudy.engine.study.schema import Study
 
 
 @dataclass

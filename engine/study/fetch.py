@@ -13,9 +13,9 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from engine.errors import StyleStudyError
-from engine.study import load_study
-from engine.files import file_sha256
+from stylestudy.engine.study.errors import StyleStudyError
+from stylestudy.engine.study.files import file_sha256
+from stylestudy.engine.study.studyfile import load_study
 
 USER_AGENT = "stylestudy-fetch-images/0.1 (research tool; +https://doi.org/10.5909/JBE.2020.25.6.980)"
 
@@ -38,7 +38,7 @@ def fetch_images(study_path: str | Path, source_dir: str | Path | None = None, t
         if src.path.startswith("skimage:"):
             report.append(f"{name}: bundled with scikit-image ({src.path})")
             continue
-        dest = (study.folder / src.path).resolve()
+        dest = study.image_path(name)
         if dest.is_file() and src.sha256 and file_sha256(dest) == src.sha256:
             report.append(f"{name}: already present, SHA-256 verified")
             continue
@@ -67,7 +67,9 @@ def fetch_images(study_path: str | Path, source_dir: str | Path | None = None, t
         if not src.sha256:
             recorded[name] = digest
         report.append(f"{name}: {'copied' if local else 'downloaded'} to {dest}, SHA-256 {digest}")
-    if recorded:
+    if recorded and study.image_folder:  # a bundled study is read-only: it lists every hash already
+        report.append(f"bundled study {study.name}: copy it out (stylestudy init-study) to record new hashes")
+    elif recorded:
         _record_hashes(study_file, recorded)
         report.append(f"recorded {len(recorded)} SHA-256 value(s) in {study_file}")
     return report

@@ -1,4 +1,4 @@
-"""Image loading, resizing and atomic saving.
+"""Image loading, resizing and atomic saving (Pillow only: the torch-free wing reads images too).
 
 Any file Pillow reads becomes 8-bit RGB: EXIF orientation is applied, transparency is composited
 onto white (what a participant would see in a browser), 16-bit and float images are rescaled
@@ -13,11 +13,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from engine.errors import StyleStudyError
-from engine.files import atomic_write_bytes
+from stylestudy.engine.study.errors import StyleStudyError
+from stylestudy.engine.study.files import atomic_write_bytes
 
 MAX_PIXELS = 40_000_000
 
@@ -89,21 +88,6 @@ def resize_to_area(img: Image.Image, area: int) -> Image.Image:
     if new == img.size:
         return img
     return img.resize(new, Image.Resampling.LANCZOS)
-
-
-def to_tensor(img: Image.Image, device: torch.device | str = "cpu") -> torch.Tensor:
-    """PIL RGB -> (1, 3, H, W) float32 in [0, 1]."""
-    arr = np.asarray(img, dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous().to(device)
-
-
-def to_pil(x: torch.Tensor) -> Image.Image:
-    """(1, 3, H, W) or (3, H, W) in [0, 1] -> PIL RGB, clamped to the valid range."""
-    x = x.detach().float().cpu()
-    if x.ndim == 4:
-        x = x[0]
-    arr = (x.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return Image.fromarray(arr, "RGB")
 
 
 def save_png(img: Image.Image, path: str | os.PathLike) -> None:

@@ -13,14 +13,9 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from engine.weights import VGGWeights
-
-from engine.layer_names import (  # noqa: F401  (re-exported: the engine's public names)
-    CONV_NAMES,
+from stylestudy.engine.neural.weights import VGGWeights
+from stylestudy.engine.study.layer_names import (
     LAYER_NAMES,
-    PAPER_CONTENT_LAYERS,
-    PAPER_STYLE_LAYERS,
-    UnknownLayerError,
     validate_layers,
 )
 

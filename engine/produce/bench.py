@@ -32,12 +32,19 @@ from pathlib import Path
 
 import torch
 
-from engine.fastpath import FastPath
-from engine.generate import auto_batch_size, free_memory
-from engine.images import save_png, to_pil, to_tensor
-from engine.layer_names import LAYER_NAMES, PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS
-from engine.transfer import (Problem, TransferConfig, build_loss, get_extractor, initial_image, resolve_device,
-                             run_transfers)
+from stylestudy.engine.neural.config import TransferConfig
+from stylestudy.engine.neural.device import get_extractor, resolve_device
+from stylestudy.engine.neural.fastpath import FastPath
+from stylestudy.engine.neural.optimise import run_transfers
+from stylestudy.engine.neural.problem import Problem, build_loss, initial_image
+from stylestudy.engine.neural.tensors import to_pil, to_tensor
+from stylestudy.engine.produce.plan import auto_batch_size, free_memory
+from stylestudy.engine.study.images import save_png
+from stylestudy.engine.study.layer_names import (
+    LAYER_NAMES,
+    PAPER_CONTENT_LAYERS,
+    PAPER_STYLE_LAYERS,
+)
 
 BASELINE_LAMBDAS = [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]  # studies/table1 block (a)
 NORMALIZED_LAMBDAS = [1.0, 1e-1, 1e-2, 1e-3, 1e-4]
@@ -246,7 +253,8 @@ def ray_timing(content, style, cfgs: list[TransferConfig], size_b: int, device: 
     import ray
     from PIL import Image
 
-    from engine.executors import BatchTask, run_ray
+    from stylestudy.engine.produce.executors import run_ray
+    from stylestudy.engine.produce.plan import BatchTask
 
     images = {"object": Path(content).read_bytes(), "style": Path(style).read_bytes()}
     tasks = []

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from engine.errors import StyleStudyError
-from engine.files import file_sha256
-from engine.layer_names import CONV_NAMES
+from stylestudy.engine.study.errors import StyleStudyError
+from stylestudy.engine.study.files import file_sha256
+from stylestudy.engine.study.layer_names import CONV_NAMES
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)

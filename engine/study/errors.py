@@ -3,3 +3,7 @@
 
 class StyleStudyError(ValueError):
     """Bad input from the user: the message is one line that says what to do."""
+
+
+class StudyError(StyleStudyError):
+    """A study file is invalid; the message names file, line and key."""

@@ -41,9 +41,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.errors import StyleStudyError
-from engine.files import atomic_write_bytes
-from engine.manifest import Condition, StudyManifest
+from stylestudy.engine.study.claims_text import format_claims  # noqa: F401 - the text of a result
+from stylestudy.engine.study.errors import StyleStudyError
+from stylestudy.engine.study.files import atomic_write_bytes
+from stylestudy.engine.study.manifest import Condition, StudyManifest
 
 METHODS = ("baseline", "normalized")
 CLAIMS = {
@@ -86,8 +87,10 @@ def reference_distances(manifest: StudyManifest, conditions: list[Condition], de
         return recorded
     import torch
 
-    from engine.generate import objective_measures
-    from engine.transfer import Problem, TransferConfig, get_extractor, resolve_device
+    from stylestudy.engine.neural.config import TransferConfig
+    from stylestudy.engine.neural.device import get_extractor, resolve_device
+    from stylestudy.engine.neural.measures import objective_measures
+    from stylestudy.engine.neural.problem import Problem
 
     dev = resolve_device(device)
     out: dict[tuple, dict] = {}
@@ -238,28 +241,6 @@ def measure_claims(run_dir: str | Path, device: str = "auto") -> dict:
                     "strength": "mean over style layers j of log10(d_j(o) / d_j(x)), d_j = normalized partial style "
                                 "distance, o = the photograph (decades)",
                     "claims": [claim_a(manifest, refs), claim_b(manifest), claim_c(manifest, refs)]})
-
-
-def format_claims(result: dict) -> str:
-    """A Markdown table, one line per claim."""
-    def num(claim: dict, method: str) -> str:
-        value = claim[method]
-        if value is None and claim["id"] == "a" and claim["details"].get(method, {}).get("common_strength") is False:
-            return "> sweep"
-        return "–" if value is None else f"{value:.3g}"
-
-    verdict = {True: "reproduced", False: "not reproduced", None: "not measurable"}
-    lines = [f"Style layers: {', '.join(result['style_layers'])}.", "",
-             "| claim | measure | baseline | normalized | verdict |", "|---|---|---|---|---|"]
-    for c in result["claims"]:
-        lines.append(f"| ({c['id']}) {c['claim']} | {c['measure']} | {num(c, 'baseline')} | {num(c, 'normalized')} | "
-                     f"{verdict[c['reproduced']]} |")
-    a = next(c for c in result["claims"] if c["id"] == "a")
-    if a["reproduced"] is not None:
-        lines += ["", f"(a) in parts: one λos fits every style: {a['details']['one_lambda_fits_every_style']}; "
-                      f"no saturation (last-step RMS baseline {a['details']['baseline']['last_step_rms']:.3g}, "
-                      f"normalized {a['details']['normalized']['last_step_rms']:.3g}): {a['details']['no_saturation']}."]
-    return "\n".join(lines) + "\n"
 
 
 def claims_figure(result: dict, out: Path) -> Path:

@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-DEMO_STUDY = Path(__file__).resolve().parent.parent / "studies" / "demo"
+from stylestudy.engine.study.bundled import bundled_folder
+
+DEMO_STUDY = bundled_folder() / "demo"
 
 
 @dataclass
@@ -73,7 +75,7 @@ def _serve_in_thread(app) -> tuple[str, object]:
 
 def simulate_participants(base_url: str, run_dir: Path, object_name: str, participants: int) -> int:
     """Simulated participants take the study over HTTP; returns how many trials they submitted."""
-    from evalserver.client import StudyClient
+    from stylestudy.evalserver.client import StudyClient
 
     object_image = Image.open(run_dir / "inputs" / f"{object_name}.png").convert("RGB")
 
@@ -99,7 +101,7 @@ def demo_methods_folder(run_dir: Path, object_name: str, dest: Path) -> Path:
     """The demo's stimuli as images 'from elsewhere': ``dest/<method>/<item>.png`` for baseline and
     normalized (every rated cell of the blocks at the engine size, item = the cell) and ``photo``,
     the unstyled photograph at the same size (a sanity anchor that should rank last)."""
-    from engine.manifest import StudyManifest
+    from stylestudy.engine.study.manifest import StudyManifest
 
     manifest = StudyManifest.load(run_dir)
     sizes = {}
@@ -121,10 +123,10 @@ def demo_methods_folder(run_dir: Path, object_name: str, dest: Path) -> Path:
 def run_protocol_demo(run_dir: str | Path, object_name: str, participants: int = 10) -> dict:
     """The demo's stimuli imported as three methods and rated with ``acr`` and ``pairwise`` by
     simulated participants over HTTP; each analysed into ``RUN_DIR/protocols/<kind>/report``."""
-    from analysis.report import AnalyzeOptions, analyze
-    from engine.importer import import_images
-    from evalserver.app import create_app
-    from evalserver.client import StudyClient
+    from stylestudy.analysis.report import AnalyzeOptions, analyze
+    from stylestudy.engine.study.importer import import_images
+    from stylestudy.evalserver.app import create_app
+    from stylestudy.evalserver.client import StudyClient
 
     run_dir = Path(run_dir)
     root = run_dir / "protocols"
@@ -159,13 +161,13 @@ def run_protocol_demo(run_dir: str | Path, object_name: str, participants: int =
 
 def run_demo(out: str | Path = "runs/demo", participants: int = 10, device: str = "auto",
              progress: bool = True) -> dict:
-    from analysis.report import AnalyzeOptions, analyze
-    from engine.claims import measure_claims, write_claims
-    from engine.figures import make_figures
-    from engine.generate import generate
-    from engine.study import load_study
-    from evalserver.app import create_app
-    from evalserver.export import export_csv
+    from stylestudy.analysis.report import AnalyzeOptions, analyze
+    from stylestudy.engine.produce.claims import measure_claims, write_claims
+    from stylestudy.engine.produce.figures import make_figures
+    from stylestudy.engine.produce.generate import generate
+    from stylestudy.engine.study.studyfile import load_study
+    from stylestudy.evalserver.app import create_app
+    from stylestudy.evalserver.export import export_csv
 
     start = time.perf_counter()
     out = Path(out)

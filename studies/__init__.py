@@ -1,0 +1,1 @@
+"""The bundled study files (data only): found by name with ``importlib.resources``."""

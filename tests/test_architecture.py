@@ -1,0 +1,123 @@
+"""The layout is the architecture: stages only import earlier stages, the torch-free wing of the
+engine imports neither torch nor the other wings, the server and the analysis read only the
+torch-free wing, and no two modules import each other (directly or round a circle), counting
+imports inside functions too."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FOLDERS = {"stylestudy": "stylestudy", "stylestudy.engine": "engine", "stylestudy.evalserver": "evalserver",
+           "stylestudy.analysis": "analysis"}
+TOP = ("stylestudy", "stylestudy.cli", "stylestudy.demo", "stylestudy.__main__")
+
+
+def stage(module: str) -> int:
+    """Data flows one way: study model -> neural core -> production -> server -> analysis -> CLI/demo."""
+    if module in TOP:
+        return 5
+    for prefix, rank in (("stylestudy.engine.study", 0), ("stylestudy.studies", 0), ("stylestudy.engine.neural", 1),
+                         ("stylestudy.engine.produce", 2), ("stylestudy.engine", 2), ("stylestudy.evalserver", 3),
+                         ("stylestudy.analysis", 4)):
+        if module == prefix or module.startswith(prefix + "."):
+            return rank
+    raise AssertionError(f"no stage for {module}")
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for package, folder in FOLDERS.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = list(path.relative_to(ROOT / folder).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            if package == "stylestudy" and parts and parts[0] in ("engine", "evalserver", "analysis"):
+                continue
+            found[".".join([package, *parts])] = path
+    return found
+
+
+MODULES = modules()
+
+
+def imports(module: str, path: Path) -> list[tuple[str, int]]:
+    """(imported module, line) for every import in the file, at any depth."""
+    out = []
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            for a in node.names:  # `from pkg import submodule` imports the submodule
+                out.append((f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base, node.lineno))
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    return {m: {t for t, _ in imports(m, p) if t in MODULES and t != m} for m, p in MODULES.items()}
+
+
+def test_the_wings_exist_and_every_module_has_a_stage():
+    assert {"stylestudy.engine.study.manifest", "stylestudy.engine.neural.losses",
+            "stylestudy.engine.produce.generate"} <= set(MODULES)
+    for m in MODULES:
+        stage(m)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_import_from_a_later_stage(module):
+    bad = []
+    for target, line in imports(module, MODULES[module]):
+        if not target.startswith("stylestudy"):
+            if stage(module) == 0 and target.split(".")[0] in ("torch", "torchvision"):
+                bad.append(f"line {line}: the torch-free wing imports {target}")
+            continue
+        if target in ("stylestudy",):
+            continue
+        if stage(target) > stage(module):
+            bad.append(f"line {line}: {module} (stage {stage(module)}) imports {target} (stage {stage(target)})")
+        if module.startswith(("stylestudy.evalserver", "stylestudy.analysis")) and target.startswith(
+                ("stylestudy.engine.neural", "stylestudy.engine.produce", "stylestudy.engine.cli")):
+            bad.append(f"line {line}: {module} imports {target}; the server and the analysis read only "
+                       "stylestudy.engine.study")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_circles():
+    edges = graph()
+    seen: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(m: str) -> list[str] | None:
+        seen[m] = 1
+        path.append(m)
+        for t in sorted(edges[m]):
+            if seen.get(t) == 1:
+                return path[path.index(t):] + [t]
+            if t not in seen and (cycle := visit(t)):
+                return cycle
+        seen[m] = 2
+        path.pop()
+        return None
+
+    for m in sorted(edges):
+        if m not in seen:
+            cycle = visit(m)
+            assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+def test_the_checker_sees_a_circle_and_a_backward_import(tmp_path):
+    """Negative control: the walker finds function-local imports, so a planted circle is caught."""
+    planted = tmp_path / "m.py"
+    planted.write_text("def f():\n    from stylestudy.analysis.report import analyze\n")
+    found = imports("stylestudy.engine.study.manifest", planted)
+    assert ("stylestudy.analysis.report", 2) in found
+    assert stage("stylestudy.analysis.report") > stage("stylestudy.engine.study.manifest")
