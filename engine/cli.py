@@ -11,12 +11,7 @@ import argparse
 import json
 import sys
 
-from stylestudy.engine.study.options import (
-    batch_size,
-    integer,
-    number,
-    weights,
-)
+from stylestudy.engine.study.options import batch_size, integer, number, weights
 from stylestudy.engine.study.schema import MIN_SIZE
 
 
@@ -131,10 +126,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
         image_for,
         inspect_problem,
     )
-    from stylestudy.engine.study.layer_names import (
-        PAPER_CONTENT_LAYERS,
-        PAPER_STYLE_LAYERS,
-    )
+    from stylestudy.engine.study.layer_names import PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS
 
     layers = _layers_kwargs(args)
     content_layers = validate_layers(layers.get("content_layers", PAPER_CONTENT_LAYERS))
@@ -225,11 +217,7 @@ def register_claims(sub: argparse._SubParsersAction) -> None:
 def _run_claims(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from stylestudy.engine.produce.claims import (
-        format_claims,
-        measure_claims,
-        write_claims,
-    )
+    from stylestudy.engine.produce.claims import format_claims, measure_claims, write_claims
 
     result = measure_claims(args.run_dir, args.device)
     written = write_claims(result, args.out or Path(args.run_dir) / "claims", args.json)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from stylestudy.engine.neural.losses import (
-    LossWeights,
-)
+from stylestudy.engine.neural.losses import LossWeights
 from stylestudy.engine.neural.vgg import validate_layers
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.engine.study.layer_names import PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from stylestudy.engine.neural.vgg import (
-    VGG19Features,
-)
+from stylestudy.engine.neural.vgg import VGG19Features
 from stylestudy.engine.neural.weights import load_weights
 from stylestudy.engine.study.errors import StyleStudyError
 

@@ -21,16 +21,9 @@ from tqdm.auto import tqdm
 
 from stylestudy.engine.neural.config import TransferConfig
 from stylestudy.engine.neural.fastpath import FastPath
-from stylestudy.engine.neural.losses import (
-    Partials,
-    StyleTransferLoss,
-    Targets,
-    make_loss,
-)
+from stylestudy.engine.neural.losses import Partials, StyleTransferLoss, Targets, make_loss
 from stylestudy.engine.neural.problem import Problem, build_targets, initial_image
-from stylestudy.engine.neural.vgg import (
-    VGG19Features,
-)
+from stylestudy.engine.neural.vgg import VGG19Features
 
 
 @dataclass

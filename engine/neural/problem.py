@@ -8,21 +8,11 @@ from dataclasses import dataclass
 import torch
 
 from stylestudy.engine.neural.config import TransferConfig
-from stylestudy.engine.neural.losses import (
-    StyleTransferLoss,
-    Targets,
-    make_loss,
-)
+from stylestudy.engine.neural.losses import StyleTransferLoss, Targets, make_loss
 from stylestudy.engine.neural.tensors import to_tensor
-from stylestudy.engine.neural.vgg import (
-    VGG19Features,
-)
+from stylestudy.engine.neural.vgg import VGG19Features
 from stylestudy.engine.study.errors import StyleStudyError
-from stylestudy.engine.study.images import (
-    load_rgb,
-    resize_longer_side,
-    resize_to_area,
-)
+from stylestudy.engine.study.images import load_rgb, resize_longer_side, resize_to_area
 from stylestudy.engine.study.layer_names import LAYER_NAMES, min_image_side
 
 

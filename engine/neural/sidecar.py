@@ -10,13 +10,9 @@ from pathlib import Path
 from stylestudy.engine.neural.config import TransferConfig
 from stylestudy.engine.neural.optimise import TransferResult
 from stylestudy.engine.neural.tensors import to_pil
-from stylestudy.engine.neural.vgg import (
-    VGG19Features,
-)
+from stylestudy.engine.neural.vgg import VGG19Features
 from stylestudy.engine.study.files import atomic_write_bytes
-from stylestudy.engine.study.images import (
-    save_png,
-)
+from stylestudy.engine.study.images import save_png
 
 
 def library_versions() -> dict[str, str]:

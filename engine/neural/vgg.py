@@ -14,10 +14,7 @@ import torch
 from torch import nn
 
 from stylestudy.engine.neural.weights import VGGWeights
-from stylestudy.engine.study.layer_names import (
-    LAYER_NAMES,
-    validate_layers,
-)
+from stylestudy.engine.study.layer_names import LAYER_NAMES, validate_layers
 
 
 class VGG19Features(nn.Module):

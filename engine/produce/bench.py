@@ -40,11 +40,7 @@ from stylestudy.engine.neural.problem import Problem, build_loss, initial_image
 from stylestudy.engine.neural.tensors import to_pil, to_tensor
 from stylestudy.engine.produce.plan import auto_batch_size, free_memory
 from stylestudy.engine.study.images import save_png
-from stylestudy.engine.study.layer_names import (
-    LAYER_NAMES,
-    PAPER_CONTENT_LAYERS,
-    PAPER_STYLE_LAYERS,
-)
+from stylestudy.engine.study.layer_names import LAYER_NAMES, PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS
 
 BASELINE_LAMBDAS = [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]  # studies/table1 block (a)
 NORMALIZED_LAMBDAS = [1.0, 1e-1, 1e-2, 1e-3, 1e-4]

@@ -19,12 +19,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from stylestudy.engine.neural.device import resolve_device
-from stylestudy.engine.produce.executors import (
-    EXECUTORS,
-    RAY_TASK_MEMORY,
-    run_local,
-    run_ray,
-)
+from stylestudy.engine.produce.executors import EXECUTORS, RAY_TASK_MEMORY, run_local, run_ray
 from stylestudy.engine.produce.plan import (
     assign_ids,
     free_memory,

@@ -14,12 +14,7 @@ import math
 import torch
 from PIL import Image
 
-from stylestudy.engine.neural.losses import (
-    BaselineLoss,
-    LossWeights,
-    NormalizedLoss,
-    Targets,
-)
+from stylestudy.engine.neural.losses import BaselineLoss, LossWeights, NormalizedLoss, Targets
 from stylestudy.engine.neural.problem import Problem
 from stylestudy.engine.neural.tensors import to_tensor
 from stylestudy.engine.neural.vgg import VGG19Features

@@ -11,11 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from stylestudy.engine.study.bundled import (
-    bundled_names,
-    resolve_study,
-    user_images_dir,
-)
+from stylestudy.engine.study.bundled import bundled_names, resolve_study, user_images_dir
 from stylestudy.engine.study.layer_names import LAYER_NAMES
 from stylestudy.engine.study.schema import (
     METHODS,
