@@ -13,6 +13,7 @@ import pandas as pd
 
 from analysis import figures, table
 from analysis.audit import load_published
+from analysis.column_labels import column_labels
 from analysis.raters import agreement, bt500_screening
 from analysis.ratings import RatingSet, load_ratings
 from analysis.stats import attainability_note, cell_tests, mixed_model, omnibus
@@ -60,10 +61,11 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     if options.screen == "bt500" and rejected:
         ratings.exclude_participants(rejected, "bt500")
     usable = ratings.usable
-    cap = table.caption(ratings, options.ddof)
+    labels = column_labels(ratings)
+    cap = table.caption(ratings, options.ddof, labels)
     tf = table.table_frame(ratings, options.ddof, options.decimals)
-    written = {"table.md": table.to_markdown(tf, cap), "table.tex": table.to_latex(tf, cap),
-               "table.html": table.to_html(tf, cap), "table.csv": table.to_csv(tf)}
+    written = {"table.md": table.to_markdown(tf, cap, labels), "table.tex": table.to_latex(tf, cap, labels),
+               "table.html": table.to_html(tf, cap, labels), "table.csv": table.to_csv(tf, labels)}
     for name, text in written.items():
         (out / name).write_text(text, encoding="utf-8")
     tests = cell_tests(usable, options.seed)
