@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import math
 import re
+import unicodedata
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -112,13 +113,18 @@ def to_markdown(frame: pd.DataFrame, cap: str, labels: ColumnLabels | None = Non
              "|---|---|---|" + "---|" * len(cols)]
     for block, headers, part in _blocks(frame, labels):
         for h in headers:
-            cells = [f"*{_value(h, c)}*" if _value(h, c) else "" for c in cols]
-            lines.append(f"| {block} |  | *{h.what}* | " + " | ".join(cells) + " |")
+            cells = [f"*{_md(_value(h, c))}*" if _value(h, c) else "" for c in cols]
+            lines.append(f"| {_md(block)} |  | *{_md(h.what)}* | " + " | ".join(cells) + " |")
         for _, r in part.iterrows():
             cells = [f"**{_text(r, c)}**" if _shaded(r, c) else _text(r, c) for c in cols]
             lines.append(f"| {r['block']} | {r['row']} | {r['method']} | " + " | ".join(cells) + " |")
     headers = " Italic rows name each block's columns." if labels is not None and labels.named else ""
     return "\n".join(lines) + f"\n\n{cap} Shaded cells in bold.{headers}\n"
+
+
+def _md(text: str) -> str:
+    """A label in a Markdown cell: pipes and emphasis marks escaped."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*")
 
 
 def to_latex(frame: pd.DataFrame, cap: str, labels: ColumnLabels | None = None) -> str:
@@ -150,8 +156,18 @@ _TEX = {"\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "_": "\\_", "#": "\\#
         "×": "$\\times$", "λ": "$\\lambda$", "…": "\\ldots{}", "–": "--", "—": "---"}
 
 
+def _tex_char(ch: str) -> str:
+    """A character in ASCII LaTeX: special ones escaped, accents dropped, anything else "?"."""
+    if ch in _TEX:
+        return _TEX[ch]
+    if ch.isascii():
+        return ch
+    folded = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+    return "".join(_TEX.get(c, c) for c in folded) or "?"
+
+
 def _tex(text: str) -> str:
-    return "$\\lambda_{\\mathrm{os}}$".join("".join(_TEX.get(ch, ch) for ch in part) for part in text.split("λos"))
+    return "$\\lambda_{\\mathrm{os}}$".join("".join(map(_tex_char, part)) for part in text.split("λos"))
 
 
 def _tex_value(text: str) -> str:
