@@ -168,7 +168,7 @@ def check_column_labels(report: Path) -> None:
     methods' λos of block (a), from the shrunk study file (not from our code)."""
     import tomllib
 
-    from tests.test_table_labels import html_headers, latex_headers, markdown_headers, tex_power
+    from tests.test_table_labels import html_headers, latex_headers, markdown_headers, pdflatex, tex_power
 
     study = tomllib.loads(shrink_table1_text())
     power = lambda v: "1" if v == 1 else f"1e{round(math.log10(v))}"  # noqa: E731
@@ -187,6 +187,7 @@ def check_column_labels(report: Path) -> None:
               for m, values in (("B", expected["a"]["λos (B)"]), ("N", expected["a"]["λos (N)"]))},
         "b": {boost.replace("×", "$\\times$"): [v.replace("_", "\\_") for v in layers]}, "c": {"image size": sizes}}
     assert "Column labels from the run's manifest." in md
+    pdflatex(tex, report / "latex")  # compiles as is (fails in CI without pdflatex)
 
 
 def _forbidden_words(run: Path) -> set[str]:

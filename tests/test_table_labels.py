@@ -100,7 +100,7 @@ def test_label_parts():
 
 def test_a_file_of_the_paper_design_gets_the_papers_labels_in_every_format(paper_file):
     ratings = load_ratings(paper_file)
-    labels, cap, tf, out = render(ratings)
+    labels, cap, _, out = render(ratings)
     assert labels.source == "paper" and "Column labels are the paper's" in cap and "inferred" in cap
     expected = {"a": {"λos (B)": PAPER_A_BASELINE, "λos (N)": PAPER_A_NORMALIZED},
                 "b": {"layer boosted ×100": PAPER_B}, "c": {"image size": PAPER_C}}
@@ -110,7 +110,7 @@ def test_a_file_of_the_paper_design_gets_the_papers_labels_in_every_format(paper
                  "$\\lambda_{\\mathrm{os}}$ (N)": [tex_power(v) for v in PAPER_A_NORMALIZED]},
            "b": {"layer boosted $\\times$100": [v.replace("_", "\\_") for v in PAPER_B]}, "c": {"image size": PAPER_C}}
     assert latex_headers(out["tex"]) == tex
-    headers, lines = csv_lines(out["csv"])
+    headers, _ = csv_lines(out["csv"])
     assert [(h["block"], h["method"], [h[f"c{i}"] for i in range(1, 6)]) for h in headers] == [
         ("a", "λos (B)", PAPER_A_BASELINE), ("a", "λos (N)", PAPER_A_NORMALIZED), ("b", "layer boosted ×100", PAPER_B),
         ("c", "image size", PAPER_C + ["", ""])]
@@ -190,7 +190,7 @@ def pdflatex(tex: str, folder: Path) -> str:
     (folder / "table.tex").write_text(tex, encoding="utf-8")
     (folder / "doc.tex").write_text(DOCUMENT, encoding="utf-8")
     run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "doc.tex"],
-                         cwd=folder, capture_output=True, text=True, timeout=300)
+                         check=False, cwd=folder, capture_output=True, text=True, timeout=300)
     log = (folder / "doc.log").read_text(encoding="latin-1") if (folder / "doc.log").exists() else run.stdout
     assert run.returncode == 0 and (folder / "doc.pdf").stat().st_size > 0, log[-3000:]
     return log
