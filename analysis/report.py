@@ -12,6 +12,7 @@ import pandas as pd
 
 from stylestudy.analysis import figures, table
 from stylestudy.analysis.audit import load_published
+from stylestudy.analysis.column_labels import column_labels
 from stylestudy.analysis.page import embed_png
 from stylestudy.analysis.protocol_report import analyze_protocol, is_generic
 from stylestudy.analysis.raters import agreement, bt500_screening
@@ -66,10 +67,11 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     if options.screen == "bt500" and rejected:
         ratings.exclude_participants(rejected, "bt500")
     usable = ratings.usable
-    cap = table.caption(ratings, options.ddof)
+    labels = column_labels(ratings)
+    cap = table.caption(ratings, options.ddof, labels)
     tf = table.table_frame(ratings, options.ddof, options.decimals)
-    written = {"table.md": table.to_markdown(tf, cap), "table.tex": table.to_latex(tf, cap),
-               "table.html": table.to_html(tf, cap), "table.csv": table.to_csv(tf)}
+    written = {"table.md": table.to_markdown(tf, cap, labels), "table.tex": table.to_latex(tf, cap, labels),
+               "table.html": table.to_html(tf, cap, labels), "table.csv": table.to_csv(tf, labels)}
     for name, text in written.items():
         (out / name).write_text(text, encoding="utf-8")
     tests = cell_tests(usable, options.seed)

@@ -1,16 +1,23 @@
 """The Table 1 layout: per block and row, the baseline line above the normalized line, one
-"mean±std" cell per column, cells at or over the block's threshold shaded.
+"mean±std" cell per column, cells at or over the block's threshold shaded.  Each block opens
+with its own header row(s) saying what its columns are (``analysis.column_labels``).
 """
 
 from __future__ import annotations
 
 import html
 import math
+import re
+import unicodedata
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from stylestudy.analysis.ratings import RatingSet
+
+if TYPE_CHECKING:
+    from stylestudy.analysis.column_labels import ColumnLabels, HeaderRow
 
 METHOD_ORDER = ["baseline", "normalized"]
 METHOD_SHORT = {"baseline": "B", "normalized": "N"}
@@ -54,13 +61,14 @@ def table_frame(ratings: RatingSet, ddof: int = 1, decimals: tuple[int, int] = (
     return pd.DataFrame(lines)
 
 
-def caption(ratings: RatingSet, ddof: int) -> str:
+def caption(ratings: RatingSet, ddof: int, labels: ColumnLabels | None = None) -> str:
     n = ratings.usable["participant_id"].nunique()
     shading = ", ".join(f"block {b} ≥ {t:g}" for b, t in sorted(ratings.layout.thresholds.items()))
     std = "sample standard deviation (ddof=1)" if ddof == 1 else "population standard deviation (ddof=0)"
     return (f"Mean ± {std} of the ratings (1-{len(_scale(ratings))} scale) of {n} participants; B = baseline (Gatys), "
             f"N = normalized (Choi & Kim). Shaded: {shading or 'none'}. Excluded flags: "
             f"{', '.join(ratings.excluded_flags) or 'none'}; (n=…) marks cells not rated by everyone."
+            + (f" {labels.note}" if labels is not None else "")
             + (" SYNTHETIC DATA." if ratings.synthetic else ""))
 
 
@@ -84,49 +92,112 @@ def _shaded(r: pd.Series, c: str) -> bool:
     return isinstance(value, (bool, np.bool_)) and bool(value)
 
 
-def to_markdown(frame: pd.DataFrame, cap: str) -> str:
+def _column_names(cols: list[str], labels: ColumnLabels | None) -> list[str]:
+    """The top header: figure column numbers when each block names its columns, else c1 …"""
+    return [c[1:] for c in cols] if labels is not None and labels.named else cols
+
+
+def _blocks(frame: pd.DataFrame, labels: ColumnLabels | None) -> list[tuple[str, list[HeaderRow], pd.DataFrame]]:
+    """(block, its header rows, its lines) in table order."""
+    return [(str(block), labels.for_block(str(block)) if labels is not None else [], part)
+            for block, part in frame.groupby("block", sort=False)]
+
+
+def _value(header: HeaderRow, c: str) -> str:
+    return header.values.get(int(c[1:]), "")
+
+
+def to_markdown(frame: pd.DataFrame, cap: str, labels: ColumnLabels | None = None) -> str:
     cols = _cells(frame)
-    lines = ["| block | row | method | " + " | ".join(cols) + " |", "|---|---|---|" + "---|" * len(cols)]
-    for _, r in frame.iterrows():
-        cells = [f"**{_text(r, c)}**" if _shaded(r, c) else _text(r, c) for c in cols]
-        lines.append(f"| {r['block']} | {r['row']} | {r['method']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + f"\n\n{cap} Shaded cells in bold.\n"
+    lines = ["| block | row | method | " + " | ".join(_column_names(cols, labels)) + " |",
+             "|---|---|---|" + "---|" * len(cols)]
+    for block, headers, part in _blocks(frame, labels):
+        for h in headers:
+            cells = [f"*{_md(_value(h, c))}*" if _value(h, c) else "" for c in cols]
+            lines.append(f"| {_md(block)} |  | *{_md(h.what)}* | " + " | ".join(cells) + " |")
+        for _, r in part.iterrows():
+            cells = [f"**{_text(r, c)}**" if _shaded(r, c) else _text(r, c) for c in cols]
+            lines.append(f"| {r['block']} | {r['row']} | {r['method']} | " + " | ".join(cells) + " |")
+    headers = " Italic rows name each block's columns." if labels is not None and labels.named else ""
+    return "\n".join(lines) + f"\n\n{cap} Shaded cells in bold.{headers}\n"
 
 
-def to_latex(frame: pd.DataFrame, cap: str) -> str:
+def _md(text: str) -> str:
+    """A label in a Markdown cell: pipes and emphasis marks escaped."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*")
+
+
+def to_latex(frame: pd.DataFrame, cap: str, labels: ColumnLabels | None = None) -> str:
+    """A ``table`` float for ``\\input``: ASCII only, needs booktabs and xcolor (``table`` option)."""
     cols = _cells(frame)
     out = ["% needs \\usepackage{booktabs} and \\usepackage[table]{xcolor}", "\\begin{table}[t]", "\\centering",
-           f"\\caption{{{_tex(cap)}}}", "\\begin{tabular}{lll" + "c" * len(cols) + "}", "\\toprule",
-           "Block & Row & Method & " + " & ".join(cols) + " \\\\", "\\midrule"]
-    previous = None
-    for _, r in frame.iterrows():
-        if previous is not None and r["block"] != previous:
+           "\\small", "\\setlength{\\tabcolsep}{3pt}", f"\\caption{{{_tex(cap)}}}",
+           "\\begin{tabular}{lll" + "c" * len(cols) + "}", "\\toprule",
+           "Block & Row & Method & " + " & ".join(_column_names(cols, labels)) + " \\\\", "\\midrule"]
+    for i, (block, headers, part) in enumerate(_blocks(frame, labels)):
+        if i:
             out.append("\\midrule")
-        previous = r["block"]
-        cells = [("\\cellcolor{gray!25}" if _shaded(r, c) else "") + _tex(_text(r, c)).replace("±", "$\\pm$")
-                 for c in cols]
-        out.append(f"{_tex(str(r['block']))} & {r['row']} & {r['method']} & " + " & ".join(cells) + " \\\\")
+        for h in headers:
+            cells = [f"\\textit{{{_tex_value(_value(h, c))}}}" if _value(h, c) else "" for c in cols]
+            out.append(f"{_tex(block)} & & \\textit{{{_tex(h.what)}}} & " + " & ".join(cells) + " \\\\")
+        if headers:
+            out.append(f"\\cmidrule(lr){{3-{3 + len(cols)}}}")
+        for _, r in part.iterrows():
+            cells = [("\\cellcolor{gray!25}" if _shaded(r, c) else "") + _tex(_text(r, c)) for c in cols]
+            out.append(f"{_tex(str(r['block']))} & {r['row']} & {_tex(str(r['method']))} & " + " & ".join(cells)
+                       + " \\\\")
     out += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(out) + "\n"
 
 
+# One character at a time, so that no replacement is escaped again.
+_TEX = {"\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "_": "\\_", "#": "\\#", "$": "\\$", "{": "\\{",
+        "}": "\\}", "~": "\\textasciitilde{}", "^": "\\textasciicircum{}", "≥": "$\\geq$", "±": "$\\pm$",
+        "×": "$\\times$", "λ": "$\\lambda$", "…": "\\ldots{}", "–": "--", "—": "---"}
+
+
+def _tex_char(ch: str) -> str:
+    """A character in ASCII LaTeX: special ones escaped, accents dropped, anything else "?"."""
+    if ch in _TEX:
+        return _TEX[ch]
+    if ch.isascii():
+        return ch
+    folded = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+    return "".join(_TEX.get(c, c) for c in folded) or "?"
+
+
 def _tex(text: str) -> str:
-    for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#"), ("≥", "$\\geq$"),
-                 ("–", "--")):
-        text = text.replace(a, b)
-    return text
+    return "$\\lambda_{\\mathrm{os}}$".join("".join(map(_tex_char, part)) for part in text.split("λos"))
 
 
-def to_html(frame: pd.DataFrame, cap: str) -> str:
+def _tex_value(text: str) -> str:
+    """A header value; powers of ten as in print (1e-2 -> 10^{-2})."""
+    m = re.fullmatch(r"1e(-?\d+)", text)
+    return f"$10^{{{m[1]}}}$" if m else _tex(text)
+
+
+def to_html(frame: pd.DataFrame, cap: str, labels: ColumnLabels | None = None) -> str:
     cols = _cells(frame)
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["block", "row", "method", *cols])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["block", "row", "method", *_column_names(cols, labels)])
     body = []
-    for _, r in frame.iterrows():
-        cells = "".join(f'<td class="{"shade" if _shaded(r, c) else ""}">{html.escape(_text(r, c))}</td>' for c in cols)
-        body.append(f"<tr><td>{html.escape(str(r['block']))}</td><td>{r['row']}</td><td>{r['method']}</td>{cells}</tr>")
+    for block, headers, part in _blocks(frame, labels):
+        for h in headers:
+            cells = "".join(f'<th scope="col">{html.escape(_value(h, c))}</th>' for c in cols)
+            body.append(f'<tr class="columns"><th>{html.escape(block)}</th><th></th><th scope="row">'
+                        f"{html.escape(h.what)}</th>{cells}</tr>")
+        for _, r in part.iterrows():
+            cells = "".join(f'<td class="{"shade" if _shaded(r, c) else ""}">{html.escape(_text(r, c))}</td>'
+                            for c in cols)
+            body.append(f"<tr><td>{html.escape(str(r['block']))}</td><td>{r['row']}</td><td>{r['method']}</td>{cells}</tr>")
     return (f'<table class="table1"><caption>{html.escape(cap)}</caption><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>")
 
 
-def to_csv(frame: pd.DataFrame) -> str:
-    return frame[["block", "row", "method", *_cells(frame)]].fillna("").to_csv(index=False)
+def to_csv(frame: pd.DataFrame, labels: ColumnLabels | None = None) -> str:
+    """Each block's header rows (row empty, method = what the columns vary) above its lines."""
+    cols = _cells(frame)
+    rows = []
+    for block, headers, part in _blocks(frame, labels):
+        rows += [{"block": block, "row": "", "method": h.what, **{c: _value(h, c) for c in cols}} for h in headers]
+        rows += part[["block", "row", "method", *cols]].to_dict(orient="records")
+    return pd.DataFrame(rows, columns=["block", "row", "method", *cols]).fillna("").to_csv(index=False)

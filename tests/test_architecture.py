@@ -45,10 +45,11 @@ MODULES = modules()
 
 
 def imports(module: str, path: Path) -> list[tuple[str, int]]:
-    """(imported module, line) for every import in the file, at any depth."""
+    """(imported module, line) for every import the file runs, at any depth (inside functions too);
+    imports under ``if TYPE_CHECKING:`` are for annotations only and never run."""
     out = []
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             out += [(a.name, node.lineno) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -59,6 +60,15 @@ def imports(module: str, path: Path) -> list[tuple[str, int]]:
             for a in node.names:  # `from pkg import submodule` imports the submodule
                 out.append((f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base, node.lineno))
     return out
+
+
+def _runtime_nodes(tree: ast.AST):
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", "")) == "TYPE_CHECKING":
+            yield from (n for child in node.orelse for n in [child, *_runtime_nodes(child)])
+            continue
+        yield node
+        yield from _runtime_nodes(node)
 
 
 def graph() -> dict[str, set[str]]:

@@ -28,8 +28,8 @@ IMAGE_SECONDS = 0.2
 pytestmark = pytest.mark.slow
 
 
-def shrink_table1(dest: Path) -> Path:
-    """studies/table1 in ``dest``: made-up images, tiny sizes, 2 iterations, a seconds-short protocol."""
+def shrink_table1_text() -> str:
+    """studies/table1's study file at the test's scale (images are the made-up PNGs)."""
     text = (ROOT / "studies" / "table1" / "study.toml").read_text(encoding="utf-8")
     text = re.sub(r'^(url|sha256) = .*\n', "", text, flags=re.M)
     text = re.sub(r'^path = "images/(\w+)\.jpg"', r'path = "\1.png"', text, flags=re.M)
@@ -37,6 +37,12 @@ def shrink_table1(dest: Path) -> Path:
     text = re.sub(r"^image_seconds = 5.0$", f"image_seconds = {IMAGE_SECONDS}", text, flags=re.M)
     text = re.sub(r"^rating_seconds = 5.0$", "rating_seconds = 3.0", text, flags=re.M)
     assert 'path = "images/' not in text
+    return text
+
+
+def shrink_table1(dest: Path) -> Path:
+    """studies/table1 in ``dest``: made-up images, tiny sizes, 2 iterations, a seconds-short protocol."""
+    text = shrink_table1_text()
     dest.mkdir(parents=True)
     (dest / "study.toml").write_text(text, encoding="utf-8")
     for name, (w, h, seed) in {"tubingen": (40, 30, 11), "starry_night": (44, 35, 12), "shipwreck": (40, 40, 13),
@@ -147,12 +153,41 @@ def test_every_cell_of_the_paper_design_gets_its_ratings(table1_run, tmp_path):
     assert f"Ratings from database sqlite:///{table1_run.resolve() / 'ratings.sqlite'} ({len(rows)} rows)" in (
         live / "report.md").read_text()
     assert f"Ratings from file {out} ({len(rows)} rows)" in (report / "report.md").read_text()
-    table = list(csv.DictReader((report / "table.csv").open(encoding="utf-8")))
+    check_column_labels(report)
+    check_column_labels(live)
+    table = [r for r in csv.DictReader((report / "table.csv").open(encoding="utf-8")) if r["row"]]  # not headers
     filled = {(r["block"], int(r["row"]), int(c[1:]), {"B": "baseline", "N": "normalized"}[r["method"]])
               for r in table for c in r if re.fullmatch(r"c\d+", c) and r[c] not in ("", "–")}
     assert filled == expected
     for r in table:  # every participant rated every cell: no "(n=…)" marks
         assert not any("(n=" in r[c] for c in r if re.fullmatch(r"c\d+", c)), r
+
+
+def check_column_labels(report: Path) -> None:
+    """table.md, table.html and table.tex name block (b)'s layers, block (c)'s sizes and both
+    methods' λos of block (a), from the shrunk study file (not from our code)."""
+    import tomllib
+
+    from tests.test_table_labels import html_headers, latex_headers, markdown_headers, pdflatex, tex_power
+
+    study = tomllib.loads(shrink_table1_text())
+    power = lambda v: "1" if v == 1 else f"1e{round(math.log10(v))}"  # noqa: E731
+    a = study["blocks"]["a"]
+    layers = study["engine"]["style_layers"]
+    boost = f"layer boosted ×{study['blocks']['b']['boost']:g}"
+    sizes = [f"{s} px" for s in BLOCK_C_SIZES]
+    expected = {"a": {"λos (B)": [power(v) for v in a["baseline"]], "λos (N)": [power(v) for v in a["normalized"]]},
+                "b": {boost: layers}, "c": {"image size": sizes}}
+    assert expected["a"]["λos (B)"] == ["1e-2", "1e-3", "1e-4", "1e-5", "1e-6"] and layers[0] == "relu1_2"
+    md, page, tex = ((report / name).read_text(encoding="utf-8") for name in ("table.md", "table.html", "table.tex"))
+    assert markdown_headers(md) == expected
+    assert html_headers(page) == expected
+    assert latex_headers(tex) == {
+        "a": {f"$\\lambda_{{\\mathrm{{os}}}}$ ({m})": [tex_power(v) for v in values]
+              for m, values in (("B", expected["a"]["λos (B)"]), ("N", expected["a"]["λos (N)"]))},
+        "b": {boost.replace("×", "$\\times$"): [v.replace("_", "\\_") for v in layers]}, "c": {"image size": sizes}}
+    assert "Column labels from the run's manifest." in md
+    pdflatex(tex, report / "latex")  # compiles as is (fails in CI without pdflatex)
 
 
 def _forbidden_words(run: Path) -> set[str]:
