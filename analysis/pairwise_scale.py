@@ -73,13 +73,16 @@ def scale_table(comps: pd.DataFrame, methods: list[str], model: str = "bt", reps
     elif len(ident) == 1:
         score[ident] = 0.0
         kind[ident[0]] = "reference (the only identified method)"
-    if len(ident):
-        for i in range(m):
-            if i in ident:
-                continue
-            out = separation.outside_scores(W, ident, score[ident], i, model)
-            score[i], low[i], high[i] = out["value"], out["low"], out["high"]
-            kind[i] = f"prior-regularised; {out['kind']}" if out["kind"] != "not identified" else out["kind"]
+    if len(ident):  # the others, outward from the identified component (see analysis.separation)
+        comps = [[methods.index(x) for x in c] for c in graph.components]
+        k = next(j for j, c in enumerate(comps) if set(c) == set(ident.tolist()))
+        placed = list(ident)
+        for comp in comps[k + 1:] + comps[:k][::-1]:
+            for i in comp:
+                out = separation.outside_scores(W, np.array(placed), score[placed], i, model)
+                score[i], low[i], high[i] = out["value"], out["low"], out["high"]
+                kind[i] = f"prior-regularised; {out['kind']}" if out["kind"] != "not identified" else out["kind"]
+            placed += [i for i in comp if np.isfinite(score[i])]
     frame = pd.DataFrame({"method": methods, "score": score, "ci_low": low, "ci_high": high, "estimate": kind})
     return frame, graph, boot
 

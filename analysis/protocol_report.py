@@ -22,9 +22,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from scipy import stats as sps  # noqa: E402
 
-from analysis import preference, scores  # noqa: E402
+from analysis import pairwise_inference, preference, scores  # noqa: E402
+from analysis.pairwise_scale import CI_METHOD  # noqa: E402
+from analysis.ranking_plot import ranking_figure  # noqa: E402
 from analysis.raters import bt500_screening, krippendorff_alpha  # noqa: E402
 from analysis.ratings import RatingSet  # noqa: E402
 from engine.manifest import StudyManifest  # noqa: E402
@@ -59,22 +60,6 @@ def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
-
-
-def ranking_figure(table: pd.DataFrame, value: str, label: str, out: Path, kind: str = "") -> Path:
-    """Methods top to bottom by score, with their 95% CIs."""
-    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(table) + 1.6))
-    y = np.arange(len(table))
-    err = np.vstack([table[value] - table["ci_low"], table["ci_high"] - table[value]])
-    palette = sns.color_palette("viridis", len(table))
-    ax.errorbar(table[value], y, xerr=err, fmt="none", ecolor="grey", capsize=4)
-    sns.scatterplot(x=table[value], y=y, hue=table["method"], palette=palette, s=80, legend=False, ax=ax, zorder=3)
-    ax.set_yticks(y, table["method"])
-    ax.invert_yaxis()
-    ax.set_xlabel(label)
-    ax.set_ylabel("")
-    ax.set_title(f"{kind + ': ' if kind else ''}ranking with 95% CIs")
-    return _save(fig, out / "ranking.png")
 
 
 def preference_heatmap(wins: pd.DataFrame, counts: pd.DataFrame, order: list[str], out: Path) -> Path:
@@ -173,15 +158,16 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
     pngs: list[Path] = []
     if kind == "pairwise":
         comps = preference.comparisons(usable)
-        table = preference.bt_table(comps, methods, bootstrap, seed)
-        thurstone, misfit = preference.thurstone_case_v(comps, methods)
-        table["thurstone"] = table["method"].map(thurstone)
-        tau = sps.kendalltau(table["bt_score"], table["thurstone"]).statistic if len(table) > 1 else float("nan")
         tests = preference.pair_tests(comps, methods)
+        inference = pairwise_inference.infer(comps, methods, tests, bootstrap, seed)
+        table = inference.table
         triads = preference.circular_triads(comps, methods)
         wins, counts = preference.preference_matrix(comps, methods)
         order = table["method"].tolist()
-        pngs += [ranking_figure(table, "bt_score", "Bradley–Terry score (log-strength, mean 0)", out, kind),
+        note = (f"n = {inference.participants} participants, {len(comps)} comparisons; 95% CI: {CI_METHOD} "
+                f"({bootstrap} resamples); protocol: {kind}" + ("; SYNTHETIC DATA" if ratings.synthetic else ""))
+        pngs += [ranking_figure(table, "bt_score", "Bradley–Terry score (log-strength, mean 0)", out, kind, note,
+                                synthetic=ratings.synthetic),
                  preference_heatmap(wins, counts, order, out)]
         table.to_csv(out / "ranking.csv", index=False)
         tests.to_csv(out / "pair_tests.csv", index=False)
@@ -189,21 +175,23 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
         (wins / counts.where(counts > 0)).loc[order, order].to_csv(out / "preference_matrix.csv")
         cyclic = int((triads["circular_triads"] > 0).sum())
         bias = preference.position_bias(usable)
+        zeta = float(triads["zeta"].mean())
         summary.update(position_bias=bias)
-        summary.update(ranking=table.to_dict(orient="records"), comparisons=len(comps),
-                       ties=int((comps["outcome"] == 0.5).sum()), thurstone_kendall_tau=float(tau),
-                       thurstone_misfit=misfit, pair_tests=tests.to_dict(orient="records"),
-                       participants_with_circular_triads=cyclic, mean_zeta=float(triads["zeta"].mean()))
+        summary.update(inference.summary(), comparisons=len(comps), ties=int((comps["outcome"] == 0.5).sum()),
+                       pair_tests=tests.to_dict(orient="records"), participants_with_circular_triads=cyclic,
+                       mean_zeta=zeta)
+        zeta_text = (f"mean Kendall zeta = {zeta:.2f}; 1 = transitive" if not np.isnan(zeta) else
+                     "Kendall zeta not computable: it needs three methods and a majority winner of every pair per "
+                     "participant")
         sections += [
-            ("Ranking (Bradley–Terry)", f"{len(comps)} comparisons ({summary['ties']} ties, counted half) by "
-             f"{comps['participant_id'].nunique()} participants. Scores: choix ILSR log-strengths, mean 0; 95% CIs and "
-             f"p_best from {bootstrap} bootstrap resamples of participants. Thurstone Case V agrees with Kendall's "
-             f"tau = {tau:.2f}; its mean |observed - predicted| preference is {misfit:.3f}.", table),
+            ("Ranking (Bradley–Terry and JOD)", inference.ranking_text(bootstrap), table),
+            ("Ties", inference.ties_text(), inference.ties_table()),
+            ("Agreement", inference.agreement_text(), None),
             ("Method pairs", "share_a: how often a was preferred over b (ties half); p_ttest: per-participant share "
              "- 1/2 across participants, Holm-corrected in p_holm; p_binomial ignores that a participant's choices "
              "are correlated.", tests),
             ("Consistency", f"Per participant, majority winners of each method pair; {cyclic} of {len(triads)} "
-             f"participants have circular triads (mean Kendall zeta = {summary['mean_zeta']:.2f}; 1 = transitive). "
+             f"participants have circular triads ({zeta_text}). "
              f"Position: Image 1 was chosen in {bias['image1_share']:.0%} of {bias['decisive']} decisive trials "
              f"(exact binomial p = {bias['p']:.3g} against 1/2).", None),
         ]

@@ -38,6 +38,6 @@ def from_pair_tests(order: list[str], tests: pd.DataFrame, p_column: str = "p_ho
     separated = set()
     if len(tests):
         for x, y, p in tests[[a, b, p_column]].itertuples(index=False, name=None):
-            if p == p and p < alpha:  # NaN: not tested, not separated
+            if pd.notna(p) and p < alpha:  # NaN: not tested, not separated
                 separated.add(frozenset((x, y)))
     return letters(order, separated)

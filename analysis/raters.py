@@ -109,7 +109,7 @@ def loo_correlation(usable: pd.DataFrame, min_r: float = LOO_MIN_R) -> pd.DataFr
         x, y = values[k, ok], loo[ok]
         r = float(np.corrcoef(x, y)[0, 1]) if ok.sum() >= 3 and x.std() > 0 and y.std() > 0 else float("nan")
         rows.append({"participant_id": pid, "conditions": int(ok.sum()), "r_loo": r,
-                     "loo_rejected": bool(r == r and r < min_r)})
+                     "loo_rejected": bool(not math.isnan(r) and r < min_r)})
     return pd.DataFrame(rows, columns=["participant_id", "conditions", "r_loo", "loo_rejected"])
 
 

@@ -74,11 +74,20 @@ def check(W: np.ndarray, methods: list[str]) -> GraphCheck:
     n_strong, labels = connected_components(W > 0, directed=True, connection="strong")
     sizes = np.bincount(labels, minlength=n_strong)
     comps = [np.flatnonzero(labels == c) for c in range(n_strong)]
-    # order components best first by their win rate; identified = the largest (most comparisons on a tie)
+    # identified = the largest component (most comparisons on a tie); order: topological (a component
+    # never lost to a later one), ties broken by win rate, best first
     rate = [W[c].sum() / max(n[c].sum(), 1e-12) for c in comps]
     weight = [n[np.ix_(c, c)].sum() for c in comps]
     main = max(range(n_strong), key=lambda c: (sizes[c], weight[c]))
-    order = sorted(range(n_strong), key=lambda c: -rate[c])
+    beats = {(x, y) for x in range(n_strong) for y in range(n_strong)
+             if x != y and W[np.ix_(comps[x], comps[y])].sum() > 0}
+    order: list[int] = []
+    left = set(range(n_strong))
+    while left:
+        free = [c for c in left if not any((d, c) in beats for d in left)]
+        pick = max(free, key=lambda c: rate[c])
+        order.append(pick)
+        left.remove(pick)
     names = np.asarray(methods)
     return GraphCheck(
         methods=list(methods), connected=bool(n_weak == 1), strongly_connected=bool(n_strong == 1),

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats as sps
+from scipy import optimize
+from scipy import stats as sps
 
 from analysis import pairwise_scale, scaling, separation
 
