@@ -26,7 +26,8 @@ import seaborn as sns  # noqa: E402
 from analysis import pairwise_inference, preference, scores  # noqa: E402
 from analysis.pairwise_scale import CI_METHOD  # noqa: E402
 from analysis.ranking_plot import ranking_figure  # noqa: E402
-from analysis.raters import bt500_screening, krippendorff_alpha  # noqa: E402
+from analysis.raters import LOO_MIN_R, krippendorff_alpha, screening as rater_screening  # noqa: E402
+from analysis import rank_groups, support  # noqa: E402
 from analysis.ratings import RatingSet  # noqa: E402
 from engine.manifest import StudyManifest  # noqa: E402
 
@@ -144,7 +145,8 @@ def _table_md(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: int = 1000) -> dict:
+def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: int = 1000,
+                     rater_min_r: float = LOO_MIN_R) -> dict:
     """Rank the methods with CIs and write the report (see the module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
     methods = _methods(ratings)
@@ -201,20 +203,28 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
         per_condition = scores.condition_mos(one)
         mixed = scores.mixed_contrasts(one, methods)
         pair = scores.participant_pair_tests(one, methods)
-        screening = bt500_screening(one)
+        screening = rater_screening(one, rater_min_r)
+        reasons = support.rating_reasons(one, methods)
         alpha = krippendorff_alpha(one)
-        table.insert(0, "rank", np.arange(1, len(table) + 1))
         order = table["method"].tolist()
+        groups = {m: "a" for m in order} if reasons else rank_groups.from_pair_tests(order, pair)
+        table.insert(0, "rank_group", table["method"].map(groups))
         k = len(ratings.manifest.protocol.scale) if ratings.manifest else int(max(5, usable["rating"].max()))
-        pngs += [ranking_figure(table, "mos", f"MOS (1..{k})", out, kind), item_heatmap(per_condition, order, k, out)]
+        note = (f"n = {one['participant_id'].nunique()} participants, {len(one)} ratings; 95% CI: participant "
+                f"bootstrap; protocol: {kind}" + ("; SYNTHETIC DATA" if ratings.synthetic else ""))
+        pngs += [ranking_figure(table, "mos", f"MOS (the whole scale, 1..{k})", out, kind, note, scale=(0.85, k + 0.15),
+                                synthetic=ratings.synthetic), item_heatmap(per_condition, order, k, out)]
         table.to_csv(out / "ranking.csv", index=False)
         per_condition.to_csv(out / "condition_mos.csv", index=False)
         pair.to_csv(out / "pair_tests.csv", index=False)
-        screening.to_csv(out / "raters_bt500.csv", index=False)
+        screening.to_csv(out / "raters_screening.csv", index=False)
         (out / "sureal_dataset.json").write_text(json.dumps(sureal_dataset(one, out.name), indent=1), encoding="utf-8")
-        rejected = screening.loc[screening["rejected"], "participant_id"].tolist()
+        rejected = screening.loc[screening["bt500_rejected"], "participant_id"].tolist()
+        flagged = screening.loc[screening["flagged_by"].ne(""), ["participant_id", "r_loo", "flagged_by"]]
         summary.update(ranking=table.to_dict(orient="records"), krippendorff_alpha_ordinal=alpha,
-                       bt500_rejected=rejected, pair_tests=pair.to_dict(orient="records"))
+                       bt500_rejected=rejected, pair_tests=pair.to_dict(orient="records"),
+                       ranking_supported=not reasons, ranking_not_supported_because=reasons,
+                       raters_flagged=flagged.to_dict(orient="records"), rater_min_r=rater_min_r)
         mixed_text = mixed.get("error", "")
         if "contrasts" in mixed:
             contrasts = mixed.pop("contrasts")
@@ -227,9 +237,12 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
         else:
             contrasts = None
         sections += [
-            ("Ranking (MOS)", f"{len(usable)} ratings by {usable['participant_id'].nunique()} participants"
+            ("Ranking (MOS)", (support.sentence(reasons) + " " if reasons else "")
+             + f"{len(usable)} ratings by {usable['participant_id'].nunique()} participants"
              + (" (a reference rated in several trials counts once per participant: its mean)" if kind == "paired"
-                else "") + ". MOS per method with a 95% CI from a bootstrap over participants (2000 resamples).", table),
+                else "") + ". MOS per method with a 95% CI from a bootstrap over participants (2000 resamples). "
+             "rank_group: methods sharing a letter were not told apart by the per-participant tests (Holm, 5%).",
+             table),
             ("Method differences (mixed model)", mixed_text, contrasts),
             ("Method differences (per-participant means)", "Paired t-test and exact Wilcoxon of each participant's "
              "method means; Holm over pairs on the t-test.", pair),
@@ -246,8 +259,12 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
         repeats = scores.repeat_consistency(ratings.all_rows)
         gold_method = ratings.manifest.protocol.gold_method if ratings.manifest else ""
         gold = scores.gold_failures(ratings.all_rows, gold_method)
+        low_r = screening.loc[screening["loo_rejected"], "participant_id"].tolist()
         raters_text = (f"Krippendorff's alpha (ordinal) = {alpha:.3f}. BT.500 screening rejects: "
-                       f"{', '.join(rejected) or 'nobody'} (flagged only).")
+                       f"{', '.join(rejected) or 'nobody'}; correlation with the others' MOS (leave-one-out, "
+                       f"P.913-style) below {rater_min_r:g}: {', '.join(low_r) or 'nobody'} (flagged only; "
+                       "raters_screening.csv has every rater's r and the rule that flags them"
+                       + ("; the ranking without them is below" if len(flagged) else "") + ").")
         if len(repeats):
             repeats.to_csv(out / "repeat_consistency.csv", index=False)
             summary["repeat_consistency"] = {"mean_abs_diff": float(repeats["mean_abs_diff"].mean()),
@@ -261,6 +278,13 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
             raters_text += (f" Gold items ({gold_method}): {int(gold['gold_failed'].sum())} of "
                             f"{int(gold['gold_answered'].sum())} answered outside the accepted ratings, by "
                             f"{len(failing)} participant(s).")
+        if len(flagged):
+            kept = one[~one["participant_id"].isin(flagged["participant_id"])]
+            without = scores.method_mos(kept, methods, seed=seed)
+            summary["ranking_without_flagged"] = without.to_dict(orient="records")
+            sections.append(("Ranking without the flagged raters", "Left out: " + "; ".join(
+                f"{r.participant_id} ({r.flagged_by}, r = {r.r_loo:.2f})" for r in flagged.itertuples())
+                + f". The same MOS and bootstrap on the other {kept['participant_id'].nunique()} participants.", without))
         sections += [("Per item", "MOS per item and method, t-based 95% CI over the item's ratings.", per_condition),
                      ("Raters", raters_text, None)]
 

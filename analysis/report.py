@@ -30,6 +30,7 @@ class AnalyzeOptions:
     duplicates: str = "error"  # a participant's second rating of one condition: error | first | mean
     db_url: str | None = None  # with a run directory: its database (default RUN_DIR/ratings.sqlite)
     bootstrap: int = 1000  # resamples for the Bradley-Terry CIs (pairwise)
+    rater_min_r: float = 0.3  # flag raters whose correlation with the others' MOS is lower (acr, paired)
 
 
 def compare_with_paper(usable: pd.DataFrame, ddof: int) -> tuple[pd.DataFrame, float]:
@@ -54,7 +55,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     from analysis.protocol_report import analyze_protocol, is_generic
 
     if is_generic(ratings):  # acr, pairwise, or imported methods: rank them with CIs
-        return analyze_protocol(ratings, out, options.seed, options.bootstrap)
+        return analyze_protocol(ratings, out, options.seed, options.bootstrap, options.rater_min_r)
     screening = bt500_screening(ratings.usable)
     rejected = screening.loc[screening["rejected"], "participant_id"].tolist()
     if options.screen == "bt500" and rejected:
