@@ -48,10 +48,16 @@ def scale_table(comps: pd.DataFrame, methods: list[str], model: str = "bt", reps
                 seed: int = 0) -> tuple[pd.DataFrame, separation.GraphCheck, np.ndarray]:
     """(per method: score, ci_low, ci_high, estimate kind; the graph check; the bootstrap
     scores of the identified methods (reps, k))."""
-    Wp, pids = participant_matrices(comps, methods)
+    return scale_from_matrices(participant_matrices(comps, methods)[0], methods, model, reps, seed)
+
+
+def scale_from_matrices(Wp: np.ndarray, methods: list[str], model: str = "bt", reps: int = 1000,
+                        seed: int = 0) -> tuple[pd.DataFrame, separation.GraphCheck, np.ndarray]:
+    """``scale_table`` from per-participant win matrices (n, m, m)."""
     W = Wp.sum(0)
+    n = len(Wp)
+    m = len(methods)
     graph = separation.check(W, methods)
-    m, n = len(methods), len(pids)
     score = np.full(m, np.nan)
     low, high = np.full(m, np.nan), np.full(m, np.nan)
     kind = ["not identified"] * m

@@ -131,7 +131,7 @@ def bt_table(comps: pd.DataFrame, methods: list[str], reps: int = 1000, seed: in
 def thurstone_case_v(comps: pd.DataFrame, methods: list[str]) -> tuple[pd.Series, float]:
     """(Thurstone Case V scale by maximum likelihood, P(i > j) = Phi(s_i - s_j), mean 0 over the
     identified methods, NaN for the others; mean |observed - predicted| preference over compared
-    pairs).  The JOD of ``ranking`` is this scale times 1.4826."""
+    pairs).  The JOD of ``ranking`` is this scale times 1.4826 (``scaling.JOD_SIGMA``)."""
     wins, counts = preference_matrix(comps, methods)
     W = wins.to_numpy(float)
     graph = separation.check(W, methods)

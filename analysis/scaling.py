@@ -1,7 +1,7 @@
 """Maximum-likelihood scaling of pairwise comparisons, batched over bootstrap resamples.
 
 Two links on one Newton solver: Bradley–Terry (logistic, log-strengths) and Thurstone Case V
-in JOD units as in pwcmp (probit with sigma = 1.4826, so a difference of 1 JOD means 75% of
+in JOD units as in pwcmp (probit with sigma = 1/Phi^-1(0.75) = 1.4826, so a difference of 1 JOD means 75% of
 answers prefer the better method).  Both are proper maximum likelihood for any design, complete
 or not (the old Thurstone "least squares" row average is least squares only when every pair
 was compared).
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-JOD_SIGMA = 1.4826  # Phi(1 / 1.4826) = 0.75: one JOD is a 75% preference
+JOD_SIGMA = float(1 / special.ndtri(0.75))  # 1.482602: Phi(1 / sigma) = 0.75 (pwcmp rounds it to 1.4826)
 MODELS = ("bt", "jod")
 _MEAN_PENALTY = 1.0  # pins the mean at 0 without changing any difference
 _RIDGE = 1e-9  # keeps a disconnected design's Hessian invertible (the scores are then unidentified)
