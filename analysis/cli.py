@@ -63,8 +63,9 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decimals", type=decimals, default=(1, 2), help="decimals of mean,std (default 1,2 as in the paper)")
     p.add_argument("--exclude-flags", default="timeout,short_display",
                    help="ratings with any of these flags are left out (counted); '' keeps all")
-    p.add_argument("--screen", choices=["flag", "bt500"], default="flag",
-                   help="BT.500 observer screening: flag only (default) or exclude rejected observers")
+    p.add_argument("--screen", choices=["flag", "bt500", "loo", "both"], default="flag",
+                   help="rater screening (Table 1 studies): flag only (default), or exclude the raters BT.500 rejects "
+                        "(bt500), whose correlation with the others' MOS is below --rater-min-r (loo), or either (both)")
     p.add_argument("--manifest", default=None, help="manifest.json for labels and thresholds (run dirs have one)")
     p.add_argument("--compare-paper", action="store_true", help="put the paper's Table 1 beside ours")
     p.add_argument("--seed", type=integer(0), default=0, help="bootstrap seed")

@@ -210,3 +210,19 @@ def test_scale_table_intervals_use_the_t_quantile():
     se = boot.std(axis=0, ddof=1) * math.sqrt(6 / 5)
     half = (table["ci_high"] - table["score"]).to_numpy()
     assert graph.strongly_connected and half == pytest.approx(sps.t.ppf(0.975, 5) * se)
+
+
+def test_table1_screen_loo_excludes_an_inverted_rater_and_names_the_rule(tmp_path):
+    from analysis.audit import load_published
+    from analysis.report import AnalyzeOptions, analyze
+
+    frame = simulate.from_published(load_published(), 10, 5, seed=0)
+    inverted = frame["participant_id"].eq("synthetic-04") & frame["block"].ne("attention")
+    frame.loc[inverted, "rating"] = 6 - frame.loc[inverted, "rating"]
+    frame.to_csv(tmp_path / "ratings.csv", index=False)
+    flag = analyze(tmp_path / "ratings.csv", AnalyzeOptions(out=tmp_path / "flag"))
+    assert flag["loo_flagged"] == ["synthetic-04"] and flag["raters_excluded"] == {}
+    assert flag["counts"]["participants"] == 10
+    summary = analyze(tmp_path / "ratings.csv", AnalyzeOptions(out=tmp_path / "loo", screen="loo"))
+    assert summary["raters_excluded"] == {"synthetic-04": "loo_r<0.3"}
+    assert "excluded: synthetic-04 (loo_r<0.3)" in (tmp_path / "loo" / "report.md").read_text()
