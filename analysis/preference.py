@@ -63,14 +63,9 @@ def position_bias(usable: pd.DataFrame) -> dict:
 
 def preference_matrix(comps: pd.DataFrame, methods: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(wins, counts): wins[i, j] = times i was preferred over j (ties half), counts[i, j] = comparisons."""
-    wins = pd.DataFrame(0.0, index=methods, columns=methods)
-    counts = pd.DataFrame(0, index=methods, columns=methods)
-    for a, b, o in comps[["a", "b", "outcome"]].itertuples(index=False, name=None):
-        wins.loc[a, b] += o
-        wins.loc[b, a] += 1 - o
-        counts.loc[a, b] += 1
-        counts.loc[b, a] += 1
-    return wins, counts
+    wins = pairwise_scale.participant_matrices(comps, methods)[0].sum(0)
+    counts = (wins + wins.T).round().astype(int)
+    return pd.DataFrame(wins, index=methods, columns=methods), pd.DataFrame(counts, index=methods, columns=methods)
 
 
 def win_rates(comps: pd.DataFrame, methods: list[str]) -> pd.Series:
