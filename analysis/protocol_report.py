@@ -264,7 +264,7 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
                        f"{', '.join(rejected) or 'nobody'}; correlation with the others' MOS (leave-one-out, "
                        f"P.913-style) below {rater_min_r:g}: {', '.join(low_r) or 'nobody'} (flagged only; "
                        "raters_screening.csv has every rater's r and the rule that flags them"
-                       + ("; the ranking without them is below" if len(flagged) else "") + ").")
+                       + ("; see 'Ranking without the flagged raters'" if len(flagged) else "") + ").")
         if len(repeats):
             repeats.to_csv(out / "repeat_consistency.csv", index=False)
             summary["repeat_consistency"] = {"mean_abs_diff": float(repeats["mean_abs_diff"].mean()),

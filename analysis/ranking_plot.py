@@ -54,9 +54,9 @@ def ranking_figure(table: pd.DataFrame, value: str, label: str, out: Path, kind:
     ax.set_ylabel("")
     title = f"{kind + ': ' if kind else ''}ranking with 95% intervals" + ("  (SYNTHETIC DATA)" if synthetic else "")
     ax.set_title(title, color="#a00" if synthetic else "black", fontsize=11)
-    fig.text(0.01, 0.01, note + ("\n[letters]: methods sharing a letter were not told apart; open marker: bound / "
-                                 "prior-regularised value" if "rank_group" in table else ""), fontsize=7.5,
-             va="bottom", ha="left", wrap=True)
+    legend = "\n[letters]: methods sharing a letter were not told apart" if "rank_group" in table else ""
+    legend += "; open marker: bound / prior-regularised value" if "estimate" in table and legend else ""
+    fig.text(0.01, 0.01, note + legend, fontsize=7.5, va="bottom", ha="left", wrap=True)
     fig.tight_layout(rect=(0, 0.14 if note else 0, 1, 1))
     fig.savefig(out / "ranking.png", dpi=130)
     plt.close(fig)
