@@ -17,7 +17,7 @@ from scipy import stats as sps
 
 from analysis import preference, rank_groups, support, ties
 from analysis.pairwise_scale import CI_METHOD
-from analysis.raters import kendall_u
+from analysis.raters import kendall_u, pairwise_agreement
 from analysis.separation import GraphCheck
 
 
@@ -32,6 +32,8 @@ class PairwiseInference:
     bt_jod_tau: float
     participants: int
     comparisons: int
+    raters: pd.DataFrame  # per participant: agreement with the others (raters.pairwise_agreement)
+    without_flagged: pd.DataFrame | None = None  # the ranking without flagged participants
 
     @property
     def supported(self) -> bool:
@@ -42,7 +44,22 @@ class PairwiseInference:
                 "ranking_not_supported_because": self.reasons, "comparison_graph": self.graph.to_json(),
                 "separated_methods": {"never_won": self.graph.never_won, "never_lost": self.graph.never_lost},
                 "ci_method": CI_METHOD, "ties_model": self.ties, "kendall_u": self.agreement,
-                "thurstone_misfit": self.thurstone_misfit, "bt_jod_kendall_tau": self.bt_jod_tau}
+                "thurstone_misfit": self.thurstone_misfit, "bt_jod_kendall_tau": self.bt_jod_tau,
+                "raters_flagged": self.flagged,
+                **({"ranking_without_flagged": self.without_flagged.to_dict(orient="records")}
+                   if self.without_flagged is not None else {})}
+
+    @property
+    def flagged(self) -> list[str]:
+        return self.raters.loc[self.raters["flagged"], "participant_id"].tolist()
+
+    def raters_text(self) -> str:
+        flagged = self.flagged
+        return ("Agreement with the other participants (their leave-one-out Bradley–Terry order; "
+                "raters_agreement.csv): "
+                f"median {self.raters['agreement'].median():.0%} of a participant's choices; agreeing less than chance "
+                "(one-sided binomial p < 0.05): " + (", ".join(flagged) + " (flagged only; see 'Ranking without the "
+                                                     "flagged raters')" if flagged else "nobody") + ".")
 
     def ranking_text(self, bootstrap: int) -> str:
         parts = []
@@ -51,7 +68,8 @@ class PairwiseInference:
         parts.append(f"{self.comparisons} comparisons by {self.participants} participants. bt_score: Bradley–Terry "
                      "log-strength; jod: Thurstone Case V in JOD (1 JOD = 75% preference, as pwcmp); both maximum "
                      "likelihood (ties count half), mean 0 over the identified methods. 95% CIs: "
-                     f"{bootstrap} bootstrap resamples of participants, estimate ± t(n−1) × bootstrap SE × √(n/(n−1)) "
+                     f"{bootstrap} bootstrap resamples of participants, "
+                     "estimate ± t(n−1) × bootstrap SE × √(n/(n−1)) "
                      "(the percentile interval under-covers with few participants). rank_group: methods sharing a "
                      "letter were not told apart by the per-participant tests below (Holm, 5%).")
         for s in self.graph.sentences():
@@ -94,7 +112,7 @@ class PairwiseInference:
 
 
 def infer(comps: pd.DataFrame, methods: list[str], tests: pd.DataFrame, bootstrap: int = 1000,
-          seed: int = 0) -> PairwiseInference:
+          seed: int = 0, screen: bool = True) -> PairwiseInference:
     """Everything the report states about the ranking (see the module docstring)."""
     table, graph = preference.ranking(comps, methods, bootstrap, seed)
     reasons = support.pairwise_reasons(comps, methods, graph)
@@ -109,6 +127,13 @@ def infer(comps: pd.DataFrame, methods: list[str], tests: pd.DataFrame, bootstra
     ident = table["estimate"].eq("maximum likelihood")
     tau = (float(sps.kendalltau(table.loc[ident, "bt_score"], table.loc[ident, "jod"]).statistic)
            if ident.sum() > 1 else float("nan"))
+    raters = pairwise_agreement(comps, methods)
+    flagged = raters.loc[raters["flagged"], "participant_id"].tolist() if screen else []
+    without = None
+    if flagged:
+        kept = comps[~comps["participant_id"].isin(flagged)]
+        without = infer(kept, methods, preference.pair_tests(kept, methods), bootstrap, seed, screen=False).table
     return PairwiseInference(table=table, graph=graph, reasons=reasons, ties=ties.compare(comps, methods),
                              agreement=kendall_u(comps), thurstone_misfit=misfit, bt_jod_tau=tau,
-                             participants=int(comps["participant_id"].nunique()), comparisons=len(comps))
+                             participants=int(comps["participant_id"].nunique()), comparisons=len(comps),
+                             raters=raters, without_flagged=without)

@@ -174,6 +174,7 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
         table.to_csv(out / "ranking.csv", index=False)
         tests.to_csv(out / "pair_tests.csv", index=False)
         triads.to_csv(out / "consistency.csv", index=False)
+        inference.raters.to_csv(out / "raters_agreement.csv", index=False)
         (wins / counts.where(counts > 0)).loc[order, order].to_csv(out / "preference_matrix.csv")
         cyclic = int((triads["circular_triads"] > 0).sum())
         bias = preference.position_bias(usable)
@@ -188,7 +189,10 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
         sections += [
             ("Ranking (Bradley–Terry and JOD)", inference.ranking_text(bootstrap), table),
             ("Ties", inference.ties_text(), inference.ties_table()),
-            ("Agreement", inference.agreement_text(), None),
+            ("Agreement", inference.agreement_text() + " " + inference.raters_text(), None),
+            *([("Ranking without the flagged raters", f"Left out: {', '.join(inference.flagged)} (agreeing with the "
+                "others less than chance). The same analysis on the other participants.", inference.without_flagged)]
+              if inference.without_flagged is not None else []),
             ("Method pairs", "share_a: how often a was preferred over b (ties half); p_ttest: per-participant share "
              "- 1/2 across participants, Holm-corrected in p_holm; p_binomial ignores that a participant's choices "
              "are correlated.", tests),

@@ -153,3 +153,32 @@ def kendall_u(comps: pd.DataFrame) -> dict:
     return {"u": float(u), "chi2": float(chi2) if tested else float("nan"), "df": float(df) if tested else float("nan"),
             "p": p, "pairs_tested": tested, "pairs_skipped": skipped,
             "ties_left_out_of_test": int((comps["outcome"] == 0.5).sum())}
+
+
+def pairwise_agreement(comps: pd.DataFrame, methods: list[str], alpha: float = 0.05) -> pd.DataFrame:
+    """Per participant (pairwise): the share of their decisive choices that pick the method the
+    other participants' Bradley–Terry fit (leave-one-out) scores higher, and the one-sided
+    binomial p of a share that low under 1/2.  Flagged: agreeing less than chance (p < alpha),
+    e.g. a participant who answers the question reversed.  A participant choosing at random sits
+    near 1/2 and is not flagged here; their circular triads show them.  ``counted``: decisive
+    choices between two methods the others' fit does not score equal."""
+    from analysis import pairwise_scale, scaling
+
+    Wp, pids = pairwise_scale.participant_matrices(comps, methods)
+    loo = np.zeros((len(pids), len(methods)))
+    if len(pids) > 1:
+        loo = scaling.fit(Wp.sum(0)[None] - Wp, "bt", prior_sd=5.0)
+    index = {m: i for i, m in enumerate(methods)}
+    rows = []
+    for k, pid in enumerate(pids):
+        part = comps[comps["participant_id"].eq(pid) & comps["outcome"].ne(0.5)]
+        winner = np.where(part["outcome"].eq(1), part["a"], part["b"])
+        loser = np.where(part["outcome"].eq(1), part["b"], part["a"])
+        diff = np.array([loo[k, index[w]] - loo[k, index[v]] for w, v in zip(winner, loser)])
+        decided = diff != 0
+        agree = int((diff > 0).sum())
+        n = int(decided.sum())
+        p = float(sps.binomtest(agree, n, 0.5, alternative="less").pvalue) if n else float("nan")
+        rows.append({"participant_id": pid, "counted": n, "agreement": agree / n if n else float("nan"),
+                     "p_less_than_chance": p, "flagged": bool(n and p < alpha)})
+    return pd.DataFrame(rows, columns=["participant_id", "counted", "agreement", "p_less_than_chance", "flagged"])

@@ -64,7 +64,10 @@ def compare(comps: pd.DataFrame, methods: list[str]) -> dict:
     half = scaling.fit(Wp.sum(0)[np.ix_(ident, ident)], "bt")
     w, t = _counts(comps, methods)
     dav, nu, _ = davidson(w[np.ix_(ident, ident)], t[np.ix_(ident, ident)])
-    tau = sps.kendalltau(half, dav).statistic if len(ident) > 2 else float(np.sign(half[0] - half[1]) == np.sign(dav[0] - dav[1]))
+    if len(ident) > 2:
+        tau = sps.kendalltau(half, dav).statistic
+    else:
+        tau = 1.0 if np.sign(half[0] - half[1]) == np.sign(dav[0] - dav[1]) else -1.0
     return {**out, "bt_ties_half": dict(zip(graph.identified, half.tolist())),
             "davidson": dict(zip(graph.identified, dav.tolist())), "davidson_nu": nu,
             "max_abs_difference": float(np.abs(half - dav).max()), "kendall_tau": float(tau)}

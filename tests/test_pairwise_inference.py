@@ -112,7 +112,8 @@ def test_davidson_ties_model_by_hand_and_beside_ties_half():
     w = np.array([[0, 6.0], [3.0, 0]])
     t = np.array([[0, 2.0], [2.0, 0]])
     theta, nu, _ = ties.davidson(w, t)
-    assert theta[0] - theta[1] == pytest.approx(math.log(2), abs=1e-5) and nu == pytest.approx(2 / math.sqrt(18), abs=1e-5)
+    assert theta[0] - theta[1] == pytest.approx(math.log(2), abs=1e-5)
+    assert nu == pytest.approx(2 / math.sqrt(18), abs=1e-5)
     comps = _comps([("p", "a", "b", 1)] * 6 + [("p", "a", "b", 0)] * 3 + [("p", "a", "b", 0.5)] * 2)
     result = ties.compare(comps, ["a", "b"])
     half = math.log(7 / 4)  # ties half: 7 of 11 -> log(7/4)
@@ -226,3 +227,17 @@ def test_table1_screen_loo_excludes_an_inverted_rater_and_names_the_rule(tmp_pat
     summary = analyze(tmp_path / "ratings.csv", AnalyzeOptions(out=tmp_path / "loo", screen="loo"))
     assert summary["raters_excluded"] == {"synthetic-04": "loo_r<0.3"}
     assert "excluded: synthetic-04 (loo_r<0.3)" in (tmp_path / "loo" / "report.md").read_text()
+
+
+def test_pairwise_rater_answering_reversed_is_flagged_and_the_ranking_shown_without_them():
+    comps = _bt_study({"a": 0.0, "b": 0.5, "c": 1.0, "d": 1.5}, 10, 3, seed=0)
+    reversed_ = comps["participant_id"].eq("p09")
+    comps.loc[reversed_, "outcome"] = 1 - comps.loc[reversed_, "outcome"]
+    methods = ["a", "b", "c", "d"]
+    result = pairwise_inference.infer(comps, methods, preference.pair_tests(comps, methods), 200)
+    assert result.flagged == ["p09"]
+    assert result.raters.set_index("participant_id").loc["p09", "agreement"] < 0.3
+    kept = comps[~reversed_]
+    alone, _ = preference.ranking(kept, methods, reps=200)
+    assert result.without_flagged["bt_score"].to_numpy() == pytest.approx(alone["bt_score"].to_numpy())
+    assert result.summary()["raters_flagged"] == ["p09"] and "ranking_without_flagged" in result.summary()

@@ -4,7 +4,8 @@
 
 Planted truth: 4 methods with scores -0.9, -0.2, 0.3, 0.8 (centred) in each model's own units;
 every participant compares every method pair 5 times (30 comparisons), outcomes drawn from the
-model itself (``--rater-sd``: each participant's own scores scattered around the planted ones) (Bradley–Terry for the BT intervals, Thurstone Case V in JOD for the JOD ones).
+model itself (Bradley–Terry for the BT intervals, Thurstone Case V in JOD for the JOD ones;
+``--rater-sd``: each participant's own scores scattered around the planted ones).
 For each simulated study the report's own code (``pairwise_scale.scale_from_matrices``) gives
 the intervals; coverage = share of (study, method) intervals holding the planted score.  Beside
 it, the percentile interval of the same bootstrap resamples (the report's method before), and
@@ -95,7 +96,8 @@ def main() -> None:
     for model in ("bt", "jod"):
         for n in (int(x) for x in args.participants.split(",")):
             start = time.perf_counter()
-            rows.append({**coverage(model, n, args.sims, args.reps, rater_sd=args.rater_sd), "seconds": time.perf_counter() - start})
+            result = coverage(model, n, args.sims, args.reps, rater_sd=args.rater_sd)
+            rows.append({**result, "seconds": time.perf_counter() - start})
             print(rows[-1], flush=True)
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f")
           if _has_tabulate() else pd.DataFrame(rows).round(3).to_string(index=False))
