@@ -64,6 +64,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     rules = {"bt500": ["bt500"], "loo": [loo_rule], "both": ["bt500", loo_rule]}
     flagged = {"bt500": rejected, loo_rule: low_r}
     excluded = {pid: rule for rule in rules.get(options.screen, []) for pid in flagged[rule]}
+    every_rater = ratings.usable
     if excluded:
         ratings.exclude_participants(sorted(excluded), options.screen)
     usable = ratings.usable
@@ -91,6 +92,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
         "loo_flagged": low_r, "rater_min_r": options.rater_min_r, "raters_excluded": excluded,
         "omnibus": omni.to_dict(orient="records"), "mixed_model": mixed, "agreement": agree,
         "cells": len(tests),
+        **({"omnibus_every_rater": omnibus(every_rater).to_dict(orient="records")} if excluded else {}),
         "cells_p_lt_05_uncorrected": int((tests["p_wilcoxon"] < 0.05).sum()) if len(tests) else 0,
         "cells_significant_holm": int((tests["p_holm"] < 0.05).sum()) if len(tests) else 0,
         "cells_significant_bh": int((tests["p_bh"] < 0.05).sum()) if len(tests) else 0,
@@ -160,7 +162,10 @@ def _markdown(summary, table_md, omni, mixed, agree, note, tests) -> str:
              f" ({'excluded' if summary['bt500_excluded'] else 'flagged only'}); correlation with the others' MOS below "
              f"{summary['rater_min_r']:g}: {', '.join(summary['loo_flagged']) or 'nobody'}; excluded: "
              + (', '.join(f'{p} ({r})' for p, r in summary['raters_excluded'].items()) or 'nobody') + ".", "", "## Table 1 layout", "", table_md,
-             "## Overall: is normalized rated higher?", "", *_omni_lines(omni), "", _mixed_line(mixed), "",
+             "## Overall: is normalized rated higher?", "", *_omni_lines(omni), "",
+             *(["With every rater (before the exclusions above):", "",
+                *_omni_lines(pd.DataFrame(summary["omnibus_every_rater"])), ""] if "omnibus_every_rater" in summary else []),
+             _mixed_line(mixed), "",
              "## Per cell", "", note, "",
              f"{summary['cells_p_lt_05_uncorrected']} of {summary['cells']} cells have Wilcoxon p < 0.05 uncorrected; "
              f"{summary['cells_significant_holm']} after Holm, {summary['cells_significant_bh']} after Benjamini-Hochberg.",

@@ -226,7 +226,12 @@ def test_table1_screen_loo_excludes_an_inverted_rater_and_names_the_rule(tmp_pat
     assert flag["counts"]["participants"] == 10
     summary = analyze(tmp_path / "ratings.csv", AnalyzeOptions(out=tmp_path / "loo", screen="loo"))
     assert summary["raters_excluded"] == {"synthetic-04": "loo_r<0.3"}
-    assert "excluded: synthetic-04 (loo_r<0.3)" in (tmp_path / "loo" / "report.md").read_text()
+    report = (tmp_path / "loo" / "report.md").read_text()
+    assert "excluded: synthetic-04 (loo_r<0.3)" in report and "With every rater (before the exclusions" in report
+    overall = {o["scope"]: o for o in summary["omnibus"]}["all blocks"]
+    every = {o["scope"]: o for o in summary["omnibus_every_rater"]}["all blocks"]
+    assert overall["participants"] == 9 and every["participants"] == 10
+    assert every["mean_diff"] == pytest.approx({o["scope"]: o for o in flag["omnibus"]}["all blocks"]["mean_diff"])
 
 
 def test_pairwise_rater_answering_reversed_is_flagged_and_the_ranking_shown_without_them():
