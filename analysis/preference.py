@@ -143,7 +143,10 @@ def thurstone_case_v(comps: pd.DataFrame, methods: list[str]) -> tuple[pd.Series
 
 
 def pair_tests(comps: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
-    """Per method pair: share of a over b, per-participant t-test of (share − ½), binomial test."""
+    """Per method pair: share of a over b, per-participant t-test of (share − ½), binomial test.
+    When every participant's share sits on the same side of ½ by the same amount (e.g. all
+    prefer a every time) t is undefined; then p_ttest is the exact sign test over participants,
+    2 · ½^n, not a p of 1 (a unanimous effect is the strongest evidence there is)."""
     rows = []
     for a, b in combinations(sorted(methods), 2):
         part = comps[(comps["a"] == a) & (comps["b"] == b)]
@@ -153,6 +156,8 @@ def pair_tests(comps: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             p_t = float(sps.ttest_1samp(shares, 0).pvalue) if len(shares) > 1 and shares.std() > 0 else float("nan")
+        if len(shares) and shares.std() == 0 and shares[0] != 0:  # unanimous: exact sign test
+            p_t = float(sps.binomtest(len(shares), len(shares)).pvalue)
         decisive = part[part["outcome"] != 0.5]
         a_wins = int((decisive["outcome"] == 1).sum())
         p_binom = float(sps.binomtest(a_wins, len(decisive)).pvalue) if len(decisive) else float("nan")

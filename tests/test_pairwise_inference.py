@@ -246,3 +246,14 @@ def test_pairwise_rater_answering_reversed_is_flagged_and_the_ranking_shown_with
     alone, _ = preference.ranking(kept, methods, reps=200)
     assert result.without_flagged["bt_score"].to_numpy() == pytest.approx(alone["bt_score"].to_numpy())
     assert result.summary()["raters_flagged"] == ["p09"] and "ranking_without_flagged" in result.summary()
+
+
+def test_a_unanimous_pair_is_tested_exactly_and_the_never_winning_method_gets_its_own_rank_group():
+    comps = _bt_study({"a": 0.0, "b": 0.4, "c": 0.9, "d": 1.3}, 10, 4, seed=1)
+    comps.loc[comps["a"].eq("a"), "outcome"] = 0.0
+    methods = ["a", "b", "c", "d"]
+    tests = preference.pair_tests(comps, methods).set_index(["a", "b"])
+    assert tests.loc[("a", "b"), "p_ttest"] == pytest.approx(2 * 0.5**10)  # the exact sign test, not p = 1
+    result = pairwise_inference.infer(comps, methods, tests.reset_index(), 200)
+    groups = result.table.set_index("method")["rank_group"]
+    assert not set(groups["a"]) & (set(groups["b"]) | set(groups["c"]) | set(groups["d"]))
