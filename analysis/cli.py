@@ -27,6 +27,17 @@ def qualities(text: str) -> dict[str, float]:
     return out
 
 
+def correlation(text: str) -> float:
+    """A correlation threshold in [-1, 1] (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [-1, 1], e.g. 0.3; got {text!r}") from None
+    if not -1 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [-1, 1], e.g. 0.3; got {text}")
+    return value
+
+
 def protocols(text: str) -> list[str]:
     """``acr,pairwise`` -> a list of protocol names (argparse type)."""
     names = [p.strip() for p in text.split(",") if p.strip()]
@@ -52,13 +63,17 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decimals", type=decimals, default=(1, 2), help="decimals of mean,std (default 1,2 as in the paper)")
     p.add_argument("--exclude-flags", default="timeout,short_display",
                    help="ratings with any of these flags are left out (counted); '' keeps all")
-    p.add_argument("--screen", choices=["flag", "bt500"], default="flag",
-                   help="BT.500 observer screening: flag only (default) or exclude rejected observers")
+    p.add_argument("--screen", choices=["flag", "bt500", "loo", "both"], default="flag",
+                   help="rater screening (Table 1 studies): flag only (default), or exclude the raters BT.500 rejects "
+                        "(bt500), whose correlation with the others' MOS is below --rater-min-r (loo), or either (both)")
     p.add_argument("--manifest", default=None, help="manifest.json for labels and thresholds (run dirs have one)")
     p.add_argument("--compare-paper", action="store_true", help="put the paper's Table 1 beside ours")
     p.add_argument("--seed", type=integer(0), default=0, help="bootstrap seed")
     p.add_argument("--bootstrap", type=integer(100, 100_000), default=1000,
                    help="pairwise: bootstrap resamples of participants for the Bradley-Terry CIs (default 1000)")
+    p.add_argument("--rater-min-r", type=correlation, default=0.3,
+                   help="acr/paired: flag a rater whose Pearson r with the others' MOS (leave-one-out) is below this "
+                        "(default 0.3); the report shows the ranking with and without flagged raters")
     p.set_defaults(func=_run_analyze)
 
 
@@ -68,7 +83,8 @@ def _run_analyze(args: argparse.Namespace) -> int:
     options = AnalyzeOptions(out=Path(args.out), ddof=args.ddof, decimals=args.decimals,
                              exclude_flags=tuple(f for f in args.exclude_flags.split(",") if f),
                              screen=args.screen, compare_paper=args.compare_paper, seed=args.seed,
-                             duplicates=args.duplicates, db_url=args.db, bootstrap=args.bootstrap)
+                             duplicates=args.duplicates, db_url=args.db, bootstrap=args.bootstrap,
+                             rater_min_r=args.rater_min_r)
     summary = analyze(args.source, options, args.manifest)
     print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
     print(f"report: {Path(summary['out']) / 'report.html'}")

@@ -2,14 +2,14 @@
 
 * Comparisons: one per answered trial (winner, loser, or a tie when "No preference" was chosen).
 * Preference matrix and win rates; a tie counts half a win for each side.
-* Bradley–Terry scores (log-strengths, mean 0) fitted by ``choix`` (iterative Luce spectral
-  ranking, ``ilsr_pairwise``, with a small ridge ``alpha`` so a method that never lost still has
-  a finite score).  Ties count half: every decisive comparison enters twice and every tie once
-  in each direction.  95% CIs: percentile bootstrap over participants (their trials resampled
-  as a whole, since one participant's choices are not independent).
-* Thurstone Case V scale, ``s_i = mean_j Φ⁻¹(p_ij)`` with ``z_ii = 0`` (Mosteller's least-squares
-  solution; p clipped to [0.01, 0.99]), as a check on
-  the BT ranking: Kendall's τ between the two, and the mean |p_ij − Φ(s_i − s_j)| misfit.
+* Bradley–Terry log-strengths and JOD (Thurstone Case V in pwcmp's units: 1 JOD = 75%
+  preference), both by maximum likelihood for any design (``analysis.scaling``); a method the
+  data cannot place (never won, never lost, never compared) gets a bound and a labelled
+  prior-regularised value (``analysis.separation``); 95% intervals from a bootstrap over
+  participants with a t(n−1) quantile (``analysis.pairwise_scale``).  Ties count half.
+  choix's ILSR fit stays as the library cross-check (``bradley_terry``).
+* Thurstone Case V scale in z units (``thurstone_case_v``): the JOD / 1.4826, with the mean
+  |p_ij − Φ(s_i − s_j)| misfit over compared pairs.
 * Per method pair: per-participant preference share minus ½, t-test across participants
   (Holm); beside it the exact binomial test of the decisive comparisons, which ignores that
   one participant's choices are correlated.
@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
+
+from stylestudy.analysis import pairwise_scale, scaling, separation
 
 LEVEL = 0.95
 ALPHA_RIDGE = 1e-3
@@ -61,14 +63,9 @@ def position_bias(usable: pd.DataFrame) -> dict:
 
 def preference_matrix(comps: pd.DataFrame, methods: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(wins, counts): wins[i, j] = times i was preferred over j (ties half), counts[i, j] = comparisons."""
-    wins = pd.DataFrame(0.0, index=methods, columns=methods)
-    counts = pd.DataFrame(0, index=methods, columns=methods)
-    for a, b, o in comps[["a", "b", "outcome"]].itertuples(index=False, name=None):
-        wins.loc[a, b] += o
-        wins.loc[b, a] += 1 - o
-        counts.loc[a, b] += 1
-        counts.loc[b, a] += 1
-    return wins, counts
+    wins = pairwise_scale.participant_matrices(comps, methods)[0].sum(0)
+    counts = (wins + wins.T).round().astype(int)
+    return pd.DataFrame(wins, index=methods, columns=methods), pd.DataFrame(counts, index=methods, columns=methods)
 
 
 def win_rates(comps: pd.DataFrame, methods: list[str]) -> pd.Series:
@@ -91,58 +88,65 @@ def _choix_data(comps: pd.DataFrame, index: dict[str, int]) -> list[tuple[int, i
 
 
 def bradley_terry(comps: pd.DataFrame, methods: list[str], alpha: float = ALPHA_RIDGE) -> np.ndarray:
-    """BT log-strengths (mean 0) by choix's ILSR; ties half (see the module docstring)."""
-    return _fit(_choix_data(comps, {m: i for i, m in enumerate(methods)}), len(methods), alpha)
-
-
-def _fit(data: list[tuple[int, int]], n: int, alpha: float = ALPHA_RIDGE) -> np.ndarray:
+    """BT log-strengths (mean 0) by choix's ILSR with ridge ``alpha``; ties half.  The report uses
+    the maximum-likelihood ``ranking`` instead (which refuses to invent a separated method's
+    score); this stays as the cross-check against a library fit."""
     import choix
 
+    data = _choix_data(comps, {m: i for i, m in enumerate(methods)})
     if not data:
-        return np.full(n, np.nan)
-    scores = np.asarray(choix.ilsr_pairwise(n, data, alpha=alpha), float)
+        return np.full(len(methods), np.nan)
+    scores = np.asarray(choix.ilsr_pairwise(len(methods), data, alpha=alpha), float)
     return scores - scores.mean()
 
 
-def bt_table(comps: pd.DataFrame, methods: list[str], reps: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Per method: BT score, bootstrap 95% CI over participants, win rate, comparisons, the
-    bootstrap share of resamples in which it ranks first, and its rank."""
-    scores = bradley_terry(comps, methods)
-    index = {m: i for i, m in enumerate(methods)}
-    by_participant = [_choix_data(part, index) for _, part in comps.groupby("participant_id")]
-    rng = np.random.default_rng(seed)
-    boot = np.empty((reps, len(methods)))
-    for r in range(reps):
-        sample = rng.integers(0, len(by_participant), len(by_participant))
-        boot[r] = _fit([c for k in sample for c in by_participant[k]], len(methods))
-    lo, hi = np.nanquantile(boot, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2], axis=0)
-    best = np.bincount(np.nanargmax(boot, axis=1), minlength=len(methods)) / reps
+def ranking(comps: pd.DataFrame, methods: list[str], reps: int = 1000,
+            seed: int = 0) -> tuple[pd.DataFrame, separation.GraphCheck]:
+    """Per method: Bradley–Terry score and JOD (maximum likelihood where the data identify
+    them, else a labelled bound), 95% intervals over participants, win rate, comparisons and
+    P(best); best first.  Also the comparison graph's verdict (separation, connectivity)."""
+    bt, graph, boot = pairwise_scale.scale_table(comps, methods, "bt", reps, seed)
+    jod, _, _ = pairwise_scale.scale_table(comps, methods, "jod", reps, seed)
+    best = pairwise_scale.p_best(boot, graph.identified, graph)
     _, counts = preference_matrix(comps, methods)
-    frame = pd.DataFrame({"method": methods, "bt_score": scores, "ci_low": lo, "ci_high": hi,
-                          "win_rate": win_rates(comps, methods).to_numpy(), "comparisons": counts.sum(axis=1).to_numpy(),
-                          "p_best": best})
-    frame = frame.sort_values("bt_score", ascending=False, ignore_index=True)
-    frame.insert(0, "rank", np.arange(1, len(frame) + 1))
-    return frame
+    frame = pd.DataFrame({"method": methods, "bt_score": bt["score"], "ci_low": bt["ci_low"], "ci_high": bt["ci_high"],
+                          "jod": jod["score"], "jod_ci_low": jod["ci_low"], "jod_ci_high": jod["ci_high"],
+                          "estimate": bt["estimate"], "win_rate": win_rates(comps, methods).to_numpy(),
+                          "comparisons": counts.sum(axis=1).to_numpy(),
+                          "p_best": [best.get(m, float("nan")) for m in methods]})
+    frame = frame.sort_values(["bt_score", "win_rate"], ascending=False, ignore_index=True, na_position="last")
+    return frame, graph
+
+
+def bt_table(comps: pd.DataFrame, methods: list[str], reps: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """``ranking`` without the graph verdict."""
+    return ranking(comps, methods, reps, seed)[0]
 
 
 def thurstone_case_v(comps: pd.DataFrame, methods: list[str]) -> tuple[pd.Series, float]:
-    """(scale values, mean |observed − predicted| preference probability)."""
+    """(Thurstone Case V scale by maximum likelihood, P(i > j) = Phi(s_i - s_j), mean 0 over the
+    identified methods, NaN for the others; mean |observed - predicted| preference over compared
+    pairs).  The JOD of ``ranking`` is this scale times 1.4826 (``scaling.JOD_SIGMA``)."""
     wins, counts = preference_matrix(comps, methods)
+    W = wins.to_numpy(float)
+    graph = separation.check(W, methods)
+    scale = np.full(len(methods), np.nan)
+    ident = [methods.index(m) for m in graph.identified]
+    if len(ident) >= 2:
+        scale[ident] = scaling.fit(W[np.ix_(ident, ident)], "jod") / scaling.JOD_SIGMA
     with np.errstate(invalid="ignore", divide="ignore"):
-        p = (wins / counts).to_numpy(float)
-    z = sps.norm.ppf(np.clip(p, 0.01, 0.99))
-    np.fill_diagonal(z, 0.0)  # Mosteller's least-squares solution: the row mean with z_ii = 0
-    scale = np.nanmean(z, axis=1)
-    scale = scale - np.nanmean(scale)
+        p = W / counts.to_numpy(float)
     predicted = sps.norm.cdf(scale[:, None] - scale[None, :])
-    mask = ~np.isnan(p) & ~np.eye(len(methods), dtype=bool)
+    mask = ~np.isnan(p) & ~np.isnan(predicted) & ~np.eye(len(methods), dtype=bool)
     misfit = float(np.abs(p[mask] - predicted[mask]).mean()) if mask.any() else float("nan")
     return pd.Series(scale, index=methods, name="thurstone"), misfit
 
 
 def pair_tests(comps: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
-    """Per method pair: share of a over b, per-participant t-test of (share − ½), binomial test."""
+    """Per method pair: share of a over b, per-participant t-test of (share − ½), binomial test.
+    When every participant's share sits on the same side of ½ by the same amount (e.g. all
+    prefer a every time) t is undefined; then p_ttest is the exact sign test over participants,
+    2 · ½^n, not a p of 1 (a unanimous effect is the strongest evidence there is)."""
     rows = []
     for a, b in combinations(sorted(methods), 2):
         part = comps[(comps["a"] == a) & (comps["b"] == b)]
@@ -152,6 +156,8 @@ def pair_tests(comps: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             p_t = float(sps.ttest_1samp(shares, 0).pvalue) if len(shares) > 1 and shares.std() > 0 else float("nan")
+        if len(shares) and shares.std() == 0 and shares[0] != 0:  # unanimous: exact sign test
+            p_t = float(sps.binomtest(len(shares), len(shares)).pvalue)
         decisive = part[part["outcome"] != 0.5]
         a_wins = int((decisive["outcome"] == 1).sum())
         p_binom = float(sps.binomtest(a_wins, len(decisive)).pvalue) if len(decisive) else float("nan")

@@ -22,11 +22,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from scipy import stats as sps  # noqa: E402
 
-from stylestudy.analysis import preference, scores
+from stylestudy.analysis import pairwise_inference, preference, rank_groups, scores, support
 from stylestudy.analysis.page import embed_png
-from stylestudy.analysis.raters import bt500_screening, krippendorff_alpha
+from stylestudy.analysis.pairwise_scale import CI_METHOD
+from stylestudy.analysis.ranking_plot import ranking_figure
+from stylestudy.analysis.raters import LOO_MIN_R, krippendorff_alpha
+from stylestudy.analysis.raters import screening as rater_screening
 from stylestudy.analysis.ratings import RatingSet
 from stylestudy.engine.study.manifest import StudyManifest
 
@@ -60,22 +62,6 @@ def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
-
-
-def ranking_figure(table: pd.DataFrame, value: str, label: str, out: Path, kind: str = "") -> Path:
-    """Methods top to bottom by score, with their 95% CIs."""
-    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(table) + 1.6))
-    y = np.arange(len(table))
-    err = np.vstack([table[value] - table["ci_low"], table["ci_high"] - table[value]])
-    palette = sns.color_palette("viridis", len(table))
-    ax.errorbar(table[value], y, xerr=err, fmt="none", ecolor="grey", capsize=4)
-    sns.scatterplot(x=table[value], y=y, hue=table["method"], palette=palette, s=80, legend=False, ax=ax, zorder=3)
-    ax.set_yticks(y, table["method"])
-    ax.invert_yaxis()
-    ax.set_xlabel(label)
-    ax.set_ylabel("")
-    ax.set_title(f"{kind + ': ' if kind else ''}ranking with 95% CIs")
-    return _save(fig, out / "ranking.png")
 
 
 def preference_heatmap(wins: pd.DataFrame, counts: pd.DataFrame, order: list[str], out: Path) -> Path:
@@ -160,7 +146,8 @@ def _table_md(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: int = 1000) -> dict:
+def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: int = 1000,
+                     rater_min_r: float = LOO_MIN_R) -> dict:
     """Rank the methods with CIs and write the report (see the module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
     methods = _methods(ratings)
@@ -174,37 +161,44 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
     pngs: list[Path] = []
     if kind == "pairwise":
         comps = preference.comparisons(usable)
-        table = preference.bt_table(comps, methods, bootstrap, seed)
-        thurstone, misfit = preference.thurstone_case_v(comps, methods)
-        table["thurstone"] = table["method"].map(thurstone)
-        tau = sps.kendalltau(table["bt_score"], table["thurstone"]).statistic if len(table) > 1 else float("nan")
         tests = preference.pair_tests(comps, methods)
+        inference = pairwise_inference.infer(comps, methods, tests, bootstrap, seed)
+        table = inference.table
         triads = preference.circular_triads(comps, methods)
         wins, counts = preference.preference_matrix(comps, methods)
         order = table["method"].tolist()
-        pngs += [ranking_figure(table, "bt_score", "Bradley–Terry score (log-strength, mean 0)", out, kind),
+        note = (f"n = {inference.participants} participants, {len(comps)} comparisons; 95% CI: {CI_METHOD} "
+                f"({bootstrap} resamples); protocol: {kind}" + ("; SYNTHETIC DATA" if ratings.synthetic else ""))
+        pngs += [ranking_figure(table, "bt_score", "Bradley–Terry score (log-strength, mean 0)", out, kind, note,
+                                synthetic=ratings.synthetic),
                  preference_heatmap(wins, counts, order, out)]
         table.to_csv(out / "ranking.csv", index=False)
         tests.to_csv(out / "pair_tests.csv", index=False)
         triads.to_csv(out / "consistency.csv", index=False)
+        inference.raters.to_csv(out / "raters_agreement.csv", index=False)
         (wins / counts.where(counts > 0)).loc[order, order].to_csv(out / "preference_matrix.csv")
         cyclic = int((triads["circular_triads"] > 0).sum())
         bias = preference.position_bias(usable)
+        zeta = float(triads["zeta"].mean())
         summary.update(position_bias=bias)
-        summary.update(ranking=table.to_dict(orient="records"), comparisons=len(comps),
-                       ties=int((comps["outcome"] == 0.5).sum()), thurstone_kendall_tau=float(tau),
-                       thurstone_misfit=misfit, pair_tests=tests.to_dict(orient="records"),
-                       participants_with_circular_triads=cyclic, mean_zeta=float(triads["zeta"].mean()))
+        summary.update(inference.summary(), comparisons=len(comps), ties=int((comps["outcome"] == 0.5).sum()),
+                       pair_tests=tests.to_dict(orient="records"), participants_with_circular_triads=cyclic,
+                       mean_zeta=zeta)
+        zeta_text = (f"mean Kendall zeta = {zeta:.2f}; 1 = transitive" if not np.isnan(zeta) else
+                     "Kendall zeta not computable: it needs three methods and a majority winner of every pair per "
+                     "participant")
         sections += [
-            ("Ranking (Bradley–Terry)", f"{len(comps)} comparisons ({summary['ties']} ties, counted half) by "
-             f"{comps['participant_id'].nunique()} participants. Scores: choix ILSR log-strengths, mean 0; 95% CIs and "
-             f"p_best from {bootstrap} bootstrap resamples of participants. Thurstone Case V agrees with Kendall's "
-             f"tau = {tau:.2f}; its mean |observed - predicted| preference is {misfit:.3f}.", table),
+            ("Ranking (Bradley–Terry and JOD)", inference.ranking_text(bootstrap), table),
+            ("Ties", inference.ties_text(), inference.ties_table()),
+            ("Agreement", inference.agreement_text() + " " + inference.raters_text(), None),
+            *([("Ranking without the flagged raters", f"Left out: {', '.join(inference.flagged)} (agreeing with the "
+                "others less than chance). The same analysis on the other participants.", inference.without_flagged)]
+              if inference.without_flagged is not None else []),
             ("Method pairs", "share_a: how often a was preferred over b (ties half); p_ttest: per-participant share "
              "- 1/2 across participants, Holm-corrected in p_holm; p_binomial ignores that a participant's choices "
              "are correlated.", tests),
             ("Consistency", f"Per participant, majority winners of each method pair; {cyclic} of {len(triads)} "
-             f"participants have circular triads (mean Kendall zeta = {summary['mean_zeta']:.2f}; 1 = transitive). "
+             f"participants have circular triads ({zeta_text}). "
              f"Position: Image 1 was chosen in {bias['image1_share']:.0%} of {bias['decisive']} decisive trials "
              f"(exact binomial p = {bias['p']:.3g} against 1/2).", None),
         ]
@@ -214,20 +208,28 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
         per_condition = scores.condition_mos(one)
         mixed = scores.mixed_contrasts(one, methods)
         pair = scores.participant_pair_tests(one, methods)
-        screening = bt500_screening(one)
+        screening = rater_screening(one, rater_min_r)
+        reasons = support.rating_reasons(one, methods)
         alpha = krippendorff_alpha(one)
-        table.insert(0, "rank", np.arange(1, len(table) + 1))
         order = table["method"].tolist()
+        groups = {m: "a" for m in order} if reasons else rank_groups.from_pair_tests(order, pair)
+        table.insert(0, "rank_group", table["method"].map(groups))
         k = len(ratings.manifest.protocol.scale) if ratings.manifest else int(max(5, usable["rating"].max()))
-        pngs += [ranking_figure(table, "mos", f"MOS (1..{k})", out, kind), item_heatmap(per_condition, order, k, out)]
+        note = (f"n = {one['participant_id'].nunique()} participants, {len(one)} ratings; 95% CI: participant "
+                f"bootstrap; protocol: {kind}" + ("; SYNTHETIC DATA" if ratings.synthetic else ""))
+        pngs += [ranking_figure(table, "mos", f"MOS (the whole scale, 1..{k})", out, kind, note, scale=(0.85, k + 0.15),
+                                synthetic=ratings.synthetic), item_heatmap(per_condition, order, k, out)]
         table.to_csv(out / "ranking.csv", index=False)
         per_condition.to_csv(out / "condition_mos.csv", index=False)
         pair.to_csv(out / "pair_tests.csv", index=False)
-        screening.to_csv(out / "raters_bt500.csv", index=False)
+        screening.to_csv(out / "raters_screening.csv", index=False)
         (out / "sureal_dataset.json").write_text(json.dumps(sureal_dataset(one, out.name), indent=1), encoding="utf-8")
-        rejected = screening.loc[screening["rejected"], "participant_id"].tolist()
+        rejected = screening.loc[screening["bt500_rejected"], "participant_id"].tolist()
+        flagged = screening.loc[screening["flagged_by"].ne(""), ["participant_id", "r_loo", "flagged_by"]]
         summary.update(ranking=table.to_dict(orient="records"), krippendorff_alpha_ordinal=alpha,
-                       bt500_rejected=rejected, pair_tests=pair.to_dict(orient="records"))
+                       bt500_rejected=rejected, pair_tests=pair.to_dict(orient="records"),
+                       ranking_supported=not reasons, ranking_not_supported_because=reasons,
+                       raters_flagged=flagged.to_dict(orient="records"), rater_min_r=rater_min_r)
         mixed_text = mixed.get("error", "")
         if "contrasts" in mixed:
             contrasts = mixed.pop("contrasts")
@@ -240,9 +242,12 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
         else:
             contrasts = None
         sections += [
-            ("Ranking (MOS)", f"{len(usable)} ratings by {usable['participant_id'].nunique()} participants"
+            ("Ranking (MOS)", (support.sentence(reasons) + " " if reasons else "")
+             + f"{len(usable)} ratings by {usable['participant_id'].nunique()} participants"
              + (" (a reference rated in several trials counts once per participant: its mean)" if kind == "paired"
-                else "") + ". MOS per method with a 95% CI from a bootstrap over participants (2000 resamples).", table),
+                else "") + ". MOS per method with a 95% CI from a bootstrap over participants (2000 resamples). "
+             "rank_group: methods sharing a letter were not told apart by the per-participant tests (Holm, 5%).",
+             table),
             ("Method differences (mixed model)", mixed_text, contrasts),
             ("Method differences (per-participant means)", "Paired t-test and exact Wilcoxon of each participant's "
              "method means; Holm over pairs on the t-test.", pair),
@@ -259,8 +264,12 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
         repeats = scores.repeat_consistency(ratings.all_rows)
         gold_method = ratings.manifest.protocol.gold_method if ratings.manifest else ""
         gold = scores.gold_failures(ratings.all_rows, gold_method)
+        low_r = screening.loc[screening["loo_rejected"], "participant_id"].tolist()
         raters_text = (f"Krippendorff's alpha (ordinal) = {alpha:.3f}. BT.500 screening rejects: "
-                       f"{', '.join(rejected) or 'nobody'} (flagged only).")
+                       f"{', '.join(rejected) or 'nobody'}; correlation with the others' MOS (leave-one-out, "
+                       f"P.913-style) below {rater_min_r:g}: {', '.join(low_r) or 'nobody'} (flagged only; "
+                       "raters_screening.csv has every rater's r and the rule that flags them"
+                       + ("; see 'Ranking without the flagged raters'" if len(flagged) else "") + ").")
         if len(repeats):
             repeats.to_csv(out / "repeat_consistency.csv", index=False)
             summary["repeat_consistency"] = {"mean_abs_diff": float(repeats["mean_abs_diff"].mean()),
@@ -274,6 +283,13 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
             raters_text += (f" Gold items ({gold_method}): {int(gold['gold_failed'].sum())} of "
                             f"{int(gold['gold_answered'].sum())} answered outside the accepted ratings, by "
                             f"{len(failing)} participant(s).")
+        if len(flagged):
+            kept = one[~one["participant_id"].isin(flagged["participant_id"])]
+            without = scores.method_mos(kept, methods, seed=seed)
+            summary["ranking_without_flagged"] = without.to_dict(orient="records")
+            sections.append(("Ranking without the flagged raters", "Left out: " + "; ".join(
+                f"{r.participant_id} ({r.flagged_by}, r = {r.r_loo:.2f})" for r in flagged.itertuples())
+                + f". The same MOS and bootstrap on the other {kept['participant_id'].nunique()} participants.", without))
         sections += [("Per item", "MOS per item and method, t-based 95% CI over the item's ratings.", per_condition),
                      ("Raters", raters_text, None)]
 

@@ -15,14 +15,9 @@ from stylestudy.analysis.audit import load_published
 from stylestudy.analysis.column_labels import column_labels
 from stylestudy.analysis.page import embed_png
 from stylestudy.analysis.protocol_report import analyze_protocol, is_generic
-from stylestudy.analysis.raters import agreement, bt500_screening
+from stylestudy.analysis.raters import agreement, bt500_screening, loo_correlation
 from stylestudy.analysis.ratings import RatingSet, load_ratings
-from stylestudy.analysis.stats import (
-    attainability_note,
-    cell_tests,
-    mixed_model,
-    omnibus,
-)
+from stylestudy.analysis.stats import attainability_note, cell_tests, mixed_model, omnibus
 from stylestudy.engine.study.claims_text import format_claims
 
 
@@ -32,12 +27,13 @@ class AnalyzeOptions:
     ddof: int = 1
     decimals: tuple[int, int] = (1, 2)
     exclude_flags: tuple[str, ...] = ("timeout", "short_display")
-    screen: str = "flag"  # "flag" (report only) or "bt500" (exclude rejected observers)
+    screen: str = "flag"  # "flag" (report only), or exclude raters flagged by "bt500", "loo" or "both" rules
     compare_paper: bool = False
     seed: int = 0
     duplicates: str = "error"  # a participant's second rating of one condition: error | first | mean
     db_url: str | None = None  # with a run directory: its database (default RUN_DIR/ratings.sqlite)
     bootstrap: int = 1000  # resamples for the Bradley-Terry CIs (pairwise)
+    rater_min_r: float = 0.3  # flag raters whose correlation with the others' MOS is lower (acr, paired)
 
 
 def compare_with_paper(usable: pd.DataFrame, ddof: int) -> tuple[pd.DataFrame, float]:
@@ -61,11 +57,18 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     out.mkdir(parents=True, exist_ok=True)
 
     if is_generic(ratings):  # acr, pairwise, or imported methods: rank them with CIs
-        return analyze_protocol(ratings, out, options.seed, options.bootstrap)
+        return analyze_protocol(ratings, out, options.seed, options.bootstrap, options.rater_min_r)
     screening = bt500_screening(ratings.usable)
     rejected = screening.loc[screening["rejected"], "participant_id"].tolist()
-    if options.screen == "bt500" and rejected:
-        ratings.exclude_participants(rejected, "bt500")
+    loo = loo_correlation(ratings.usable, options.rater_min_r)
+    low_r = loo.loc[loo["loo_rejected"], "participant_id"].tolist()
+    loo_rule = f"loo_r<{options.rater_min_r:g}"
+    rules = {"bt500": ["bt500"], "loo": [loo_rule], "both": ["bt500", loo_rule]}
+    flagged = {"bt500": rejected, loo_rule: low_r}
+    excluded = {pid: rule for rule in rules.get(options.screen, []) for pid in flagged[rule]}
+    every_rater = ratings.usable
+    if excluded:
+        ratings.exclude_participants(sorted(excluded), options.screen)
     usable = ratings.usable
     labels = column_labels(ratings)
     cap = table.caption(ratings, options.ddof, labels)
@@ -88,9 +91,11 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     summary = {
         "source": ratings.source, "synthetic": ratings.synthetic, "duplicates": options.duplicates, "counts": ratings.counts, "ddof": options.ddof,
         "excluded_flags": list(options.exclude_flags), "bt500_rejected": rejected,
-        "bt500_excluded": options.screen == "bt500", "attainability": note,
+        "bt500_excluded": options.screen in ("bt500", "both"), "attainability": note,
+        "loo_flagged": low_r, "rater_min_r": options.rater_min_r, "raters_excluded": excluded,
         "omnibus": omni.to_dict(orient="records"), "mixed_model": mixed, "agreement": agree,
         "cells": len(tests),
+        **({"omnibus_every_rater": omnibus(every_rater).to_dict(orient="records")} if excluded else {}),
         "cells_p_lt_05_uncorrected": int((tests["p_wilcoxon"] < 0.05).sum()) if len(tests) else 0,
         "cells_significant_holm": int((tests["p_holm"] < 0.05).sum()) if len(tests) else 0,
         "cells_significant_bh": int((tests["p_bh"] < 0.05).sum()) if len(tests) else 0,
@@ -155,8 +160,13 @@ def _markdown(summary, table_md, omni, mixed, agree, note, tests) -> str:
              f"(timeouts), {c['excluded_by_flags']} excluded by flags ({', '.join(summary['excluded_flags']) or 'none'}), "
              f"{c['attention_rows']} attention-check rows ({c['attention_failed']} failed).",
              f"BT.500 screening rejects: {', '.join(summary['bt500_rejected']) or 'nobody'}"
-             f" ({'excluded' if summary['bt500_excluded'] else 'flagged only'}).", "", "## Table 1 layout", "", table_md,
-             "## Overall: is normalized rated higher?", "", *_omni_lines(omni), "", _mixed_line(mixed), "",
+             f" ({'excluded' if summary['bt500_excluded'] else 'flagged only'}); correlation with the others' MOS below "
+             f"{summary['rater_min_r']:g}: {', '.join(summary['loo_flagged']) or 'nobody'}; excluded: "
+             + (', '.join(f'{p} ({r})' for p, r in summary['raters_excluded'].items()) or 'nobody') + ".", "", "## Table 1 layout", "", table_md,
+             "## Overall: is normalized rated higher?", "", *_omni_lines(omni), "",
+             *(["With every rater (before the exclusions above):", "",
+                *_omni_lines(pd.DataFrame(summary["omnibus_every_rater"])), ""] if "omnibus_every_rater" in summary else []),
+             _mixed_line(mixed), "",
              "## Per cell", "", note, "",
              f"{summary['cells_p_lt_05_uncorrected']} of {summary['cells']} cells have Wilcoxon p < 0.05 uncorrected; "
              f"{summary['cells_significant_holm']} after Holm, {summary['cells_significant_bh']} after Benjamini-Hochberg.",

@@ -59,6 +59,7 @@ CASES = [
     (["analyze", "{study}", "--duplicates", "last"], "argument --duplicates: invalid choice"),
     (["analyze", "{study}", "--screen", "strict"], "argument --screen: invalid choice"),
     (["analyze", "{study}", "--bootstrap", "5"], "argument --bootstrap: must be an integer from 100 to 100000, got 5"),
+    (["analyze", "{study}", "--rater-min-r", "2"], "argument --rater-min-r: must be a number in [-1, 1], e.g. 0.3; got 2"),
     (["simulate", "--study", "{study}", "--qualities", "a=1,b=x", "-o", "{out}"],
      "argument --qualities: expected method=number,..., e.g. adain=0,ours=0.8; got 'b=x'"),
     (["simulate", "--study", "{study}", "--qualities", "a=1", "-o", "{out}"],
