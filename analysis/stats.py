@@ -1,13 +1,20 @@
 """Significance tests and effect sizes, per cell (paired by participant) and overall.
 
-Per cell: Wilcoxon signed-rank with the exact permutation distribution (all 2^n sign flips;
-zero differences dropped first, "wilcox" zero handling; tied |differences| get mid-ranks and
-the permutation distribution accounts for them), the sign test (exact binomial, zeros dropped),
-the paired t-test; effect sizes: matched-pairs rank-biserial r and Cohen's d_z; 95% CIs of each
-method's mean and of the difference (t-based and bootstrap). Holm and Benjamini-Hochberg across
-cells.  Omnibus: per-participant mean difference (normalized - baseline) per block and overall
-(Wilcoxon exact and one-sample t), and a linear mixed model rating ~ method + (1 | participant)
-+ (1 | cell) with participant and cell as crossed random effects.
+One rule for a paired comparison everywhere (``paired_test``; Table 1 cells and omnibus, ACR
+method pairs, reference differences, pairwise preference shares, power simulations): the paired
+t-test where t is defined, the exact signed-rank test where it is not (every difference equal
+and non-zero: a unanimous effect gets p = 2/2^n, never 1), p = 1 only when nothing differs;
+exact Wilcoxon, d_z (noncentral-t CI) and rank-biserial r (Fisher-z CI) alongside; Holm across
+comparisons.
+
+Per cell: Wilcoxon signed-rank with the exact permutation distribution (zeros dropped, "wilcox"
+handling; tied |differences| get mid-ranks), computed by the recursion over rank sums rather
+than by enumerating the 2^n sign flips; the sign test (exact binomial); the paired t-test; 95%
+CIs of each method's mean and of the difference (t-based and bootstrap).  Holm and
+Benjamini-Hochberg across cells on the Wilcoxon p.  Omnibus (the headline): per-participant mean
+difference (normalized - baseline) per block and overall, by ``paired_test``; then a linear mixed
+model rating ~ method + (0 + method | participant) + (1 | cell) (``analysis.lmm``:
+by-participant method slopes, REML, Satterthwaite df), or the simpler model it falls back to.
 """
 
 from __future__ import annotations
@@ -265,33 +272,21 @@ def omnibus(usable: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-MIXED_FORMULA = "rating ~ method + (1 | participant) + (1 | cell)"
-
-
 def mixed_model(usable: pd.DataFrame) -> dict:
-    """``rating ~ method + (1 | participant) + (1 | cell)``: participant and cell (block, row,
-    column) as crossed random intercepts, fitted by REML.  statsmodels fits crossed effects as
-    variance components within one all-encompassing group."""
-    import statsmodels.formula.api as smf
+    """normalized - baseline from ``rating ~ method + (0 + method | participant) + (1 | cell)``
+    (by-participant method slopes, cells crossed; REML, Satterthwaite df; ``analysis.lmm``),
+    or the simpler model ``analysis.lmm`` falls back to, which the result names."""
+    from analysis.lmm import fit_methods
 
     data = usable[["rating", "method", "participant_id", "block", "row", "column"]].copy()
     data["cell"] = data["block"].astype(str) + "-" + data["row"].astype(str) + "-" + data["column"].astype(str)
-    data["method"] = pd.Categorical(data["method"], categories=["baseline", "normalized"])
-    data["everyone"] = 1
-    if data["participant_id"].nunique() < 2 or data["method"].nunique() < 2:
+    data = data.rename(columns={"participant_id": "participant"})
+    data = data[data["method"].isin(["baseline", "normalized"])]
+    if data["participant"].nunique() < 2 or data["method"].nunique() < 2:
         return {"error": "needs at least two participants and both methods"}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = smf.mixedlm("rating ~ method", data, groups=data["everyone"], re_formula="0",
-                                vc_formula={"participant": "0 + C(participant_id)", "cell": "0 + C(cell)"})
-            fit = model.fit(reml=True, method=["lbfgs", "powell"])
-    except (ValueError, np.linalg.LinAlgError) as exc:
-        return {"error": f"mixed model did not fit: {exc}"}
-    name = "method[T.normalized]"
-    lo, hi = fit.conf_int().loc[name]
-    variances = dict(zip(model.exog_vc.names, (float(v) for v in fit.vcomp)))
-    return {"formula": MIXED_FORMULA, "estimate": float(fit.params[name]), "ci": (float(lo), float(hi)),
-            "p": float(fit.pvalues[name]), "participant_var": variances["participant"],
-            "cell_var": variances["cell"], "residual_var": float(fit.scale), "n_obs": int(fit.nobs),
-            "converged": bool(fit.converged)}
+    fit = fit_methods(data, ["normalized", "baseline"], item="cell")
+    if "error" in fit:
+        return fit
+    c = fit.pop("contrasts").iloc[0]  # normalized - baseline
+    return {**fit, "estimate": float(c["estimate"]), "se": float(c["se"]), "df": float(c["df"]),
+            "ci": (float(c["ci_low"]), float(c["ci_high"])), "p": float(c["p"])}
