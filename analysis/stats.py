@@ -128,13 +128,21 @@ def dz_ci(d: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     t_obs, df, root_n = d.mean() / sd * math.sqrt(n), n - 1, math.sqrt(n)
     from scipy.optimize import brentq
 
+    spread = math.sqrt(1 + t_obs**2 / (2 * df))  # approximate sd of t around its noncentrality
+    tail = (1 - level) / 2
+
     def ncp(q: float) -> float:
         f = lambda nc: sps.nct.cdf(t_obs, df, nc) - q  # noqa: E731 (decreasing in nc)
-        width = 10 + 2 * abs(t_obs)
-        return brentq(f, t_obs - width, t_obs + width, xtol=1e-8)
+        return brentq(f, t_obs - 8 * spread - 1, t_obs + 8 * spread + 1, xtol=1e-8)
 
-    tail = (1 - level) / 2
-    return float(ncp(1 - tail) / root_n), float(ncp(tail) / root_n)
+    try:
+        lo, hi = ncp(1 - tail) / root_n, ncp(tail) / root_n
+        if math.isfinite(lo) and math.isfinite(hi):
+            return float(lo), float(hi)
+    except (ValueError, RuntimeError):
+        pass  # the noncentral t's tail underflows for very large t: the normal approximation
+    half = sps.norm.ppf(1 - tail) * spread / root_n
+    return float(t_obs / root_n - half), float(t_obs / root_n + half)
 
 
 def rank_biserial_ci(d: np.ndarray, level: float = 0.95) -> tuple[float, float]:
