@@ -104,15 +104,18 @@ def design_cells(source: str | Path) -> list[dict]:
 
 
 def from_design(cells: list[dict], participants: int, effect: float, seed: int = 0, k: int = 5,
-                noise: float = 0.8, rater_sd: float = 0.4) -> pd.DataFrame:
-    """Ratings = round(cell level + effect (normalized only) + rater bias + noise), clipped to 1..k."""
+                noise: float = 0.8, rater_sd: float = 0.4, rater_method_sd: float = 0.0) -> pd.DataFrame:
+    """Ratings = round(cell level + effect (normalized only) + rater bias [+ the rater's own
+    N(0, rater_method_sd) liking of each method] + noise), clipped to 1..k."""
     rng = np.random.default_rng(seed)
     keys = sorted({(c["block"], c["row"], c["column"]) for c in cells})
     level = dict(zip(keys, rng.uniform(1.5, k - 1.0, len(keys))))
     bias = rng.normal(0, rater_sd, participants)
+    taste = {m: rng.normal(0, rater_method_sd, participants) for m in ("baseline", "normalized")} \
+        if rater_method_sd else {}
     ratings = np.stack([
         np.clip(np.rint(level[(c["block"], c["row"], c["column"])] + (effect if c["method"] == "normalized" else 0)
-                        + bias + rng.normal(0, noise, participants)), 1, k)
+                        + bias + taste.get(c["method"], 0.0) + rng.normal(0, noise, participants)), 1, k)
         for c in cells
     ])
     return _rows(cells, ratings, rng)
