@@ -50,6 +50,11 @@ def test_unanimous_effects_get_the_exact_test_never_p_1():
     usual = paired_test(np.array([1.0, 2.0, 0.5, 1.5, -0.5]))
     assert usual["p"] == pytest.approx(sps.ttest_1samp([1.0, 2.0, 0.5, 1.5, -0.5], 0).pvalue)
     assert holm([0.01, np.nan, 0.04]) == pytest.approx([0.02, np.nan, 0.04], nan_ok=True)
+    from statsmodels.stats.multitest import multipletests
+
+    ps = np.random.default_rng(1).uniform(0, 0.2, 9)
+    ps[3] = ps[5]  # a tie
+    assert holm(ps) == pytest.approx(multipletests(ps, method="holm")[1])
 
 
 def test_effect_size_cis_by_their_definitions():
