@@ -12,11 +12,14 @@ Hessian of the REML deviance in (θ, σ) gives the covariance of the variance pa
 gradient of c'Cov(β)c in the same parameters its delta-method variance; df = 2 (c'Cc)^2 / g'Ag.
 The test suite fits the same planted data here and in R (lme4 + lmerTest) and compares them.
 
-Model choice (Barr et al. 2013, "keep it maximal"): ``rating ~ method + (0 + method |
-participant) + (1 | item)`` (an unstructured covariance of each participant's method effects,
-the same model as ``(1 + method | participant)``); when it is singular or does not converge,
-``(1 | participant) + (1 | participant:method) + (1 | item)`` (participant x method deviations
-with one common variance), and the report says which was fitted and why.
+Model choice (Barr et al. 2013, "keep it maximal"): method varies within participant and within
+item, so ``rating ~ method + (0 + method | participant) + (0 + method | item)`` (random intercepts
+for participant and item and random method slopes for both, unstructured covariances; the same
+model as ``(1 + method | ...)``).  The item slopes matter when the method effect differs between
+items: without them the model claims a precision for the average effect that the items do not
+support.  When the maximal model is singular or does not converge, ``(1 | participant) +
+(1 | participant:method) + (1 | item) + (1 | item:method)`` (each slope's deviations with one
+variance), and the report says which was fitted and why.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class MixedFit:
     hessian_pd: bool = True
     vcov_varpar: np.ndarray | None = None
     jacobian: list[np.ndarray] = field(default_factory=list)  # d Cov(beta) / d varpar_j
+    singular_terms: list[str] = field(default_factory=list)  # terms with a diagonal of theta on the boundary
 
     def contrast(self, c: np.ndarray) -> dict:
         """Estimate, SE, Satterthwaite df, t, p and CI of c'beta."""
@@ -226,6 +230,8 @@ class REMLModel:
             covariances[term.name] = pd.DataFrame(sigma2 * T @ T.T, index=term.column_names, columns=term.column_names)
         fit = MixedFit(self.formula, self.fixed_names, beta, self.cov_beta(varpar), sigma2, covariances, theta,
                        singular, bool(best.success), float(best.fun), self.n)
+        fit.singular_terms = [term.name for term, T in zip(self.terms, self.factors(theta))
+                              if np.any(np.diag(T) < SINGULAR_TOL)]
         return fit
 
     def _satterthwaite(self, fit: MixedFit, varpar: np.ndarray) -> None:
@@ -263,36 +269,39 @@ def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
 
 def method_model(data: pd.DataFrame, methods: list[str], structure: str, item: str | None = "item") -> REMLModel:
     """``rating ~ method`` (treatment coding, the first method the reference) with the random
-    part ``structure``: "maximal" = (0 + method | participant) + (1 | item); "cs" =
-    (1 | participant) + (1 | participant:method) + (1 | item); "intercepts" = (1 | participant)
-    + (1 | item).  ``data`` has columns rating, method, participant and (optionally) item."""
+    part ``structure``: "maximal" = (0 + method | participant) + (0 + method | item) (random
+    intercepts and method slopes for both, unstructured covariances); "cs" = (1 | participant) +
+    (1 | participant:method) + (1 | item) + (1 | item:method) (the slopes' deviations with one
+    variance each); "intercepts" = (1 | participant) + (1 | item), the model analysis used before
+    (kept for comparison).  ``data`` has columns rating, method, participant and (optionally) item;
+    a single item drops the item terms."""
     y = data["rating"].to_numpy(float)
     method = pd.Categorical(data["method"], categories=methods)
     onehot = np.eye(len(methods))[np.asarray(method.codes)]
     X = np.column_stack([np.ones(len(y)), onehot[:, 1:]])
     fixed = ["(Intercept)"] + [f"method{m}" for m in methods[1:]]
-    pcodes, plevels = _codes(data["participant"])
-    terms: list[Term] = []
-    if structure == "maximal":
-        terms.append(Term("participant", pcodes, plevels, onehot, list(methods)))
-        random = "(0 + method | participant)"
-    else:
-        terms.append(Term("participant", pcodes, plevels, np.ones((len(y), 1)), ["(Intercept)"]))
-        random = "(1 | participant)"
-        if structure == "cs":
-            pm_codes, pm_levels = _codes(data["participant"].astype(str) + ":" + data["method"].astype(str))
-            terms.append(Term("participant:method", pm_codes, pm_levels, np.ones((len(y), 1)), ["(Intercept)"]))
-            random += " + (1 | participant:method)"
+    ones = np.ones((len(y), 1))
+    groups = [("participant", data["participant"])]
     if item and item in data and data[item].nunique() > 1:
-        icodes, ilevels = _codes(data[item])
-        terms.append(Term(item, icodes, ilevels, np.ones((len(y), 1)), ["(Intercept)"]))
-        random += f" + (1 | {item})"
-    return REMLModel(y, X, fixed, terms, f"rating ~ method + {random}")
+        groups.append((item, data[item]))
+    terms: list[Term] = []
+    parts = []
+    for name, values in groups:
+        codes, levels = _codes(values)
+        if structure == "maximal":
+            terms.append(Term(name, codes, levels, onehot, list(methods)))
+            parts.append(f"(0 + method | {name})")
+            continue
+        terms.append(Term(name, codes, levels, ones, ["(Intercept)"]))
+        parts.append(f"(1 | {name})")
+        if structure == "cs":
+            both, both_levels = _codes(values.astype(str) + ":" + data["method"].astype(str))
+            terms.append(Term(f"{name}:method", both, both_levels, ones, ["(Intercept)"]))
+            parts.append(f"(1 | {name}:method)")
+    return REMLModel(y, X, fixed, terms, "rating ~ method + " + " + ".join(parts))
 
 
 STRUCTURES = ("maximal", "cs")
-WHY = {"maximal": "", "cs": "the maximal model {problem}, so the participant x method deviations share one variance "
-                            "(compound symmetry)"}
 
 
 def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item") -> dict:
@@ -317,8 +326,8 @@ def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item
             continue
         fit, chosen = candidate, model
         if structure == "maximal" and (candidate.singular or not candidate.converged):
-            problem = "is singular (a variance or correlation at its boundary)" if candidate.singular \
-                else "did not converge"
+            problem = (f"is singular (its {', '.join(candidate.singular_terms)} covariance is at the boundary: a "
+                       "variance 0 or a correlation +-1)") if candidate.singular else "did not converge"
             notes.append(f"{candidate.formula} {problem}")
             continue
         break
@@ -343,4 +352,4 @@ def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item
     return {"formula": fit.formula, "contrasts": contrasts, "variances": variances,
             "covariances": {k: v.to_dict() for k, v in fit.covariances.items()}, "residual_var": fit.sigma2,
             "n_obs": fit.n_obs, "converged": fit.converged, "singular": fit.singular, "df_method": "Satterthwaite",
-            "fallback": fallback, "reml_deviance": fit.deviance}
+            "fallback": fallback, "singular_terms": fit.singular_terms, "reml_deviance": fit.deviance}

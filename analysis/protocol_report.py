@@ -237,10 +237,11 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
             variances = "; ".join(f"{term} " + ", ".join(f"{v:.3f}" for v in var.values())
                                   for term, var in mixed["variances"].items())
             mixed_text = (f"Fitted {mixed['formula']} by REML, {mixed['n_obs']} ratings"
-                          + (f" ({mixed['fallback']})" if mixed["fallback"] else " (the maximal model: by-participant "
+                          + (f" ({mixed['fallback']})" if mixed["fallback"] else " (the maximal model: by-participant and by-item "
                              "method slopes, Barr et al. 2013)")
                           + f". Variances: {variances}; residual {mixed['residual_var']:.3f}"
-                          + (" (singular fit: a variance is estimated at 0)" if mixed["singular"] else "")
+                          + (f" (singular fit: the {', '.join(mixed['singular_terms'])} variance is estimated at 0)"
+                             if mixed["singular"] else "")
                           + ". Every pair of methods as a t contrast with Satterthwaite df (as lmerTest), "
                           "Holm-corrected in p_holm.")
         else:

@@ -137,11 +137,12 @@ def _mixed_line(mixed: dict) -> str:
     variances = "; ".join(f"{term} " + ", ".join(f"{v:.3f}" for v in var.values())
                           for term, var in mixed["variances"].items())
     why = (f" {mixed['fallback']}" if mixed["fallback"] else
-           " The maximal model (by-participant method slopes, Barr et al. 2013) was fitted.")
+           " The maximal model (by-participant and by-cell method slopes, Barr et al. 2013) was fitted.")
     return (f"Mixed model (second): {mixed['formula']}, REML, Satterthwaite df.{why} normalized − baseline = "
             f"{mixed['estimate']:+.2f} (95% CI {_fmt_ci(mixed['ci'])}), t on {mixed['df']:.1f} df, p = {mixed['p']:.3g}, "
             f"{mixed['n_obs']} ratings; variances: {variances}; residual {mixed['residual_var']:.3f}"
-            + (" (singular fit: a variance is estimated at 0)." if mixed["singular"] else "."))
+            + (f" (singular fit: the {', '.join(mixed['singular_terms'])} variance is estimated at 0)."
+               if mixed["singular"] else "."))
 
 
 def _markdown(summary, table_md, omni, mixed, agree, note, tests) -> str:

@@ -9,8 +9,9 @@ studies of imported methods (a reference against each other method).
 * Method differences, the headline: per method pair, each participant's mean per method, then
   ``analysis.stats.paired_test`` (paired t; the exact signed-rank test where t is undefined;
   exact Wilcoxon, d_z and rank-biserial r with CIs alongside), Holm over pairs.  Second, a
-  linear mixed model ``rating ~ method + (0 + method | participant) + (1 | item)`` (by-participant
-  method slopes, REML, Satterthwaite df; ``analysis.lmm``), every pair a contrast, Holm.
+  linear mixed model ``rating ~ method + (0 + method | participant) + (0 + method | item)``
+  (method slopes by participant and by item, REML, Satterthwaite df; ``analysis.lmm``), every
+  pair a contrast, Holm.
 * ``paired`` only: the within-trial difference (other − reference), per participant averaged,
   for each method against the reference.
 * Intra-rater consistency from hidden repeats; gold-item failures per participant.
@@ -76,7 +77,7 @@ def method_mos(usable: pd.DataFrame, methods: list[str], level: float = LEVEL) -
 
 
 def mixed_contrasts(data: pd.DataFrame, methods: list[str]) -> dict:
-    """``rating ~ method + (0 + method | participant) + (1 | item)`` (or the simpler model
+    """``rating ~ method + (0 + method | participant) + (0 + method | item)`` (or the simpler model
     ``analysis.lmm`` falls back to, named in ``fallback``); every method pair as a
     Satterthwaite t contrast, Holm-corrected."""
     from analysis.lmm import fit_methods

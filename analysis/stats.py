@@ -13,8 +13,9 @@ than by enumerating the 2^n sign flips; the sign test (exact binomial); the pair
 CIs of each method's mean and of the difference (t-based and bootstrap).  Holm and
 Benjamini-Hochberg across cells on the Wilcoxon p.  Omnibus (the headline): per-participant mean
 difference (normalized - baseline) per block and overall, by ``paired_test``; then a linear mixed
-model rating ~ method + (0 + method | participant) + (1 | cell) (``analysis.lmm``:
-by-participant method slopes, REML, Satterthwaite df), or the simpler model it falls back to.
+model rating ~ method + (0 + method | participant) + (0 + method | cell) (``analysis.lmm``:
+by-participant and by-cell method slopes, REML, Satterthwaite df), or the simpler model it falls
+back to.
 """
 
 from __future__ import annotations
@@ -285,8 +286,8 @@ def omnibus(usable: pd.DataFrame) -> pd.DataFrame:
 
 
 def mixed_model(usable: pd.DataFrame) -> dict:
-    """normalized - baseline from ``rating ~ method + (0 + method | participant) + (1 | cell)``
-    (by-participant method slopes, cells crossed; REML, Satterthwaite df; ``analysis.lmm``),
+    """normalized - baseline from ``rating ~ method + (0 + method | participant) + (0 + method |
+    cell)`` (method slopes by participant and by cell, crossed; REML, Satterthwaite df; ``analysis.lmm``),
     or the simpler model ``analysis.lmm`` falls back to, which the result names."""
     from analysis.lmm import fit_methods
 
