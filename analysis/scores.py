@@ -119,18 +119,17 @@ def reference_differences(usable: pd.DataFrame, reference: str, wilcoxon: bool =
     """``paired``: per method, the within-trial difference other − reference, averaged per
     participant, then ``paired_test`` across participants (Holm over methods)."""
     rows = []
-    trials = usable.groupby(["participant_id", "trial"])
-    diffs: dict[str, dict[str, list[float]]] = {}
-    for (pid, _), part in trials:
-        if len(part) != 2 or reference not in set(part["method"]):
-            continue
-        ref = part.loc[part["method"] == reference, "rating"].iloc[0]
-        other = part[part["method"] != reference]
-        if len(other) != 1:
-            continue
-        diffs.setdefault(other["method"].iloc[0], {}).setdefault(pid, []).append(other["rating"].iloc[0] - ref)
-    for method, by_participant in sorted(diffs.items()):
-        d = np.array([np.mean(v) for v in by_participant.values()])
+    keys = [usable["participant_id"], usable["trial"]]
+    is_ref = usable["method"].eq(reference)
+    size = usable.groupby(keys)["method"].transform("size")
+    refs = is_ref.groupby(keys).transform("sum")
+    trials = usable[size.eq(2) & refs.eq(1)]  # one reference and one other method per trial
+    ref = trials[trials["method"].eq(reference)].set_index(["participant_id", "trial"])["rating"]
+    other = trials[~trials["method"].eq(reference)].set_index(["participant_id", "trial"])
+    other = other.assign(d=other["rating"] - ref.reindex(other.index).to_numpy())
+    per_participant = other.groupby(["method", "participant_id"])["d"].mean()
+    for method in sorted(per_participant.index.get_level_values(0).unique()):
+        d = per_participant.loc[method].to_numpy(float)
         rows.append({"method": method, "reference": reference, **_pair_row(d, wilcoxon)})
     frame = pd.DataFrame(rows)
     if len(frame):

@@ -110,3 +110,21 @@ def test_acr_pair_tests_carry_effect_sizes_and_the_unanimous_rule():
     assert pair["p"] == pytest.approx(2 / 2**6) and pair["p_holm"] == pair["p"] and pair["rank_biserial"] == 1.0
     for column in ("cohens_dz", "dz_ci_low", "rb_ci_low", "rb_ci_high", "p_wilcoxon", "test"):
         assert column in pair.index
+
+
+def test_reference_differences_by_hand():
+    # p1: ours - ref = +1 and +2 (mean 1.5), adain - ref = 0; p2: ours +1, adain -1; p3: ours +2, adain -1.
+    # A trial without the reference, and one with a lone row, are left out.
+    trials = [("p1", 1, "ours", 4, 3), ("p1", 2, "ours", 5, 3), ("p1", 3, "adain", 3, 3), ("p2", 1, "ours", 3, 2),
+              ("p2", 2, "adain", 1, 2), ("p3", 1, "ours", 4, 2), ("p3", 2, "adain", 2, 3)]
+    rows = []
+    for pid, trial, method, rating, ref in trials:
+        rows += [{"participant_id": pid, "trial": trial, "method": method, "rating": float(rating)},
+                 {"participant_id": pid, "trial": trial, "method": "ref", "rating": float(ref)}]
+    rows += [{"participant_id": "p1", "trial": 9, "method": "ours", "rating": 5.0},
+             {"participant_id": "p1", "trial": 9, "method": "adain", "rating": 1.0},
+             {"participant_id": "p2", "trial": 8, "method": "ours", "rating": 5.0}]
+    table = scores.reference_differences(pd.DataFrame(rows), "ref").set_index("method")
+    assert table.loc["ours", "mean_diff"] == pytest.approx((1.5 + 1 + 2) / 3)
+    assert table.loc["ours", "p"] == pytest.approx(sps.ttest_1samp([1.5, 1, 2], 0).pvalue)
+    assert table.loc["adain", "mean_diff"] == pytest.approx(-2 / 3) and table.loc["adain", "participants"] == 3

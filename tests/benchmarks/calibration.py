@@ -1,6 +1,6 @@
 """Do the reported tests hold their level, and do the MOS intervals cover?
 
-    nice -n 10 python -m tests.benchmarks.calibration [--sims 500] [--coverage-sims 500]
+    nice -n 10 python -m tests.benchmarks.calibration [--sims 500] [--coverage-sims 500] [--protocols table1,acr,...]
 
 Under H0 (every method of equal quality) each protocol's data are simulated as the server would
 collect them (``analysis.simulate.from_protocol``; the paper's Table 1 design by
@@ -109,9 +109,12 @@ def one_study(kind: str, runs: dict, participants: int, rm_sd: float, seed: int)
             "old mixed": _old_mixed(data, methods, methods[0] if kind == "paired" else None)}
 
 
-def false_positive_table(runs: dict, sims: int) -> pd.DataFrame:
+PROTOCOLS = ("table1", "acr", "paired", "pairwise")
+
+
+def false_positive_table(runs: dict, sims: int, protocols: tuple[str, ...] = PROTOCOLS) -> pd.DataFrame:
     rows = []
-    for kind in ("table1", "acr", "paired", "pairwise"):
+    for kind in protocols:
         for participants in (10, 30):
             for rm_sd in (0.0, 0.5):
                 t0 = time.perf_counter()
@@ -170,12 +173,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sims", type=int, default=500)
     parser.add_argument("--coverage-sims", type=int, default=500)
+    parser.add_argument("--protocols", default=",".join(PROTOCOLS), help="a subset, e.g. table1,acr (to split runs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         runs = _runs(Path(tmp))
         coverage = pd.concat([mos_coverage(runs, args.coverage_sims, rm) for rm in (0.0, 0.5)]) \
             if args.coverage_sims else pd.DataFrame()
-        fpr = false_positive_table(runs, args.sims) if args.sims else pd.DataFrame()
+        fpr = false_positive_table(runs, args.sims, tuple(args.protocols.split(","))) if args.sims else pd.DataFrame()
     pd.set_option("display.width", 200)
     print("\nFalse-positive rates under H0 (alpha = 0.05):")
     print(fpr.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
