@@ -316,6 +316,13 @@ def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item
     notes = []
     fit = None
     for structure in STRUCTURES:
+        if structure == "maximal":
+            few = [f"{data[g].nunique()} {g}s" for g in ("participant", item)
+                   if g and g in data and 1 < data[g].nunique() <= len(present)]
+            if few:  # a k x k covariance from at most k levels sits on its boundary: don't spend the fit
+                notes.append(f"the maximal model's {len(present)} x {len(present)} covariance cannot be estimated "
+                             f"from {' and '.join(few)} (it needs more levels than methods)")
+                continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

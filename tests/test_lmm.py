@@ -147,3 +147,10 @@ def test_a_singular_maximal_model_says_what_was_fitted_instead():
     assert result["df_method"] == "Satterthwaite" and len(result["contrasts"]) == 3
     assert fit_methods(data[data["participant"] == "p00"], ["a", "b", "c"]) == {
         "error": "needs at least two participants and two methods"}
+
+
+def test_too_few_items_for_the_maximal_covariance_go_straight_to_the_simpler_model():
+    data = planted(8, ("a", "b", "c"), 3, 0.5, 4)  # 3 items cannot carry a 3 x 3 item covariance
+    result = fit_methods(data, ["a", "b", "c"])
+    assert result["formula"].endswith("(1 | item) + (1 | item:method)")
+    assert "cannot be estimated from 3 items" in result["fallback"]
