@@ -219,7 +219,7 @@ class REMLModel:
                 break
         theta = np.asarray(best.x, float)
         theta[(self.lower_bounds == 0) & (theta < 0)] = 0.0
-        ld, lx, r2, beta, RX = self._decompose(theta)
+        _, _, r2, beta, _ = self._decompose(theta)
         m = self.n - self.p
         sigma2 = r2 / m
         sigma = math.sqrt(sigma2)

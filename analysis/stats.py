@@ -21,7 +21,6 @@ back to.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -72,7 +71,7 @@ def wilcoxon_exact(d: np.ndarray) -> tuple[float, float]:
     ranks = sps.rankdata(np.abs(nz))
     t_plus = float(ranks[nz > 0].sum())
     probs = signed_rank_null(ranks)
-    t = int(round(2 * t_plus))
+    t = round(2 * t_plus)
     lower, upper = probs[:t + 1].sum(), probs[t:].sum()
     return min(t_plus, float(ranks.sum()) - t_plus), float(min(1.0, 2 * min(lower, upper)))
 
@@ -133,7 +132,9 @@ def dz_ci(d: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     tail = (1 - level) / 2
 
     def ncp(q: float) -> float:
-        f = lambda nc: sps.nct.cdf(t_obs, df, nc) - q  # noqa: E731 (decreasing in nc)
+        def f(nc: float) -> float:  # decreasing in nc
+            return sps.nct.cdf(t_obs, df, nc) - q
+
         return brentq(f, t_obs - 8 * spread - 1, t_obs + 8 * spread + 1, xtol=1e-8)
 
     try:

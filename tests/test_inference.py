@@ -12,7 +12,14 @@ import pytest
 from scipy import stats as sps
 
 from analysis import preference_tests, scores
-from analysis.stats import dz_ci, holm, paired_test, rank_biserial_ci, signed_rank_null, wilcoxon_exact
+from analysis.stats import (
+    dz_ci,
+    holm,
+    paired_test,
+    rank_biserial_ci,
+    signed_rank_null,
+    wilcoxon_exact,
+)
 
 
 def _enumerated_p(d: np.ndarray) -> float:

@@ -63,7 +63,7 @@ def planted(participants: int, methods: tuple[str, ...], items: int, rater_metho
 
 def _rscript() -> str:
     path = shutil.which("Rscript")
-    if path is None or subprocess.run([path, "-e", "suppressMessages(library(lmerTest))"],
+    if path is None or subprocess.run([path, "-e", "suppressMessages(library(lmerTest))"], check=False,
                                       capture_output=True).returncode != 0:
         message = "Rscript with lme4 and lmerTest is needed (apt-get install r-base-core r-cran-lme4 r-cran-lmertest)"
         if os.environ.get("CI", "").lower() == "true":
