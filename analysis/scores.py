@@ -56,8 +56,8 @@ def method_mos(usable: pd.DataFrame, methods: list[str], level: float = LEVEL) -
     participant as the unit: the MOS is a ratio (sum of ratings / number of ratings) and its
     standard error the cluster-robust one, sqrt(P/(P-1) sum_i (T_i - MOS n_i)^2) / sum_i n_i,
     with a t quantile on P - 1 df.  When every participant rated a method equally often this is
-    exactly the t interval of the participants' means.  (The percentile bootstrap used before
-    covered 85-90% at 5 participants; the calibration benchmark measures this one.)"""
+    exactly the t interval of the participants' means.  Its coverage is measured in
+    ``tests/benchmarks/calibration.py`` (94-95% at 5, 10 and 30 participants)."""
     sums = usable.groupby(["participant_id", "method"])["rating"].agg(["sum", "count"]).unstack("method")
     rows = []
     for m in methods:
