@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from stylestudy.analysis import preference, rank_groups, support, ties
+from stylestudy.analysis import preference, preference_tests, rank_groups, support, ties
 from stylestudy.analysis.pairwise_scale import CI_METHOD
 from stylestudy.analysis.raters import kendall_u, pairwise_agreement
 from stylestudy.analysis.separation import GraphCheck
@@ -132,7 +132,7 @@ def infer(comps: pd.DataFrame, methods: list[str], tests: pd.DataFrame, bootstra
     without = None
     if flagged:
         kept = comps[~comps["participant_id"].isin(flagged)]
-        without = infer(kept, methods, preference.pair_tests(kept, methods), bootstrap, seed, screen=False).table
+        without = infer(kept, methods, preference_tests.share_tests(kept, methods), bootstrap, seed, screen=False).table
     return PairwiseInference(table=table, graph=graph, reasons=reasons, ties=ties.compare(comps, methods),
                              agreement=kendall_u(comps), thurstone_misfit=misfit, bt_jod_tau=tau,
                              participants=int(comps["participant_id"].nunique()), comparisons=len(comps),

@@ -19,13 +19,11 @@
 
 from __future__ import annotations
 
-import warnings
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
-from statsmodels.stats.multitest import multipletests
 
 from stylestudy.analysis import pairwise_scale, scaling, separation
 
@@ -140,34 +138,6 @@ def thurstone_case_v(comps: pd.DataFrame, methods: list[str]) -> tuple[pd.Series
     mask = ~np.isnan(p) & ~np.isnan(predicted) & ~np.eye(len(methods), dtype=bool)
     misfit = float(np.abs(p[mask] - predicted[mask]).mean()) if mask.any() else float("nan")
     return pd.Series(scale, index=methods, name="thurstone"), misfit
-
-
-def pair_tests(comps: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
-    """Per method pair: share of a over b, per-participant t-test of (share − ½), binomial test.
-    When every participant's share sits on the same side of ½ by the same amount (e.g. all
-    prefer a every time) t is undefined; then p_ttest is the exact sign test over participants,
-    2 · ½^n, not a p of 1 (a unanimous effect is the strongest evidence there is)."""
-    rows = []
-    for a, b in combinations(sorted(methods), 2):
-        part = comps[(comps["a"] == a) & (comps["b"] == b)]
-        if part.empty:
-            continue
-        shares = part.groupby("participant_id")["outcome"].mean().to_numpy(float) - 0.5
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            p_t = float(sps.ttest_1samp(shares, 0).pvalue) if len(shares) > 1 and shares.std() > 0 else float("nan")
-        if len(shares) and shares.std() == 0 and shares[0] != 0:  # unanimous: exact sign test
-            p_t = float(sps.binomtest(len(shares), len(shares)).pvalue)
-        decisive = part[part["outcome"] != 0.5]
-        a_wins = int((decisive["outcome"] == 1).sum())
-        p_binom = float(sps.binomtest(a_wins, len(decisive)).pvalue) if len(decisive) else float("nan")
-        rows.append({"a": a, "b": b, "comparisons": len(part), "ties": int((part["outcome"] == 0.5).sum()),
-                     "share_a": float(part["outcome"].mean()), "participants": len(shares), "p_ttest": p_t,
-                     "p_binomial": p_binom})
-    frame = pd.DataFrame(rows)
-    if len(frame):
-        frame["p_holm"] = multipletests(frame["p_ttest"].fillna(1.0), method="holm")[1]
-    return frame
 
 
 def circular_triads(comps: pd.DataFrame, methods: list[str]) -> pd.DataFrame:

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from stylestudy.analysis import pairwise_inference, preference, rank_groups, scores, support
+from stylestudy.analysis import pairwise_inference, preference, preference_tests, rank_groups, scores, support
 from stylestudy.analysis.page import embed_png
 from stylestudy.analysis.pairwise_scale import CI_METHOD
 from stylestudy.analysis.ranking_plot import ranking_figure
@@ -108,7 +108,7 @@ def pair_decisions(frame: pd.DataFrame, manifest: StudyManifest, qualities: dict
     kind = manifest.protocol.kind
     out: dict[str, bool] = {}
     if kind == "pairwise":
-        tests = preference.pair_tests(preference.comparisons(usable), methods)
+        tests = preference_tests.share_tests(preference.comparisons(usable), methods, effect_cis=False)
         for t in tests.itertuples():
             planted = qualities[t.a] - qualities[t.b]
             if planted:
@@ -161,7 +161,7 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
     pngs: list[Path] = []
     if kind == "pairwise":
         comps = preference.comparisons(usable)
-        tests = preference.pair_tests(comps, methods)
+        tests = preference_tests.share_tests(comps, methods)
         inference = pairwise_inference.infer(comps, methods, tests, bootstrap, seed)
         table = inference.table
         triads = preference.circular_triads(comps, methods)
@@ -188,15 +188,17 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
                      "Kendall zeta not computable: it needs three methods and a majority winner of every pair per "
                      "participant")
         sections += [
+            ("Method pairs (headline test)", "share_a: how often a was preferred over b (ties half), 95% CI clustered "
+              "by participant. p: each participant's share - 1/2 across participants, paired t (the exact signed-rank "
+              "test where every participant's share is the same and t is undefined; 'test' says which), "
+              "Holm-corrected in p_holm; exact Wilcoxon, d_z and rank-biserial r with 95% CIs alongside; "
+              "p_binomial ignores that a participant's choices are correlated.", tests),
             ("Ranking (Bradley–Terry and JOD)", inference.ranking_text(bootstrap), table),
             ("Ties", inference.ties_text(), inference.ties_table()),
             ("Agreement", inference.agreement_text() + " " + inference.raters_text(), None),
             *([("Ranking without the flagged raters", f"Left out: {', '.join(inference.flagged)} (agreeing with the "
                 "others less than chance). The same analysis on the other participants.", inference.without_flagged)]
               if inference.without_flagged is not None else []),
-            ("Method pairs", "share_a: how often a was preferred over b (ties half); p_ttest: per-participant share "
-             "- 1/2 across participants, Holm-corrected in p_holm; p_binomial ignores that a participant's choices "
-             "are correlated.", tests),
             ("Consistency", f"Per participant, majority winners of each method pair; {cyclic} of {len(triads)} "
              f"participants have circular triads ({zeta_text}). "
              f"Position: Image 1 was chosen in {bias['image1_share']:.0%} of {bias['decisive']} decisive trials "
@@ -204,7 +206,7 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
         ]
     else:
         one = scores.one_per_condition(usable)  # paired: the reference's ratings averaged per participant
-        table = scores.method_mos(one, methods, seed=seed)
+        table = scores.method_mos(one, methods)
         per_condition = scores.condition_mos(one)
         mixed = scores.mixed_contrasts(one, methods)
         pair = scores.participant_pair_tests(one, methods)
@@ -235,22 +237,30 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
             contrasts = mixed.pop("contrasts")
             contrasts.to_csv(out / "mixed_contrasts.csv", index=False)
             summary["mixed_model"] = {**mixed, "contrasts": contrasts.to_dict(orient="records")}
-            mixed_text = (f"{mixed['formula']} (participant and item crossed, REML), {mixed['n_obs']} ratings; "
-                          f"variances: participant {mixed['participant_var']:.3f}, item {mixed['item_var']:.3f}, "
-                          f"residual {mixed['residual_var']:.3f}. Every pair of methods as a Wald contrast, Holm-"
-                          "corrected in p_holm.")
+            variances = "; ".join(f"{term} " + ", ".join(f"{v:.3f}" for v in var.values())
+                                  for term, var in mixed["variances"].items())
+            mixed_text = (f"Fitted {mixed['formula']} by REML, {mixed['n_obs']} ratings"
+                          + (f" ({mixed['fallback']})" if mixed["fallback"] else " (the maximal model: by-participant and by-item "
+                             "method slopes, Barr et al. 2013)")
+                          + f". Variances: {variances}; residual {mixed['residual_var']:.3f}"
+                          + (f" (singular fit: the {', '.join(mixed['singular_terms'])} variance is estimated at 0)"
+                             if mixed["singular"] else "")
+                          + ". Every pair of methods as a t contrast with Satterthwaite df (as lmerTest), "
+                          "Holm-corrected in p_holm.")
         else:
             contrasts = None
         sections += [
             ("Ranking (MOS)", (support.sentence(reasons) + " " if reasons else "")
              + f"{len(usable)} ratings by {usable['participant_id'].nunique()} participants"
              + (" (a reference rated in several trials counts once per participant: its mean)" if kind == "paired"
-                else "") + ". MOS per method with a 95% CI from a bootstrap over participants (2000 resamples). "
+                else "") + ". MOS per method with a 95% CI clustered by participant (t on participants - 1 df). "
              "rank_group: methods sharing a letter were not told apart by the per-participant tests (Holm, 5%).",
              table),
-            ("Method differences (mixed model)", mixed_text, contrasts),
-            ("Method differences (per-participant means)", "Paired t-test and exact Wilcoxon of each participant's "
-             "method means; Holm over pairs on the t-test.", pair),
+            ("Method differences (headline: per-participant means)", "Each participant's mean per method, then per "
+             "pair the paired t-test (the exact signed-rank test where all differences are equal and t is undefined; "
+             "'test' says which), Holm over pairs in p_holm; exact Wilcoxon, d_z and rank-biserial r with 95% CIs "
+             "alongside.", pair),
+            ("Method differences (mixed model, second)", mixed_text, contrasts),
         ]
         if kind == "paired":
             reference = _reference(ratings, methods)
@@ -259,7 +269,9 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
             summary["reference"] = reference
             summary["reference_differences"] = diffs.to_dict(orient="records")
             sections.append((f"Against the reference ({reference})", "Within each trial, other - reference, averaged "
-                             "per participant; t-test and exact Wilcoxon across participants, Holm over methods.",
+                             "per participant; paired test across participants (t, or the exact signed-rank test "
+                             "where t is undefined), Holm over methods in p_holm; exact Wilcoxon and effect sizes "
+                             "alongside.",
                              diffs))
         repeats = scores.repeat_consistency(ratings.all_rows)
         gold_method = ratings.manifest.protocol.gold_method if ratings.manifest else ""

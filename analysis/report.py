@@ -137,17 +137,23 @@ def _claims_section(source: str | Path, manifest: str | Path | None) -> tuple[st
 
 def _omni_lines(omni: pd.DataFrame) -> list[str]:
     return [f"- {r.scope}: {r.participants} participants, mean difference {r.mean_diff:+.2f} (95% CI t "
-            f"{_fmt_ci(r.ci_t)}, bootstrap {_fmt_ci(r.ci_boot)}), Wilcoxon p = {r.p_wilcoxon:.4g}, t-test p = "
-            f"{r.p_ttest:.4g}, d_z = {r.cohens_dz:.2f}" for r in omni.itertuples()]
+            f"{_fmt_ci(r.ci_t)}, bootstrap {_fmt_ci(r.ci_boot)}), {r.test} p = {r.p:.4g} (t-test p = {r.p_ttest:.4g}, "
+            f"exact Wilcoxon p = {r.p_wilcoxon:.4g}), d_z = {r.cohens_dz:.2f} {_fmt_ci(r.dz_ci)}, rank-biserial r = "
+            f"{r.rank_biserial:.2f} {_fmt_ci(r.rb_ci)}" for r in omni.itertuples()]
 
 
 def _mixed_line(mixed: dict) -> str:
     if "error" in mixed:
-        return f"Mixed model: {mixed['error']}."
-    return (f"Mixed model {mixed['formula']} (participant and cell crossed): normalized − baseline = "
-            f"{mixed['estimate']:+.2f} (95% CI {_fmt_ci(mixed['ci'])}), p = {mixed['p']:.3g}, {mixed['n_obs']} ratings; "
-            f"variances: participant {mixed['participant_var']:.3f}, cell {mixed['cell_var']:.3f}, residual "
-            f"{mixed['residual_var']:.3f}.")
+        return f"Mixed model (second): {mixed['error']}."
+    variances = "; ".join(f"{term} " + ", ".join(f"{v:.3f}" for v in var.values())
+                          for term, var in mixed["variances"].items())
+    why = (f" {mixed['fallback']}" if mixed["fallback"] else
+           " The maximal model (by-participant and by-cell method slopes, Barr et al. 2013) was fitted.")
+    return (f"Mixed model (second): {mixed['formula']}, REML, Satterthwaite df.{why} normalized − baseline = "
+            f"{mixed['estimate']:+.2f} (95% CI {_fmt_ci(mixed['ci'])}), t on {mixed['df']:.1f} df, p = {mixed['p']:.3g}, "
+            f"{mixed['n_obs']} ratings; variances: {variances}; residual {mixed['residual_var']:.3f}"
+            + (f" (singular fit: the {', '.join(mixed['singular_terms'])} variance is estimated at 0)."
+               if mixed["singular"] else "."))
 
 
 def _markdown(summary, table_md, omni, mixed, agree, note, tests) -> str:
@@ -163,7 +169,11 @@ def _markdown(summary, table_md, omni, mixed, agree, note, tests) -> str:
              f" ({'excluded' if summary['bt500_excluded'] else 'flagged only'}); correlation with the others' MOS below "
              f"{summary['rater_min_r']:g}: {', '.join(summary['loo_flagged']) or 'nobody'}; excluded: "
              + (', '.join(f'{p} ({r})' for p, r in summary['raters_excluded'].items()) or 'nobody') + ".", "", "## Table 1 layout", "", table_md,
-             "## Overall: is normalized rated higher?", "", *_omni_lines(omni), "",
+             "## Overall: is normalized rated higher?", "",
+             "Headline: each participant's mean difference (normalized − baseline) over the cells, then the paired "
+             "t-test across participants (the exact signed-rank test where every difference is equal and t is "
+             "undefined), with exact Wilcoxon and effect sizes alongside.", "",
+             *_omni_lines(omni), "",
              *(["With every rater (before the exclusions above):", "",
                 *_omni_lines(pd.DataFrame(summary["omnibus_every_rater"])), ""] if "omnibus_every_rater" in summary else []),
              _mixed_line(mixed), "",

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from stylestudy.analysis.audit import audit_cell, multisets
-from stylestudy.analysis.stats import participant_differences, wilcoxon_exact
+from stylestudy.analysis.stats import paired_test, participant_differences, wilcoxon_exact
 from stylestudy.engine.study.manifest import StudyManifest, condition_id
 from stylestudy.evalserver.export import COLUMNS
 
@@ -76,9 +76,8 @@ def from_published(table: pd.DataFrame, n: int = 10, k: int = 5, seed: int = 0,
 
 def pairing_pvalues(table: pd.DataFrame, pairings: int = 200, n: int = 10, k: int = 5, seed: int = 0) -> pd.DataFrame:
     """Omnibus p-values (per-participant mean difference, all blocks and per block) over many
-    random pairings of the same reconstructed multisets."""
-    from scipy import stats as sps
-
+    random pairings of the same reconstructed multisets; ``p_ttest`` is the headline rule of
+    ``analysis.stats.paired_test`` (the exact test where t is undefined)."""
     cells, _ = reconstruct_cells(table, n, k, seed)
     rows = []
     for i in range(pairings):
@@ -87,7 +86,7 @@ def pairing_pvalues(table: pd.DataFrame, pairings: int = 200, n: int = 10, k: in
             d = participant_differences(frame, block).to_numpy(float)
             rows.append({"pairing": i, "scope": "all blocks" if block is None else f"block {block}",
                          "p_wilcoxon": wilcoxon_exact(d)[1],
-                         "p_ttest": float(sps.ttest_1samp(d, 0).pvalue) if d.std() > 0 else float("nan")})
+                         "p_ttest": paired_test(d, effect_cis=False)["p"]})
     return pd.DataFrame(rows)
 
 
@@ -105,15 +104,18 @@ def design_cells(source: str | Path) -> list[dict]:
 
 
 def from_design(cells: list[dict], participants: int, effect: float, seed: int = 0, k: int = 5,
-                noise: float = 0.8, rater_sd: float = 0.4) -> pd.DataFrame:
-    """Ratings = round(cell level + effect (normalized only) + rater bias + noise), clipped to 1..k."""
+                noise: float = 0.8, rater_sd: float = 0.4, rater_method_sd: float = 0.0) -> pd.DataFrame:
+    """Ratings = round(cell level + effect (normalized only) + rater bias [+ the rater's own
+    N(0, rater_method_sd) liking of each method] + noise), clipped to 1..k."""
     rng = np.random.default_rng(seed)
     keys = sorted({(c["block"], c["row"], c["column"]) for c in cells})
     level = dict(zip(keys, rng.uniform(1.5, k - 1.0, len(keys))))
     bias = rng.normal(0, rater_sd, participants)
+    taste = {m: rng.normal(0, rater_method_sd, participants) for m in ("baseline", "normalized")} \
+        if rater_method_sd else {}
     ratings = np.stack([
         np.clip(np.rint(level[(c["block"], c["row"], c["column"])] + (effect if c["method"] == "normalized" else 0)
-                        + bias + rng.normal(0, noise, participants)), 1, k)
+                        + bias + taste.get(c["method"], 0.0) + rng.normal(0, noise, participants)), 1, k)
         for c in cells
     ])
     return _rows(cells, ratings, rng)
@@ -121,17 +123,17 @@ def from_design(cells: list[dict], participants: int, effect: float, seed: int =
 
 def power(cells: list[dict], effect: float, participants: list[int], reps: int = 200, seed: int = 0,
           alpha: float = 0.05) -> pd.DataFrame:
-    """Fraction of simulated studies whose omnibus paired t-test (per-participant mean
-    difference, all blocks) gives p < alpha: the power at each number of participants."""
-    from scipy import stats as sps
-
+    """Fraction of simulated studies whose omnibus headline test (per-participant mean
+    difference, all blocks; ``analysis.stats.paired_test``: paired t, or the exact test where t
+    is undefined, so a unanimous effect counts as found) gives p < alpha: the power at each
+    number of participants."""
     rows = []
     for n in participants:
         hits = 0
         for r in range(reps):
             d = participant_differences(from_design(cells, n, effect, seed + 7919 * r + n)).to_numpy(float)
-            p = sps.ttest_1samp(d, 0).pvalue if len(d) > 1 and d.std() > 0 else 1.0
-            hits += p < alpha
+            p = paired_test(d, effect_cis=False)["p"] if len(d) else 1.0
+            hits += bool(p < alpha)
         rows.append({"participants": n, "effect": effect, "power": hits / reps, "reps": reps})
     return pd.DataFrame(rows)
 
@@ -154,11 +156,14 @@ def with_protocol(manifest: StudyManifest, kind: str | None) -> StudyManifest:
 
 
 def from_protocol(manifest: StudyManifest, qualities: dict[str, float], participants: int, seed: int = 0,
-                  noise: float = PROTOCOL_NOISE, rater_sd: float = PROTOCOL_RATER_SD) -> pd.DataFrame:
+                  noise: float = PROTOCOL_NOISE, rater_sd: float = PROTOCOL_RATER_SD,
+                  rater_method_sd: float = 0.0) -> pd.DataFrame:
     """Synthetic participants taking the run's protocol, trial by trial as the server plans it.
 
     Each judgment perceives ``item level + quality[method] + participant leniency + N(0, noise)``
-    (a Thurstone model): ``paired``/``acr`` round it to the scale, ``pairwise`` prefers the image
+    (a Thurstone model), plus, with ``rater_method_sd``, a participant's own N(0, sd) liking of each
+    method (rater x method disagreement, which the headline tests must survive; it does not cancel
+    in a pairwise choice): ``paired``/``acr`` round it to the scale, ``pairwise`` prefers the image
     perceived higher (leniency and item level cancel; "No preference" within ``TIE_BAND`` x noise
     when offered).  Attention checks are answered as asked."""
     from stylestudy.evalserver.schedule import trial_plan
@@ -176,9 +181,11 @@ def from_protocol(manifest: StudyManifest, qualities: dict[str, float], particip
     for p in range(participants):
         pid = f"synthetic-{p + 1:02d}"
         leniency = rng.normal(0, rater_sd)
+        taste = {m: rng.normal(0, rater_method_sd) for m in manifest.methods} if rater_method_sd else {}
         for trial, entry in enumerate(trial_plan(manifest, seed * 100_003 + p, ordinal=p), start=1):
             conditions = [manifest.by_id[c] for c in entry["conditions"]]
-            perceived = [level[c.pair_id] + qualities[c.method] + leniency + rng.normal(0, noise) for c in conditions]
+            perceived = [level[c.pair_id] + qualities[c.method] + taste.get(c.method, 0.0) + leniency
+                         + rng.normal(0, noise) for c in conditions]
             flags = ["repeat"] if entry["role"] == "repeat" else []
             if entry["protocol"] == "pairwise":
                 if entry["attention"]:
@@ -208,8 +215,10 @@ def protocol_power(manifest: StudyManifest, qualities: dict[str, float], partici
                    reps: int = 100, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
     """Per participant count: the fraction of simulated studies in which each method pair is
     told apart (Holm-corrected p < alpha, in the planted direction), and in which all are.
-    The tests are the report's own: per-participant method means (acr), per-participant
-    preference shares (pairwise), within-trial differences from the reference (paired)."""
+    The tests are the report's headline tests, with one rule for a unanimous effect (the exact
+    test where t is undefined; ``analysis.stats.paired_test``): per-participant method means
+    (acr), per-participant preference shares (pairwise), within-trial differences from the
+    reference (paired)."""
     from stylestudy.analysis.protocol_report import pair_decisions
 
     kind = manifest.protocol.kind

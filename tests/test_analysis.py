@@ -138,9 +138,15 @@ def test_mixed_model_is_crossed_and_recovers_planted_variances():
              "rating": 3 + 0.5 * (m == "normalized") + u[p] + v[c] + rng.normal(0, 0.5)}
             for p in range(participants) for c in range(cells) for m in ("baseline", "normalized")]
     mm = mixed_model(pd.DataFrame(rows))
-    assert mm["formula"] == "rating ~ method + (1 | participant) + (1 | cell)"
-    assert mm["participant_var"] == pytest.approx(np.var(u, ddof=1), rel=0.1)
-    assert mm["cell_var"] == pytest.approx(np.var(v, ddof=1), rel=0.1)
+    # No participant x method variance was planted: the maximal model is singular, and the
+    # result says so and names the simpler model it fitted.
+    assert mm["formula"] == ("rating ~ method + (1 | participant) + (1 | participant:method) + (1 | cell) "
+                             "+ (1 | cell:method)")
+    assert "(0 + method | participant) + (0 + method | cell) is singular" in mm["fallback"]
+    assert mm["variances"]["participant"]["(Intercept)"] == pytest.approx(np.var(u, ddof=1), rel=0.1)
+    assert mm["variances"]["cell"]["(Intercept)"] == pytest.approx(np.var(v, ddof=1), rel=0.1)
+    assert mm["variances"]["participant:method"]["(Intercept)"] < 0.01
+    assert mm["variances"]["cell:method"]["(Intercept)"] < 0.01
     assert mm["residual_var"] == pytest.approx(0.25, rel=0.1) and mm["estimate"] == pytest.approx(0.5, abs=0.05)
 
 

@@ -18,6 +18,7 @@ from stylestudy.analysis import (
     pairwise_inference,
     pairwise_scale,
     preference,
+    preference_tests,
     rank_groups,
     scaling,
     separation,
@@ -95,7 +96,7 @@ def test_a_method_that_never_wins_is_named_and_bounded_not_scored_by_a_ridge():
     alone, _ = preference.ranking(rest, ["b", "c", "d"], reps=50)
     assert table.set_index("method").loc[["b", "c", "d"], "bt_score"].to_numpy() == pytest.approx(
         alone.set_index("method").loc[["b", "c", "d"], "bt_score"].to_numpy(), abs=1e-9)
-    text = pairwise_inference.infer(comps, methods, preference.pair_tests(comps, methods), 100).ranking_text(100)
+    text = pairwise_inference.infer(comps, methods, preference_tests.share_tests(comps, methods), 100).ranking_text(100)
     assert "never preferred in any comparison: a" in text.lower() and "prior-regularised" in text
 
 
@@ -181,7 +182,7 @@ def test_two_participants_six_comparisons_cannot_support_a_ranking():
     comps = _comps([("p1", "a", "b", 1), ("p1", "c", "d", 0), ("p1", "a", "c", 1),
                     ("p2", "b", "d", 1), ("p2", "a", "d", 1), ("p2", "b", "c", 0)])
     methods = ["a", "b", "c", "d"]
-    result = pairwise_inference.infer(comps, methods, preference.pair_tests(comps, methods), 100)
+    result = pairwise_inference.infer(comps, methods, preference_tests.share_tests(comps, methods), 100)
     assert not result.supported and any("only 2 participant(s)" in r for r in result.reasons)
     assert result.table[["ci_low", "ci_high", "jod_ci_low", "jod_ci_high"]].isna().all().all()
     assert set(result.table["rank_group"]) == {"a"}
@@ -248,7 +249,7 @@ def test_pairwise_rater_answering_reversed_is_flagged_and_the_ranking_shown_with
     reversed_ = comps["participant_id"].eq("p09")
     comps.loc[reversed_, "outcome"] = 1 - comps.loc[reversed_, "outcome"]
     methods = ["a", "b", "c", "d"]
-    result = pairwise_inference.infer(comps, methods, preference.pair_tests(comps, methods), 200)
+    result = pairwise_inference.infer(comps, methods, preference_tests.share_tests(comps, methods), 200)
     assert result.flagged == ["p09"]
     assert result.raters.set_index("participant_id").loc["p09", "agreement"] < 0.3
     kept = comps[~reversed_]
@@ -261,8 +262,10 @@ def test_a_unanimous_pair_is_tested_exactly_and_the_never_winning_method_gets_it
     comps = _bt_study({"a": 0.0, "b": 0.4, "c": 0.9, "d": 1.3}, 10, 4, seed=1)
     comps.loc[comps["a"].eq("a"), "outcome"] = 0.0
     methods = ["a", "b", "c", "d"]
-    tests = preference.pair_tests(comps, methods).set_index(["a", "b"])
-    assert tests.loc[("a", "b"), "p_ttest"] == pytest.approx(2 * 0.5**10)  # the exact sign test, not p = 1
+    tests = preference_tests.share_tests(comps, methods).set_index(["a", "b"])
+    # t is undefined (every share is 0): the exact test over participants, 2 * 1/2^10, never p = 1
+    assert math.isnan(tests.loc[("a", "b"), "p_ttest"]) and tests.loc[("a", "b"), "p"] == pytest.approx(2 * 0.5**10)
+    assert tests.loc[("a", "b"), "p_holm"] < 0.05
     result = pairwise_inference.infer(comps, methods, tests.reset_index(), 200)
     groups = result.table.set_index("method")["rank_group"]
     assert not set(groups["a"]) & (set(groups["b"]) | set(groups["c"]) | set(groups["d"]))

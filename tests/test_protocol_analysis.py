@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from stylestudy.analysis import preference, scores, simulate
+from stylestudy.analysis import preference, preference_tests, scores, simulate
 from stylestudy.engine.study.manifest import StudyManifest
 from tests.conftest import import_run
 
@@ -69,7 +69,7 @@ def test_bradley_terry_recovers_a_planted_ranking_with_cis(pairwise_run):
     scale, misfit = preference.thurstone_case_v(comps, pairwise_run.methods)
     assert scale.sort_values(ascending=False).index.tolist() == ["ours", "adain", "photo"] and misfit < 0.1
     # planted differences (noise 0.8 per judgment): P(ours > photo) = Phi(1.6 / (0.8 * sqrt 2)) = 0.92
-    tests = preference.pair_tests(comps, pairwise_run.methods).set_index(["a", "b"])
+    tests = preference_tests.share_tests(comps, pairwise_run.methods).set_index(["a", "b"])
     assert tests.loc[("ours", "photo"), "share_a"] == pytest.approx(sps.norm.cdf(1.6 / (0.8 * math.sqrt(2))), abs=0.08)
 
 
@@ -82,9 +82,18 @@ def test_mos_and_cis_against_hand_values():
     assert per.loc["x:a", "mos"] == 4.0 and per.loc["x:a", "std"] == 1.0
     assert (per.loc["x:a", "ci_low"], per.loc["x:a", "ci_high"]) == pytest.approx((4 - half, 4 + half))
     assert (per.loc["x:b", "ci_low"], per.loc["x:b", "ci_high"]) == (2.0, 2.0)
-    mos = scores.method_mos(usable, ["a", "b"], reps=500).set_index("method")
-    assert mos.loc["a", "mos"] == 4.0 and 3.0 <= mos.loc["a", "ci_low"] < 4.0 < mos.loc["a", "ci_high"] <= 5.0
+    mos = scores.method_mos(usable, ["a", "b"]).set_index("method")
+    # clustered by participant: one rating each here, so the t interval of 3, 4, 5
+    assert mos.loc["a", "mos"] == 4.0 and (mos.loc["a", "ci_low"], mos.loc["a", "ci_high"]) == pytest.approx(
+        (4 - half, 4 + half))
     assert (mos.loc["b", "ci_low"], mos.loc["b", "ci_high"]) == (2.0, 2.0)
+    # unbalanced: p1 rates a twice (3 and 5), p2 once (4), p3 once (2): ratio 14/4, cluster-robust SE by hand
+    more = pd.DataFrame({"participant_id": ["p1", "p1", "p2", "p3"], "method": "a", "rating": [3.0, 5.0, 4.0, 2.0]})
+    row = scores.method_mos(more, ["a"]).iloc[0]
+    mos_a = 14 / 4
+    se = math.sqrt(3 / 2 * ((8 - 2 * mos_a) ** 2 + (4 - mos_a) ** 2 + (2 - mos_a) ** 2)) / 4
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((mos_a - sps.t.ppf(0.975, 2) * se,
+                                                             mos_a + sps.t.ppf(0.975, 2) * se))
     pair = scores.participant_pair_tests(usable, ["a", "b"]).iloc[0]
     assert pair["mean_diff"] == 2.0 and pair["p_ttest"] == pytest.approx(sps.ttest_1samp([1, 2, 3], 0).pvalue)
 

@@ -1,0 +1,202 @@
+"""Do the reported tests hold their level, and do the MOS intervals cover?
+
+    nice -n 10 python -m tests.benchmarks.calibration [--sims 500] [--coverage-sims 500] [--protocols table1,acr,...]
+
+Under H0 (every method of equal quality) each protocol's data are simulated as the server would
+collect them (``analysis.simulate.from_protocol``; the paper's Table 1 design by
+``from_design``), with and without rater x method disagreement (each participant's own N(0, 0.5)
+liking of each method), at 10 and 30 participants.  For each protocol's headline test and for
+the mixed model the table gives the false-positive rate at alpha = 0.05: the share of all method
+comparisons (3 pairs of 3 methods; 2 differences from the reference; 1 for Table 1) with p <
+0.05, over ``--sims`` simulated studies (0 skips the table).  Beside it, the old mixed model
+(``rating ~ method + (1 | participant) + (1 | item)`` with a z-test) on the same data.
+Target: within [3.5%, 6.5%].
+
+Coverage: how often the 95% CI of each method's MOS (ACR, clustered by participant) contains
+the true MOS (the expected rating of that method over participants and noise, on the same items,
+computed exactly from the normal model the simulation uses), at 5, 10 and 30 participants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from tests.conftest import IMPORT_ITEMS, IMPORT_METHODS, _pattern
+
+ALPHA = 0.05
+
+
+def _runs(root: Path) -> dict:
+    from stylestudy.engine.study.importer import import_images
+    from stylestudy.engine.study.manifest import StudyManifest
+
+    source = root / "src"
+    for m, method in enumerate(IMPORT_METHODS):
+        (source / method).mkdir(parents=True)
+        for i, item in enumerate(IMPORT_ITEMS):
+            _pattern(24, 20, 100 + 10 * m + i).save(source / method / f"{item}.png")
+    runs = {}
+    for protocol in ("acr", "paired", "pairwise"):
+        extra = f'reference = "{IMPORT_METHODS[0]}"\n' if protocol == "paired" else ""
+        study = root / f"{protocol}.toml"
+        study.write_text(f'[study]\nname = "calibration"\n[protocol]\nimage_seconds = 0.25\nrating_seconds = 2.0\n{extra}')
+        import_images(source, root / protocol, protocol, study)
+        runs[protocol] = StudyManifest.load(root / protocol)
+    return runs
+
+
+def _old_mixed(data: pd.DataFrame, methods: list[str], against: str | None = None) -> list[float]:
+    """The model analysis used before: random intercepts only, Wald z-test; every pair, or
+    only the pairs with ``against``."""
+    from stylestudy.analysis.lmm import method_model
+
+    fit = method_model(data, methods, "intercepts").fit(satterthwaite=False)
+    ps = []
+    for a in range(len(methods)):
+        for b in range(a + 1, len(methods)):
+            if against is not None and against not in (methods[a], methods[b]):
+                continue
+            c = np.zeros(len(methods))
+            c[a] += a > 0
+            c[b] -= b > 0
+            ps.append(float(2 * sps.norm.sf(abs(c @ fit.beta) / np.sqrt(c @ fit.cov_beta @ c))))
+    return ps
+
+
+def one_study(kind: str, runs: dict, participants: int, rm_sd: float, seed: int,
+              mixed: bool = True) -> dict[str, list[float]]:
+    """p-values of every comparison under H0: headline, and (``mixed``) the mixed model and the
+    old mixed model."""
+    from stylestudy.analysis import preference, preference_tests, scores
+    from stylestudy.analysis.lmm import fit_methods
+    from stylestudy.analysis.simulate import from_design, from_protocol
+    from stylestudy.analysis.stats import mixed_model, paired_test, participant_differences
+
+    if kind == "table1":
+        cells = [{"block": b, "row": 1, "column": c, "method": m} for b in "ab" for c in (1, 2, 3)
+                 for m in ("baseline", "normalized")]
+        frame = from_design(cells, participants, 0.0, seed, rater_method_sd=rm_sd)
+        frame["flags"] = ""
+        headline = [paired_test(participant_differences(frame).to_numpy(float), effect_cis=False)["p"]]  # omnibus
+        if not mixed:
+            return {"headline": headline}
+        mixed = [float(mixed_model(frame)["p"])]
+        data = frame.assign(cell=frame["block"] + frame["row"].astype(str) + frame["column"].astype(str))
+        old = _old_mixed(data.rename(columns={"participant_id": "participant", "cell": "item"}), ["normalized", "baseline"])
+        return {"headline": headline, "mixed": mixed, "old mixed": old}
+    manifest = runs[kind]
+    methods = manifest.methods
+    frame = from_protocol(manifest, {m: 0.0 for m in methods}, participants, seed, rater_method_sd=rm_sd)
+    usable = frame[frame["role"].eq("rated") & frame["rating"].notna()].copy()
+    usable["rating"] = usable["rating"].astype(float)
+    if kind == "pairwise":
+        tests = preference_tests.share_tests(preference.comparisons(usable), methods, effect_cis=False)
+        return {"headline": tests["p"].tolist()}
+    one = scores.one_per_condition(usable)
+    if kind == "acr":
+        headline = scores.participant_pair_tests(one, methods, wilcoxon=False)["p"].tolist()
+    else:
+        headline = scores.reference_differences(usable, methods[0], wilcoxon=False)["p"].tolist()
+    if not mixed:
+        return {"headline": headline}
+    data = one.rename(columns={"participant_id": "participant", "row_label": "item"})
+    fit = fit_methods(data, methods)
+    contrasts = fit["contrasts"]
+    if kind == "paired":  # the comparisons the design is about: each method against the reference
+        contrasts = contrasts[(contrasts["a"] == methods[0]) | (contrasts["b"] == methods[0])]
+    return {"headline": headline, "mixed": contrasts["p"].tolist(),
+            "old mixed": _old_mixed(data, methods, methods[0] if kind == "paired" else None)}
+
+
+PROTOCOLS = ("table1", "acr", "paired", "pairwise")
+
+
+def false_positive_table(runs: dict, sims: int, protocols: tuple[str, ...] = PROTOCOLS,
+                         mixed_sims: int | None = None) -> pd.DataFrame:
+    """The mixed models (slow: several REML fits each) run on the first ``mixed_sims`` studies."""
+    mixed_sims = sims if mixed_sims is None else mixed_sims
+    rows = []
+    for kind in protocols:
+        for participants in (10, 30):
+            for rm_sd in (0.5, 0.0):
+                t0 = time.perf_counter()
+                pooled: dict[str, list[float]] = {}
+                for s in range(sims):
+                    for name, ps in one_study(kind, runs, participants, rm_sd, 10_000 + s, s < mixed_sims).items():
+                        pooled.setdefault(name, []).extend(ps)
+                row = {"protocol": kind, "participants": participants, "rater x method sd": rm_sd, "studies": sims}
+                for name, ps in pooled.items():
+                    row[f"{name} FPR"] = float(np.mean(np.asarray(ps) < ALPHA))
+                    row[f"{name} tests"] = len(ps)
+                rows.append(row)
+                print(row, f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return pd.DataFrame(rows)
+
+
+def _expected_rating(mu: float, sd: float, k: int) -> float:
+    """E[clip(round(X), 1, k)] for X ~ N(mu, sd)."""
+    edges = np.concatenate([[-np.inf], np.arange(1.5, k, 1.0), [np.inf]])
+    probs = np.diff(sps.norm.cdf((edges - mu) / sd))
+    return float(probs @ np.arange(1, k + 1))
+
+
+def mos_coverage(runs: dict, sims: int, rm_sd: float = 0.0) -> pd.DataFrame:
+    from stylestudy.analysis import scores
+    from stylestudy.analysis.simulate import PROTOCOL_NOISE, PROTOCOL_RATER_SD, from_protocol
+
+    manifest = runs["acr"]
+    methods = manifest.methods
+    k = len(manifest.protocol.scale)
+    qualities = dict(zip(methods, (-0.5, 0.0, 0.8)))
+    items = sorted({c.pair_id for c in manifest.rated})
+    sd = float(np.sqrt(PROTOCOL_NOISE**2 + PROTOCOL_RATER_SD**2 + rm_sd**2))
+    rows = []
+    for participants in (5, 10, 30):
+        hits = total = 0
+        for s in range(sims):
+            seed = 20_000 + s
+            frame = from_protocol(manifest, qualities, participants, seed, rater_method_sd=rm_sd)
+            centre = float(np.mean(list(qualities.values())))
+            level = np.random.default_rng(seed).uniform(2.0, k - 1.0, len(items)) - centre  # as from_protocol draws
+            usable = frame[frame["role"].eq("rated")].copy()
+            usable["rating"] = usable["rating"].astype(float)
+            table = scores.method_mos(scores.one_per_condition(usable), methods).set_index("method")
+            for m in methods:
+                truth = np.mean([_expected_rating(lv + qualities[m], sd, k) for lv in level])
+                hits += table.loc[m, "ci_low"] <= truth <= table.loc[m, "ci_high"]
+                total += 1
+        rows.append({"participants": participants, "rater x method sd": rm_sd, "studies": sims,
+                     "MOS CI coverage": hits / total, "intervals": total})
+        print(rows[-1], flush=True)
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sims", type=int, default=500)
+    parser.add_argument("--coverage-sims", type=int, default=500)
+    parser.add_argument("--mixed-sims", type=int, default=None, help="studies the mixed models run on (default --sims)")
+    parser.add_argument("--protocols", default=",".join(PROTOCOLS), help="a subset, e.g. table1,acr (to split runs)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = _runs(Path(tmp))
+        coverage = pd.concat([mos_coverage(runs, args.coverage_sims, rm) for rm in (0.0, 0.5)]) \
+            if args.coverage_sims else pd.DataFrame()
+        fpr = false_positive_table(runs, args.sims, tuple(args.protocols.split(",")), args.mixed_sims) \
+            if args.sims else pd.DataFrame()
+    pd.set_option("display.width", 200)
+    print("\nFalse-positive rates under H0 (alpha = 0.05):")
+    print(fpr.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("\nMOS 95% CI coverage (ACR, 3 methods x 4 items):")
+    print(coverage.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+if __name__ == "__main__":
+    main()
