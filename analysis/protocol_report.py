@@ -297,11 +297,11 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
                             f"{len(failing)} participant(s).")
         if len(flagged):
             kept = one[~one["participant_id"].isin(flagged["participant_id"])]
-            without = scores.method_mos(kept, methods, seed=seed)
+            without = scores.method_mos(kept, methods)
             summary["ranking_without_flagged"] = without.to_dict(orient="records")
             sections.append(("Ranking without the flagged raters", "Left out: " + "; ".join(
                 f"{r.participant_id} ({r.flagged_by}, r = {r.r_loo:.2f})" for r in flagged.itertuples())
-                + f". The same MOS and bootstrap on the other {kept['participant_id'].nunique()} participants.", without))
+                + f". The same MOS and clustered CIs on the other {kept['participant_id'].nunique()} participants.", without))
         sections += [("Per item", "MOS per item and method, t-based 95% CI over the item's ratings.", per_condition),
                      ("Raters", raters_text, None)]
 

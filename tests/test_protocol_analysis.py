@@ -132,6 +132,24 @@ def test_acr_analysis_ranks_planted_methods_and_writes_the_report(import_source,
     assert all(len(d["os"]) == 16 for d in sureal["dis_videos"])
 
 
+def test_acr_inverted_rater_is_flagged_and_the_ranking_shown_without_them(import_source, tmp_path):
+    """One participant rates on a reversed scale: the leave-one-out correlation names them, and the
+    report gives the MOS again without them (the path that reads the flagged raters' ratings out)."""
+    from stylestudy.analysis.report import AnalyzeOptions, analyze
+
+    run = import_run(import_source, tmp_path / "run", "acr")
+    frame = simulate.from_protocol(StudyManifest.load(run), {"photo": -1.5, "adain": 0.0, "ours": 0.8}, 10, seed=3)
+    inverted = frame["participant_id"].unique()[0]
+    rated = frame["participant_id"].eq(inverted) & frame["rating"].notna()
+    frame.loc[rated, "rating"] = 6 - frame.loc[rated, "rating"].astype(float)
+    frame.to_csv(tmp_path / "sim.csv", index=False)
+    summary = analyze(tmp_path / "sim.csv", AnalyzeOptions(out=tmp_path / "report"), run)
+    without = {r["method"]: r for r in summary["ranking_without_flagged"]}
+    assert set(without) == {"photo", "adain", "ours"} and without["ours"]["mos"] > without["photo"]["mos"]
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "Ranking without the flagged raters" in report and inverted in report.split("without the flagged")[1]
+
+
 def test_power_grows_with_participants_and_a_null_difference_is_not_counted(pairwise_run):
     table = simulate.protocol_power(pairwise_run, {"photo": -1.0, "adain": 0.0, "ours": 0.0}, [4, 24], reps=20)
     assert table["power ours-photo"].iloc[1] >= table["power ours-photo"].iloc[0]
