@@ -26,6 +26,7 @@ from stylestudy.engine.study.manifest import StudyManifest
 from stylestudy.evalserver.pairwise_posterior import Posterior, expected_gain, fit, pair_moments, ranking
 
 TIE_TOLERANCE = 1e-9  # gains this close (relative) count as equal
+TARGET = "items"  # gain about every (item, method) score ("items", ASAP's criterion) or only the methods' q ("methods")
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,12 @@ class Design:
 def gains(design: Design, post: Posterior, in_flight: Mapping[tuple[int, int, int], int] | None = None) -> np.ndarray:
     """Expected information gain of every (item, method pair): rows items, columns ``design.pairs``."""
     i, j = design.pairs
-    mu, var = pair_moments(post, i, j)
+    mu, var, explained = pair_moments(post, i, j)
     pending = np.zeros_like(mu)
     column = {(a, b): c for c, (a, b) in enumerate(zip(i.tolist(), j.tolist()))}
     for (k, a, b), n in (in_flight or {}).items():
         pending[k, column[(a, b)]] += n
-    return expected_gain(mu, var, pending)
+    return expected_gain(mu, var, explained if TARGET == "methods" else None, pending)
 
 
 def choose(design: Design, post: Posterior, shown: Iterable[tuple[int, int, int]],
@@ -110,6 +111,32 @@ def choose(design: Design, post: Posterior, shown: Iterable[tuple[int, int, int]
 def participant_rng(seed: int, trial: int) -> random.Random:
     """The tie-breaking generator of one participant's trial (and of its left/right order)."""
     return random.Random(seed * 1_000_003 + trial)
+
+
+def next_entry(manifest: StudyManifest, design: Design, post: Posterior, shown: Iterable[tuple[int, int, int]],
+               in_flight: Mapping[tuple[int, int, int], int], seed: int, trial: int, entry: dict) -> tuple[dict, tuple]:
+    """The plan entry of an adaptive trial with its pair chosen and its two conditions in a random
+    left/right order; and the pair's (item, i, j).  The server and ``simulate`` both call this."""
+    rng = participant_rng(seed, trial)
+    picked = choose(design, post, shown, in_flight, rng)
+    if picked is None:  # cannot happen: a participant's budget is at most the number of pairs
+        raise RuntimeError("no comparison left for this participant")
+    (k, i, j), _gain = picked
+    item, a, b = design.items[k], design.methods[i], design.methods[j]
+    by_method = {c.method: c.id for c in manifest.cells[item]}
+    ids = [by_method[a], by_method[b]]
+    rng.shuffle(ids)
+    return dict(entry, pair_id=f"{item}:{a}|{b}", conditions=ids), (k, i, j)
+
+
+def outcome_of(manifest: StudyManifest, entry: dict, choice: int | None) -> tuple[str, str, str, float | None]:
+    """(item, a, b, outcome) of an answered adaptive trial: 1 = a preferred, 0 = b, 0.5 = no
+    preference (``choice`` 0), None = no answer; ``choice`` 1/2 is the image shown first/second."""
+    item, pair = entry["pair_id"].rsplit(":", 1)
+    a, b = pair.split("|")
+    methods = [manifest.by_id[cid].method for cid in entry["conditions"]]
+    outcome = None if choice is None else 0.5 if choice == 0 else float(methods[choice - 1] == a)
+    return item, a, b, outcome
 
 
 def stop_reasons(rules: list[str], design: Design, post: Posterior) -> list[str]:

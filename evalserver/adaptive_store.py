@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import flag_modified
 
 from stylestudy.engine.study.manifest import StudyManifest
-from stylestudy.evalserver.adaptive import Design, choose, participant_rng, posterior, stop_reasons, summary
+from stylestudy.evalserver.adaptive import Design, next_entry, outcome_of, posterior, stop_reasons, summary
 from stylestudy.evalserver.db import Base, Participant, Rating, get_setting, set_setting, utcnow
 from stylestudy.evalserver.pairwise_posterior import Posterior
 
@@ -108,18 +108,12 @@ def assign_current(session: Session, p: Participant, manifest: StudyManifest) ->
     now = utcnow()
     shown = [design.key(item, a, b) for item, a, b in session.execute(
         select(AdaptiveTrial.item, AdaptiveTrial.a, AdaptiveTrial.b).where(AdaptiveTrial.participant_id == p.id))]
-    rng = participant_rng(p.seed, p.current_trial)
-    picked = choose(design, current_posterior(session, manifest), [k for k in shown if k],
-                    in_flight(session, design, now, exclude_participant=p.id), rng)
-    if picked is None:  # cannot happen: a participant's budget is at most the number of pairs
-        raise RuntimeError("no comparison left for this participant")
-    (k, i, j), _gain = picked
+    filled, (k, i, j) = next_entry(manifest, design, current_posterior(session, manifest), [x for x in shown if x],
+                                   in_flight(session, design, now, exclude_participant=p.id), p.seed,
+                                   p.current_trial, entry)
     item, a, b = design.items[k], design.methods[i], design.methods[j]
-    by_method = {c.method: c.id for c in manifest.cells[item]}
-    ids = [by_method[a], by_method[b]]
-    rng.shuffle(ids)  # left/right at random
     order = list(p.order)
-    order[p.current_trial - 1] = dict(entry, pair_id=f"{item}:{a}|{b}", conditions=ids)
+    order[p.current_trial - 1] = filled
     p.order = order
     flag_modified(p, "order")
     session.add(AdaptiveTrial(participant_id=p.id, trial=p.current_trial, item=item, a=a, b=b, assigned_at=now))
@@ -132,10 +126,7 @@ def record_outcome(session: Session, p: Participant, trial: int, entry: dict, ch
     ``choice`` 1/2 = the image shown first/second, 0 = no preference, None = no answer."""
     if not is_adaptive(entry):
         return
-    item, pair = entry["pair_id"].rsplit(":", 1)
-    a, b = pair.split("|")
-    methods = [manifest.by_id[cid].method for cid in entry["conditions"]]
-    outcome = None if choice is None else 0.5 if choice == 0 else float(methods[choice - 1] == a)
+    item, a, b, outcome = outcome_of(manifest, entry, choice)
     now = utcnow()
     session.execute(update(AdaptiveTrial).where(AdaptiveTrial.participant_id == p.id, AdaptiveTrial.trial == trial)
                     .values(answered_at=now, outcome=outcome))
