@@ -83,12 +83,12 @@ class Design:
 def gains(design: Design, post: Posterior, in_flight: Mapping[tuple[int, int, int], int] | None = None) -> np.ndarray:
     """Expected information gain of every (item, method pair): rows items, columns ``design.pairs``."""
     i, j = design.pairs
-    mu, var, explained = pair_moments(post, i, j)
+    mu, var, explained = pair_moments(post, i, j, explained=TARGET == "methods")
     pending = np.zeros_like(mu)
     column = {(a, b): c for c, (a, b) in enumerate(zip(i.tolist(), j.tolist()))}
     for (k, a, b), n in (in_flight or {}).items():
         pending[k, column[(a, b)]] += n
-    return expected_gain(mu, var, explained if TARGET == "methods" else None, pending)
+    return expected_gain(mu, var, explained, pending)
 
 
 def choose(design: Design, post: Posterior, shown: Iterable[tuple[int, int, int]],
