@@ -164,6 +164,11 @@ def test_once_a_beats_b_is_established_the_server_stops_asking_a_vs_b(import_sou
     assert len(comps) == 120
     scores = bradley_terry(comps, list(IMPORT_METHODS))
     assert [IMPORT_METHODS[i] for i in np.argsort(-scores)] == ["ours", "adain", "photo"]
+    from stylestudy.cli import main
+
+    assert main(["analyze", str(run), "--out", str(tmp_path / "report"), "--bootstrap", "100"]) == 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["comparisons"] == 120 and [r["method"] for r in summary["ranking"]] == ["ours", "adain", "photo"]
 
 
 def test_choices_are_a_function_of_the_database(import_source, tmp_path):

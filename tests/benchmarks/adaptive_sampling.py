@@ -20,12 +20,14 @@
 3. Server side: a real app (Flask test client, SQLite; PostgreSQL too with ``--postgres``) with
    10 methods × 50 items and ``--server-participants`` participants who all hold a trial in
    flight, then answer, for several rounds; p50/p99 of ``GET /api/state`` when it assigns a pair
-   (the whole request in process: database reads, fit, choice, commit).
+   (the whole request in process: database reads, fit, choice, commit), wall-clock and CPU time
+   (on a shared machine the wall clock includes waiting for a core; the load average is printed).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -165,20 +167,25 @@ def server_side(participants: int, rounds: int, db_url: str | None, label: str) 
             c.post("/start", data={"consent": "yes", "PROLIFIC_PID": f"bench-{p}"})
             c.post("/briefing")
             clients.append(c)
-        times = []
+        times, cpu = [], []
         for _ in range(rounds):
             states = []
             for c in clients:  # every participant holds a trial: all of them in flight at once
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 states.append(c.get("/api/state").get_json())
                 times.append((time.perf_counter() - start) * 1000)
+                cpu.append((time.process_time() - start_cpu) * 1000)
             for c, s in zip(clients, states):
                 c.post(f"/api/trials/{s['trial']}", json={"choice": 1 + s["trial"] % 2, "shown_ms": [250, 250],
                                                          "response_ms": [500]})
         times.sort()
+        cpu.sort()
         print(f"server ({label}, 10 methods x 50 items, {participants} participants, {rounds} rounds): "
-              f"GET /api/state assigning a pair: p50 {statistics.median(times):.1f} ms, "
-              f"p99 {times[int(0.99 * (len(times) - 1))]:.1f} ms over {len(times)} requests")
+              f"GET /api/state assigning a pair: wall p50 {statistics.median(times):.1f} ms, "
+              f"p99 {times[int(0.99 * (len(times) - 1))]:.1f} ms; this process's CPU time p50 "
+              f"{statistics.median(cpu):.1f} ms, p99 {cpu[int(0.99 * (len(cpu) - 1))]:.1f} ms "
+              f"(the database server's own time on PostgreSQL not included) over {len(times)} requests; "
+              f"load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
