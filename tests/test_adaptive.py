@@ -73,6 +73,21 @@ def test_expected_gain_by_hand():
     assert expected_gain(np.array(8.0), np.array(0.5)) < 0.01 * gain
 
 
+def test_stop_rules_by_hand():
+    """``separated`` holds once every adjacent pair's 95% interval excludes 0 (a clear record,
+    not an empty one); ``comparisons:N`` once N answers are counted (a tie counts as one)."""
+    from stylestudy.evalserver.adaptive import Design, posterior, stop_reasons
+
+    design = Design(("x", "y"), ("a", "b", "c"))
+    rules = ["separated", "comparisons:50"]
+    assert stop_reasons(rules, design, posterior(design, [])) == []
+    close = [(item, "a", "b", 5, 5, 0) for item in design.items] + [(item, "b", "c", 15, 1, 0) for item in design.items]
+    assert stop_reasons(rules, design, posterior(design, close)) == ["comparisons:50"]  # 52, a and b not told apart
+    clear = [(item, "a", "b", 19, 1, 1) for item in design.items] + [(item, "b", "c", 19, 1, 0) for item in design.items]
+    assert stop_reasons(rules, design, posterior(design, clear[:1] + clear[2:3])) == ["separated"]  # 41 answers, item x
+    assert stop_reasons(rules, design, posterior(design, clear)) == rules
+
+
 # --- the server ------------------------------------------------------------------------------------
 
 def _adaptive_run(import_source, tmp_path, **settings):
