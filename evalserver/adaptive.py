@@ -23,7 +23,13 @@ from itertools import combinations
 import numpy as np
 
 from stylestudy.engine.study.manifest import StudyManifest
-from stylestudy.evalserver.pairwise_posterior import Posterior, expected_gain, fit, pair_moments, ranking
+from stylestudy.evalserver.pairwise_posterior import (
+    Posterior,
+    expected_gain,
+    fit,
+    pair_moments,
+    ranking,
+)
 
 TIE_TOLERANCE = 1e-9  # gains this close (relative) count as equal
 TARGET = "items"  # gain about every (item, method) score ("items", ASAP's criterion) or only the methods' q ("methods")
@@ -37,7 +43,7 @@ class Design:
     methods: tuple[str, ...]
 
     @classmethod
-    def from_manifest(cls, manifest: StudyManifest) -> "Design":
+    def from_manifest(cls, manifest: StudyManifest) -> Design:
         methods = tuple(manifest.methods)
         items = tuple(sorted(cell for cell, members in manifest.cells.items() if len(members) == len(methods)))
         return cls(items, methods)
@@ -142,14 +148,13 @@ def outcome_of(manifest: StudyManifest, entry: dict, choice: int | None) -> tupl
 def stop_reasons(rules: list[str], design: Design, post: Posterior) -> list[str]:
     """The ``stop_when`` rules that hold now: ``comparisons:N`` (answered comparisons ≥ N),
     ``separated`` (every adjacent pair of the ranking has a 95% interval that excludes 0)."""
-    met = []
-    for rule in rules:
+    def holds(rule: str) -> bool:
         name, _, value = rule.partition(":")
-        if name == "comparisons" and post.comparisons >= int(value):
-            met.append(rule)
-        elif rule == "separated" and post.comparisons > 0 and ranking(post, list(design.methods)).separated():
-            met.append(rule)
-    return met
+        if name == "comparisons":
+            return post.comparisons >= int(value)
+        return post.comparisons > 0 and ranking(post, list(design.methods)).separated()
+
+    return [rule for rule in rules if holds(rule)]
 
 
 def summary(design: Design, post: Posterior, in_flight: Mapping[tuple[int, int, int], int], rules: list[str]) -> dict:

@@ -25,6 +25,7 @@ quadrature.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from scipy.special import entr, log_ndtr, ndtr
@@ -163,7 +164,7 @@ class Ranking:
         """Each neighbour pair of the ranking: difference and its 95% interval."""
         out = []
         order = self.order()
-        for hi, lo in zip(order, order[1:]):
+        for hi, lo in pairwise(order):
             diff = self.score[hi] - self.score[lo]
             sd = float(np.sqrt(max(self.cov[hi, hi] + self.cov[lo, lo] - 2 * self.cov[hi, lo], 0.0)))
             out.append({"better": self.methods[hi], "worse": self.methods[lo], "difference": float(diff),

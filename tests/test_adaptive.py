@@ -9,6 +9,7 @@ import signal
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -106,8 +107,8 @@ class Referee:
     """Deterministic Thurstone-like answers: ``ours`` ≫ ``photo`` (the pair loses once in 50),
     ``adain`` in between (loses to ours, beats photo, 5 times in 6)."""
 
-    PERIOD = {("adain", "ours"): 6, ("adain", "photo"): 6, ("ours", "photo"): 50}
-    WINNER = {("adain", "ours"): "ours", ("adain", "photo"): "adain", ("ours", "photo"): "ours"}
+    PERIOD: ClassVar[dict] = {("adain", "ours"): 6, ("adain", "photo"): 6, ("ours", "photo"): 50}
+    WINNER: ClassVar[dict] = {("adain", "ours"): "ours", ("adain", "photo"): "adain", ("ours", "photo"): "ours"}
 
     def __init__(self) -> None:
         self.count: Counter = Counter()
@@ -306,12 +307,12 @@ def _participant(url: str, pid: str, run, stop: threading.Event | None = None) -
         state = client.state()
         if state["done"]:
             break
-        choice = 1 + state["trial"] % 2
+        trial, choice = state["trial"], 1 + state["trial"] % 2
         with ThreadPoolExecutor(2) as pool:
-            replies = list(pool.map(lambda _: client.submit(state["trial"], choice=choice,
-                                                            shown_ms=[250, 250], response_ms=[400]), range(2)))
+            replies = list(pool.map(lambda _, t=trial, c=choice: client.submit(t, choice=c, shown_ms=[250, 250],
+                                                                               response_ms=[400]), range(2)))
         assert sorted(r["duplicate"] for r in replies) == [False, True]
-        acked[(pid, state["trial"])] = choice
+        acked[(pid, trial)] = choice
     return acked
 
 
