@@ -395,6 +395,14 @@ def test_bad_sampling_settings_are_one_line_errors(tmp_path, settings, message):
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+def test_import_refuses_adaptive_sampling_for_another_protocol(import_source, tmp_path):
+    from stylestudy.engine.study.importer import ImportProblem
+
+    with pytest.raises(ImportProblem, match="needs the pairwise protocol"):
+        import_run(import_source, tmp_path / "run", "acr", sampling="adaptive")
+    assert not (tmp_path / "run" / "manifest.json").exists()
+
+
 def test_simulate_follows_the_server_logic(import_source, tmp_path):
     """``simulate --sampling adaptive`` asks the close pairs more often than balanced does, and
     its answers rank the planted qualities."""

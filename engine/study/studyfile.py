@@ -139,7 +139,7 @@ def load_study(path: str | Path) -> Study:
     )
 
 
-def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str]) -> Protocol:
+def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], importing: bool = False) -> Protocol:
     """The ``[protocol]`` table, validated; ``methods``: names participants must never read."""
     prot_t = r.table(table, "protocol", set(Protocol.__dataclass_fields__))
     protocol = Protocol(
@@ -164,7 +164,7 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str]) 
         sampling=r.string(prot_t, "protocol", "sampling", "balanced", PAIRWISE_SAMPLING),
         stop_when=r.strings(prot_t, "protocol", "stop_when", []),
     )
-    _check_sampling(r, protocol, kind_given="kind" in prot_t)
+    _check_sampling(r, protocol, kind_given="kind" in prot_t or not importing)
     if not isinstance(protocol.no_preference, bool):
         raise r.fail("protocol", "no_preference", f"must be true or false, got {protocol.no_preference!r}")
     for key in ("attention_checks", "repeats", "pairs_per_participant"):
@@ -253,4 +253,4 @@ def load_import_settings(path: str | Path | None, methods: list[str], default_na
     meta = r.table(data.get("study", {}), "study", {"name", "title", "description"})
     return ImportSettings(r.string(meta, "study", "name", default_name) or default_name,
                           r.string(meta, "study", "title", "") or "", r.string(meta, "study", "description", "") or "",
-                          _protocol(r, data.get("protocol", {}), methods))
+                          _protocol(r, data.get("protocol", {}), methods, importing=True))
