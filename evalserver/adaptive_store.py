@@ -83,13 +83,11 @@ class AdaptiveCount(Base):
     ties: Mapped[int] = mapped_column(Integer, default=0)
 
 
-_DESIGNS: dict[int, Design] = {}
-
-
 def design_of(manifest: StudyManifest) -> Design:
-    design = _DESIGNS.get(id(manifest))
+    """The manifest's design, made once per manifest object (the app keeps one)."""
+    design = manifest.__dict__.get("_adaptive_design")
     if design is None:
-        design = _DESIGNS[id(manifest)] = Design.from_manifest(manifest)
+        design = manifest.__dict__["_adaptive_design"] = Design.from_manifest(manifest)
     return design
 
 
