@@ -137,6 +137,9 @@ def register_simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--protocol", type=protocols, default=None,
                    help="with --qualities: simulate under these protocols instead of the run's own, e.g. acr,pairwise "
                         "(--power then compares them)")
+    p.add_argument("--sampling", choices=["balanced", "adaptive"], default=None,
+                   help="with --qualities and the pairwise protocol: balanced plans or adaptive pairs chosen by "
+                        "expected information gain, as the server chooses them (default: the run's own)")
     p.add_argument("--seed", type=integer(0), default=0)
     p.add_argument("--pairings", type=integer(0), default=0,
                    help="with --from-paper: report omnibus p-values over this many random pairings")
@@ -152,6 +155,9 @@ def _run_simulate(args: argparse.Namespace) -> int:
     from stylestudy.analysis import simulate
     from stylestudy.engine.study.files import atomic_write_bytes
 
+    if args.sampling and args.qualities is None:
+        raise StyleStudyError("--sampling chooses how simulated participants get their pairs: give --study RUN "
+                              "--qualities ... as well")
     if args.from_paper:
         from stylestudy.analysis.audit import load_published
 
@@ -177,7 +183,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
                                   f"check {', '.join(unknown)}")
         frames, powers = [], []
         for kind in args.protocol or [manifest.protocol.kind]:
-            run = simulate.with_protocol(manifest, kind)
+            run = simulate.with_protocol(manifest, kind, args.sampling)
             frames.append(simulate.from_protocol(run, args.qualities, args.participants, args.seed))
             if args.power:
                 powers.append(simulate.protocol_power(run, args.qualities, args.power, args.reps, args.seed))

@@ -145,11 +145,17 @@ PROTOCOL_RATER_SD = 0.4  # sd of a participant's overall leniency (cancels in a 
 TIE_BAND = 0.25  # pairwise with "No preference": a perceived difference under this x noise is a tie
 
 
-def with_protocol(manifest: StudyManifest, kind: str | None) -> StudyManifest:
-    """The same run under another protocol (to compare protocols before recruiting)."""
-    if kind is None or kind == manifest.protocol.kind:
+def with_protocol(manifest: StudyManifest, kind: str | None, sampling: str | None = None) -> StudyManifest:
+    """The same run under another protocol (to compare protocols before recruiting); ``sampling``:
+    pairwise ``balanced`` or ``adaptive`` (other protocols are always balanced)."""
+    kind = kind or manifest.protocol.kind
+    sampling = (sampling or manifest.protocol.sampling) if kind == "pairwise" else "balanced"
+    if kind == manifest.protocol.kind and sampling == manifest.protocol.sampling:
         return manifest
-    study = dict(manifest.study, protocol=dict(manifest.study.get("protocol", {}), kind=kind))
+    protocol = dict(manifest.study.get("protocol", {}), kind=kind, sampling=sampling)
+    if sampling != "adaptive":
+        protocol["stop_when"] = []
+    study = dict(manifest.study, protocol=protocol)
     if kind == "paired" and not study["protocol"].get("reference"):
         study["protocol"]["reference"] = manifest.methods[0]
     return StudyManifest(manifest.run_dir, dict(manifest.document(), study=study), manifest.source)
@@ -166,6 +172,7 @@ def from_protocol(manifest: StudyManifest, qualities: dict[str, float], particip
     in a pairwise choice): ``paired``/``acr`` round it to the scale, ``pairwise`` prefers the image
     perceived higher (leniency and item level cancel; "No preference" within ``TIE_BAND`` x noise
     when offered).  Attention checks are answered as asked."""
+    from stylestudy.analysis.adaptive_simulation import SimulatedSampler
     from stylestudy.evalserver.schedule import trial_plan
 
     unknown = sorted(set(manifest.methods) - set(qualities))
@@ -178,11 +185,13 @@ def from_protocol(manifest: StudyManifest, qualities: dict[str, float], particip
     items = sorted({c.pair_id for c in manifest.rated})
     level = dict(zip(items, rng.uniform(2.0, k - 1.0, len(items)) - centre))
     rows = []
+    sampler = SimulatedSampler(manifest)  # adaptive pairwise: each pair chosen as the server would
     for p in range(participants):
         pid = f"synthetic-{p + 1:02d}"
         leniency = rng.normal(0, rater_sd)
         taste = {m: rng.normal(0, rater_method_sd) for m in manifest.methods} if rater_method_sd else {}
         for trial, entry in enumerate(trial_plan(manifest, seed * 100_003 + p, ordinal=p), start=1):
+            entry = sampler.fill(p, seed * 100_003 + p, trial, entry)
             conditions = [manifest.by_id[c] for c in entry["conditions"]]
             perceived = [level[c.pair_id] + qualities[c.method] + taste.get(c.method, 0.0) + leniency
                          + rng.normal(0, noise) for c in conditions]
@@ -194,6 +203,7 @@ def from_protocol(manifest: StudyManifest, qualities: dict[str, float], particip
                     ratings, flags = [0, 0], flags + ["no_preference"]
                 else:
                     ratings = [int(perceived[0] > perceived[1]), int(perceived[0] <= perceived[1])]
+                sampler.record(entry, 0 if ratings == [0, 0] else 1 if ratings[0] else 2)
             elif entry["attention"]:
                 ratings = [entry["attention"]] * len(conditions)
             else:

@@ -37,6 +37,7 @@ from stylestudy.evalserver.db import (
     set_setting,
     utcnow,
 )
+from stylestudy.evalserver import adaptive_store
 from stylestudy.evalserver.export import export_csv
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
@@ -123,7 +124,12 @@ def index():
     counts = dict(g.db.execute(select(Rating.participant_id, func.count()).group_by(Rating.participant_id)).all())
     return render_template("admin.html", title=manifest.title, participants=participants, flags=flags, counts=counts,
                            is_open=get_setting(g.db, "study_open", "1") == "1", wanted=manifest.protocol.participants,
-                           csrf_token=g.admin_csrf)
+                           csrf_token=g.admin_csrf, adaptive=_adaptive(manifest))
+
+
+def _adaptive(manifest) -> dict | None:
+    """Adaptive sampling: ranking with 95% intervals, next comparison's expected gain, stop rules."""
+    return adaptive_store.status(g.db, manifest) if manifest.protocol.sampling == "adaptive" else None
 
 
 @admin.post("/state")
@@ -145,7 +151,7 @@ def status():
     ratings = g.db.scalar(select(func.count()).select_from(Rating))
     return {"worker_pid": os.getpid(), "database": g.db.get_bind().url.render_as_string(hide_password=True),
             "open": get_setting(g.db, "study_open", "1") == "1", "participants": participants, "completed": completed,
-            "ratings": ratings}
+            "ratings": ratings, "adaptive": _adaptive(current_app.config["MANIFEST"])}
 
 
 @admin.get("/export.csv")

@@ -25,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.engine.study.manifest import StudyManifest
+from stylestudy.evalserver import adaptive_store  # noqa: F401 - its tables are made with the database's
 from stylestudy.evalserver.db import make_engine, make_sessionmaker
 from stylestudy.evalserver.keys import server_keys
 from stylestudy.evalserver.schedule import trial_plan

@@ -38,6 +38,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from stylestudy.engine.study.manifest import Condition, StudyManifest
+from stylestudy.evalserver import adaptive_store
 from stylestudy.evalserver.db import Participant, Rating, get_setting, utcnow
 from stylestudy.evalserver.schedule import seed_for, trial_plan
 
@@ -219,6 +220,11 @@ def api_state():
     if not p.briefing_done_at:
         return jsonify(error="finish the briefing first", redirect=url_for("participant.briefing")), 409
     if not p.completed_at:
+        try:  # adaptive sampling: the current trial gets its pair when first served
+            adaptive_store.assign_current(g.db, p, _manifest())
+        except IntegrityError:  # another worker served it at the same moment: use its pair
+            g.db.rollback()
+            p = _current()
         g.db.execute(update(Participant).where(Participant.id == p.id)
                      .values(served_count=Participant.served_count + 1, served_at=utcnow()))
         g.db.commit()
@@ -317,6 +323,8 @@ def submit(trial: int):
     plan = p.order[trial - 1]
     kind = plan.get("protocol", "paired")
     conditions = [m.by_id[cid] for cid in plan["conditions"]]
+    if not conditions:
+        return jsonify(error=f"trial {trial} has not been served yet; fetch /api/state first"), 409
     try:
         body = _validate(request.get_json(force=True, silent=True), kind, len(conditions), len(m.protocol.scale),
                          m.protocol.no_preference)
@@ -356,8 +364,10 @@ def submit(trial: int):
                                         completed_at=now if trial == len(p.order) else None))
         if advanced.rowcount != 1:
             raise IntegrityError("trial already advanced", None, None)
+        adaptive_store.record_outcome(g.db, p, trial, plan, body.get("choice"), m)
         g.db.commit()  # committed before the response is sent
         duplicate = False
+        adaptive_store.close_if_done(g.db, m)
     except IntegrityError:  # a concurrent duplicate of this submission won: report what it stored
         g.db.rollback()
         duplicate = True

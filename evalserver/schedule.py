@@ -14,6 +14,10 @@ show the same picture are two trials, each rated once.  Every plan entry is
   trials than items, consecutive participants take consecutive runs of one fixed item order per
   method pair, so over participants each item meets each method pair equally often.
 
+* ``pairwise`` with ``sampling = "adaptive"``: placeholders ``adaptive-K`` (``"sampling":
+  "adaptive"``, no conditions yet); the server gives each its pair when it is first served
+  (``evalserver.adaptive_store``), and the pair_id then becomes ``<cell>:<method a>|<method b>``.
+
 Attention checks are ``attention-K`` and ask for a given answer.  Deterministic in ``seed``.
 """
 
@@ -89,14 +93,36 @@ def _pairwise(manifest: StudyManifest, rng: random.Random, ordinal: int) -> list
     return plan
 
 
+def _adaptive(manifest: StudyManifest) -> list[dict]:
+    methods = manifest.methods
+    full = sum(len(members) == len(methods) for members in manifest.cells.values())
+    possible = full * len(methods) * (len(methods) - 1) // 2
+    budget = min(manifest.protocol.pairs_per_participant or possible, possible)
+    return [dict(_entry(f"adaptive-{k}", [], "pairwise"), sampling="adaptive") for k in range(1, budget + 1)]
+
+
+def _attention_templates(manifest: StudyManifest, rng: random.Random) -> list[dict]:
+    """Adaptive plans have no pairs yet: attention checks show a random method pair of a random item."""
+    full = sorted(cell for cell, members in manifest.cells.items() if len(members) == len(manifest.methods))
+    out = []
+    for _ in range(manifest.protocol.attention_checks):
+        members = rng.sample(list(manifest.cells[rng.choice(full)]), 2)
+        out.append({"conditions": [c.id for c in members]})
+    return out
+
+
 def trial_plan(manifest: StudyManifest, seed: int, ordinal: int = 0) -> list[dict]:
     """The participant's trials in order (see the module docstring); attention checks at random
     places, each repeating a rated trial's conditions with an instruction.  ``ordinal``: the
     participant's number (0, 1, ...), which spreads a pairwise subset's items over participants."""
     rng = random.Random(seed)
     kind = manifest.protocol.kind
-    plan = _pairwise(manifest, rng, ordinal) if kind == "pairwise" else {"paired": _paired, "acr": _acr}[kind](manifest, rng)
-    rated = [e for e in plan if e["role"] == "rated"]
+    if kind == "pairwise" and manifest.protocol.sampling == "adaptive":
+        plan = _adaptive(manifest)
+        rated = _attention_templates(manifest, rng) if plan else []
+    else:
+        plan = _pairwise(manifest, rng, ordinal) if kind == "pairwise" else {"paired": _paired, "acr": _acr}[kind](manifest, rng)
+        rated = [e for e in plan if e["role"] == "rated"]
     for k in range(manifest.protocol.attention_checks if rated else 0):
         template = rng.choice(rated)
         members = list(template["conditions"])

@@ -213,6 +213,8 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
         prot.reference = reference
     if prot.kind == "paired":
         prot.reference = prot.reference or methods[0]
+    if prot.sampling == "adaptive" and prot.kind != "pairwise":
+        raise ImportProblem(f"sampling = \"adaptive\" chooses pairs: it needs the pairwise protocol, not {prot.kind!r}")
     for key, value in (("reference", prot.reference), ("gold_method", prot.gold_method)):
         if value and value not in methods:
             raise ImportProblem(f"{key} {value!r} is not one of the imported methods ({', '.join(methods)})")

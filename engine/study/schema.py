@@ -19,6 +19,7 @@ PAPER_SCALE = [
 METHODS = ("baseline", "normalized")
 PROTOCOLS = ("paired", "acr", "pairwise")
 PAIRWISE_LAYOUTS = ("side_by_side", "sequential")
+PAIRWISE_SAMPLING = ("balanced", "adaptive")
 PAIRWISE_QUESTION = "Which image transfers the style better?"
 PARTICIPANT_TITLE = "Image rating study"  # neutral: names no method, condition or hypothesis
 SWEEPS = ("lambda_os", "layer_boost", "size")
@@ -99,6 +100,8 @@ class Protocol:
     no_preference: bool = False  # pairwise: offer "No preference" besides "Image 1" / "Image 2"
     question: str = PAIRWISE_QUESTION  # pairwise: what participants answer
     pairs_per_participant: int = 0  # pairwise: trials per participant, spread evenly over method pairs; 0 = all
+    sampling: str = "balanced"  # pairwise: balanced (fixed plans) | adaptive (next pair by expected information gain)
+    stop_when: list[str] = field(default_factory=list)  # adaptive: "separated", "comparisons:N" (any one closes the study)
 
     @property
     def image_ms(self) -> int:

@@ -18,6 +18,7 @@ from stylestudy.engine.study.schema import (
     MIN_SIZE,
     PAIRWISE_LAYOUTS,
     PAIRWISE_QUESTION,
+    PAIRWISE_SAMPLING,
     PAPER_SCALE,
     PAPER_STYLE_LAYERS,
     PARTICIPANT_TITLE,
@@ -134,7 +135,7 @@ def load_study(path: str | Path) -> Study:
     )
 
 
-def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str]) -> Protocol:
+def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], importing: bool = False) -> Protocol:
     """The ``[protocol]`` table, validated; ``methods``: names participants must never read."""
     prot_t = r.table(table, "protocol", set(Protocol.__dataclass_fields__))
     protocol = Protocol(
@@ -156,7 +157,10 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str]) 
         no_preference=prot_t.get("no_preference", False),
         question=r.string(prot_t, "protocol", "question", PAIRWISE_QUESTION) or PAIRWISE_QUESTION,
         pairs_per_participant=r.number(prot_t, "protocol", "pairs_per_participant", 0, integer=True),
+        sampling=r.string(prot_t, "protocol", "sampling", "balanced", PAIRWISE_SAMPLING),
+        stop_when=r.strings(prot_t, "protocol", "stop_when", []),
     )
+    _check_sampling(r, protocol, kind_given="kind" in prot_t or not importing)
     if not isinstance(protocol.no_preference, bool):
         raise r.fail("protocol", "no_preference", f"must be true or false, got {protocol.no_preference!r}")
     for key in ("attention_checks", "repeats", "pairs_per_participant"):
@@ -176,6 +180,21 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str]) 
             raise r.fail("protocol", key, f"is shown to participants and names the method {named[0]!r}; "
                                           "use neutral words")
     return protocol
+
+
+def _check_sampling(r: TomlReader, protocol: Protocol, kind_given: bool = True) -> None:
+    """``sampling = "adaptive"`` needs pairwise trials (``stylestudy import --protocol`` may set
+    the kind later: ``kind_given``); ``stop_when`` needs adaptive sampling."""
+    if protocol.sampling == "adaptive" and protocol.kind != "pairwise" and kind_given:
+        raise r.fail("protocol", "sampling", f"adaptive sampling chooses pairs: it needs kind = \"pairwise\", "
+                                             f"not {protocol.kind!r}")
+    if protocol.stop_when and protocol.sampling != "adaptive":
+        raise r.fail("protocol", "stop_when", "stops an adaptive study: add sampling = \"adaptive\" or remove it")
+    for rule in protocol.stop_when:
+        name, _, value = rule.partition(":")
+        if not (rule == "separated" or (name == "comparisons" and value.isdigit() and int(value) > 0)):
+            raise r.fail("protocol", "stop_when", f"unknown rule {rule!r}; use \"separated\" (every adjacent pair of "
+                                                  "the ranking told apart) or \"comparisons:N\" (a budget)")
 
 
 def _check_layers(r: TomlReader, engine: EngineSettings) -> None:
@@ -230,4 +249,4 @@ def load_import_settings(path: str | Path | None, methods: list[str], default_na
     meta = r.table(data.get("study", {}), "study", {"name", "title", "description"})
     return ImportSettings(r.string(meta, "study", "name", default_name) or default_name,
                           r.string(meta, "study", "title", "") or "", r.string(meta, "study", "description", "") or "",
-                          _protocol(r, data.get("protocol", {}), methods))
+                          _protocol(r, data.get("protocol", {}), methods, importing=True))

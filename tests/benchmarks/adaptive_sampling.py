@@ -1,0 +1,221 @@
+"""Adaptive vs balanced pairwise sampling: comparisons needed, and the time a selection takes.
+
+    python -m tests.benchmarks.adaptive_sampling [--seeds 10] [--methods 8] [--items 20]
+        [--participants 120] [--server-participants 200] [--skip-accuracy] [--skip-server]
+
+1. Accuracy (``--seeds`` simulated studies per sampler).  Planted Thurstone Case V scores in JOD:
+   method qualities drawn uniformly from 0..``--spread`` JOD per seed (so some neighbours are
+   close, others far apart) plus a per-item deviation N(0, 0.5²); a simulated participant
+   prefers a over b with probability
+   Φ((s_a − s_b)/σ), σ = 1.4826 (1 JOD = 75%).  Participants take 28 trials each, one after
+   another: ``balanced`` = the server's fixed plans (``evalserver.schedule``), ``adaptive`` = the
+   server's choice (``evalserver.adaptive.next_entry`` via ``analysis.adaptive_simulation``).
+   Every 7 comparisons both are scored with the same estimator (the Laplace posterior of
+   ``evalserver.pairwise_posterior``; method score = mean over items of the item-centred
+   scores) against the planted method scores (mean over items, centred).  Printed: comparisons
+   until Kendall τ ≥ 0.9 and until RMSE ≤ 0.3 JOD hold from then on, per seed, with the ratio
+   adaptive / balanced (goal ≤ 0.5).
+2. Selection time per trial as methods × items grow (the posterior fit and the choice, in
+   process, random counts), median and p99.
+3. Server side: a real app (Flask test client, SQLite; PostgreSQL too with ``--postgres``) with
+   10 methods × 50 items and ``--server-participants`` participants who all hold a trial in
+   flight, then answer, for several rounds; p50/p99 of ``GET /api/state`` when it assigns a pair
+   (the whole request in process: database reads, fit, choice, commit), wall-clock and CPU time
+   (on a shared machine the wall clock includes waiting for a core; the load average is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import stats as sps
+from scipy.special import ndtr
+
+from stylestudy.analysis.adaptive_simulation import SimulatedSampler
+from stylestudy.engine.study.importer import import_images
+from stylestudy.engine.study.manifest import StudyManifest
+from stylestudy.evalserver.adaptive import Design, choose, participant_rng
+from stylestudy.evalserver.pairwise_posterior import SIGMA, fit, ranking
+from stylestudy.evalserver.schedule import trial_plan
+
+TAU_GOAL, RMSE_GOAL = 0.9, 0.3
+ITEM_DEVIATION = 0.5  # JOD: sd of a method's item scores around its quality (the posterior's ITEM_SD)
+CHECK_EVERY = 7  # comparisons between two scorings
+
+
+def make_run(root: Path, methods: int, items: int, **protocol) -> StudyManifest:
+    """A pairwise run of tiny distinct images, imported as a user would."""
+    src = root / "src"
+    rng = np.random.default_rng(0)
+    for m in range(methods):
+        (src / f"m{m:02d}").mkdir(parents=True)
+        for i in range(items):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(src / f"m{m:02d}" / f"i{i:03d}.png")
+    lines = ["[study]", 'name = "bench"', "[protocol]", 'kind = "pairwise"', "image_seconds = 0.25"]
+    lines += [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in protocol.items()]
+    (root / "study.toml").write_text("\n".join(lines) + "\n")
+    import_images(src, root / "run", "pairwise", root / "study.toml")
+    return StudyManifest.load(root / "run")
+
+
+def planted(design: Design, seed: int, spread: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    m = len(design.methods)
+    quality = rng.uniform(0.0, spread, m)
+    return quality[None, :] + rng.normal(0, ITEM_DEVIATION, (len(design.items), m))
+
+
+def crossing(values: list[float], ok) -> int | None:
+    """Index of the first checkpoint from which ``ok`` holds at every later one."""
+    first = None
+    for k, v in enumerate(values):
+        if ok(v):
+            first = k if first is None else first
+        else:
+            first = None
+    return first
+
+
+def accuracy_run(manifest: StudyManifest, sampling: str, seed: int, participants: int, spread: float) -> dict:
+    study = dict(manifest.study, protocol=dict(manifest.study["protocol"], sampling=sampling))
+    run = StudyManifest(manifest.run_dir, dict(manifest.document(), study=study), manifest.source)
+    sampler = SimulatedSampler(run)
+    design = sampler.design
+    scores = planted(design, seed, spread)
+    target = (scores - scores.mean(1, keepdims=True)).mean(0)
+    rng = np.random.default_rng(10_000 + seed)
+    by_id = {c.id: (design.item_index[c.pair_id], design.method_index[c.method]) for c in run.rated
+             if c.pair_id in design.item_index}
+    comparisons, taus, rmses = [], [], []
+    n = 0
+    for p in range(participants):
+        pseed = seed * 100_003 + p
+        for trial, entry in enumerate(trial_plan(run, pseed, ordinal=p), start=1):
+            served = sampler.fill(p, pseed, trial, entry)
+            (k, i), (_, j) = by_id[served["conditions"][0]], by_id[served["conditions"][1]]
+            first_wins = rng.random() < ndtr((scores[k, i] - scores[k, j]) / SIGMA)
+            sampler.record(served, 1 if first_wins else 2)
+            n += 1
+            if n % CHECK_EVERY == 0:
+                est = ranking(sampler.posterior(), list(design.methods)).score
+                comparisons.append(n)
+                taus.append(sps.kendalltau(est, target).statistic)
+                rmses.append(float(np.sqrt(np.mean((est - target) ** 2))))
+    t, r = crossing(taus, lambda v: v >= TAU_GOAL), crossing(rmses, lambda v: v <= RMSE_GOAL)
+    return {"tau": comparisons[t] if t is not None else None, "rmse": comparisons[r] if r is not None else None}
+
+
+def accuracy(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = make_run(Path(tmp), args.methods, args.items, pairs_per_participant=args.trials)
+        print(f"accuracy: {args.methods} methods x {args.items} items, {args.trials} trials per participant, "
+              f"up to {args.participants} participants, {args.seeds} seeds, qualities uniform over 0..{args.spread} JOD")
+        rows = []
+        for seed in range(args.seeds):
+            start = time.perf_counter()
+            b = accuracy_run(manifest, "balanced", seed, args.participants, args.spread)
+            a = accuracy_run(manifest, "adaptive", seed, args.participants, args.spread)
+            rows.append((seed, b, a))
+            print(f"  seed {seed}: tau>={TAU_GOAL}: balanced {b['tau']}, adaptive {a['tau']}; "
+                  f"RMSE<={RMSE_GOAL}: balanced {b['rmse']}, adaptive {a['rmse']}  ({time.perf_counter() - start:.0f} s)",
+                  flush=True)
+        for key, name in (("tau", f"Kendall tau >= {TAU_GOAL}"), ("rmse", f"RMSE <= {RMSE_GOAL} JOD")):
+            pairs = [(b[key], a[key]) for _, b, a in rows if b[key] is not None and a[key] is not None]
+            missing = len(rows) - len(pairs)
+            if not pairs:
+                print(f"{name}: not reached within the cap by both samplers")
+                continue
+            bal, ada = np.array(pairs, dtype=float).T
+            print(f"{name}: balanced median {np.median(bal):.0f} (mean {bal.mean():.0f}), adaptive median "
+                  f"{np.median(ada):.0f} (mean {ada.mean():.0f}); ratio adaptive/balanced median "
+                  f"{np.median(ada / bal):.2f}, mean {np.mean(ada / bal):.2f}"
+                  + (f"; {missing} seed(s) not reached within the cap, left out" if missing else ""))
+
+
+def selection_time(sizes: list[tuple[int, int]], repeats: int = 200) -> None:
+    print("selection time (fit + choice, in process, random counts):")
+    for m, n in sizes:
+        design = Design(tuple(f"i{k}" for k in range(n)), tuple(f"m{k}" for k in range(m)))
+        rng = np.random.default_rng(0)
+        wins = rng.poisson(2.0, (n, m, m)).astype(float) * (1 - np.eye(m))
+        times = []
+        for r in range(repeats):
+            start = time.perf_counter()
+            choose(design, fit(wins), [], {}, participant_rng(1, r))
+            times.append((time.perf_counter() - start) * 1000)
+        times.sort()
+        print(f"  {m:3d} methods x {n:4d} items ({design.size:6d} pairs): median {statistics.median(times):6.2f} ms, "
+              f"p99 {times[int(0.99 * (len(times) - 1))]:6.2f} ms")
+
+
+def server_side(participants: int, rounds: int, db_url: str | None, label: str) -> None:
+    from stylestudy.evalserver.app import create_app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = make_run(Path(tmp), 10, 50, sampling="adaptive", pairs_per_participant=rounds)
+        app = create_app(manifest.run_dir, db_url, admin_token="bench")
+        clients = []
+        for p in range(participants):
+            c = app.test_client()
+            c.post("/start", data={"consent": "yes", "PROLIFIC_PID": f"bench-{p}"})
+            c.post("/briefing")
+            clients.append(c)
+        times, cpu = [], []
+        for _ in range(rounds):
+            states = []
+            for c in clients:  # every participant holds a trial: all of them in flight at once
+                start, start_cpu = time.perf_counter(), time.process_time()
+                states.append(c.get("/api/state").get_json())
+                times.append((time.perf_counter() - start) * 1000)
+                cpu.append((time.process_time() - start_cpu) * 1000)
+            for c, s in zip(clients, states):
+                c.post(f"/api/trials/{s['trial']}", json={"choice": 1 + s["trial"] % 2, "shown_ms": [250, 250],
+                                                         "response_ms": [500]})
+        times.sort()
+        cpu.sort()
+        print(f"server ({label}, 10 methods x 50 items, {participants} participants, {rounds} rounds): "
+              f"GET /api/state assigning a pair: wall p50 {statistics.median(times):.1f} ms, "
+              f"p99 {times[int(0.99 * (len(times) - 1))]:.1f} ms; this process's CPU time p50 "
+              f"{statistics.median(cpu):.1f} ms, p99 {cpu[int(0.99 * (len(cpu) - 1))]:.1f} ms "
+              f"(the database server's own time on PostgreSQL not included) over {len(times)} requests; "
+              f"load average {os.getloadavg()[0]:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--methods", type=int, default=8)
+    parser.add_argument("--items", type=int, default=20)
+    parser.add_argument("--spread", type=float, default=3.0, help="JOD range of the planted method qualities")
+    parser.add_argument("--trials", type=int, default=28, help="trials per participant")
+    parser.add_argument("--participants", type=int, default=120, help="cap per simulated study")
+    parser.add_argument("--server-participants", type=int, default=200)
+    parser.add_argument("--server-rounds", type=int, default=10)
+    parser.add_argument("--postgres", action="store_true", help="also measure the server on a throwaway PostgreSQL")
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-server", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_accuracy:
+        accuracy(args)
+    selection_time([(4, 10), (8, 20), (10, 50), (16, 50), (10, 200), (20, 100)])
+    if not args.skip_server:
+        server_side(args.server_participants, args.server_rounds, None, "SQLite")
+        if args.postgres:
+            from tests.conftest import PostgresServer
+
+            pg = PostgresServer().start()
+            try:
+                server_side(args.server_participants, args.server_rounds, pg.new_database(), "PostgreSQL")
+            finally:
+                pg.cleanup()
+
+
+if __name__ == "__main__":
+    main()
