@@ -49,7 +49,9 @@ def test_bf16_autocast_parity():
 
 @pytest.mark.slow
 def test_bench_measures_the_ray_executor_against_local(capsys):
-    pytest.importorskip("ray")
+    from tests.conftest import import_or_missing
+
+    import_or_missing("ray", "pip install -e '.[cluster]'")
     from stylestudy.cli import main
 
     assert main(["bench", "--size", "32", "--iterations", "4", "--problems", "4", "--device", "cpu", "--quiet",

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.benchmarks.fidelity_evidence import rescale_study
-from tests.conftest import LiveServer, _pattern
+from tests.conftest import IN_CI, LiveServer, _pattern, chromium_present
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE_SIZE = 32
@@ -93,7 +93,7 @@ def _browser_participant(url: str, trials: int) -> None:
 
 def test_every_cell_of_the_paper_design_gets_its_ratings(table1_run, tmp_path):
     import random
-    import shutil
+    import warnings
 
     from stylestudy.cli import main
     from stylestudy.evalserver.client import StudyClient
@@ -106,9 +106,14 @@ def test_every_cell_of_the_paper_design_gets_its_ratings(table1_run, tmp_path):
             rng = random.Random(i)
             assert client.take(lambda state, trial: [rng.randint(1, 5), rng.randint(1, 5)],
                                image_ms=IMAGE_SECONDS * 1000) == 26
-        browser = bool(shutil.which("chromium") or Path("/usr/bin/chromium").exists())
+        # The Chromium participant is part of the claim: required in CI, a visible warning elsewhere.
+        browser = chromium_present()
         if browser:
             _browser_participant(server.url + "/?PROLIFIC_PID=browser-1", 26)
+        elif IN_CI:
+            pytest.fail("Debian's chromium is required in CI (CI=true) for the browser participant", pytrace=False)
+        else:
+            warnings.warn("no chromium here: the table1 end-to-end test ran without its browser participant")
 
     out = tmp_path / "ratings.csv"
     assert main(["export", str(table1_run), "-o", str(out)]) == 0
