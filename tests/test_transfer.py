@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from stylestudy.cli import main
@@ -99,9 +100,20 @@ def test_cli_inspect_json_shape(content_path, style_path, capsys):
         assert set(rep[method]["content"]) == set(rep["content_layers"])
         assert set(rep[method]["style"]) == set(rep["style_layers"])
         assert rep[method]["content"]["relu4_2"] == 0.0  # x = o by default
-    # Baseline = normalized * E_G / (2HWC)^2: both are the same ||G_s - G_x||^2, scaled differently.
-    ratio = rep["baseline"]["style"]["relu1_2"] / rep["normalized"]["style"]["relu1_2"]
-    assert math.isfinite(ratio) and ratio > 0
+    # Baseline = normalized * E_G / (2HWC)^2: both are the same ||G_s - G_x||^2, scaled differently,
+    # with E_G = ||G(phi_j(s))||^2 of the style image (recomputed here in float64 from its feature
+    # maps) and H, W, C of phi_j(x) at 36x48 (VGG-19 halves H and W at each pool before a block).
+
+    problem = Problem.from_files(content_path, style_path, 48, None, torch.device("cpu"))
+    feats = get_extractor("caffe", torch.device("cpu"))(problem.style, rep["style_layers"])
+    channels = {"relu1_2": 64, "relu2_2": 128, "relu3_4": 256, "relu4_4": 512, "relu5_4": 512}
+    assert rep["style_layers"] == list(channels)
+    for block, (j, c) in enumerate(channels.items()):
+        f = feats[j][0].double().flatten(1).numpy()  # C x (H W) of the style image
+        energy = float(((f @ f.T) ** 2).sum())
+        h, w = 36 // 2**block, 48 // 2**block
+        ratio = rep["baseline"]["style"][j] / rep["normalized"]["style"][j]
+        assert ratio == pytest.approx(energy / (2 * h * w * c) ** 2, rel=1e-4), j
 
 
 def test_cli_inspect_with_image_and_table(content_path, style_path, capsys):
