@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -187,10 +188,13 @@ def test_non_finite_loss_stops_at_last_finite_iterate():
     from stylestudy.engine.neural.optimise import _Objective, _optimise
 
     calls = {"n": 0}
+    finite_points: list[torch.Tensor] = []
 
     def evaluate(x):
         calls["n"] += 1
         loss = (x - 3).pow(2).sum() * (float("nan") if calls["n"] > 4 else 1.0)
+        if calls["n"] <= 4:
+            finite_points.append(x.clone())
         return loss, 2 * (x - 3), Partials({}, {})
 
     x = torch.zeros(1, 3, 2, 2, requires_grad=True)
@@ -198,4 +202,11 @@ def test_non_finite_loss_stops_at_last_finite_iterate():
                       lambda v: None)
     assert trace.stopped and "non-finite" in trace.stopped
     assert all(math.isfinite(v) for v in trace.total) and len(trace.total) < 11
-    assert torch.isfinite(x).all() and x.sum().item() > 0
+    # The trace holds the start and each completed iteration; the stop names the next one.
+    it = int(re.search(r"during iteration (\d+); kept iteration (\d+)", trace.stopped).group(1))
+    assert trace.stopped.endswith(f"kept iteration {it - 1}") and len(trace.total) == it
+    assert trace.total[0] == 12 * 3.0**2 and trace.total[-1] < trace.total[0]  # it moved towards x = 3
+    # x is exactly the last accepted iterate: a point evaluated while the loss was finite, whose loss
+    # is the trace's last value (not the NaN trial point where the run stopped).
+    assert any(torch.equal(x.detach(), p) for p in finite_points)
+    assert float((x.detach() - 3).pow(2).sum()) == trace.total[-1]
