@@ -50,9 +50,9 @@ def test_batch_memory_estimate_against_measured_peak_per_problem(capsys):
     from stylestudy.engine.neural.config import TransferConfig
     from stylestudy.engine.neural.device import get_extractor
     from stylestudy.engine.neural.problem import Problem
+    from stylestudy.engine.neural.tensors import to_tensor
     from stylestudy.engine.produce.plan import problem_bytes
     from tests.conftest import _pattern
-    from stylestudy.engine.neural.tensors import to_tensor
 
     device = torch.device("cuda")
     extractor = get_extractor("caffe", device)
