@@ -114,7 +114,15 @@ def test_kill_9_while_submissions_are_in_flight_keeps_every_acknowledged_rating_
     lock, killed = threading.Lock(), threading.Event()
     enough = 24
 
+    errors: list[BaseException] = []  # a thread's exception would otherwise vanish with it
+
     def worker(w: int) -> None:
+        try:
+            clients_until_killed(w)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread below
+            errors.append(exc)
+
+    def clients_until_killed(w: int) -> None:
         rng = random.Random(w)
         for n in range(1000):  # one participant after another until the server is gone
             pid = f"flight-{w}-{n}"
@@ -150,6 +158,8 @@ def test_kill_9_while_submissions_are_in_flight_keeps_every_acknowledged_rating_
         for t in threads:
             t.join(60)
         assert not any(t.is_alive() for t in threads)
+        if errors:
+            raise errors[0]
         print(f"killed after {len(acknowledged)} acknowledged submissions, {in_flight} in flight at the kill")
         server = LiveServer(run_copy, port=server.port, env=_db_env(db_url)).start()
         rows = _export(server)
