@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,27 @@ def _pattern(width: int, height: int, seed: int) -> Image.Image:
         channels.append(0.5 + 0.25 * np.sin(fx * xx + fy * yy + phase) + 0.25 * (xx / width - yy / height))
     arr = np.clip(np.stack(channels, -1), 0, 1)
     return Image.fromarray((arr * 255).astype(np.uint8), "RGB")
+
+
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def missing(what: str) -> None:
+    """A component the README promises is absent: a skip on a developer machine, a failure in CI
+    (``CI=true``), where .ci/run installs everything and a skip would hide a broken promise."""
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI (CI=true); .ci/run installs it", pytrace=False)
+    pytest.skip(f"{what} is not available here")
+
+
+def import_or_missing(module: str, install: str):
+    """``module`` imported, or :func:`missing` (a failure in CI)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        missing(f"Python package {module!r} ({install}; {exc})")
 
 
 @pytest.fixture(scope="session")
@@ -224,8 +246,9 @@ class PostgresServer:
         import shutil
         import tempfile
 
+        # PATH first (a developer's own build, or a deliberately broken one to check CI fails), then Debian's.
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-        self.bin = os.path.dirname(found[-1]) if found else os.path.dirname(shutil.which("initdb") or "")
+        self.bin = os.path.dirname(shutil.which("initdb") or (found[-1] if found else ""))
         if not self.bin or not os.path.exists(os.path.join(self.bin, "pg_ctl")):
             raise FileNotFoundError("PostgreSQL server binaries (initdb, pg_ctl) not found; apt-get install postgresql")
         self.root = tempfile.mkdtemp(prefix="stylestudy-pg-")
@@ -241,7 +264,7 @@ class PostgresServer:
 
         result = subprocess.run([*self.as_user, *args], capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
-            raise RuntimeError(f"{args[0]} failed: {result.stderr[-2000:]}")
+            raise RuntimeError(f"{args[0]} failed: {result.stderr[-2000:].strip()}")
 
     def start(self) -> "PostgresServer":
         import os
@@ -280,14 +303,10 @@ class PostgresServer:
 def postgres():
     """The session's PostgreSQL server. Missing PostgreSQL skips the PostgreSQL half of the
     suite on a developer machine, but fails in CI (CI=true), where .ci/run installs it."""
-    import os
-
     try:
         server = PostgresServer().start()
-    except (FileNotFoundError, RuntimeError) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required in CI: {exc}")
-        pytest.skip(f"no PostgreSQL here ({exc})")
+    except (FileNotFoundError, RuntimeError, subprocess.TimeoutExpired) as exc:
+        missing(f"PostgreSQL ({exc})")
     yield server
     server.cleanup()
 
@@ -323,15 +342,30 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-needs_chromium = pytest.mark.skipif(not shutil.which("chromium") and not os.path.exists(CHROMIUM),
-                                    reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+def chromium_present() -> bool:
+    """Debian's Chromium on PATH (looked up at test time, so PATH decides)."""
+    return bool(shutil.which("chromium"))
 
 
 @pytest.fixture()
-def browser():
+def chromium():
+    """Skips without Chromium on a developer machine; fails in CI (see :func:`missing`)."""
+    if not chromium_present():
+        missing("Debian's chromium (apt-get install chromium)")
+    import_or_missing("playwright", "pip install -e '.[test]'")
+    return shutil.which("chromium")
+
+
+needs_chromium = pytest.mark.usefixtures("chromium")
+
+
+@pytest.fixture()
+def browser(chromium):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         yield b
         b.close()

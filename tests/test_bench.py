@@ -48,15 +48,28 @@ def test_bf16_autocast_parity():
 
 
 @pytest.mark.slow
-def test_bench_measures_the_ray_executor_against_local(capsys):
-    pytest.importorskip("ray")
+def test_bench_measures_the_ray_executor_against_local(tmp_path, capsys):
+    """``bench --executor ray --json``: the Ray figures are in the JSON, consistent with each other
+    and with the printed line, and the tasks' images are bit-identical to the local engine's
+    (PSNR = inf), as the README reports."""
+    from tests.conftest import import_or_missing
+
+    import_or_missing("ray", "pip install -e '.[cluster]'")
     from stylestudy.cli import main
 
+    out = tmp_path / "b.json"
     assert main(["bench", "--size", "32", "--iterations", "4", "--problems", "4", "--device", "cpu", "--quiet",
-                 "--executor", "ray"]) == 0
-    out = capsys.readouterr().out
-    line = next(l for l in out.splitlines() if l.startswith("ray executor:"))
-    assert "x the local engine" in line and "min PSNR" in line
+                 "--executor", "ray", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert {"ray_s_per_image", "ray_overhead_ratio", "ray_min_psnr_db", "engine_s_per_image"} <= set(data)
+    assert data["problems"] == 4 and data["ray_s_per_image"] > 0
+    assert data["ray_overhead_ratio"] == pytest.approx(data["ray_s_per_image"] / data["engine_s_per_image"])
+    assert data["ray_min_psnr_db"] == float("inf")
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("ray executor:"))
+    assert line == (f"ray executor: {data['ray_s_per_image']:.3f} s/image = {data['ray_overhead_ratio']:.2f}x the "
+                    f"local engine (tasks' images vs local: min PSNR inf dB)")
+    print(f"bench ray: {data['ray_s_per_image']:.3f} vs {data['engine_s_per_image']:.3f} s/image, "
+          f"{data['ray_overhead_ratio']:.2f}x")
 
 
 def test_psnr():

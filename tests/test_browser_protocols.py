@@ -8,7 +8,7 @@ import csv
 import re
 
 from tests.conftest import LiveServer, import_run, needs_chromium
-from tests.test_browser import AT_TRIAL, PAST_TRIAL, _start
+from tests.test_browser import AT_TRIAL, PAST_TRIAL, _start, assert_shown_ms
 
 pytestmark = needs_chromium
 
@@ -44,7 +44,7 @@ def test_acr_in_chromium(browser, import_source, tmp_path):
     assert len(rows) == 13 and sum(r["role"] == "repeat" for r in rows) == 1
     for row in rows:
         assert int(row["rating"]) == given[int(row["trial"])] and row["position"] == "1"
-        assert 150 < float(row["shown_ms"]) < 600  # measured on screen (target 250 ms)
+        assert_shown_ms(float(row["shown_ms"]))  # measured on screen (target 250 ms)
         assert set(filter(None, row["flags"].split(";"))) <= {"short_display", "repeat"}
 
 
@@ -77,7 +77,7 @@ def test_pairwise_side_by_side_in_chromium(browser, import_source, tmp_path):
     assert [r["rating"] for r in by_trial[3]] == ["0", "0"] and all("no_preference" in r["flags"] for r in by_trial[3])
     assert [r["rating"] for r in by_trial[4]] == ["", ""] and all("timeout" in r["flags"] for r in by_trial[4])
     for row in rows:  # both images on screen together, measured once
-        assert 150 < float(row["shown_ms"]) < 600
+        assert_shown_ms(float(row["shown_ms"]))
 
 
 def test_pairwise_sequential_in_chromium(browser, import_source, tmp_path):
@@ -103,4 +103,5 @@ def test_pairwise_sequential_in_chromium(browser, import_source, tmp_path):
         page.wait_for_url(re.compile(r"/done$"), timeout=10_000)
     rows = _export(run, tmp_path)
     assert [r["rating"] for r in rows] == ["0", "1", "1", "0"]
-    assert all(150 < float(r["shown_ms"]) < 600 for r in rows)  # each image measured on its own
+    for r in rows:  # each image measured on its own
+        assert_shown_ms(float(r["shown_ms"]))

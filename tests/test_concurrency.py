@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -95,3 +96,82 @@ def test_kill_9_loses_no_committed_rating(run_copy, db_url):
         assert len(_export(server)) == 10 * 2 * 2 + 4
     finally:
         server.kill()
+
+
+def test_kill_9_while_submissions_are_in_flight_keeps_every_acknowledged_rating_once(run_copy, db_url):
+    """Real clients keep submitting from 8 threads; the server is killed (SIGKILL) mid-stream, once
+    24 submissions were acknowledged and while at least one more is being sent.  After a restart the export
+    holds every acknowledged submission exactly once with the acknowledged ratings (acknowledged =
+    committed); a submission whose reply never came is stored whole (both ratings) or not at all;
+    nothing else is stored."""
+    import threading
+
+    import requests
+
+    server = LiveServer(run_copy, env=_db_env(db_url)).start()
+    acknowledged: dict[tuple[str, int], list] = {}  # (participant, trial) -> ratings the server confirmed
+    attempted: dict[tuple[str, int], list] = {}  # every submission sent, confirmed or not
+    lock, killed = threading.Lock(), threading.Event()
+    enough = 24
+
+    errors: list[BaseException] = []  # a thread's exception would otherwise vanish with it
+
+    def worker(w: int) -> None:
+        try:
+            clients_until_killed(w)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread below
+            errors.append(exc)
+
+    def clients_until_killed(w: int) -> None:
+        rng = random.Random(w)
+        for n in range(1000):  # one participant after another until the server is gone
+            pid = f"flight-{w}-{n}"
+            try:
+                client = StudyClient(server.url, pid, timeout=20)
+                client.join()
+                while not (state := client.state())["done"]:
+                    ratings = [rng.randint(1, 5), rng.randint(1, 5)]
+                    with lock:
+                        attempted[(pid, state["trial"])] = ratings
+                    reply = client.submit(state["trial"], ratings)
+                    assert not reply["duplicate"] and [r["rating"] for r in reply["stored"]] == ratings
+                    with lock:
+                        acknowledged[(pid, state["trial"])] = ratings
+            except (requests.ConnectionError, requests.HTTPError, RuntimeError):
+                if killed.is_set():
+                    return
+                raise
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        while True:
+            with lock:
+                if len(acknowledged) >= enough and len(attempted) > len(acknowledged):  # one is in flight
+                    in_flight = len(attempted) - len(acknowledged)
+                    killed.set()
+                    server.kill(signal.SIGKILL)
+                    break
+            assert any(t.is_alive() for t in threads), "the clients stopped before the kill"
+            time.sleep(0.005)
+        for t in threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in threads)
+        if errors:
+            raise errors[0]
+        print(f"killed after {len(acknowledged)} acknowledged submissions, {in_flight} in flight at the kill")
+        server = LiveServer(run_copy, port=server.port, env=_db_env(db_url)).start()
+        rows = _export(server)
+    finally:
+        server.kill()
+    stored: dict[tuple[str, int], dict[int, str]] = {}
+    for r in rows:
+        positions = stored.setdefault((r["external_id"], int(r["trial"])), {})
+        assert int(r["position"]) not in positions, f"stored twice: {r}"
+        positions[int(r["position"])] = r["rating"]
+    assert set(acknowledged) <= set(stored), f"acknowledged but lost: {sorted(set(acknowledged) - set(stored))}"
+    assert set(stored) <= set(attempted), f"stored but never sent: {sorted(set(stored) - set(attempted))}"
+    for key, positions in stored.items():  # whole submissions, exactly as sent
+        assert positions == {1: str(attempted[key][0]), 2: str(attempted[key][1])}, key
+    assert len(rows) == 2 * len(stored) and len(stored) - len(acknowledged) <= in_flight

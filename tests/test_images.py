@@ -20,12 +20,31 @@ def _check_rgb(img, size):
     assert img.mode == "RGB" and img.size == size
 
 
-@pytest.mark.parametrize("mode", ["RGB", "L", "P", "CMYK"])
-def test_modes_become_rgb(tmp_path, mode):
-    src = Image.new("RGB", (9, 7), (200, 30, 60)).convert(mode)
+COLOUR = (200, 30, 60)
+GREY = round(0.299 * 200 + 0.587 * 30 + 0.114 * 60)  # ITU-R 601 luma, Pillow's RGB -> L: 84
+
+
+def _palette_image() -> Image.Image:
+    """A palette image whose index 0 is COLOUR and index 1 is blue (one blue pixel at (8, 6))."""
+    img = Image.new("P", (9, 7), 0)
+    img.putpalette(list(COLOUR) + [0, 0, 255] + [0, 0, 0] * 254)
+    img.putpixel((8, 6), 1)
+    return img
+
+
+@pytest.mark.parametrize("mode,expected,tolerance", [
+    ("RGB", COLOUR, 0), ("L", (GREY,) * 3, 0), ("P", COLOUR, 0), ("CMYK", COLOUR, 2)])
+def test_modes_become_rgb(tmp_path, mode, expected, tolerance):
+    """Each mode decodes to the colour it holds (CMYK through JPEG: within 2 levels)."""
+    src = _palette_image() if mode == "P" else Image.new("RGB", (9, 7), COLOUR).convert(mode)
     ext = "jpg" if mode == "CMYK" else "png"
-    src.save(tmp_path / f"x.{ext}")
-    _check_rgb(load_rgb(tmp_path / f"x.{ext}"), (9, 7))
+    src.save(tmp_path / f"x.{ext}", **({"quality": 100} if ext == "jpg" else {}))
+    img = load_rgb(tmp_path / f"x.{ext}")
+    _check_rgb(img, (9, 7))
+    arr = np.asarray(img).astype(int)
+    assert np.abs(arr[3, 4] - expected).max() <= tolerance, arr[3, 4]
+    if mode == "P":  # the palette is looked up per pixel, not taken as grey indices
+        assert arr[6, 8].tolist() == [0, 0, 255] and arr[0, 0].tolist() == list(COLOUR)
 
 
 def test_alpha_composited_on_white(tmp_path):
@@ -44,12 +63,34 @@ def test_16_bit_greyscale_is_rescaled_not_clipped(tmp_path):
     assert out.tolist() == [0, 128, 255]
 
 
-def test_exif_rotation_applied(tmp_path):
-    img = Image.new("RGB", (10, 4), (0, 0, 0))
+def _mean(arr, x0, y0, x1, y1):
+    return arr[y0:y1, x0:x1].reshape(-1, 3).mean(0)
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_rotation_applied(tmp_path, orientation):
+    """As stored: 40x16, black, a red 8x8 block at the top-left corner and a green one at the
+    top-right.  Orientation 6 (turn 90 degrees clockwise to display) puts red top-right and green
+    bottom-right of the 16x40 result; 8 (counter-clockwise) red bottom-left, green top-left; 3 (180)
+    red bottom-right, green bottom-left.  Two markers also tell a mirror from a turn."""
+    arr = np.zeros((16, 40, 3), np.uint8)
+    arr[:8, :8] = (255, 0, 0)
+    arr[:8, -8:] = (0, 255, 0)
+    img = Image.fromarray(arr, "RGB")
     exif = img.getexif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
-    img.save(tmp_path / "r.jpg", exif=exif)
-    _check_rgb(load_rgb(tmp_path / "r.jpg"), (4, 10))
+    exif[0x0112] = orientation
+    img.save(tmp_path / "r.jpg", exif=exif, quality=95)
+    out = load_rgb(tmp_path / "r.jpg")
+    w, h = (40, 16) if orientation == 3 else (16, 40)
+    _check_rgb(out, (w, h))
+    shown = np.asarray(out).astype(float)
+    corners = {"top-left": _mean(shown, 1, 1, 7, 7), "top-right": _mean(shown, w - 7, 1, w - 1, 7),
+               "bottom-left": _mean(shown, 1, h - 7, 7, h - 1), "bottom-right": _mean(shown, w - 7, h - 7, w - 1, h - 1)}
+    red, green = {3: ("bottom-right", "bottom-left"), 6: ("top-right", "bottom-right"),
+                  8: ("bottom-left", "top-left")}[orientation]
+    for name, mean in corners.items():
+        want = (255, 0, 0) if name == red else (0, 255, 0) if name == green else (0, 0, 0)
+        assert np.abs(mean - want).max() < 20, (orientation, name, mean.round())
 
 
 def test_bad_files(tmp_path):

@@ -72,14 +72,14 @@ def test_a_missing_database_driver_is_one_line(run_copy):
 
 
 @pytest.mark.slow
-def test_browser_keeps_its_ratings_through_an_outage_and_a_refresh(run_copy):
+def test_browser_keeps_its_ratings_through_an_outage_and_a_refresh(run_copy, chromium):
     from playwright.sync_api import sync_playwright
 
-    from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
+    from tests.conftest import CHROMIUM_FLAGS
     from tests.test_browser import AT_TRIAL, _start
 
     with LiveServer(run_copy, env={"STYLESTUDY_DB_TIMEOUT": "0.3"}) as server, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         try:
             page = _start(browser, server.url + "/?PROLIFIC_PID=outage")
             page.wait_for_function(AT_TRIAL, arg=1, timeout=10_000)

@@ -86,6 +86,7 @@ def test_pairwise_covers_method_pairs_evenly_and_stores_choices(import_source, t
     run = import_run(import_source, tmp_path / "run", "pairwise", no_preference=True, pairs_per_participant=7,
                      attention_checks=1)
     app = create_app(run, db_url, admin_token=TOKEN)
+    sent: dict[tuple, int | None] = {}  # (participant, trial) -> the choice the participant made
     for pid in ("pw-1", "pw-2"):
         c = app.test_client()
         _join(c, pid)
@@ -96,11 +97,12 @@ def test_pairwise_covers_method_pairs_evenly_and_stores_choices(import_source, t
         assert all(len({e["pair_id"] for e in plan}) == len(plan) for _ in [0])  # no comparison twice
         choices = iter([1, 2, 0, None, 2, 1, 1, 2])
         while not (s := _state(c))["done"]:
+            sent[(pid, str(s["trial"]))] = choice = next(choices)
             assert s["protocol"] == "pairwise" and len(s["images"]) == 2 and s["question"] and s["no_preference"]
             assert c.post(f"/api/trials/{s['trial']}", json={"ratings": [1, 2], "shown_ms": [250, 250]}).status_code == 400
             assert c.post(f"/api/trials/{s['trial']}", json={"choice": 3, "shown_ms": [250, 250]}).status_code == 400
             assert c.post(f"/api/trials/{s['trial']}", json={"choice": True, "shown_ms": [250, 250]}).status_code == 400
-            body = {"choice": next(choices), "shown_ms": [250.0, 250.0], "response_ms": [640.0]}
+            body = {"choice": choice, "shown_ms": [250.0, 250.0], "response_ms": [640.0]}
             assert c.post(f"/api/trials/{s['trial']}", json=body).status_code == 200
     rows = [r for r in _export(app) if r["participant_id"]]
     by_trial: dict[tuple, list] = {}
@@ -117,10 +119,13 @@ def test_pairwise_covers_method_pairs_evenly_and_stores_choices(import_source, t
             assert pair == ("", "")
             outcomes["timeout"] += 1
         else:
-            assert pair in {("1", "0"), ("0", "1")}
             outcomes[pair] += 1
+        # The stored pair is exactly the choice made: image 1 chosen -> (1, 0), image 2 -> (0, 1).
+        choice = sent[(first["external_id"], trial)]
+        assert pair == {1: ("1", "0"), 2: ("0", "1"), 0: ("0", "0"), None: ("", "")}[choice], (pid, trial, choice)
         assert first["response_ms"] == "640"
     assert outcomes["none"] == 2 and outcomes["timeout"] == 2 and len(by_trial) == 16
+    assert (outcomes[("1", "0")], outcomes[("0", "1")]) == (6, 6)
 
 
 def test_pairwise_subsets_spread_every_item_over_participants(import_source, tmp_path):

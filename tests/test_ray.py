@@ -17,17 +17,19 @@ import pytest
 from PIL import Image
 
 from stylestudy.engine.produce.generate import generate
-from tests.conftest import _pattern, stylestudy_without
+from tests.conftest import _pattern, import_or_missing, stylestudy_without
 from tests.test_generate import TINY
 
-ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[cluster]'; .ci/run installs it)")
 pytestmark = pytest.mark.slow
 DEMO = Path(__file__).resolve().parent.parent / "studies" / "demo"
 
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """One local Ray instance for these tests (generate() uses it instead of starting its own)."""
+    """One local Ray instance for these tests (generate() uses it instead of starting its own).
+    Without Ray they skip on a developer machine and fail in CI; the missing-Ray message test
+    below needs no Ray and always runs."""
+    ray = import_or_missing("ray", "pip install -e '.[cluster]'")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
@@ -49,17 +51,20 @@ def _psnr(a: Path, b: Path) -> float:
 
 
 def test_ray_makes_the_demo_images_the_local_executor_makes(local_ray, tmp_path):
-    """The demo study's block (a) (15 images, 96 px, 25 iterations): same condition and image ids;
-    each image bit-identical or, where a worker's single-threaded float sums differ, ≥ 40 dB."""
+    """The demo study's block (a) (15 images, 96 px, 25 iterations): same condition and image ids
+    and, as the README says, bit-identical images (15 of 15): equal manifest hashes and equal bytes
+    on disk (a CPU task runs with the driver's torch thread count, so its float sums are the same)."""
     local = generate(DEMO, tmp_path / "local", device="cpu", jobs_filter="block=a", progress=False)
     remote = generate(DEMO, tmp_path / "ray", device="cpu", jobs_filter="block=a", progress=False, executor="ray")
     assert (remote.generated, remote.failed) == (local.generated, {}) and local.generated == 15
     a, b = (json.loads((tmp_path / d / "manifest.json").read_text())["stimuli"] for d in ("local", "ray"))
     assert [(s["id"], s["image_id"]) for s in a] == [(s["id"], s["image_id"]) for s in b]
-    psnr = [_psnr(tmp_path / "local" / x["path"], tmp_path / "ray" / y["path"]) for x, y in zip(a, b)]
     identical = sum(x["sha256"] == y["sha256"] for x, y in zip(a, b))
+    same_bytes = sum((tmp_path / "local" / x["path"]).read_bytes() == (tmp_path / "ray" / y["path"]).read_bytes()
+                     for x, y in zip(a, b))
+    psnr = [_psnr(tmp_path / "local" / x["path"], tmp_path / "ray" / y["path"]) for x, y in zip(a, b)]
     print(f"ray vs local: {identical} of {len(a)} bit-identical, min PSNR {min(psnr):.1f} dB")
-    assert min(psnr) >= 40.0
+    assert (identical, same_bytes, len(a)) == (15, 15, 15)
 
 
 def _ray_workers_running_a_batch() -> list[int]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from stylestudy.cli import main
@@ -99,9 +101,20 @@ def test_cli_inspect_json_shape(content_path, style_path, capsys):
         assert set(rep[method]["content"]) == set(rep["content_layers"])
         assert set(rep[method]["style"]) == set(rep["style_layers"])
         assert rep[method]["content"]["relu4_2"] == 0.0  # x = o by default
-    # Baseline = normalized * E_G / (2HWC)^2: both are the same ||G_s - G_x||^2, scaled differently.
-    ratio = rep["baseline"]["style"]["relu1_2"] / rep["normalized"]["style"]["relu1_2"]
-    assert math.isfinite(ratio) and ratio > 0
+    # Baseline = normalized * E_G / (2HWC)^2: both are the same ||G_s - G_x||^2, scaled differently,
+    # with E_G = ||G(phi_j(s))||^2 of the style image (recomputed here in float64 from its feature
+    # maps) and H, W, C of phi_j(x) at 36x48 (VGG-19 halves H and W at each pool before a block).
+
+    problem = Problem.from_files(content_path, style_path, 48, None, torch.device("cpu"))
+    feats = get_extractor("caffe", torch.device("cpu"))(problem.style, rep["style_layers"])
+    channels = {"relu1_2": 64, "relu2_2": 128, "relu3_4": 256, "relu4_4": 512, "relu5_4": 512}
+    assert rep["style_layers"] == list(channels)
+    for block, (j, c) in enumerate(channels.items()):
+        f = feats[j][0].double().flatten(1).numpy()  # C x (H W) of the style image
+        energy = float(((f @ f.T) ** 2).sum())
+        h, w = 36 // 2**block, 48 // 2**block
+        ratio = rep["baseline"]["style"][j] / rep["normalized"]["style"][j]
+        assert ratio == pytest.approx(energy / (2 * h * w * c) ** 2, rel=1e-4), j
 
 
 def test_cli_inspect_with_image_and_table(content_path, style_path, capsys):
@@ -175,10 +188,13 @@ def test_non_finite_loss_stops_at_last_finite_iterate():
     from stylestudy.engine.neural.optimise import _Objective, _optimise
 
     calls = {"n": 0}
+    finite_points: list[torch.Tensor] = []
 
     def evaluate(x):
         calls["n"] += 1
         loss = (x - 3).pow(2).sum() * (float("nan") if calls["n"] > 4 else 1.0)
+        if calls["n"] <= 4:
+            finite_points.append(x.clone())
         return loss, 2 * (x - 3), Partials({}, {})
 
     x = torch.zeros(1, 3, 2, 2, requires_grad=True)
@@ -186,4 +202,11 @@ def test_non_finite_loss_stops_at_last_finite_iterate():
                       lambda v: None)
     assert trace.stopped and "non-finite" in trace.stopped
     assert all(math.isfinite(v) for v in trace.total) and len(trace.total) < 11
-    assert torch.isfinite(x).all() and x.sum().item() > 0
+    # The trace holds the start and each completed iteration; the stop names the next one.
+    it = int(re.search(r"during iteration (\d+); kept iteration (\d+)", trace.stopped).group(1))
+    assert trace.stopped.endswith(f"kept iteration {it - 1}") and len(trace.total) == it
+    assert trace.total[0] == 12 * 3.0**2 and trace.total[-1] < trace.total[0]  # it moved towards x = 3
+    # x is exactly the last accepted iterate: a point evaluated while the loss was finite, whose loss
+    # is the trace's last value (not the NaN trial point where the run stopped).
+    assert any(torch.equal(x.detach(), p) for p in finite_points)
+    assert float((x.detach() - 3).pow(2).sum()) == trace.total[-1]

@@ -142,7 +142,9 @@ def test_local_torchvision_state_dict(tmp_path, suffix, tv_state):
 
 def test_keras_h5_file(tmp_path, caffe):
     """A file in the Keras layout (kernels H, W, in, out) loads back to the same kernels."""
-    h5py = pytest.importorskip("h5py")
+    from tests.conftest import import_or_missing
+
+    h5py = import_or_missing("h5py", "pip install -e '.[test]'")
     path = tmp_path / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
     with h5py.File(path, "w") as fh:
         for name, (kernel, bias) in caffe.convs.items():

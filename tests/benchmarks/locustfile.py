@@ -5,7 +5,8 @@
 Each simulated participant consents (with a unique PROLIFIC_PID), finishes the briefing, then
 for every trial asks for the state, fetches both images, waits ``STYLESTUDY_PACE`` seconds
 (default 15: two 5-second displays and the 5-second rating window, the paper's pace; 0 = flat
-out) and submits both ratings; when the study says done, the user stops.  Requests are named
+out) and submits both ratings; when the study says done, the user stops (and with
+``STYLESTUDY_QUIT_WHEN_DONE=1`` the run ends once every user has, as the test uses it).  Requests are named
 by kind ("/s/[image]", "/api/trials/[n]"), so Locust's table is one line per kind.  ``-r`` equal
 to ``-u`` makes everyone arrive in the same second: the join burst.  The client is Locust's
 FastHttpUser (geventhttpclient), which costs the shared CPU far less than requests would.
@@ -21,7 +22,9 @@ from locust import FastHttpUser, task
 from locust.exception import StopUser
 
 PACE = float(os.environ.get("STYLESTUDY_PACE", "15"))
+QUIT_WHEN_DONE = os.environ.get("STYLESTUDY_QUIT_WHEN_DONE") == "1"  # end the run once every user finished
 _ids = itertools.count(1)
+_finished = itertools.count(1)
 
 
 class Participant(FastHttpUser):  # geventhttpclient: a cheap client, so the server is what is measured
@@ -42,6 +45,11 @@ class Participant(FastHttpUser):  # geventhttpclient: a cheap client, so the ser
                 return
             state = reply.json()
         if state["done"]:
+            runner = self.environment.runner
+            if QUIT_WHEN_DONE and runner is not None and next(_finished) >= runner.target_user_count:
+                import gevent
+
+                gevent.spawn(runner.quit)  # the test waits for the study, not for a clock
             raise StopUser()
         for url in state["images"]:
             self.client.get(url, name="/s/[image]")
