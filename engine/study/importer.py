@@ -29,6 +29,7 @@ from pathlib import Path
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.engine.study.files import atomic_write_bytes, file_sha256
 from stylestudy.engine.study.manifest import MANIFEST_NAME, write_manifest
+from stylestudy.engine.study.schema import ACR_QUESTION, P910_ACR_SCALE
 from stylestudy.engine.study.studyfile import load_import_settings
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -131,6 +132,18 @@ def _decode(source: Source) -> tuple[bytes, tuple[int, int]]:
         return buffer.getvalue(), image.size
 
 
+def _imported_defaults(prot, given: frozenset[str]) -> None:
+    """Defaults of an imported study where its file is silent: acr and pairwise are answered with
+    the images in view; acr asks P.910's question on P.910's five labels."""
+    if prot.kind in ("acr", "pairwise") and "answer_with_images" not in given:
+        prot.answer_with_images = True
+    if prot.kind == "acr":
+        if "scale" not in given:
+            prot.scale = list(P910_ACR_SCALE)
+        if "question" not in given:
+            prot.question = ACR_QUESTION
+
+
 def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | None = None,
                   study_file: str | Path | None = None, reference: str | None = None,
                   strict: bool = False, briefing: list[str] | None = None) -> ImportReport:
@@ -213,6 +226,7 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
         prot.reference = reference
     if prot.kind == "paired":
         prot.reference = prot.reference or methods[0]
+    _imported_defaults(prot, settings.given)
     for key, value in (("reference", prot.reference), ("gold_method", prot.gold_method)):
         if value and value not in methods:
             raise ImportProblem(f"{key} {value!r} is not one of the imported methods ({', '.join(methods)})")
