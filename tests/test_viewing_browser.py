@@ -109,12 +109,12 @@ def test_window_must_fit_and_resize_is_flagged(browser, tmp_path):
     and the message names the size needed; at exactly that size the study starts and nothing
     scrolls; a resize during a trial is flagged in the export."""
     run = _import(tmp_path, "pairwise", size=(300, 200), pairs_per_participant=2)
-    context = _context(browser, viewport=(500, 400))
+    context = _context(browser, viewport=(700, 400))
     with LiveServer(run) as server:
         page = _enter(context, server.url + "/?pid=fit")
         message = page.get_by_role("alert")
         message.wait_for(state="visible", timeout=10_000)
-        needed = re.search(r"at least (\d+) × (\d+) pixels; yours is 500 × 400", message.inner_text())
+        needed = re.search(r"at least (\d+) × (\d+) pixels; yours is 700 × 400", message.inner_text())
         assert needed, message.inner_text()
         width, height = int(needed[1]), int(needed[2])
         assert width >= 2 * 300 + 16 and height >= 200 + 24
@@ -263,11 +263,11 @@ def _paired_fit(run_copy) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["acr", "pairwise", "paired-fit"])
-def test_everything_on_screen_at_1366x768(browser, tmp_path, run_copy, kind):
+def test_everything_on_screen_at_1366x768(browser, tmp_path, request, kind):
     """Every scale label and control is inside a 1366x768 window during the answer phase, without
     scrolling; the favicon costs no request."""
     if kind == "paired-fit":
-        run, group = _paired_fit(run_copy), "Image 1"
+        run, group = _paired_fit(request.getfixturevalue("run_copy")), "Image 1"
     else:
         run = _import(tmp_path, kind, size=(256, 256), no_preference=kind == "pairwise", pairs_per_participant=1)
         group = "Rating" if kind == "acr" else "Preferred image"

@@ -64,14 +64,16 @@
     const padY = parseFloat(cs.paddingTop) + parseFloat(cs.paddingBottom);
     const wasHidden = ratingBox.hidden;
     ratingBox.hidden = false; ratingBox.style.visibility = "hidden";
-    const answer = { w: ratingBox.scrollWidth, h: outer(ratingBox) };
-    ratingBox.hidden = wasHidden; ratingBox.style.visibility = "";
+    const h = outer(ratingBox);
+    ratingBox.style.width = "max-content";  // the controls' own width, not the window's
+    const answer = { w: ratingBox.offsetWidth, h: h };
+    ratingBox.hidden = wasHidden; ratingBox.style.visibility = ""; ratingBox.style.width = "";
     const top = outer(progress) + padY;
     const shown = imageBox(view.display_slots);
     const answering = imageBox(view.answer_slots);
     const w = Math.max(shown.w, answering.w, answer.w) + padX;
-    const h = Math.max(top + shown.h, top + answering.h + answer.h + (view.answer_slots ? GAP : 0));
-    return { w: Math.max(least.w, Math.ceil(w)), h: Math.max(least.h, Math.ceil(h)) };
+    const high = Math.max(top + shown.h, top + answering.h + answer.h);
+    return { w: Math.max(least.w, Math.ceil(w)), h: Math.max(least.h, Math.ceil(high)) };
   }
 
   async function untilItFits() {
