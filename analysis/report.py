@@ -16,6 +16,7 @@ from stylestudy.analysis.page import embed_png
 from stylestudy.analysis.protocol_report import analyze_protocol, is_generic
 from stylestudy.analysis.raters import agreement, bt500_screening
 from stylestudy.analysis.ratings import RatingSet, load_ratings
+from stylestudy.analysis.viewing import viewing_line
 from stylestudy.analysis.stats import (
     attainability_note,
     cell_tests,
@@ -92,6 +93,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
         "cells_p_lt_05_uncorrected": int((tests["p_wilcoxon"] < 0.05).sum()) if len(tests) else 0,
         "cells_significant_holm": int((tests["p_holm"] < 0.05).sum()) if len(tests) else 0,
         "cells_significant_bh": int((tests["p_bh"] < 0.05).sum()) if len(tests) else 0,
+        "viewing": viewing_line(ratings.all_rows),
     }
     comparison_html = ""
     if options.compare_paper:
@@ -153,7 +155,8 @@ def _markdown(summary, table_md, omni, mixed, agree, note, tests) -> str:
              f"(timeouts), {c['excluded_by_flags']} excluded by flags ({', '.join(summary['excluded_flags']) or 'none'}), "
              f"{c['attention_rows']} attention-check rows ({c['attention_failed']} failed).",
              f"BT.500 screening rejects: {', '.join(summary['bt500_rejected']) or 'nobody'}"
-             f" ({'excluded' if summary['bt500_excluded'] else 'flagged only'}).", "", "## Table 1 layout", "", table_md,
+             f" ({'excluded' if summary['bt500_excluded'] else 'flagged only'}).", summary.get("viewing", ""), "",
+             "## Table 1 layout", "", table_md,
              "## Overall: is normalized rated higher?", "", *_omni_lines(omni), "", _mixed_line(mixed), "",
              "## Per cell", "", note, "",
              f"{summary['cells_p_lt_05_uncorrected']} of {summary['cells']} cells have Wilcoxon p < 0.05 uncorrected; "

@@ -1,0 +1,183 @@
+"""Viewing settings without a browser: the study file's keys, the import defaults, the server's
+gates and what it stores, old databases gaining the new columns, the report's viewing line, and
+the Korean catalog (complete, compiled)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from sqlalchemy import inspect, select
+
+from stylestudy.engine.study.errors import StyleStudyError
+from stylestudy.engine.study.manifest import StudyManifest
+from stylestudy.engine.study.studyfile import load_import_settings
+from stylestudy.evalserver.app import create_app, database_url
+from stylestudy.evalserver.db import Participant, Rating, make_engine, make_sessionmaker
+from tests.conftest import import_run
+
+
+@pytest.mark.parametrize("line,message", [
+    ('display = "huge"', "protocol.display"),
+    ("min_viewport = [800]", "min_viewport: must be [width, height]"),
+    ('references = ["painting"]', "unknown reference 'painting'"),
+    ('language = "fr"', "protocol.language"),
+    ('allow_mobile = "no"', "allow_mobile: must be true or false"),
+    ("practice = -1", "practice"),
+])
+def test_bad_viewing_keys_are_one_line_errors(tmp_path, line, message):
+    study = tmp_path / "study.toml"
+    study.write_text(f"[protocol]\n{line}\n")
+    with pytest.raises(StyleStudyError) as err:
+        load_import_settings(study, ["m1", "m2"], "x")
+    assert message in str(err.value) and str(study) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_import_defaults_and_what_a_file_says(import_source, tmp_path):
+    acr = StudyManifest.load(import_run(import_source, tmp_path / "acr", "acr")).protocol
+    assert acr.display == "native" and acr.answer_with_images is True and acr.language == "en"
+    assert acr.scale == ["Bad", "Poor", "Fair", "Good", "Excellent"]
+    assert acr.question == "How good is the quality of this image?"
+    pw = StudyManifest.load(import_run(import_source, tmp_path / "pw", "pairwise")).protocol
+    assert pw.answer_with_images is True and pw.question == "Which image transfers the style better?"
+    told = StudyManifest.load(import_run(import_source, tmp_path / "told", "acr", answer_with_images=False,
+                                         scale=["no", "yes"], question="Is it a bridge?", display="device")).protocol
+    assert (told.answer_with_images, told.scale, told.question, told.display) == (False, ["no", "yes"],
+                                                                                   "Is it a bridge?", "device")
+
+
+def test_a_run_made_before_display_settings_keeps_fit(import_source, tmp_path):
+    run = import_run(import_source, tmp_path / "old", "acr")
+    doc = json.loads((run / "manifest.json").read_text())
+    for key in ("display", "answer_with_images", "language", "practice"):
+        doc["study"]["protocol"].pop(key)
+    (run / "manifest.json").write_text(json.dumps(doc))
+    p = StudyManifest.load(run).protocol
+    assert p.display == "fit" and p.answer_with_images is False and p.practice == 0
+
+
+def _start(client, environment: dict | None) -> str:
+    client.get("/")
+    data = {"consent": "yes"}
+    if environment is not None:
+        data["environment"] = json.dumps(environment)
+    return client.post("/start", data=data).headers["Location"]
+
+
+DESKTOP = {"viewport": [1280, 800], "screen": [1920, 1080], "dpr": 1, "pointer": "fine", "mobile": False}
+
+
+def test_gates_screen_out_and_record(import_source, tmp_path, db_url):
+    run = import_run(import_source, tmp_path / "run", "pairwise", allow_mobile=False, min_viewport=[1000, 700],
+                     screen_out_code="OUT1")
+    app = create_app(run, db_url)
+    phone = dict(DESKTOP, viewport=[390, 844], screen=[390, 844], dpr=3, pointer="coarse", mobile=True)
+    small = dict(DESKTOP, screen=[1024, 600])
+    cases = [(DESKTOP, None), (phone, "mobile"), (small, "screen_too_small"), (None, None),
+             (dict(DESKTOP, mobile=False), None)]
+    for env, reason in cases:
+        with app.test_client() as client:
+            where = _start(client, env)
+            assert where.endswith("/screened-out" if reason else "/briefing"), (env, where)
+            if reason:
+                page = client.get("/screened-out").get_data(as_text=True)
+                assert "OUT1" in page and client.get("/api/state").status_code == 409
+                assert client.post("/api/trials/1", json={}).status_code == 409
+    ua_phone = app.test_client()
+    ua_phone.get("/")
+    r = ua_phone.post("/start", data={"consent": "yes", "environment": json.dumps(DESKTOP)},
+                      headers={"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148"})
+    assert r.headers["Location"].endswith("/screened-out")  # the user agent says phone, whatever the page says
+    with make_sessionmaker(make_engine(database_url(run, db_url)))() as s:
+        people = s.scalars(select(Participant).order_by(Participant.id)).all()
+        assert [p.screened_out for p in people] == [None, "mobile", "screen_too_small", None, None, "mobile"]
+        assert (people[1].viewport, people[1].screen, people[1].pointer) == ("390x844", "390x844", "coarse")
+        assert people[1].order == [] and people[1].screened_out_at is not None
+        assert people[3].viewport is None  # no environment (no JavaScript): unknown, not refused
+
+
+def test_sizes_are_stored_and_checked(import_source, tmp_path, db_url):
+    run = import_run(import_source, tmp_path / "run", "acr")
+    app = create_app(run, db_url)
+    with app.test_client() as client:
+        _start(client, DESKTOP)
+        client.post("/briefing")
+        client.get("/api/state")
+        base = {"ratings": [3], "shown_ms": [250.0], "response_ms": [800.0]}
+        for bad in ({"sizes": [[24, 20], [1, 1]]}, {"sizes": [[24]]}, {"sizes": [["24", 20]]}, {"dpr": 0},
+                    {"dpr": True}):
+            r = client.post("/api/trials/1", json={**base, **bad})
+            assert r.status_code == 400, bad
+        r = client.post("/api/trials/1", json={**base, "sizes": [[24, 20]], "dpr": 2, "resized": True})
+        assert r.status_code == 200
+        assert client.post("/api/environment", json=dict(DESKTOP, viewport=[1300, 820])).get_json()["stored"] == {
+            "viewport": "1300x820", "screen": "1920x1080", "pointer": "fine"}
+    with make_sessionmaker(make_engine(database_url(run, db_url)))() as s:
+        (row,) = s.scalars(select(Rating)).all()
+        assert (row.shown_width, row.shown_height, row.device_pixel_ratio) == (24.0, 20.0, 2.0)
+        assert (row.image_width, row.image_height) == (24, 20)  # the stimulus's own size, from the server
+        assert "resized" in row.flags.split(";")
+        assert s.scalars(select(Participant)).one().viewport == "1300x820"
+
+
+def test_an_old_database_gains_the_viewing_columns(tmp_path, db_url):
+    new = {"participants": ["viewport", "screen", "pointer", "screened_out", "screened_out_at"],
+           "ratings": ["shown_width", "shown_height", "device_pixel_ratio", "image_width", "image_height"]}
+    db_url = database_url(tmp_path, db_url)
+    engine = make_engine(db_url)
+    with engine.begin() as c:
+        for table, columns in new.items():
+            for column in columns:
+                c.exec_driver_sql(f'ALTER TABLE {table} DROP COLUMN "{column}"')
+    engine.dispose()
+    engine = make_engine(db_url)
+    with engine.connect() as c:
+        for table, columns in new.items():
+            assert set(columns) <= {col["name"] for col in inspect(c).get_columns(table)}
+    engine.dispose()
+
+
+def test_report_viewing_line_by_hand():
+    from stylestudy.analysis.viewing import viewing_line, viewing_summary
+
+    rows = pd.DataFrame({  # native at DPR 1, native at DPR 2, device at DPR 2, fit
+        "shown_width": [96, 96, 48, 840], "shown_height": [64, 64, 32, 560], "device_pixel_ratio": [1, 2, 2, 1],
+        "image_width": [96, 96, 96, 96], "image_height": [64, 64, 64, 64],
+        "viewport": ["1280x800", "1280x800", "1366x768", "1280x800"]})
+    s = viewing_summary(rows)
+    assert (s["images"], s["at_css_pixels"], s["at_device_pixels"], s["viewports"]) == (4, 2, 2, 2)
+    assert s["device_pixel_ratios"] == [1.0, 2.0]
+    assert viewing_line(rows).startswith("Viewing: of 4 images shown, 50% at 1:1 (one image pixel per CSS pixel) "
+                                         "and 50% at one image pixel per device pixel")
+    assert viewing_line(rows.drop(columns=["shown_width"])) == ""  # an export from before: no line
+
+
+def test_korean_catalog_is_complete_and_compiled():
+    """Every message the participant pages use (extracted as pybabel would) has a Korean
+    translation, none fuzzy, placeholders kept; the shipped .mo holds exactly the .po."""
+    import re
+    from pathlib import Path
+
+    from babel.messages.extract import extract_from_dir
+    from babel.messages.frontend import parse_mapping_cfg
+    from babel.messages.mofile import read_mo
+    from babel.messages.pofile import read_po
+
+    import stylestudy.evalserver as evalserver
+
+    root = Path(evalserver.__file__).parent
+    method_map, options_map = parse_mapping_cfg(open(root / "babel.cfg"))
+    used = {m[2] if isinstance(m[2], str) else m[2][0] for m in extract_from_dir(root, method_map, options_map)}
+    assert "Preferred image" in used and "Trial {n} of {total}" in used and len(used) > 60
+    for lang in ("ko", "en"):
+        folder = root / "translations" / lang / "LC_MESSAGES"
+        po = read_po(open(folder / "messages.po", "rb"))
+        translated = {m.id: m.string for m in po if m.id and m.string and not m.fuzzy}
+        assert not used - set(translated), f"{lang}: untranslated {sorted(used - set(translated))[:5]}"
+        mo = {m.id: m.string for m in read_mo(open(folder / "messages.mo", "rb")) if m.id}
+        assert {k: mo.get(k) for k in translated} == translated, f"{lang}: messages.mo is not messages.po compiled"
+        for msgid, text in translated.items():
+            assert sorted(re.findall(r"%\(\w+\)\w|\{\w+\}", msgid)) == sorted(re.findall(r"%\(\w+\)\w|\{\w+\}", text))
+            if lang == "ko":
+                assert not re.search(r"[A-Za-z]{2,}", re.sub(r"%\(\w+\)\w|\{\w+\}", "", text)), text
