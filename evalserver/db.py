@@ -196,9 +196,10 @@ def make_engine(url: str, timeout: float = 30.0, writer: bool = False) -> Engine
             if connection.dialect.name == "postgresql":
                 connection.exec_driver_sql("SELECT pg_advisory_xact_lock(4242)")
             Base.metadata.create_all(connection)
-            _add_missing_columns(connection)
             columns = {c["name"] for c in inspect(connection).get_columns("ratings")}
             indexes = {i["name"] for i in inspect(connection).get_indexes("ratings")}
+            if "condition_id" in columns:  # (a 0.1 database is refused below, untouched)
+                _add_missing_columns(connection)
             if "condition_id" in columns and RATING_INDEX not in indexes:  # made before the protocols
                 if OLD_RATING_INDEX in indexes:
                     connection.exec_driver_sql(f"DROP INDEX {OLD_RATING_INDEX}")
