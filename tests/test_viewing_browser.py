@@ -296,3 +296,51 @@ def test_everything_on_screen_at_1366x768(browser, tmp_path, request, kind):
             assert page.inner_text("#question") == "How good is the quality of this image?"
         context.close()
     assert missing == []
+
+
+def test_phone_when_allowed_stacks_side_by_side(browser, tmp_path):
+    """allow_mobile (default): on a 390x844 phone the side-by-side pair stacks, Image 1 above
+    Image 2, at native scale, and nothing overflows the width."""
+    run = _import(tmp_path, "pairwise", size=(120, 90), pairs_per_participant=1)
+    phone = _context(browser, viewport=(390, 844), dpr=3, screen=(390, 844), is_mobile=True, has_touch=True)
+    with LiveServer(run) as server:
+        page = _enter(phone, server.url + "/?pid=phone-ok")
+        page.wait_for_function(ANSWERING, timeout=10_000)
+        first, second = (page.locator("#stage img").nth(i).bounding_box() for i in range(2))
+        assert (first["width"], first["height"]) == (120, 90) and (second["width"], second["height"]) == (120, 90)
+        assert second["y"] >= first["y"] + 90 and abs(second["x"] - first["x"]) < 1  # stacked
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        for label in page.locator("#rating label").all():
+            box = label.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+        page.get_by_role("radio", name="Image 2").tap(force=True)
+        page.wait_for_url(re.compile(r"/done$"), timeout=10_000)
+        phone.close()
+    (row,) = [r for r in _export(run, tmp_path) if r["rating"] == "1"]
+    assert row["pointer"] == "coarse" and row["device_pixel_ratio"] == "3" and row["viewport"] == "390x844"
+
+
+def test_fullscreen_is_asked_for_and_leaving_it_is_flagged(browser, tmp_path):
+    run = _import(tmp_path, "acr", items=("a",), fullscreen=True)
+    context = _context(browser)
+    with LiveServer(run) as server:
+        page = _enter(context, server.url + "/?pid=fs")
+        button = page.get_by_role("button", name="Enter full screen")
+        button.wait_for(state="visible", timeout=10_000)
+        page.wait_for_timeout(800)
+        assert page.locator("#stage img").count() == 0  # nothing starts before
+        button.click()
+        page.wait_for_function(AT_TRIAL, arg=1, timeout=10_000)
+        assert page.evaluate("!!document.fullscreenElement")
+        page.wait_for_function(ANSWERING, timeout=10_000)
+        page.evaluate("document.exitFullscreen()")
+        page.wait_for_function("() => !document.fullscreenElement")
+        page.keyboard.press("4")
+        button.wait_for(state="visible", timeout=10_000)  # asked again before trial 2
+        button.click()
+        page.wait_for_function(ANSWERING, timeout=10_000)
+        page.keyboard.press("2")
+        page.wait_for_url(re.compile(r"/done$"), timeout=10_000)
+        context.close()
+    rows = _export(run, tmp_path)
+    assert ["fullscreen_exit" in r["flags"].split(";") for r in rows] == [True, False]

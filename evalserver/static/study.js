@@ -65,7 +65,7 @@
     const wasHidden = ratingBox.hidden;
     ratingBox.hidden = false; ratingBox.style.visibility = "hidden";
     const h = outer(ratingBox);
-    ratingBox.style.width = "max-content";  // the controls' own width, not the window's
+    ratingBox.style.width = "min-content";  // the narrowest the controls can be (text wraps), not the window's
     const answer = { w: ratingBox.offsetWidth, h: h };
     ratingBox.hidden = wasHidden; ratingBox.style.visibility = ""; ratingBox.style.width = "";
     const top = outer(progress) + padY;
