@@ -105,6 +105,16 @@ def _shown_now(p: Participant) -> dict[str, Condition]:
     return places
 
 
+def _references_now(p: Participant) -> dict[str, str]:
+    """place -> run-relative file of the current trial's reference images (never rated)."""
+    m = _manifest()
+    if p.completed_at or not p.order or not m.protocol.references:
+        return {}
+    first = m.by_id[p.order[p.current_trial - 1]["conditions"][0]]
+    return {f"ref:{p.current_trial}:{kind}": first.get(f"{kind}_image") for kind in m.protocol.references
+            if first.get(f"{kind}_image")}
+
+
 def _title() -> str:
     return default_text(_manifest().protocol.title)
 
@@ -229,6 +239,7 @@ def _trial_state(p: Participant) -> dict:
         "scale": [default_text(x) for x in m.protocol.scale], "answer_with_images": m.protocol.answer_with_images,
         "display": m.protocol.display, "practice": plan.get("role") == "practice",
         "practice_total": sum(1 for e in p.order if e.get("role") == "practice"),
+        "references": [{"url": _image_url(p, place), "kind": place.rsplit(":", 1)[1]} for place in _references_now(p)],
     }
     if kind == "pairwise":
         state.update(layout=m.protocol.layout, question=default_text(m.protocol.question),
@@ -427,6 +438,12 @@ def stimulus(token: str):
         if hmac.compare_digest(image_token(p.public_id, place), token):
             response = send_file(open(_manifest().image_file(condition), "rb"), mimetype="image/png",
                                  conditional=False, etag=False, last_modified=None, max_age=0)
+            response.headers["Cache-Control"] = "no-store"
+            return response
+    for place, path in _references_now(p).items():
+        if hmac.compare_digest(image_token(p.public_id, place), token):
+            response = send_file(open(_manifest().run_dir / path, "rb"), mimetype="image/png", conditional=False,
+                                 etag=False, last_modified=None, max_age=0)
             response.headers["Cache-Control"] = "no-store"
             return response
     abort(404)

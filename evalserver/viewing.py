@@ -60,10 +60,15 @@ def view_settings(manifest: StudyManifest) -> dict:
     p = manifest.protocol
     sizes = [image_size(manifest, c) for c in manifest.conditions]
     display, answer = slots(manifest)
+    refs = {kind: [_file_size(str(manifest.run_dir / c.get(f"{kind}_image"))) for c in manifest.conditions
+                   if c.get(f"{kind}_image")] for kind in p.references}
     return {
         "display": p.display, "width": max(w for w, _ in sizes), "height": max(h for _, h in sizes),
         "display_slots": display, "answer_slots": answer, "min_viewport": list(p.min_viewport),
         "fullscreen": p.fullscreen,
+        # the references shown beside the stimuli: the widest of each kind, side by side
+        "reference_widths": [max(w for w, _ in r) for r in refs.values() if r],
+        "reference_height": max((h for r in refs.values() for _, h in r), default=0),
     }
 
 
@@ -75,8 +80,8 @@ def least_screen(view: dict, dpr: float) -> tuple[int, int]:
         return tuple(view["min_viewport"]) if view["min_viewport"] else (0, 0)  # type: ignore[return-value]
     scale = 1.0 / dpr if view["display"] == "device" and dpr > 0 else 1.0
     n = max(view["display_slots"], view["answer_slots"])
-    w = n * view["width"] * scale + SCREEN_CHROME[0]
-    h = view["height"] * scale + SCREEN_CHROME[1]
+    w = (n * view["width"] + sum(view["reference_widths"])) * scale + SCREEN_CHROME[0]
+    h = max(view["height"], view["reference_height"]) * scale + SCREEN_CHROME[1]
     least = (int(w + 0.999), int(h + 0.999))
     if view["min_viewport"]:
         least = (max(least[0], view["min_viewport"][0]), max(least[1], view["min_viewport"][1]))

@@ -181,3 +181,31 @@ def test_korean_catalog_is_complete_and_compiled():
             assert sorted(re.findall(r"%\(\w+\)\w|\{\w+\}", msgid)) == sorted(re.findall(r"%\(\w+\)\w|\{\w+\}", text))
             if lang == "ko":
                 assert not re.search(r"[A-Za-z]{2,}", re.sub(r"%\(\w+\)\w|\{\w+\}", "", text)), text
+
+
+def test_references_are_imported_per_item(import_source, tmp_path):
+    """DIR/_style/<item>.png is a reference folder, not a method; every item needs one; asking for
+    references an import lacks is a one-line error."""
+    import shutil
+
+    from PIL import Image
+
+    from stylestudy.engine.study.importer import ImportProblem
+
+    src = tmp_path / "src"
+    shutil.copytree(import_source, src)
+    (src / "_style").mkdir()
+    items = ("bridge", "harbour", "lake", "tower")
+    for i, item in enumerate(items[:3]):
+        Image.new("RGB", (10 + i, 12), (i * 40, 0, 0)).save(src / "_style" / f"{item}.png")
+    with pytest.raises(ImportProblem, match="style references lack item\\(s\\) tower"):
+        import_run(src, tmp_path / "r1", "acr")
+    Image.new("RGB", (13, 12)).save(src / "_style" / "tower.png")
+    m = StudyManifest.load(import_run(src, tmp_path / "r2", "acr", references=["style"]))
+    assert m.methods == ["adain", "ours", "photo"]  # _style is no method
+    first = m.by_id["bridge:adain"]
+    assert first.get("style_image").startswith("references/") and first.get("content_image") is None
+    assert (m.run_dir / first.get("style_image")).is_file()
+    assert first.get("style_image") == m.by_id["bridge:ours"].get("style_image") != m.by_id["lake:ours"].get("style_image")
+    with pytest.raises(ImportProblem, match="needs a content image per item"):
+        import_run(src, tmp_path / "r3", "acr", references=["content"])

@@ -21,11 +21,18 @@ pytestmark = needs_chromium
 SCREENSHOTS = os.environ.get("STYLESTUDY_SCREENSHOTS", "")
 
 
-def _import(tmp_path, kind: str, size=(96, 64), items=("a", "b", "c"), briefing=(), **settings) -> Path:
-    """An imported study of two methods with stimuli of ``size`` px and ``settings`` under [protocol]."""
+def _import(tmp_path, kind: str, size=(96, 64), items=("a", "b", "c"), briefing=(), reference_size=None,
+            **settings) -> Path:
+    """An imported study of two methods with stimuli of ``size`` px and ``settings`` under [protocol];
+    ``reference_size``: a style painting and a content photo per item of that size."""
     from stylestudy.engine.study.importer import import_images
 
     src = tmp_path / "src"
+    if reference_size:
+        for k, folder in enumerate(("_style", "_content")):
+            (src / folder).mkdir(parents=True)
+            for i, item in enumerate(items):
+                _pattern(*reference_size, 300 + 10 * k + i).save(src / folder / f"{item}.png")
     for m, method in enumerate(("m1", "m2")):
         (src / method).mkdir(parents=True, exist_ok=True)
         for i, item in enumerate(items):
@@ -344,3 +351,24 @@ def test_fullscreen_is_asked_for_and_leaving_it_is_flagged(browser, tmp_path):
         context.close()
     rows = _export(run, tmp_path)
     assert ["fullscreen_exit" in r["flags"].split(";") for r in rows] == [True, False]
+
+
+def test_references_shown_beside_never_rated(browser, tmp_path):
+    """references = ["style", "content"]: the item's painting and photo are on screen beside the two
+    stimuli at the display scale, captioned, in every phase; only the stimuli are rated."""
+    run = _import(tmp_path, "pairwise", size=(100, 80), reference_size=(60, 90), references=["style", "content"],
+                  pairs_per_participant=1)
+    context = _context(browser, viewport=(1366, 768), dpr=2)
+    with LiveServer(run) as server:
+        page = _enter(context, server.url + "/?pid=refs")
+        page.wait_for_function(ANSWERING, timeout=10_000)
+        assert page.locator("#stage figcaption").all_inner_texts() == ["Style image", "Content photo", "Image 1",
+                                                                       "Image 2"]
+        boxes = [page.locator("#stage img").nth(i).bounding_box() for i in range(4)]
+        assert [(b["width"], b["height"]) for b in boxes] == [(60, 90), (60, 90), (100, 80), (100, 80)]
+        assert all(b["y"] + b["height"] <= 768 for b in boxes)
+        page.keyboard.press("2")
+        page.wait_for_url(re.compile(r"/done$"), timeout=10_000)
+        context.close()
+    rows = _export(run, tmp_path)
+    assert len(rows) == 2 and sorted(r["rating"] for r in rows) == ["0", "1"]

@@ -29,6 +29,7 @@ from pathlib import Path
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.engine.study.files import atomic_write_bytes, file_sha256
 from stylestudy.engine.study.manifest import MANIFEST_NAME, write_manifest
+from stylestudy.engine.study.references import find_references, reference_folder_names
 from stylestudy.engine.study.schema import ACR_QUESTION, P910_ACR_SCALE
 from stylestudy.engine.study.studyfile import load_import_settings
 
@@ -66,7 +67,8 @@ class ImportReport:
 
 def _folder_sources(root: Path, problems: list[str], notes: list[str]) -> list[Source]:
     sources = []
-    method_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    method_dirs = sorted(d for d in root.iterdir()
+                         if d.is_dir() and not d.name.startswith(".") and d.name not in reference_folder_names())
     for loose in sorted(f.name for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES):
         notes.append(f"{loose} is not in a method folder; ignored (the layout is DIR/<method>/<item>.png)")
     for method_dir in method_dirs:
@@ -189,6 +191,15 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
             continue
         encoded[key] = (png, size, file_sha256(s.path))
 
+    references: dict[tuple[str, str], tuple[bytes, str]] = {}  # (kind, item) -> (png, stored path)
+    for (kind, item), path in find_references(source_dir, items, problems).items():
+        try:
+            png = _decode(Source("", item, path, str(path)))[0]
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad files
+            problems.append(f"{kind} reference of {item}: not a readable image ({type(exc).__name__})")
+            continue
+        references[(kind, item)] = (png, f"references/{hashlib.sha256(png).hexdigest()[:20]}.png")
+
     warnings = list(notes)
     by_pixels: dict[str, list[str]] = {}
     for key, (png, _, _) in encoded.items():
@@ -227,6 +238,10 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
     if prot.kind == "paired":
         prot.reference = prot.reference or methods[0]
     _imported_defaults(prot, settings.given)
+    for kind in prot.references:
+        if items and (kind, items[0]) not in references:
+            raise ImportProblem(f"references = {prot.references} needs a {kind} image per item: a folder "
+                                f"DIR/_{kind}/<item>.png or a CSV column {kind}_image")
     for key, value in (("reference", prot.reference), ("gold_method", prot.gold_method)):
         if value and value not in methods:
             raise ImportProblem(f"{key} {value!r} is not one of the imported methods ({', '.join(methods)})")
@@ -246,7 +261,11 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
                 "row": row, "row_label": item, "column": 1, "column_label": "", "method": m, "pair_id": item,
                 "briefing": item in briefing, "item": item, "content": s.content, "style": s.style, "width": width,
                 "height": height, "source": s.relative, "source_sha256": source_sha,
+                **{f"{kind}_image": references[(kind, item)][1] for kind in ("style", "content")
+                   if (kind, item) in references},
             })
+    for png, path in references.values():
+        files[path] = png
     study = {"name": settings.name, "title": settings.title or f"imported: {', '.join(methods)} on {len(items)} items",
              "description": settings.description, "protocol": asdict(prot), "blocks": {},
              "import": {"source": str(source_dir.resolve()), "layout": "csv" if source_dir.is_file() else "folders",

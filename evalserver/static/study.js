@@ -51,9 +51,14 @@
     const scale = view.display === "device" ? 1 / window.devicePixelRatio : 1;
     const w = Math.ceil(view.width * scale), h = Math.ceil(view.height * scale);
     const pad = 2 * 8, caption = 24;  // #stage padding, figcaption height (style.css)
+    const refs = view.reference_widths.map((r) => Math.ceil(r * scale));  // shown beside, never rated
+    const refH = Math.ceil(view.reference_height * scale);
+    const gaps = (n + refs.length - 1) * GAP;
     if (n === 0) return { w: 0, h: 0 };
-    if (stacked()) return { w: w + pad, h: n * (h + caption) + (n - 1) * GAP + pad };
-    return { w: n * w + (n - 1) * GAP + pad, h: h + caption + pad };
+    if (stacked()) {
+      return { w: Math.max(w, ...refs) + pad, h: n * (h + caption) + refs.length * (refH + caption) + gaps + pad };
+    }
+    return { w: n * w + refs.reduce((a, b) => a + b, 0) + gaps + pad, h: Math.max(h, refH) + caption + pad };
   }
 
   function needed() {
@@ -260,7 +265,13 @@
     const images = state.images.map((src, i) => {
       const im = new Image(); im.src = src; im.alt = imageAlt(state, i); return im;
     });
-    await Promise.all(images.map((im) => im.decode()));  // all fetched and decoded before the first is shown
+    const refImages = (state.references || []).map((r) => {
+      const im = new Image(); im.src = r.url; im.alt = text["ref_" + r.kind]; return im;
+    });
+    // all fetched and decoded before the first is shown
+    await Promise.all(images.concat(refImages).map((im) => im.decode()));
+    refImages.forEach(place);
+    const refFigures = refImages.map((im) => { const f = figure(im, im.alt); f.classList.add("reference"); return f; });
     const started = windowNow();
     let resized = false;
     const onResize = () => { if (windowNow() !== started) resized = true; };
@@ -279,16 +290,16 @@
       sizes[i] = [Math.round(box.width * 100) / 100, Math.round(box.height * 100) / 100];
     };
     if (together) {
-      const ms = await show(figures, state.image_ms, keep, () => images.forEach((_, i) => measure(i)));
+      const ms = await show(refFigures.concat(figures), state.image_ms, keep, () => images.forEach((_, i) => measure(i)));
       images.forEach(() => shown.push(ms));
     } else {
       for (let i = 0; i < figures.length; i++) {
         stage.classList.remove("side-by-side");
         const last = i === figures.length - 1;
-        shown.push(await show([figures[i]], state.image_ms, false, () => measure(i)));
+        shown.push(await show(refFigures.concat([figures[i]]), state.image_ms, false, () => measure(i)));
         if (last && keep) {  // then all of them together, labelled, for the answer
           stage.classList.toggle("side-by-side", captioned);
-          stage.replaceChildren(...figures);
+          stage.replaceChildren(...refFigures, ...figures);
         }
       }
     }
