@@ -160,7 +160,7 @@
       inputs.flat().forEach((input) => { input.checked = false; });
       const setActive = (i) => {  // highlights the group digits answer; focuses nothing (no answer pre-selected)
         active = i;
-        groups.forEach((g, k) => g.classList.toggle("active", k === i));
+        groups.forEach((g, k) => g.classList.toggle("active", k === i && groups.length > 1));
       };
       const finish = () => {
         if (finished) return;
