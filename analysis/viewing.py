@@ -31,7 +31,7 @@ def viewing_summary(rows: pd.DataFrame) -> dict | None:
              ((frame["shown_height"] * dpr - frame["image_height"]).abs() <= TOLERANCE_PX)
     viewports = frame["viewport"].dropna().astype(str) if "viewport" in frame.columns else pd.Series(dtype=str)
     return {
-        "images": int(len(frame)), "at_css_pixels": int(css.sum()), "at_device_pixels": int(device.sum()),
+        "images": len(frame), "at_css_pixels": int(css.sum()), "at_device_pixels": int(device.sum()),
         "device_pixel_ratios": sorted({float(v) for v in dpr}),
         "viewports": int(viewports[viewports != ""].nunique()),
     }

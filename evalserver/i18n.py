@@ -15,10 +15,15 @@ from pathlib import Path
 from flask import Flask, current_app
 from flask_babel import Babel, gettext
 
-from stylestudy.engine.study.schema import ACR_QUESTION, P910_ACR_SCALE, PAIRWISE_QUESTION, PAPER_SCALE, PARTICIPANT_TITLE
+from stylestudy.engine.study.schema import (
+    ACR_QUESTION,
+    P910_ACR_SCALE,
+    PAIRWISE_QUESTION,
+    PAPER_SCALE,
+    PARTICIPANT_TITLE,
+)
 
 TRANSLATIONS = Path(__file__).parent / "translations"
-LANGUAGES = ("en", "ko")
 # the texts stylestudy writes when a study file does not: translated like the page itself
 DEFAULT_TEXTS = frozenset([PARTICIPANT_TITLE, PAIRWISE_QUESTION, ACR_QUESTION, *PAPER_SCALE, *P910_ACR_SCALE])
 
@@ -34,7 +39,7 @@ def init_i18n(app: Flask, language: str) -> None:
 def default_text(text: str) -> str:
     """``text`` in the participant's language when it is one of stylestudy's defaults; a text the
     researcher wrote, as written."""
-    return gettext(text) if text in DEFAULT_TEXTS else text  # noqa: the defaults are in the catalog (i18n_defaults)
+    return gettext(text) if text in DEFAULT_TEXTS else text  # the defaults are in the catalog (i18n_defaults)
 
 
 def i18n_defaults() -> list[str]:

@@ -17,6 +17,7 @@ pointer and whether it is a phone or tablet (stored with the participant).  The 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from stylestudy.engine.study.manifest import Condition, StudyManifest
 
-MOBILE_UA = re.compile(r"Mobi|Android|iPhone|iPad|iPod", re.I)
+MOBILE_UA = re.compile(r"Mobi|Android|iPhone|iPad|iPod", re.IGNORECASE)
 SCREEN_CHROME = (40, 220)  # CSS px a page needs besides the images (padding, progress, answer controls) at least
 MAX_CSS = 100_000.0
 
@@ -82,7 +83,7 @@ def least_screen(view: dict, dpr: float) -> tuple[int, int]:
     n = max(view["display_slots"], view["answer_slots"])
     w = (n * view["width"] + sum(view["reference_widths"])) * scale + SCREEN_CHROME[0]
     h = max(view["height"], view["reference_height"]) * scale + SCREEN_CHROME[1]
-    least = (int(w + 0.999), int(h + 0.999))
+    least = (math.ceil(w), math.ceil(h))
     if view["min_viewport"]:
         least = (max(least[0], view["min_viewport"][0]), max(least[1], view["min_viewport"][1]))
     return least
@@ -106,7 +107,7 @@ class Environment:
 def _pair(value) -> tuple[int, int] | None:
     if (isinstance(value, list) and len(value) == 2
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < MAX_CSS for v in value)):
-        return int(round(value[0])), int(round(value[1]))
+        return round(value[0]), round(value[1])
     return None
 
 

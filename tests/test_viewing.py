@@ -164,18 +164,21 @@ def test_korean_catalog_is_complete_and_compiled():
     from babel.messages.mofile import read_mo
     from babel.messages.pofile import read_po
 
-    import stylestudy.evalserver as evalserver
+    from stylestudy import evalserver
 
     root = Path(evalserver.__file__).parent
-    method_map, options_map = parse_mapping_cfg(open(root / "babel.cfg"))
+    with open(root / "babel.cfg") as fh:
+        method_map, options_map = parse_mapping_cfg(fh)
     used = {m[2] if isinstance(m[2], str) else m[2][0] for m in extract_from_dir(root, method_map, options_map)}
     assert "Preferred image" in used and "Trial {n} of {total}" in used and len(used) > 60
     for lang in ("ko", "en"):
         folder = root / "translations" / lang / "LC_MESSAGES"
-        po = read_po(open(folder / "messages.po", "rb"))
+        with open(folder / "messages.po", "rb") as fh:
+            po = read_po(fh)
         translated = {m.id: m.string for m in po if m.id and m.string and not m.fuzzy}
         assert not used - set(translated), f"{lang}: untranslated {sorted(used - set(translated))[:5]}"
-        mo = {m.id: m.string for m in read_mo(open(folder / "messages.mo", "rb")) if m.id}
+        with open(folder / "messages.mo", "rb") as fh:
+            mo = {m.id: m.string for m in read_mo(fh) if m.id}
         assert {k: mo.get(k) for k in translated} == translated, f"{lang}: messages.mo is not messages.po compiled"
         for msgid, text in translated.items():
             assert sorted(re.findall(r"%\(\w+\)\w|\{\w+\}", msgid)) == sorted(re.findall(r"%\(\w+\)\w|\{\w+\}", text))

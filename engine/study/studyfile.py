@@ -20,7 +20,6 @@ from stylestudy.engine.study.layer_names import LAYER_NAMES
 from stylestudy.engine.study.schema import (
     DISPLAY_MODES,
     LANGUAGES,
-    REFERENCE_KINDS,
     METHODS,
     MIN_SIZE,
     PAIRWISE_LAYOUTS,
@@ -29,6 +28,7 @@ from stylestudy.engine.study.schema import (
     PAPER_STYLE_LAYERS,
     PARTICIPANT_TITLE,
     PROTOCOLS,
+    REFERENCE_KINDS,
     SWEEPS,
     Block,
     EngineSettings,
