@@ -90,7 +90,7 @@ def test_display_scale_in_chromium(browser, tmp_path, display, dpr, expected):
     with LiveServer(run) as server:
         page = _enter(context, server.url + "/?pid=scale")
         page.wait_for_function(AT_TRIAL, arg=1)
-        page.locator("#stage img").wait_for(state="visible", timeout=10_000)
+        page.locator("#stage img").wait_for(state="visible", timeout=30_000)
         box = _box(page, "#stage img")
         assert page.evaluate("window.devicePixelRatio") == dpr
         if expected:
@@ -98,9 +98,9 @@ def test_display_scale_in_chromium(browser, tmp_path, display, dpr, expected):
         else:  # fit: 70vh high, the aspect kept
             assert box["height"] == pytest.approx(0.7 * 800, abs=0.5)
             assert box["width"] == pytest.approx(0.7 * 800 * 96 / 64, abs=1)
-        page.wait_for_function(ANSWERING, timeout=10_000)
+        page.wait_for_function(ANSWERING, timeout=30_000)
         page.keyboard.press("3")
-        page.wait_for_function(PAST_TRIAL, arg=1, timeout=10_000)
+        page.wait_for_function(PAST_TRIAL, arg=1, timeout=30_000)
         context.close()
     row = next(r for r in _export(run, tmp_path) if r["trial"] == "1")
     assert float(row["shown_width"]) == pytest.approx(box["width"], abs=0.01)
@@ -120,7 +120,7 @@ def test_window_must_fit_and_resize_is_flagged(browser, tmp_path):
     with LiveServer(run) as server:
         page = _enter(context, server.url + "/?pid=fit")
         message = page.get_by_role("alert")
-        message.wait_for(state="visible", timeout=10_000)
+        message.wait_for(state="visible", timeout=30_000)
         needed = re.search(r"at least (\d+) × (\d+) pixels; yours is 700 × 400", message.inner_text())
         assert needed, message.inner_text()
         width, height = int(needed[1]), int(needed[2])
@@ -128,18 +128,18 @@ def test_window_must_fit_and_resize_is_flagged(browser, tmp_path):
         page.wait_for_timeout(1500)
         assert page.inner_text("#progress") == "Loading…" and page.locator("#stage img").count() == 0
         page.set_viewport_size({"width": width, "height": height})
-        page.wait_for_function(AT_TRIAL, arg=1, timeout=10_000)
+        page.wait_for_function(AT_TRIAL, arg=1, timeout=30_000)
         assert page.locator("#fit").is_hidden()
-        page.wait_for_function(ANSWERING, timeout=10_000)
+        page.wait_for_function(ANSWERING, timeout=30_000)
         layout = page.evaluate("() => ({scrollW: document.documentElement.scrollWidth, scrollH: "
                                "document.documentElement.scrollHeight, w: innerWidth, h: innerHeight})")
         assert layout["scrollW"] <= layout["w"] and layout["scrollH"] <= layout["h"], layout
         page.set_viewport_size({"width": width + 80, "height": height + 40})  # mid-trial
         page.keyboard.press("1")
-        page.wait_for_function(AT_TRIAL, arg=2, timeout=10_000)
-        page.wait_for_function(ANSWERING, timeout=10_000)
+        page.wait_for_function(AT_TRIAL, arg=2, timeout=30_000)
+        page.wait_for_function(ANSWERING, timeout=30_000)
         page.keyboard.press("2")
-        page.wait_for_url(re.compile(r"/done$"), timeout=10_000)
+        page.wait_for_url(re.compile(r"/done$"), timeout=30_000)
         context.close()
     rows = _export(run, tmp_path)
     flagged = {r["trial"]: "resized" in r["flags"].split(";") for r in rows}
@@ -156,7 +156,7 @@ def test_phone_is_screened_out(browser, tmp_path):
     desktop = _context(browser)
     with LiveServer(run) as server:
         page = _enter(phone, server.url + "/?PROLIFIC_PID=phone-1", go_on=None)
-        page.wait_for_url(re.compile(r"/screened-out$"), timeout=10_000)
+        page.wait_for_url(re.compile(r"/screened-out$"), timeout=30_000)
         assert page.get_by_role("heading").inner_text() == "This study cannot be taken on this device"
         assert "phones and tablets" in page.inner_text("#reason")
         assert page.inner_text("#screen-out-code") == "SCR33N"
@@ -166,7 +166,7 @@ def test_phone_is_screened_out(browser, tmp_path):
             page.screenshot(path=str(Path(SCREENSHOTS) / "phone-screened-out.png"))
         assert page.goto(server.url + "/trial").url.endswith("/screened-out")  # no way round it
         other = _enter(desktop, server.url + "/?PROLIFIC_PID=desk-1")
-        other.wait_for_function(AT_TRIAL, arg=1, timeout=10_000)
+        other.wait_for_function(AT_TRIAL, arg=1, timeout=30_000)
         phone.close()
         desktop.close()
     rows, people = _export(run, tmp_path, participants=True)
@@ -190,8 +190,8 @@ def test_pairwise_answered_with_images_in_view_and_practice(browser, tmp_path):
         page = _enter(context, server.url + "/?pid=pw")
         for step, label in enumerate(("Practice 1 of 2", "Practice 2 of 2", "Trial 1 of 2", "Trial 2 of 2")):
             page.wait_for_function("t => document.querySelector('#progress').textContent === t", arg=label,
-                                   timeout=10_000)
-            page.wait_for_function(ANSWERING, timeout=10_000)
+                                   timeout=30_000)
+            page.wait_for_function(ANSWERING, timeout=30_000)
             images = page.locator("#stage img")
             assert images.count() == 2
             boxes = [images.nth(i).bounding_box() for i in range(2)]
@@ -209,7 +209,7 @@ def test_pairwise_answered_with_images_in_view_and_practice(browser, tmp_path):
                     force=True)
             else:
                 page.keyboard.press("1")
-        page.wait_for_url(re.compile(r"/done$"), timeout=10_000)
+        page.wait_for_url(re.compile(r"/done$"), timeout=30_000)
         context.close()
     rows = _export(run, tmp_path)
     practice = [r for r in rows if r["role"] == "practice"]
@@ -247,13 +247,13 @@ def test_korean_study_by_korean_names(browser, tmp_path):
         page.get_by_role("button", name="계속").click()
         for trial, name in ((1, "이미지 2"), (2, "선호 없음")):
             page.wait_for_function("t => document.querySelector('#progress').textContent === t",
-                                   arg=f"시행 {trial} / 2", timeout=10_000)
+                                   arg=f"시행 {trial} / 2", timeout=30_000)
             group = page.get_by_role("radiogroup", name="선호하는 이미지")
-            group.wait_for(state="visible", timeout=10_000)
+            group.wait_for(state="visible", timeout=30_000)
             assert _latin_words(page) == []
             assert page.locator("#stage img").evaluate_all("els => els.map(e => e.alt)") == ["이미지 1", "이미지 2"]
             group.get_by_role("radio", name=name).check(force=True)
-        page.wait_for_url(re.compile(r"/done$"), timeout=10_000)
+        page.wait_for_url(re.compile(r"/done$"), timeout=30_000)
         assert page.get_by_role("heading").inner_text() == "감사합니다!" and _latin_words(page) == []
         context.close()
     rows = _export(run, tmp_path)
@@ -287,7 +287,7 @@ def test_everything_on_screen_at_1366x768(browser, tmp_path, request, kind):
         page.get_by_label("I have read the above and agree to take part.").check()
         page.get_by_role("button", name="Start").click()
         page.get_by_role("button", name="Continue").click()
-        page.get_by_role("radiogroup", name=group).wait_for(state="visible", timeout=10_000)
+        page.get_by_role("radiogroup", name=group).wait_for(state="visible", timeout=30_000)
         labels = page.locator("#rating label, #rating .legend, #question, #timer")
         for i in range(labels.count()):
             if labels.nth(i).is_visible():
@@ -312,7 +312,7 @@ def test_phone_when_allowed_stacks_side_by_side(browser, tmp_path):
     phone = _context(browser, viewport=(390, 844), dpr=3, screen=(390, 844), is_mobile=True, has_touch=True)
     with LiveServer(run) as server:
         page = _enter(phone, server.url + "/?pid=phone-ok")
-        page.wait_for_function(ANSWERING, timeout=10_000)
+        page.wait_for_function(ANSWERING, timeout=30_000)
         first, second = (page.locator("#stage img").nth(i).bounding_box() for i in range(2))
         assert (first["width"], first["height"]) == (120, 90) and (second["width"], second["height"]) == (120, 90)
         assert second["y"] >= first["y"] + 90 and abs(second["x"] - first["x"]) < 1  # stacked
@@ -321,7 +321,7 @@ def test_phone_when_allowed_stacks_side_by_side(browser, tmp_path):
             box = label.bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= 390
         page.get_by_role("radio", name="Image 2").tap(force=True)
-        page.wait_for_url(re.compile(r"/done$"), timeout=10_000)
+        page.wait_for_url(re.compile(r"/done$"), timeout=30_000)
         phone.close()
     (row,) = [r for r in _export(run, tmp_path) if r["rating"] == "1"]
     assert row["pointer"] == "coarse" and row["device_pixel_ratio"] == "3" and row["viewport"] == "390x844"
@@ -333,21 +333,21 @@ def test_fullscreen_is_asked_for_and_leaving_it_is_flagged(browser, tmp_path):
     with LiveServer(run) as server:
         page = _enter(context, server.url + "/?pid=fs")
         button = page.get_by_role("button", name="Enter full screen")
-        button.wait_for(state="visible", timeout=10_000)
+        button.wait_for(state="visible", timeout=30_000)
         page.wait_for_timeout(800)
         assert page.locator("#stage img").count() == 0  # nothing starts before
         button.click()
-        page.wait_for_function(AT_TRIAL, arg=1, timeout=10_000)
+        page.wait_for_function(AT_TRIAL, arg=1, timeout=30_000)
         assert page.evaluate("!!document.fullscreenElement")
-        page.wait_for_function(ANSWERING, timeout=10_000)
+        page.wait_for_function(ANSWERING, timeout=30_000)
         page.evaluate("document.exitFullscreen()")
         page.wait_for_function("() => !document.fullscreenElement")
         page.keyboard.press("4")
-        button.wait_for(state="visible", timeout=10_000)  # asked again before trial 2
+        button.wait_for(state="visible", timeout=30_000)  # asked again before trial 2
         button.click()
-        page.wait_for_function(ANSWERING, timeout=10_000)
+        page.wait_for_function(ANSWERING, timeout=30_000)
         page.keyboard.press("2")
-        page.wait_for_url(re.compile(r"/done$"), timeout=10_000)
+        page.wait_for_url(re.compile(r"/done$"), timeout=30_000)
         context.close()
     rows = _export(run, tmp_path)
     assert ["fullscreen_exit" in r["flags"].split(";") for r in rows] == [True, False]
@@ -361,14 +361,14 @@ def test_references_shown_beside_never_rated(browser, tmp_path):
     context = _context(browser, viewport=(1366, 768), dpr=2)
     with LiveServer(run) as server:
         page = _enter(context, server.url + "/?pid=refs")
-        page.wait_for_function(ANSWERING, timeout=10_000)
+        page.wait_for_function(ANSWERING, timeout=30_000)
         assert page.locator("#stage figcaption").all_inner_texts() == ["Style image", "Content photo", "Image 1",
                                                                        "Image 2"]
         boxes = [page.locator("#stage img").nth(i).bounding_box() for i in range(4)]
         assert [(b["width"], b["height"]) for b in boxes] == [(60, 90), (60, 90), (100, 80), (100, 80)]
         assert all(b["y"] + b["height"] <= 768 for b in boxes)
         page.keyboard.press("2")
-        page.wait_for_url(re.compile(r"/done$"), timeout=10_000)
+        page.wait_for_url(re.compile(r"/done$"), timeout=30_000)
         context.close()
     rows = _export(run, tmp_path)
     assert len(rows) == 2 and sorted(r["rating"] for r in rows) == ["0", "1"]
