@@ -71,7 +71,7 @@ DESKTOP = {"viewport": [1280, 800], "screen": [1920, 1080], "dpr": 1, "pointer":
 def test_gates_screen_out_and_record(import_source, tmp_path, db_url):
     run = import_run(import_source, tmp_path / "run", "pairwise", allow_mobile=False, min_viewport=[1000, 700],
                      screen_out_code="OUT1")
-    app = create_app(run, db_url)
+    app = create_app(run, db_url, admin_token="tok")
     phone = dict(DESKTOP, viewport=[390, 844], screen=[390, 844], dpr=3, pointer="coarse", mobile=True)
     small = dict(DESKTOP, screen=[1024, 600])
     cases = [(DESKTOP, None), (phone, "mobile"), (small, "screen_too_small"), (None, None),
@@ -89,6 +89,8 @@ def test_gates_screen_out_and_record(import_source, tmp_path, db_url):
     r = ua_phone.post("/start", data={"consent": "yes", "environment": json.dumps(DESKTOP)},
                       headers={"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148"})
     assert r.headers["Location"].endswith("/screened-out")  # the user agent says phone, whatever the page says
+    admin = app.test_client().get("/admin", headers={"Authorization": "Bearer tok"}).get_data(as_text=True)
+    assert admin.count("screened out: mobile") == 2 and admin.count("screened out: screen_too_small") == 1
     with make_sessionmaker(make_engine(database_url(run, db_url)))() as s:
         people = s.scalars(select(Participant).order_by(Participant.id)).all()
         assert [p.screened_out for p in people] == [None, "mobile", "screen_too_small", None, None, "mobile"]
