@@ -89,7 +89,7 @@ def test_gates_screen_out_and_record(import_source, tmp_path, db_url):
     r = ua_phone.post("/start", data={"consent": "yes", "environment": json.dumps(DESKTOP)},
                       headers={"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148"})
     assert r.headers["Location"].endswith("/screened-out")  # the user agent says phone, whatever the page says
-    admin = app.test_client().get("/admin", headers={"Authorization": "Bearer tok"}).get_data(as_text=True)
+    admin = app.test_client().get("/admin/", headers={"Authorization": "Bearer tok"}).get_data(as_text=True)
     assert admin.count("screened out: mobile") == 2 and admin.count("screened out: screen_too_small") == 1
     with make_sessionmaker(make_engine(database_url(run, db_url)))() as s:
         people = s.scalars(select(Participant).order_by(Participant.id)).all()
