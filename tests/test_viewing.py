@@ -214,3 +214,33 @@ def test_references_are_imported_per_item(import_source, tmp_path):
     assert first.get("style_image") == m.by_id["bridge:ours"].get("style_image") != m.by_id["lake:ours"].get("style_image")
     with pytest.raises(ImportProblem, match="needs a content image per item"):
         import_run(src, tmp_path / "r3", "acr", references=["content"])
+
+
+def test_practice_of_a_generated_study_pairs_briefing_stimuli(run_copy):
+    """The generated test run has two briefing stimuli of one method: practice pairs them; the
+    practice trials come first, count apart on the briefing page, and their rows are role practice."""
+    manifest = run_copy / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    doc["study"]["protocol"]["practice"] = 3
+    manifest.write_text(json.dumps(doc))
+    m = StudyManifest.load(run_copy)
+    briefing = {c.id for c in m.briefing}
+    assert len(briefing) == 2
+    app = create_app(run_copy)
+    with app.test_client() as client:
+        _start(client, DESKTOP)
+        page = client.get("/briefing").get_data(as_text=True)
+        assert "The first 3 trials are practice" in page and "In each of the 4 trials" in page
+        client.post("/briefing")
+        for trial in (1, 2, 3):
+            state = client.get("/api/state").get_json()
+            assert state["practice"] is True and state["practice_total"] == 3 and len(state["images"]) == 2
+            r = client.post(f"/api/trials/{trial}", json={"ratings": [2, 3], "shown_ms": [250.0, 250.0],
+                                                          "response_ms": [500.0, 600.0]})
+            assert r.status_code == 200
+        assert client.get("/api/state").get_json()["practice"] is False
+    with make_sessionmaker(make_engine(database_url(run_copy)))() as s:
+        rows = s.scalars(select(Rating).order_by(Rating.trial, Rating.position)).all()
+        assert len(rows) == 6 and {r.block for r in rows} == {"practice"} and {r.condition_id for r in rows} == briefing
+        people = s.scalars(select(Participant)).one()
+        assert [e["role"] for e in people.order[:4]] == ["practice"] * 3 + ["rated"]
