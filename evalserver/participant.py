@@ -49,6 +49,7 @@ from stylestudy.evalserver.viewing import (
     image_size,
     parse_environment,
     parse_shown_sizes,
+    reference_file,
     screen_out_reason,
     view_settings,
     viewing_flags,
@@ -111,8 +112,8 @@ def _references_now(p: Participant) -> dict[str, str]:
     if p.completed_at or not p.order or not m.protocol.references:
         return {}
     first = m.by_id[p.order[p.current_trial - 1]["conditions"][0]]
-    return {f"ref:{p.current_trial}:{kind}": first.get(f"{kind}_image") for kind in m.protocol.references
-            if first.get(f"{kind}_image")}
+    files = {kind: reference_file(m, first, kind) for kind in m.protocol.references}
+    return {f"ref:{p.current_trial}:{kind}": f for kind, f in files.items() if f}
 
 
 def _title() -> str:
@@ -442,8 +443,10 @@ def stimulus(token: str):
             return response
     for place, path in _references_now(p).items():
         if hmac.compare_digest(image_token(p.public_id, place), token):
-            response = send_file(open(_manifest().run_dir / path, "rb"), mimetype="image/png", conditional=False,
-                                 etag=False, last_modified=None, max_age=0)
+            file = _manifest().run_dir / path  # (an absolute path stays itself)
+            kind = "image/jpeg" if file.suffix.lower() in (".jpg", ".jpeg") else "image/png"
+            response = send_file(open(file, "rb"), mimetype=kind, conditional=False, etag=False,
+                                 last_modified=None, max_age=0)
             response.headers["Cache-Control"] = "no-store"
             return response
     abort(404)

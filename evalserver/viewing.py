@@ -47,6 +47,23 @@ def image_size(manifest: StudyManifest, condition: Condition) -> tuple[int, int]
     return _file_size(str(Path(manifest.image_file(condition))))
 
 
+def reference_file(manifest: StudyManifest, condition: Condition, kind: str) -> str | None:
+    """The file (relative to the run directory, or absolute) of ``condition``'s reference image of
+    ``kind`` (``style``: the painting, ``content``: the photo), or None: an import's
+    ``<kind>_image``; for a generated run its input image: ``inputs/<name>.png`` (scikit-image
+    samples) or the study folder's file, while that folder is where generation saw it."""
+    if manifest.imported:
+        return condition.get(f"{kind}_image") or None
+    name = condition.row_label if kind == "style" else manifest.study.get("object_image", "")
+    if not name:
+        return None
+    if (manifest.run_dir / "inputs" / f"{name}.png").is_file():
+        return f"inputs/{name}.png"
+    source = manifest.study.get("images", {}).get(name, {}).get("path", "")
+    path = Path(manifest.study.get("folder", "")) / source
+    return str(path) if source and not source.startswith("skimage:") and path.is_file() else None
+
+
 def slots(manifest: StudyManifest) -> tuple[int, int]:
     """How many stimuli are on screen together (display phase, answer phase)."""
     p = manifest.protocol
@@ -61,8 +78,8 @@ def view_settings(manifest: StudyManifest) -> dict:
     p = manifest.protocol
     sizes = [image_size(manifest, c) for c in manifest.conditions]
     display, answer = slots(manifest)
-    refs = {kind: [_file_size(str(manifest.run_dir / c.get(f"{kind}_image"))) for c in manifest.conditions
-                   if c.get(f"{kind}_image")] for kind in p.references}
+    refs = {kind: [_file_size(str(manifest.run_dir / f)) for c in manifest.conditions
+                   if (f := reference_file(manifest, c, kind))] for kind in p.references}
     return {
         "display": p.display, "width": max(w for w, _ in sizes), "height": max(h for _, h in sizes),
         "display_slots": display, "answer_slots": answer, "min_viewport": list(p.min_viewport),

@@ -244,3 +244,32 @@ def test_practice_of_a_generated_study_pairs_briefing_stimuli(run_copy):
         assert len(rows) == 6 and {r.block for r in rows} == {"practice"} and {r.condition_id for r in rows} == briefing
         people = s.scalars(select(Participant)).one()
         assert [e["role"] for e in people.order[:4]] == ["practice"] * 3 + ["rated"]
+
+
+def test_references_of_a_generated_study_are_its_inputs(run_copy):
+    """references = ["style", "content"] on a generated run: each trial serves its row's painting and
+    the object photo, the very input files, under opaque per-participant URLs."""
+    from pathlib import Path
+
+    manifest = run_copy / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    doc["study"]["protocol"]["references"] = ["style", "content"]
+    manifest.write_text(json.dumps(doc))
+    m = StudyManifest.load(run_copy)
+    app = create_app(run_copy)
+    with app.test_client() as client:
+        _start(client, DESKTOP)
+        client.post("/briefing")
+        state = client.get("/api/state").get_json()
+        assert [r["kind"] for r in state["references"]] == ["style", "content"]
+        first = m.by_id[_first_condition(run_copy)]
+        style, photo = (client.get(r["url"]).data for r in state["references"])
+        folder = Path(m.study["folder"])  # the study's own files (this run's inputs are not samples)
+        assert style == (folder / m.study["images"][first.row_label]["path"]).read_bytes()
+        assert photo == (folder / m.study["images"][m.study["object_image"]]["path"]).read_bytes()
+        assert all(first.row_label not in r["url"] for r in state["references"])
+
+
+def _first_condition(run) -> str:
+    with make_sessionmaker(make_engine(database_url(run)))() as s:
+        return s.scalars(select(Participant)).one().order[0]["conditions"][0]
