@@ -313,7 +313,8 @@
       : { ratings: result.ratings, response_ms: result.response };
     const body = JSON.stringify(Object.assign(answer_fields, {
       shown_ms: shown, blur: blurred, sizes: sizes, dpr: window.devicePixelRatio,
-      resized: resized || windowNow() !== started, fullscreen_exit: view.fullscreen && fullscreenLeft,
+      resized: resized || windowNow() !== started,
+      fullscreen_exit: view.fullscreen && (fullscreenLeft || !document.fullscreenElement),
     }));
     const answer = await deliver({ url, body });
     if (answer && answer.done) { window.location.href = answer.redirect; return; }
