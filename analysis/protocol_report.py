@@ -30,6 +30,7 @@ from stylestudy.analysis.ranking_plot import ranking_figure
 from stylestudy.analysis.raters import LOO_MIN_R, krippendorff_alpha
 from stylestudy.analysis.raters import screening as rater_screening
 from stylestudy.analysis.ratings import RatingSet
+from stylestudy.analysis.viewing import viewing_line
 from stylestudy.engine.study.manifest import StudyManifest
 
 
@@ -309,6 +310,8 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
                    f"(timeouts), {c['excluded_by_flags']} excluded by flags ({', '.join(ratings.excluded_flags) or 'none'}), "
                    f"{c['attention_rows']} attention-check rows ({c['attention_failed']} failed), "
                    f"{c.get('repeat_rows', 0)} hidden-repeat rows.")
+    viewing = viewing_line(ratings.all_rows)
+    counts_text += f" {viewing}" if viewing else ""
     title = f"stylestudy analysis: {kind} protocol" + (" (SYNTHETIC DATA)" if ratings.synthetic else "")
     md = [f"# {title}", "", f"Ratings from {ratings.source}.", "", counts_text, ""]
     for heading, text, frame in sections:

@@ -18,6 +18,7 @@ from stylestudy.analysis.protocol_report import analyze_protocol, is_generic
 from stylestudy.analysis.raters import agreement, bt500_screening, loo_correlation
 from stylestudy.analysis.ratings import RatingSet, load_ratings
 from stylestudy.analysis.stats import attainability_note, cell_tests, mixed_model, omnibus
+from stylestudy.analysis.viewing import viewing_line
 from stylestudy.engine.study.claims_text import format_claims
 
 
@@ -99,6 +100,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
         "cells_p_lt_05_uncorrected": int((tests["p_wilcoxon"] < 0.05).sum()) if len(tests) else 0,
         "cells_significant_holm": int((tests["p_holm"] < 0.05).sum()) if len(tests) else 0,
         "cells_significant_bh": int((tests["p_bh"] < 0.05).sum()) if len(tests) else 0,
+        "viewing": viewing_line(ratings.all_rows),
     }
     comparison_html = ""
     if options.compare_paper:
@@ -168,7 +170,8 @@ def _markdown(summary, table_md, omni, mixed, agree, note, tests) -> str:
              f"BT.500 screening rejects: {', '.join(summary['bt500_rejected']) or 'nobody'}"
              f" ({'excluded' if summary['bt500_excluded'] else 'flagged only'}); correlation with the others' MOS below "
              f"{summary['rater_min_r']:g}: {', '.join(summary['loo_flagged']) or 'nobody'}; excluded: "
-             + (', '.join(f'{p} ({r})' for p, r in summary['raters_excluded'].items()) or 'nobody') + ".", "", "## Table 1 layout", "", table_md,
+             + (', '.join(f'{p} ({r})' for p, r in summary['raters_excluded'].items()) or 'nobody') + ".", summary.get("viewing", ""), "",
+             "## Table 1 layout", "", table_md,
              "## Overall: is normalized rated higher?", "",
              "Headline: each participant's mean difference (normalized − baseline) over the cells, then the paired "
              "t-test across participants (the exact signed-rank test where every difference is equal and t is "

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from flask import Flask, g, jsonify, render_template, request
+from flask_babel import gettext
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -27,6 +28,7 @@ from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.engine.study.manifest import StudyManifest
 from stylestudy.evalserver import adaptive_store  # noqa: F401 - its tables are made with the database's
 from stylestudy.evalserver.db import make_engine, make_sessionmaker
+from stylestudy.evalserver.i18n import default_text, init_i18n
 from stylestudy.evalserver.keys import server_keys
 from stylestudy.evalserver.schedule import trial_plan
 
@@ -124,8 +126,8 @@ def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str 
                                retry_after=RETRY_AFTER_SECONDS)
         else:
             response = app.make_response(render_template(
-                "message.html", title=manifest.protocol.title, heading="One moment, please",
-                message="The study is busy. Please wait a few seconds and reload this page; nothing is lost."))
+                "message.html", title=default_text(manifest.protocol.title), heading=gettext("One moment, please"),
+                message=gettext("The study is busy. Please wait a few seconds and reload this page; nothing is lost.")))
         response.status_code = 503
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
@@ -145,6 +147,7 @@ def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str 
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+    init_i18n(app, manifest.protocol.language)
     from stylestudy.evalserver.admin import admin
     from stylestudy.evalserver.participant import participant
 

@@ -36,6 +36,8 @@ def register_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", help="run directory with manifest.json")
     p.add_argument("--db", default=None, help="database URL (default $STYLESTUDY_DB, else sqlite:///RUN_DIR/ratings.sqlite)")
     p.add_argument("-o", "--output", required=True, help="CSV file to write ('-' for standard output)")
+    p.add_argument("--participants", default=None, metavar="CSV",
+                   help="also write one row per participant (finished, stopped, screened out and why) to CSV")
     p.set_defaults(func=_run_export)
 
 
@@ -47,6 +49,11 @@ def _run_export(args: argparse.Namespace) -> int:
     url = database_url(args.run_dir, args.db, must_exist=True)
     with make_sessionmaker(make_engine(url))() as session:
         text = export_csv(session)
+        if args.participants:
+            from stylestudy.engine.study.files import atomic_write_bytes
+            from stylestudy.evalserver.export import export_participants_csv
+
+            atomic_write_bytes(args.participants, export_participants_csv(session).encode())
     if args.output == "-":
         sys.stdout.write(text)
     else:

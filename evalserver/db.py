@@ -64,6 +64,12 @@ class Participant(Base):
     briefing_done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     user_agent: Mapped[str] = mapped_column(String(400), default="")
+    # viewing (evalserver.viewing): what the browser reported, CSS px "WxH"; why a gate refused
+    viewport: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    screen: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    pointer: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    screened_out: Mapped[str | None] = mapped_column(String(64), nullable=True)  # mobile | screen_too_small
+    screened_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     ratings: Mapped[list["Rating"]] = relationship(back_populates="participant", order_by="Rating.trial")
 
@@ -103,6 +109,12 @@ class Rating(Base):
     attention: Mapped[bool] = mapped_column(Boolean, default=False)
     served_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     rated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # viewing: the size the image was rendered at (CSS px), the device pixel ratio, its own size (px)
+    shown_width: Mapped[float | None] = mapped_column(Float, nullable=True)
+    shown_height: Mapped[float | None] = mapped_column(Float, nullable=True)
+    device_pixel_ratio: Mapped[float | None] = mapped_column(Float, nullable=True)
+    image_width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    image_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     participant: Mapped[Participant] = relationship(back_populates="ratings")
 
@@ -186,6 +198,8 @@ def make_engine(url: str, timeout: float = 30.0, writer: bool = False) -> Engine
             Base.metadata.create_all(connection)
             columns = {c["name"] for c in inspect(connection).get_columns("ratings")}
             indexes = {i["name"] for i in inspect(connection).get_indexes("ratings")}
+            if "condition_id" in columns:  # (a 0.1 database is refused below, untouched)
+                _add_missing_columns(connection)
             if "condition_id" in columns and RATING_INDEX not in indexes:  # made before the protocols
                 if OLD_RATING_INDEX in indexes:
                     connection.exec_driver_sql(f"DROP INDEX {OLD_RATING_INDEX}")
@@ -200,6 +214,16 @@ def make_engine(url: str, timeout: float = 30.0, writer: bool = False) -> Engine
                               "stylestudy 0.1 (ratings keyed by image, not condition); export it with 0.1 and start "
                               "a new database (move the file away or give --db)")
     return engine
+
+
+def _add_missing_columns(connection) -> None:  # noqa: ANN001
+    """A database made by an earlier stylestudy gains the columns added since (all nullable)."""
+    for table in (Participant.__table__, Rating.__table__):
+        present = {c["name"] for c in inspect(connection).get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.nullable:
+                kind = column.type.compile(dialect=connection.dialect)
+                connection.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
 
 
 def make_sessionmaker(engine: Engine, will_write: bool = True) -> sessionmaker:

@@ -5,7 +5,11 @@
 trial's protocol (paired, acr, pairwise) and ``role`` what the trial was for: ``rated``,
 ``attention`` (a check with a known answer) or ``repeat`` (an acr hidden repeat).  On pairwise
 trials ``rating`` is 1 for the preferred image and 0 for the other (both 0, flag
-``no_preference``, when the participant had none).
+``no_preference``, when the participant had none).  ``role`` ``practice``: a practice trial
+(never analysed).  The viewing columns say at which size each image was shown.
+
+``export_participants_csv``: one row per participant (who started, finished, or was screened out
+by a gate and why), for the participant flow.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from stylestudy.evalserver.db import Participant, Rating
 COLUMNS = ["participant_id", "external_id", "trial", "pair_id", "condition_id", "block", "row", "column",
            "column_label", "method", "image_id", "position", "rating", "response_ms", "shown_ms", "flags", "rated_at"]
 EXTRA_COLUMNS = ["row_label", "attention", "served_at", "external_study_id", "external_session_id", "protocol", "role"]
+# viewing (evalserver.viewing): per image its rendered size (CSS px), the device pixel ratio and
+# its own size (px); per participant the viewport and screen (CSS px, "WxH"), pointer, user agent
+VIEWING_COLUMNS = ["shown_width", "shown_height", "device_pixel_ratio", "image_width", "image_height", "viewport",
+                   "screen", "pointer", "user_agent"]
 
 
 def _iso(dt) -> str:
@@ -53,14 +61,38 @@ def export_rows(session: Session) -> list[dict]:
             "rated_at": _iso(r.rated_at), "row_label": r.row_label, "attention": int(r.attention),
             "served_at": _iso(r.served_at), "external_study_id": p.external_study_id or "",
             "external_session_id": p.external_session_id or "", "protocol": plan.get("protocol", "paired"),
-            "role": role,
+            "role": role, "shown_width": _num(r.shown_width), "shown_height": _num(r.shown_height),
+            "device_pixel_ratio": "" if r.device_pixel_ratio is None else f"{r.device_pixel_ratio:g}",
+            "image_width": _num(r.image_width), "image_height": _num(r.image_height), "viewport": p.viewport or "",
+            "screen": p.screen or "", "pointer": p.pointer or "", "user_agent": p.user_agent or "",
         })
     return out
 
 
 def export_csv(session: Session) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS + EXTRA_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS + EXTRA_COLUMNS + VIEWING_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(export_rows(session))
+    return buf.getvalue()
+
+
+PARTICIPANT_COLUMNS = ["participant_id", "external_id", "consented_at", "briefing_done_at", "completed_at",
+                       "trials", "trials_done", "screened_out", "screened_out_at", "viewport", "screen", "pointer",
+                       "user_agent"]
+
+
+def export_participants_csv(session: Session) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=PARTICIPANT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for p in session.scalars(select(Participant).order_by(Participant.id)):
+        writer.writerow({
+            "participant_id": p.public_id, "external_id": p.external_id or "", "consented_at": _iso(p.consented_at),
+            "briefing_done_at": _iso(p.briefing_done_at), "completed_at": _iso(p.completed_at),
+            "trials": len(p.order), "trials_done": min(p.current_trial - 1, len(p.order)),
+            "screened_out": p.screened_out or "", "screened_out_at": _iso(p.screened_out_at),
+            "viewport": p.viewport or "", "screen": p.screen or "", "pointer": p.pointer or "",
+            "user_agent": p.user_agent or "",
+        })
     return buf.getvalue()

@@ -34,19 +34,33 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from stylestudy.engine.study.manifest import Condition, StudyManifest
 from stylestudy.evalserver import adaptive_store
 from stylestudy.evalserver.db import Participant, Rating, get_setting, utcnow
+from stylestudy.evalserver.i18n import default_text
+from stylestudy.evalserver.practice import practice_plan
 from stylestudy.evalserver.schedule import seed_for, trial_plan
+from stylestudy.evalserver.viewing import (
+    VIEWING_KEYS,
+    BadViewing,
+    image_size,
+    parse_environment,
+    parse_shown_sizes,
+    reference_file,
+    screen_out_reason,
+    view_settings,
+    viewing_flags,
+)
 
 participant = Blueprint("participant", __name__)
 
 EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "pid")
 DISPLAY_TOLERANCE_MS = 50.0
-SUBMISSION_KEYS = {"ratings", "choice", "shown_ms", "response_ms", "blur"}
+SUBMISSION_KEYS = {"ratings", "choice", "shown_ms", "response_ms", "blur"} | VIEWING_KEYS
 NO_PREFERENCE = 0  # the pairwise "choice" value of "No preference"
 
 
@@ -62,6 +76,8 @@ def _current() -> Participant | None:
 
 
 def _next_page(p: Participant) -> str:
+    if p.screened_out:
+        return url_for("participant.screened_out")
     if p.completed_at:
         return url_for("participant.done")
     if not p.briefing_done_at:
@@ -91,8 +107,18 @@ def _shown_now(p: Participant) -> dict[str, Condition]:
     return places
 
 
+def _references_now(p: Participant) -> dict[str, str]:
+    """place -> run-relative file of the current trial's reference images (never rated)."""
+    m = _manifest()
+    if p.completed_at or not p.order or not m.protocol.references:
+        return {}
+    first = m.by_id[p.order[p.current_trial - 1]["conditions"][0]]
+    files = {kind: reference_file(m, first, kind) for kind in m.protocol.references}
+    return {f"ref:{p.current_trial}:{kind}": f for kind, f in files.items() if f}
+
+
 def _title() -> str:
-    return _manifest().protocol.title
+    return default_text(_manifest().protocol.title)
 
 
 def _is_open() -> bool:
@@ -109,7 +135,7 @@ def welcome():
     trials = current_app.config["TRIALS_PER_PARTICIPANT"]
     minutes = math.ceil(trials * (_displays(m) * m.protocol.image_ms + m.protocol.rating_ms) / 60000) + 2
     return render_template("welcome.html", title=_title(), ids=ids, minutes=minutes, trials=trials,
-                           protocol=m.protocol, is_open=_is_open())
+                           protocol=m.protocol, is_open=_is_open(), question=default_text(m.protocol.question))
 
 
 def _displays(m: StudyManifest) -> int:
@@ -121,8 +147,8 @@ def _displays(m: StudyManifest) -> int:
 @participant.post("/start")
 def start():
     if request.form.get("consent") != "yes":
-        return render_template("message.html", title=_title(), heading="Consent needed",
-                               message="Please tick the consent box to take part, then press Start."), 400
+        return render_template("message.html", title=_title(), heading=_("Consent needed"),
+                               message=_("Please tick the consent box to take part, then press Start.")), 400
     external_id, source = None, None
     for param in EXTERNAL_ID_PARAMS:  # blank or whitespace-only means "no external id"
         value = request.form.get(param, "").strip()[:200]
@@ -134,8 +160,8 @@ def start():
         p = g.db.scalar(select(Participant).where(Participant.external_id == external_id))
     if p is None:
         if not _is_open():
-            return render_template("message.html", title=_title(), heading="Study closed",
-                                   message="This study is not accepting new participants."), 403
+            return render_template("message.html", title=_title(), heading=_("Study closed"),
+                                   message=_("This study is not accepting new participants.")), 403
         public_id = secrets.token_hex(16)
         seed = seed_for(external_id or public_id)
         p = Participant(public_id=public_id, external_id=external_id, id_source=source, seed=seed,
@@ -143,10 +169,17 @@ def start():
                         external_study_id=request.form.get("STUDY_ID", "").strip()[:200] or None,
                         external_session_id=request.form.get("SESSION_ID", "").strip()[:200] or None,
                         user_agent=request.headers.get("User-Agent", "")[:400])
+        env = parse_environment(request.form.get("environment", ""), p.user_agent)
+        p.viewport, p.screen, p.pointer = env.size_text("viewport") or None, env.size_text("screen") or None, \
+            env.pointer or None
+        p.screened_out = screen_out_reason(_manifest(), env)
         g.db.add(p)
         try:
             g.db.flush()  # the row's id numbers the participant: balanced designs spread items by it
-            p.order = trial_plan(_manifest(), seed, ordinal=p.id - 1)
+            if p.screened_out:
+                p.screened_out_at = utcnow()
+            else:
+                p.order = practice_plan(_manifest(), seed) + trial_plan(_manifest(), seed, ordinal=p.id - 1)
             g.db.commit()
         except IntegrityError:  # the same external id started twice at once: resume the winner
             g.db.rollback()
@@ -161,11 +194,15 @@ def briefing():
     p = _current()
     if p is None:
         return redirect(url_for("participant.welcome"))
+    if p.screened_out:
+        return redirect(_next_page(p))
     m = _manifest()
-    examples = [{"url": _image_url(p, f"briefing:{k}"), "caption": f"Example {k}"}
+    examples = [{"url": _image_url(p, f"briefing:{k}"), "caption": _("Example %(k)d", k=k)}
                 for k in range(1, len(m.briefing) + 1)]
-    return render_template("briefing.html", title=_title(), scale=m.protocol.scale, examples=examples,
-                           protocol=m.protocol, trials=len(p.order))
+    practice = sum(1 for e in p.order if e.get("role") == "practice")
+    return render_template("briefing.html", title=_title(), scale=[default_text(x) for x in m.protocol.scale],
+                           examples=examples, protocol=m.protocol, trials=len(p.order) - practice, practice=practice,
+                           question=default_text(m.protocol.question))
 
 
 @participant.post("/briefing")
@@ -184,9 +221,11 @@ def trial_page():
     p = _current()
     if p is None:
         return redirect(url_for("participant.welcome"))
-    if p.completed_at or not p.briefing_done_at:
+    if p.completed_at or not p.briefing_done_at or p.screened_out:
         return redirect(_next_page(p))
-    return render_template("trial.html", title=_title(), protocol=_manifest().protocol)
+    m = _manifest()
+    return render_template("trial.html", title=_title(), protocol=m.protocol, view=view_settings(m),
+                           scale=[default_text(x) for x in m.protocol.scale], question=default_text(m.protocol.question))
 
 
 def _trial_state(p: Participant) -> dict:
@@ -198,15 +237,21 @@ def _trial_state(p: Participant) -> dict:
     state = {
         "done": False, "trial": p.current_trial, "total": len(p.order), "protocol": kind,
         "images": [_image_url(p, f"trial:{p.current_trial}:{pos}") for pos in range(1, len(plan["conditions"]) + 1)],
-        "image_ms": m.protocol.image_ms, "rating_ms": m.protocol.rating_ms, "scale": m.protocol.scale,
+        "image_ms": m.protocol.image_ms, "rating_ms": m.protocol.rating_ms,
+        "scale": [default_text(x) for x in m.protocol.scale], "answer_with_images": m.protocol.answer_with_images,
+        "display": m.protocol.display, "practice": plan.get("role") == "practice",
+        "practice_total": sum(1 for e in p.order if e.get("role") == "practice"),
+        "references": [{"url": _image_url(p, place), "kind": place.rsplit(":", 1)[1]} for place in _references_now(p)],
     }
     if kind == "pairwise":
-        state.update(layout=m.protocol.layout, question=m.protocol.question, no_preference=m.protocol.no_preference)
+        state.update(layout=m.protocol.layout, question=default_text(m.protocol.question),
+                     no_preference=m.protocol.no_preference)
     if plan.get("attention"):
+        n = plan["attention"]
         state["instruction"] = {
-            "paired": f"Attention check: please give both images the rating {plan['attention']}.",
-            "acr": f"Attention check: please rate this image {plan['attention']}.",
-            "pairwise": f"Attention check: please choose Image {plan['attention']}.",
+            "paired": _("Attention check: please give both images the rating %(n)d.", n=n),
+            "acr": _("Attention check: please rate this image %(n)d.", n=n),
+            "pairwise": _("Attention check: please choose Image %(n)d.", n=n),
         }[kind]
     return state
 
@@ -217,6 +262,8 @@ def api_state():
     p = _current()
     if p is None:
         return jsonify(error="no participant; start from the welcome page"), 401
+    if p.screened_out:
+        return jsonify(error="screened out", redirect=url_for("participant.screened_out")), 409
     if not p.briefing_done_at:
         return jsonify(error="finish the briefing first", redirect=url_for("participant.briefing")), 409
     if not p.completed_at:
@@ -280,6 +327,11 @@ def _validate(body, kind: str, images: int, scale_points: int, no_preference: bo
         answers = images
     out["shown_ms"] = _milliseconds(body, "shown_ms", images)
     out["response_ms"] = _milliseconds(body, "response_ms", answers)
+    try:
+        out["sizes"], out["dpr"] = parse_shown_sizes(body, images)
+    except BadViewing as exc:
+        raise BadSubmission(str(exc)) from None
+    out["viewing_flags"] = viewing_flags(body)
     return out
 
 
@@ -317,7 +369,7 @@ def submit(trial: int):
         return jsonify(error="unknown participant; start from the welcome page"), 401
     if trial < p.current_trial:
         return jsonify(stored=_stored(p, trial), duplicate=True, **_progress(p))
-    if p.completed_at or trial != p.current_trial or not p.briefing_done_at:
+    if p.completed_at or trial != p.current_trial or not p.briefing_done_at or p.screened_out:
         return jsonify(error=f"trial {trial} is not the current trial ({p.current_trial})"), 409
     m = _manifest()
     plan = p.order[trial - 1]
@@ -337,12 +389,14 @@ def submit(trial: int):
         common.append("blur")
     if p.served_count > 1:
         common.append("restarted")
+    common += body["viewing_flags"]
     if served_at is not None:
         served = served_at if served_at.tzinfo else served_at.replace(tzinfo=now.tzinfo)
         if (now - served).total_seconds() * 1000 < _displays(m) * m.protocol.image_ms - DISPLAY_TOLERANCE_MS:
             common.append("too_fast")  # the server saw less time than the displays need
     answers = _answers(body, plan, kind, (m.protocol.gold_method, m.protocol.gold_ratings), conditions)
     role = plan.get("role", "attention" if plan.get("attention") else "rated")
+    block_of = {"attention": "attention", "practice": "practice"}
     for position, (c, (rating, answer_flags)) in enumerate(zip(conditions, answers), start=1):
         shown = body["shown_ms"][position - 1]
         flags = common + answer_flags
@@ -351,12 +405,16 @@ def submit(trial: int):
         if role == "repeat":
             flags.append("repeat")
         response_ms = body["response_ms"][min(position, len(body["response_ms"])) - 1]
+        size = body["sizes"][position - 1]
+        width, height = image_size(m, c)
         g.db.add(Rating(
             participant_id=p.id, trial=trial, position=position, pair_id=plan["pair_id"], condition_id=c.id,
-            image_id=c.image_id, method=c.method, block="attention" if role == "attention" else c.block, row=c.row,
+            image_id=c.image_id, method=c.method, block=block_of.get(role, c.block), row=c.row,
             row_label=c.row_label, column=c.column, column_label=c.column_label, rating=rating,
             response_ms=response_ms, shown_ms=shown, flags=";".join(sorted(set(flags))),
             attention=role == "attention", served_at=served_at, rated_at=now,
+            shown_width=size[0] if size else None, shown_height=size[1] if size else None,
+            device_pixel_ratio=body["dpr"], image_width=width, image_height=height,
         ))
     try:
         advanced = g.db.execute(update(Participant).where(Participant.id == p.id, Participant.current_trial == trial)
@@ -393,6 +451,14 @@ def stimulus(token: str):
                                  conditional=False, etag=False, last_modified=None, max_age=0)
             response.headers["Cache-Control"] = "no-store"
             return response
+    for place, path in _references_now(p).items():
+        if hmac.compare_digest(image_token(p.public_id, place), token):
+            file = _manifest().run_dir / path  # (an absolute path stays itself)
+            kind = "image/jpeg" if file.suffix.lower() in (".jpg", ".jpeg") else "image/png"
+            response = send_file(open(file, "rb"), mimetype=kind, conditional=False, etag=False,
+                                 last_modified=None, max_age=0)
+            response.headers["Cache-Control"] = "no-store"
+            return response
     abort(404)
 
 
@@ -404,3 +470,30 @@ def done():
     m = _manifest()
     return render_template("done.html", title=_title(), code=m.protocol.completion_code,
                            redirect_url=m.protocol.redirect_url)
+
+
+@participant.get("/screened-out")
+def screened_out():
+    """A gate refused this participant: say why in plain words, give the screen-out code and send
+    them back (Prolific's "screened out" return) when the study names where."""
+    p = _current()
+    if p is None or not p.screened_out:
+        return redirect(url_for("participant.welcome"))
+    m = _manifest()
+    return render_template("screened_out.html", title=_title(), reason=p.screened_out,
+                           code=m.protocol.screen_out_code, redirect_url=m.protocol.screen_out_url)
+
+
+@participant.post("/api/environment")
+def environment():
+    """The trial page's report of the window it starts the trials in (after the fit check)."""
+    p = _current()
+    if p is None:
+        return jsonify(error="no participant; start from the welcome page"), 401
+    env = parse_environment(request.get_json(force=True, silent=True), p.user_agent)
+    values = {k: v for k, v in (("viewport", env.size_text("viewport")), ("screen", env.size_text("screen")),
+                                ("pointer", env.pointer)) if v}
+    if values and not p.screened_out:
+        g.db.execute(update(Participant).where(Participant.id == p.id).values(**values))
+        g.db.commit()
+    return jsonify(stored=values)

@@ -30,7 +30,7 @@ def test_acr_in_chromium(browser, import_source, tmp_path):
             page.wait_for_function(AT_TRIAL, arg=trial)
             group = page.get_by_role("radiogroup", name="Rating")
             group.wait_for(state="visible", timeout=10_000)
-            assert page.locator("#stage img").count() == 0  # the image is gone before the rating
+            assert page.locator("#stage img").is_visible()  # imported acr: rated with the image in view
             value = trial % 5 + 1
             if trial % 3 == 0:
                 page.keyboard.press(str(value))  # keyboard only
@@ -81,8 +81,9 @@ def test_pairwise_side_by_side_in_chromium(browser, import_source, tmp_path):
 
 
 def test_pairwise_sequential_in_chromium(browser, import_source, tmp_path):
-    """layout = "sequential": Image 1, then Image 2, never both at once; each timed on screen."""
-    run = import_run(import_source, tmp_path / "run", "pairwise", layout="sequential", pairs_per_participant=2)
+    """layout = "sequential", show-then-answer: Image 1, then Image 2, never both at once; each timed on screen."""
+    run = import_run(import_source, tmp_path / "run", "pairwise", layout="sequential", pairs_per_participant=2,
+                     answer_with_images=False)  # show, then answer: never both at once
     with LiveServer(run) as server:
         page = browser.new_page()
         page.add_init_script("window.__mostImages = 0; new MutationObserver(() => { const s = document.getElementById"

@@ -29,6 +29,8 @@ from pathlib import Path
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.engine.study.files import atomic_write_bytes, file_sha256
 from stylestudy.engine.study.manifest import MANIFEST_NAME, write_manifest
+from stylestudy.engine.study.references import find_references, reference_folder_names
+from stylestudy.engine.study.schema import ACR_QUESTION, P910_ACR_SCALE
 from stylestudy.engine.study.studyfile import load_import_settings
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -65,7 +67,8 @@ class ImportReport:
 
 def _folder_sources(root: Path, problems: list[str], notes: list[str]) -> list[Source]:
     sources = []
-    method_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    method_dirs = sorted(d for d in root.iterdir()
+                         if d.is_dir() and not d.name.startswith(".") and d.name not in reference_folder_names())
     for loose in sorted(f.name for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES):
         notes.append(f"{loose} is not in a method folder; ignored (the layout is DIR/<method>/<item>.png)")
     for method_dir in method_dirs:
@@ -131,6 +134,18 @@ def _decode(source: Source) -> tuple[bytes, tuple[int, int]]:
         return buffer.getvalue(), image.size
 
 
+def _imported_defaults(prot, given: frozenset[str]) -> None:
+    """Defaults of an imported study where its file is silent: acr and pairwise are answered with
+    the images in view; acr asks P.910's question on P.910's five labels."""
+    if prot.kind in ("acr", "pairwise") and "answer_with_images" not in given:
+        prot.answer_with_images = True
+    if prot.kind == "acr":
+        if "scale" not in given:
+            prot.scale = list(P910_ACR_SCALE)
+        if "question" not in given:
+            prot.question = ACR_QUESTION
+
+
 def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | None = None,
                   study_file: str | Path | None = None, reference: str | None = None,
                   strict: bool = False, briefing: list[str] | None = None) -> ImportReport:
@@ -176,6 +191,15 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
             continue
         encoded[key] = (png, size, file_sha256(s.path))
 
+    references: dict[tuple[str, str], tuple[bytes, str]] = {}  # (kind, item) -> (png, stored path)
+    for (kind, item), path in find_references(source_dir, items, problems).items():
+        try:
+            png = _decode(Source("", item, path, str(path)))[0]
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad files
+            problems.append(f"{kind} reference of {item}: not a readable image ({type(exc).__name__})")
+            continue
+        references[(kind, item)] = (png, f"references/{hashlib.sha256(png).hexdigest()[:20]}.png")
+
     warnings = list(notes)
     by_pixels: dict[str, list[str]] = {}
     for key, (png, _, _) in encoded.items():
@@ -213,6 +237,11 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
         prot.reference = reference
     if prot.kind == "paired":
         prot.reference = prot.reference or methods[0]
+    _imported_defaults(prot, settings.given)
+    for kind in prot.references:
+        if items and (kind, items[0]) not in references:
+            raise ImportProblem(f"references = {prot.references} needs a {kind} image per item: a folder "
+                                f"DIR/_{kind}/<item>.png or a CSV column {kind}_image")
     if prot.sampling == "adaptive" and prot.kind != "pairwise":
         raise ImportProblem(f"sampling = \"adaptive\" chooses pairs: it needs the pairwise protocol, not {prot.kind!r}")
     for key, value in (("reference", prot.reference), ("gold_method", prot.gold_method)):
@@ -234,7 +263,11 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
                 "row": row, "row_label": item, "column": 1, "column_label": "", "method": m, "pair_id": item,
                 "briefing": item in briefing, "item": item, "content": s.content, "style": s.style, "width": width,
                 "height": height, "source": s.relative, "source_sha256": source_sha,
+                **{f"{kind}_image": references[(kind, item)][1] for kind in ("style", "content")
+                   if (kind, item) in references},
             })
+    for png, path in references.values():
+        files[path] = png
     study = {"name": settings.name, "title": settings.title or f"imported: {', '.join(methods)} on {len(items)} items",
              "description": settings.description, "protocol": asdict(prot), "blocks": {},
              "import": {"source": str(source_dir.resolve()), "layout": "csv" if source_dir.is_file() else "folders",

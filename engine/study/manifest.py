@@ -228,7 +228,9 @@ class StudyManifest:
 
     @cached_property
     def protocol(self) -> Protocol:
-        return Protocol(**self.study.get("protocol", {}))  # validated when the study file was loaded
+        # validated when the study file was loaded; a run made before display settings existed
+        # keeps the display it was made for (one on-screen height: "fit")
+        return Protocol(**{"display": "fit", **self.study.get("protocol", {})})
 
     @property
     def title(self) -> str:

@@ -22,6 +22,11 @@ PAIRWISE_LAYOUTS = ("side_by_side", "sequential")
 PAIRWISE_SAMPLING = ("balanced", "adaptive")
 PAIRWISE_QUESTION = "Which image transfers the style better?"
 PARTICIPANT_TITLE = "Image rating study"  # neutral: names no method, condition or hypothesis
+DISPLAY_MODES = ("native", "device", "fit")  # one image pixel per CSS pixel | per device pixel | 70% of the window
+P910_ACR_SCALE = ["Bad", "Poor", "Fair", "Good", "Excellent"]  # ITU-T P.910 ACR, ratings 1..5
+ACR_QUESTION = "How good is the quality of this image?"
+REFERENCE_KINDS = ("style", "content")  # images shown beside the stimuli, never rated
+LANGUAGES = ("en", "ko")
 SWEEPS = ("lambda_os", "layer_boost", "size")
 MIN_SIZE = 16  # px: VGG-19 pools 4 times before relu5_x
 
@@ -102,6 +107,17 @@ class Protocol:
     pairs_per_participant: int = 0  # pairwise: trials per participant, spread evenly over method pairs; 0 = all
     sampling: str = "balanced"  # pairwise: balanced (fixed plans) | adaptive (next pair by expected information gain)
     stop_when: list[str] = field(default_factory=list)  # adaptive: "separated", "comparisons:N" (any one closes the study)
+    # --- viewing (evalserver.viewing) ---
+    display: str = "native"  # native | device | fit: the scale at which stimuli are shown (DISPLAY_MODES)
+    answer_with_images: bool = False  # the images stay in view while the answer is given (imported acr/pairwise)
+    references: list[str] = field(default_factory=list)  # shown beside the stimuli, never rated: style, content
+    min_viewport: list[int] = field(default_factory=list)  # [width, height] CSS px the window must have
+    allow_mobile: bool = True  # False: phones and tablets are screened out
+    fullscreen: bool = False  # the trials run in full screen; leaving it is flagged
+    screen_out_code: str = ""  # shown to (and sent back with) participants a gate refuses
+    screen_out_url: str = ""  # where they are sent back (e.g. Prolific's "screened out" return)
+    practice: int = 0  # practice trials from the briefing stimuli (role practice, never analysed)
+    language: str = "en"  # participant pages: en | ko (texts the study file sets are shown as written)
 
     @property
     def image_ms(self) -> int:

@@ -14,6 +14,8 @@ from pathlib import Path
 from stylestudy.engine.study.bundled import bundled_names, resolve_study, user_images_dir
 from stylestudy.engine.study.layer_names import LAYER_NAMES
 from stylestudy.engine.study.schema import (
+    DISPLAY_MODES,
+    LANGUAGES,
     METHODS,
     MIN_SIZE,
     PAIRWISE_LAYOUTS,
@@ -23,6 +25,7 @@ from stylestudy.engine.study.schema import (
     PAPER_STYLE_LAYERS,
     PARTICIPANT_TITLE,
     PROTOCOLS,
+    REFERENCE_KINDS,
     SWEEPS,
     Block,
     EngineSettings,
@@ -159,10 +162,28 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
         pairs_per_participant=r.number(prot_t, "protocol", "pairs_per_participant", 0, integer=True),
         sampling=r.string(prot_t, "protocol", "sampling", "balanced", PAIRWISE_SAMPLING),
         stop_when=r.strings(prot_t, "protocol", "stop_when", []),
+        display=r.string(prot_t, "protocol", "display", "native", DISPLAY_MODES),
+        answer_with_images=prot_t.get("answer_with_images", False),
+        references=r.strings(prot_t, "protocol", "references", []),
+        min_viewport=r.numbers(prot_t, "protocol", "min_viewport", positive=True, integer=True),
+        allow_mobile=prot_t.get("allow_mobile", True),
+        fullscreen=prot_t.get("fullscreen", False),
+        screen_out_code=r.string(prot_t, "protocol", "screen_out_code", ""),
+        screen_out_url=r.string(prot_t, "protocol", "screen_out_url", ""),
+        practice=r.number(prot_t, "protocol", "practice", 0, integer=True),
+        language=r.string(prot_t, "protocol", "language", "en", LANGUAGES),
     )
     _check_sampling(r, protocol, kind_given="kind" in prot_t or not importing)
-    if not isinstance(protocol.no_preference, bool):
-        raise r.fail("protocol", "no_preference", f"must be true or false, got {protocol.no_preference!r}")
+    for key in ("no_preference", "answer_with_images", "allow_mobile", "fullscreen"):
+        if not isinstance(getattr(protocol, key), bool):
+            raise r.fail("protocol", key, f"must be true or false, got {getattr(protocol, key)!r}")
+    for ref in protocol.references:
+        if ref not in REFERENCE_KINDS:
+            raise r.fail("protocol", "references", f"unknown reference {ref!r}; use {', '.join(REFERENCE_KINDS)}")
+    if protocol.min_viewport and len(protocol.min_viewport) != 2:
+        raise r.fail("protocol", "min_viewport", f"must be [width, height] in CSS pixels, got {protocol.min_viewport}")
+    if protocol.practice < 0:
+        raise r.fail("protocol", "practice", f"must be ≥ 0, got {protocol.practice}")
     for key in ("attention_checks", "repeats", "pairs_per_participant"):
         if getattr(protocol, key) < 0:
             raise r.fail("protocol", key, f"must be ≥ 0, got {getattr(protocol, key)}")
@@ -174,7 +195,7 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
     if bool(protocol.gold_method) != bool(protocol.gold_ratings):
         raise r.fail("protocol", "gold_ratings", "gold_method and gold_ratings go together (the gold items' method "
                                                  "and the ratings that count as right for them)")
-    for key in ("title", "consent_text", "question"):  # participant-facing text must not unblind the study
+    for key in ("title", "consent_text", "question", "screen_out_code"):  # participant-facing text must not unblind the study
         named = [m for m in methods if re.search(rf"\b{re.escape(m.lower())}\b", getattr(protocol, key).lower())]
         if named:
             raise r.fail("protocol", key, f"is shown to participants and names the method {named[0]!r}; "
@@ -236,6 +257,7 @@ class ImportSettings:
     title: str
     description: str
     protocol: Protocol
+    given: frozenset[str] = frozenset()  # the [protocol] keys the file sets (the rest take import defaults)
 
 
 def load_import_settings(path: str | Path | None, methods: list[str], default_name: str) -> ImportSettings:
@@ -247,6 +269,8 @@ def load_import_settings(path: str | Path | None, methods: list[str], default_na
     data, r = read_toml(path, "give a study.toml with [study] and [protocol]")
     r.table(data, "", {"study", "protocol"})
     meta = r.table(data.get("study", {}), "study", {"name", "title", "description"})
+    table = data.get("protocol", {})
     return ImportSettings(r.string(meta, "study", "name", default_name) or default_name,
                           r.string(meta, "study", "title", "") or "", r.string(meta, "study", "description", "") or "",
-                          _protocol(r, data.get("protocol", {}), methods, importing=True))
+                          _protocol(r, table, methods, importing=True),
+                          frozenset(table) if isinstance(table, dict) else frozenset())
