@@ -39,11 +39,11 @@ from sqlalchemy.exc import IntegrityError
 
 from stylestudy.engine.study.manifest import Condition, StudyManifest
 from stylestudy.evalserver.db import Participant, Rating, get_setting, utcnow
+from stylestudy.evalserver.external_ids import BadExternalId, ids_from, may_resume, participant_id
 from stylestudy.evalserver.schedule import seed_for, trial_plan
 
 participant = Blueprint("participant", __name__)
 
-EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "pid")
 DISPLAY_TOLERANCE_MS = 50.0
 SUBMISSION_KEYS = {"ratings", "choice", "shown_ms", "response_ms", "blur"}
 NO_PREFERENCE = 0  # the pairwise "choice" value of "No preference"
@@ -104,7 +104,10 @@ def welcome():
     if existing and not request.args:
         return redirect(_next_page(existing))
     m = _manifest()
-    ids = {k: request.args.get(k, "") for k in ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "pid")}
+    try:
+        ids = {k: v or "" for k, v in ids_from(request.args).items()}
+    except BadExternalId as exc:
+        return _bad_id(exc)
     trials = current_app.config["TRIALS_PER_PARTICIPANT"]
     minutes = math.ceil(trials * (_displays(m) * m.protocol.image_ms + m.protocol.rating_ms) / 60000) + 2
     return render_template("welcome.html", title=_title(), ids=ids, minutes=minutes, trials=trials,
@@ -122,15 +125,16 @@ def start():
     if request.form.get("consent") != "yes":
         return render_template("message.html", title=_title(), heading="Consent needed",
                                message="Please tick the consent box to take part, then press Start."), 400
-    external_id, source = None, None
-    for param in EXTERNAL_ID_PARAMS:  # blank or whitespace-only means "no external id"
-        value = request.form.get(param, "").strip()[:200]
-        if value:
-            external_id, source = value, param
-            break
+    try:
+        ids = ids_from(request.form)  # blank or whitespace-only means "no external id"
+    except BadExternalId as exc:
+        return _bad_id(exc)
+    external_id, source = participant_id(ids)
     p = None
     if external_id:
         p = g.db.scalar(select(Participant).where(Participant.external_id == external_id))
+        if p is not None and not _may_resume(p, ids):
+            return _taken()
     if p is None:
         if not _is_open():
             return render_template("message.html", title=_title(), heading="Study closed",
@@ -139,20 +143,38 @@ def start():
         seed = seed_for(external_id or public_id)
         p = Participant(public_id=public_id, external_id=external_id, id_source=source, seed=seed,
                         order=[], current_trial=1,
-                        external_study_id=request.form.get("STUDY_ID", "").strip()[:200] or None,
-                        external_session_id=request.form.get("SESSION_ID", "").strip()[:200] or None,
+                        external_study_id=ids["STUDY_ID"], external_session_id=ids["SESSION_ID"],
                         user_agent=request.headers.get("User-Agent", "")[:400])
         g.db.add(p)
         try:
             g.db.flush()  # the row's id numbers the participant: balanced designs spread items by it
             p.order = trial_plan(_manifest(), seed, ordinal=p.id - 1)
             g.db.commit()
-        except IntegrityError:  # the same external id started twice at once: resume the winner
+        except IntegrityError:  # the same external id started twice at once: the winner's, if it may
             g.db.rollback()
             p = g.db.scalar(select(Participant).where(Participant.external_id == external_id))
+            if not _may_resume(p, ids):
+                return _taken()
     session["participant"] = p.public_id
     session.permanent = True
     return redirect(_next_page(p))
+
+
+def _may_resume(p: Participant, ids: dict) -> bool:
+    return may_resume(_manifest().protocol.resume, session.get("participant") == p.public_id,
+                      p.external_session_id, ids["SESSION_ID"])
+
+
+def _bad_id(exc: BadExternalId):
+    return render_template("message.html", title=_title(), heading="This link is not valid", message=str(exc)), 400
+
+
+def _taken():
+    """A known id from a browser that cannot prove it is that participant's: nothing is stored."""
+    return render_template("message.html", title=_title(), heading="This id has already started",
+                           message="This participant id has already started the study. Please continue in the "
+                                   "browser (and window) you started in; if that is not possible, contact the "
+                                   "researcher."), 409
 
 
 @participant.get("/briefing")

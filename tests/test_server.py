@@ -98,9 +98,9 @@ def test_full_flow_and_export(app):
 
 
 def test_order_is_random_per_participant_and_stable(app):
-    orders = []
+    orders, clients = [], {}
     for pid in ("p-a", "p-b", "p-c", "p-d"):
-        c = app.test_client()
+        c = clients[pid] = app.test_client()
         _join(c, pid)
         seen = []
         for _ in range(4):
@@ -113,8 +113,8 @@ def test_order_is_random_per_participant_and_stable(app):
     assert len({json.dumps([t["pair_id"] for t in p]) for p in plans.values()}) > 1  # pair order differs
     firsts = {t["conditions"][0] for p in plans.values() for t in p}
     assert len(firsts) > 4  # which method comes first varies
-    # The same external id resumes the same participant and the same plan.
-    c = app.test_client()
+    # The same external id resumes the same participant and the same plan (in the browser that started).
+    c = clients["p-a"]
     _join(c, "p-a", brief=False)
     again = _sql(app, "select count(*) from participants where external_id='p-a'")[0][0]
     assert again == 1 and _state(c)["done"] is True

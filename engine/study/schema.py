@@ -18,6 +18,7 @@ PAPER_SCALE = [
 ]
 METHODS = ("baseline", "normalized")
 PROTOCOLS = ("paired", "acr", "pairwise")
+RESUME_POLICIES = ("cookie", "cookie_or_session")  # what a returning participant must present
 PAIRWISE_LAYOUTS = ("side_by_side", "sequential")
 PAIRWISE_QUESTION = "Which image transfers the style better?"
 PARTICIPANT_TITLE = "Image rating study"  # neutral: names no method, condition or hypothesis
@@ -99,6 +100,9 @@ class Protocol:
     no_preference: bool = False  # pairwise: offer "No preference" besides "Image 1" / "Image 2"
     question: str = PAIRWISE_QUESTION  # pairwise: what participants answer
     pairs_per_participant: int = 0  # pairwise: trials per participant, spread evenly over method pairs; 0 = all
+    # who may resume a started participant: "cookie" (only the browser that started) or
+    # "cookie_or_session" (also a new browser presenting the same external SESSION_ID)
+    resume: str = "cookie"
 
     @property
     def image_ms(self) -> int:

@@ -16,6 +16,7 @@ from stylestudy.engine.study.bundled import (
     resolve_study,
     user_images_dir,
 )
+from stylestudy.engine.study.errors import StudyError
 from stylestudy.engine.study.layer_names import LAYER_NAMES
 from stylestudy.engine.study.schema import (
     METHODS,
@@ -26,6 +27,7 @@ from stylestudy.engine.study.schema import (
     PAPER_STYLE_LAYERS,
     PARTICIPANT_TITLE,
     PROTOCOLS,
+    RESUME_POLICIES,
     SWEEPS,
     Block,
     EngineSettings,
@@ -160,6 +162,7 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str]) 
         no_preference=prot_t.get("no_preference", False),
         question=r.string(prot_t, "protocol", "question", PAIRWISE_QUESTION) or PAIRWISE_QUESTION,
         pairs_per_participant=r.number(prot_t, "protocol", "pairs_per_participant", 0, integer=True),
+        resume=r.string(prot_t, "protocol", "resume", "cookie", RESUME_POLICIES),
     )
     if not isinstance(protocol.no_preference, bool):
         raise r.fail("protocol", "no_preference", f"must be true or false, got {protocol.no_preference!r}")
@@ -235,3 +238,11 @@ def load_import_settings(path: str | Path | None, methods: list[str], default_na
     return ImportSettings(r.string(meta, "study", "name", default_name) or default_name,
                           r.string(meta, "study", "title", "") or "", r.string(meta, "study", "description", "") or "",
                           _protocol(r, data.get("protocol", {}), methods))
+
+
+def protocol_from_record(table, source: str, methods: list[str]) -> Protocol:
+    """A manifest's recorded ``protocol`` object checked as strictly as the study file's
+    ``[protocol]`` (a hand-edited or truncated manifest must not start a server)."""
+    if table is None:
+        raise StudyError(f"{source}: protocol is null; re-run stylestudy generate or import")
+    return _protocol(TomlReader(Path(source), ""), table, methods)
