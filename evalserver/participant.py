@@ -240,8 +240,8 @@ def api_state():
         return jsonify(error="no participant; start from the welcome page"), 401
     if not p.briefing_done_at:
         return jsonify(error="finish the briefing first", redirect=url_for("participant.briefing")), 409
-    if not p.completed_at:
-        g.db.execute(update(Participant).where(Participant.id == p.id)
+    if not p.completed_at:  # the serve time belongs to this trial: only while it is still the current one
+        g.db.execute(update(Participant).where(Participant.id == p.id, Participant.current_trial == p.current_trial)
                      .values(served_count=Participant.served_count + 1, served_at=utcnow()))
         g.db.commit()
     return jsonify(_trial_state(p))
@@ -320,10 +320,11 @@ def _answers(body: dict, plan: dict, kind: str, gold: tuple[str, list[int]], con
     return out
 
 
-def _stored(p: Participant, trial: int) -> list[dict]:
-    rows = g.db.scalars(select(Rating).where(Rating.participant_id == p.id, Rating.trial == trial)
-                        .order_by(Rating.position)).all()
-    return [{"position": r.position, "rating": r.rating, "flags": r.flags} for r in rows]
+def _acknowledged(p: Participant, trial: int, duplicate: bool):
+    """The participant's receipt: stored (or already stored), and what comes next.  Nothing of
+    what was stored (flags, roles, QC state) is in it: a participant must not learn that an
+    image was a gold item, a trial a hidden repeat or an answer too fast."""
+    return jsonify(ok=True, trial=trial, duplicate=duplicate, **_progress(p))
 
 
 @participant.post("/api/trials/<int:trial>")
@@ -332,9 +333,11 @@ def submit(trial: int):
     if p is None:
         return jsonify(error="unknown participant; start from the welcome page"), 401
     if trial < p.current_trial:
-        return jsonify(stored=_stored(p, trial), duplicate=True, **_progress(p))
+        return _acknowledged(p, trial, duplicate=True)
     if p.completed_at or trial != p.current_trial or not p.briefing_done_at:
         return jsonify(error=f"trial {trial} is not the current trial ({p.current_trial})"), 409
+    if p.served_at is None:  # cleared when a trial is answered: this one was never shown
+        return jsonify(error=f"trial {trial} has not been shown yet; load it (/api/state) first"), 409
     m = _manifest()
     plan = p.order[trial - 1]
     kind = plan.get("protocol", "paired")
@@ -351,10 +354,9 @@ def submit(trial: int):
         common.append("blur")
     if p.served_count > 1:
         common.append("restarted")
-    if served_at is not None:
-        served = served_at if served_at.tzinfo else served_at.replace(tzinfo=now.tzinfo)
-        if (now - served).total_seconds() * 1000 < _displays(m) * m.protocol.image_ms - DISPLAY_TOLERANCE_MS:
-            common.append("too_fast")  # the server saw less time than the displays need
+    served = served_at if served_at.tzinfo else served_at.replace(tzinfo=now.tzinfo)
+    if (now - served).total_seconds() * 1000 < _least_ms(m, body["shown_ms"]) - DISPLAY_TOLERANCE_MS:
+        common.append("too_fast")  # the server saw less time than the displays need or were said to take
     answers = _answers(body, plan, kind, (m.protocol.gold_method, m.protocol.gold_ratings), conditions)
     role = plan.get("role", "attention" if plan.get("attention") else "rated")
     for position, (c, (rating, answer_flags)) in enumerate(zip(conditions, answers), start=1):
@@ -374,7 +376,7 @@ def submit(trial: int):
         ))
     try:
         advanced = g.db.execute(update(Participant).where(Participant.id == p.id, Participant.current_trial == trial)
-                                .values(current_trial=trial + 1, served_count=0,
+                                .values(current_trial=trial + 1, served_count=0, served_at=None,
                                         completed_at=now if trial == len(p.order) else None))
         if advanced.rowcount != 1:
             raise IntegrityError("trial already advanced", None, None)
@@ -384,7 +386,16 @@ def submit(trial: int):
         g.db.rollback()
         duplicate = True
     g.db.refresh(p)
-    return jsonify(stored=_stored(p, trial), duplicate=duplicate, **_progress(p))
+    return _acknowledged(p, trial, duplicate)
+
+
+def _least_ms(m: StudyManifest, shown_ms: list) -> float:
+    """The least time a trial takes between being served and answered: its displays as the
+    protocol sets them, or as the page measured them when it says they took longer."""
+    measured = [v for v in shown_ms if v is not None]
+    together = _displays(m) == 1  # one display of every image at once (acr, side by side)
+    said = (max(measured) if together else sum(measured)) if measured else 0.0
+    return max(_displays(m) * m.protocol.image_ms, said)
 
 
 def _progress(p: Participant) -> dict:

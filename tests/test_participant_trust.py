@@ -111,3 +111,77 @@ def test_safe_external_ids_pass(app, good):
     c = app.test_client()
     assert _start(c, PROLIFIC_PID=good).status_code == 302
     assert _sql(app, "select external_id from participants")[0][0] == good
+
+
+# --- finding 2: timing cannot be skipped -----------------------------------------------------------
+
+def _joined(app, pid):
+    c = app.test_client()
+    assert _start(c, PROLIFIC_PID=pid).status_code == 302
+    assert c.post("/briefing").status_code == 302
+    return c
+
+
+def test_a_trial_is_answered_only_after_it_was_served(app):
+    c = _joined(app, "skipper")
+    r = c.post("/api/trials/1", json=GOOD)  # never fetched /api/state
+    assert r.status_code == 409 and "not been shown" in r.get_json()["error"]
+    assert _sql(app, "select count(*) from ratings")[0][0] == 0
+    assert c.get("/api/state").get_json()["trial"] == 1
+    assert c.post("/api/trials/1", json=GOOD).status_code == 200
+    # trial 2 was not served: trial 1's serve time must not count for it
+    assert c.post("/api/trials/2", json=GOOD).status_code == 409
+    assert _sql(app, "select count(*) from ratings")[0][0] == 2
+    assert c.get("/api/state").get_json()["trial"] == 2
+    assert c.post("/api/trials/2", json=GOOD).status_code == 200
+    rows = _export(app)
+    first, second = [r for r in rows if r["trial"] == "1"], [r for r in rows if r["trial"] == "2"]
+    assert all(r["served_at"] for r in rows)
+    assert min(r["served_at"] for r in second) >= max(r["rated_at"] for r in first)  # its own serve time
+
+
+def test_too_fast_uses_the_trials_own_serve_time_and_the_measured_displays(app):
+    import time
+
+    c = _joined(app, "hasty")
+    c.get("/api/state")
+    c.post("/api/trials/1", json=GOOD)  # at once: less than the two 250 ms displays
+    c.get("/api/state")
+    time.sleep(0.6)  # more than the protocol's 2 x 250 ms ...
+    c.post("/api/trials/2", json=dict(GOOD, shown_ms=[4000.0, 4000.0]))  # ... but not the 8 s the page reports
+    c.get("/api/state")
+    time.sleep(0.6)
+    c.post("/api/trials/3", json=GOOD)  # honest and slow enough
+    flags = {(int(r["trial"]), int(r["position"])): set(r["flags"].split(";")) for r in _export(app)}
+    assert all("too_fast" in flags[(1, pos)] for pos in (1, 2))
+    assert all("too_fast" in flags[(2, pos)] for pos in (1, 2))
+    assert not any("too_fast" in flags[(3, pos)] for pos in (1, 2))
+
+
+# --- finding 3: no QC hints in any participant-readable response ------------------------------------
+
+QC_WORDS = ("flag", "gold", "repeat", "too_fast", "attention", "role", "timeout", "short_display", "restarted",
+            "no_preference", "stored", "method", "condition")
+ACKNOWLEDGEMENT = {"ok", "trial", "duplicate", "done", "next_trial", "redirect"}
+
+
+def test_submit_responses_are_bare_acknowledgements(import_source, tmp_path, db_url):
+    """An acr study with gold items, hidden repeats and an attention check, answered so that every
+    QC flag is raised: the responses, first and duplicate, carry none of it."""
+    from tests.conftest import import_run
+
+    run = import_run(import_source, tmp_path / "run", "acr", repeats=2, attention_checks=1, gold_method="photo",
+                     gold_ratings=[1, 2])
+    app = create_app(run, db_url, admin_token=TOKEN)
+    c = _joined(app, "blind-qc")
+    replies = []
+    while not (s := c.get("/api/state").get_json())["done"]:
+        body = {"ratings": [5], "shown_ms": [10.0], "response_ms": [1.0], "blur": True}  # fails gold and attention
+        replies += [c.post(f"/api/trials/{s['trial']}", json=body), c.post(f"/api/trials/{s['trial']}", json=body)]
+    flags = {f for r in _export(app) for f in r["flags"].split(";")}
+    assert {"gold_failed", "repeat", "too_fast", "attention_failed", "short_display", "blur"} <= flags
+    for reply in replies:
+        assert reply.status_code == 200 and set(reply.get_json()) == ACKNOWLEDGEMENT
+        text = reply.data.decode().lower()
+        for word in QC_WORDS:
+            assert word not in text.replace("next_trial", ""), (word, text)
