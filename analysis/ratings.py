@@ -125,6 +125,12 @@ def resolve_duplicates(rated: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, 
     return kept, len(rated) - len(kept)
 
 
+def _attention_failed(flags: set[str]) -> bool:
+    """An attention-check row failed: the server said so, or (exports of servers before the one
+    rule) it timed out or said "No preference"."""
+    return bool(flags & {"attention_failed", "timeout", "no_preference"})
+
+
 def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
                  exclude_flags: tuple[str, ...] = ("timeout", "short_display"), duplicates: str = "error",
                  db_url: str | None = None) -> RatingSet:
@@ -163,7 +169,7 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
     usable = designed[designed["rating"].notna() & ~designed_flagged]
     counts = {
         "rows": len(frame), "attention_rows": int(is_attention.sum()),
-        "attention_failed": int(flag_sets[is_attention].map(lambda fs: "attention_failed" in fs).sum()),
+        "attention_failed": int(flag_sets[is_attention].map(_attention_failed).sum()),
         "repeat_rows": int(frame["role"].eq("repeat").sum()),
         "missing": int((frame["rating"].isna() & frame["role"].eq("rated")).sum()),
         "excluded_by_flags": int((flagged & frame["rating"].notna() & frame["role"].eq("rated")).sum()),

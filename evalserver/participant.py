@@ -299,20 +299,26 @@ def _validate(body, kind: str, images: int, scale_points: int, no_preference: bo
     return out
 
 
+def _attention_failed(plan: dict, answer: int | None) -> bool:
+    """One rule for every protocol: an attention check passes only with the answer it asked
+    for; a timeout (None) or "No preference" (0) fails it."""
+    return bool(plan.get("attention")) and answer != plan["attention"]
+
+
 def _answers(body: dict, plan: dict, kind: str, gold: tuple[str, list[int]], conditions: list[Condition]) -> list:
     """(rating to store, flags) per shown image."""
     if kind == "pairwise":
         choice = body["choice"]
+        failed = ["attention_failed"] if _attention_failed(plan, choice) else []
         if choice is None:
-            return [(None, ["timeout"])] * 2
+            return [(None, ["timeout", *failed])] * 2
         if choice == NO_PREFERENCE:
-            return [(0, ["no_preference"])] * 2
-        failed = ["attention_failed"] if plan.get("attention") and choice != plan["attention"] else []
+            return [(0, ["no_preference", *failed])] * 2
         return [(int(choice == pos), list(failed)) for pos in (1, 2)]
     out = []
     for rating, c in zip(body["ratings"], conditions):
         flags = ["timeout"] if rating is None else []
-        if plan.get("attention") and rating != plan["attention"]:
+        if _attention_failed(plan, rating):
             flags.append("attention_failed")
         if rating is not None and c.method == gold[0] and rating not in gold[1] and not plan.get("attention"):
             flags.append("gold_failed")

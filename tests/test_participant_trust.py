@@ -185,3 +185,31 @@ def test_submit_responses_are_bare_acknowledgements(import_source, tmp_path, db_
         text = reply.data.decode().lower()
         for word in QC_WORDS:
             assert word not in text.replace("next_trial", ""), (word, text)
+
+
+# --- finding 4: one attention rule for every protocol ----------------------------------------------
+
+@pytest.mark.parametrize("kind,answer", [("pairwise", 0), ("pairwise", None), ("acr", None), ("paired", None)])
+def test_a_timeout_or_no_preference_fails_an_attention_check(import_source, tmp_path, db_url, kind, answer):
+    from stylestudy.analysis.ratings import load_ratings
+    from tests.conftest import import_run
+
+    settings = {"attention_checks": 1, **({"no_preference": True} if kind == "pairwise" else {})}
+    run = import_run(import_source, tmp_path / "run", kind, **settings)
+    app = create_app(run, db_url, admin_token=TOKEN)
+    c = _joined(app, f"att-{kind}")
+    while not (s := c.get("/api/state").get_json())["done"]:
+        images = len(s["images"])
+        if s.get("instruction"):  # the attention check: answered with a timeout / "No preference"
+            body = {"choice": answer} if kind == "pairwise" else {"ratings": [answer] * images}
+        else:
+            body = {"choice": 1} if kind == "pairwise" else {"ratings": [3] * images}
+        assert c.post(f"/api/trials/{s['trial']}", json=dict(body, shown_ms=[250.0] * images)).status_code == 200
+    rows = _export(app)
+    attention = [r for r in rows if r["role"] == "attention"]
+    assert attention and all("attention_failed" in r["flags"].split(";") for r in attention)
+    assert not any("attention_failed" in r["flags"] for r in rows if r["role"] != "attention")
+    csv_path = tmp_path / "ratings.csv"
+    csv_path.write_text(app.test_client().get("/admin/export.csv", headers={"Authorization": f"Bearer {TOKEN}"})
+                        .data.decode())
+    assert load_ratings(csv_path).counts["attention_failed"] == len(attention)
