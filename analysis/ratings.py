@@ -14,7 +14,8 @@ import pandas as pd
 
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.engine.study.manifest import StudyManifest, condition_id
-from stylestudy.evalserver.export import COLUMNS, EXTRA_COLUMNS
+from stylestudy.evalserver.export import COLUMNS, EXTRA_COLUMNS, NUMERIC_COLUMNS
+from stylestudy.evalserver.spreadsheet_cells import restore
 
 PAPER_THRESHOLDS = {"a": 4.0, "b": 2.0}
 DUPLICATE_POLICIES = ("error", "first", "mean")
@@ -85,6 +86,9 @@ def _read_source(source: Path, db_url: str | None) -> tuple[pd.DataFrame, StudyM
         frame = pd.read_csv(source, dtype={"flags": str, "external_id": str, "condition_id": str})
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise StyleStudyError(f"cannot read {source} as CSV ({exc}); give the file 'stylestudy export' wrote") from None
+    for column in frame.columns.difference(sorted(NUMERIC_COLUMNS)):  # the export's formula guard, undone
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].map(restore)
     return frame, None, f"file {source}"
 
 

@@ -5,7 +5,8 @@
 trial's protocol (paired, acr, pairwise) and ``role`` what the trial was for: ``rated``,
 ``attention`` (a check with a known answer) or ``repeat`` (an acr hidden repeat).  On pairwise
 trials ``rating`` is 1 for the preferred image and 0 for the other (both 0, flag
-``no_preference``, when the participant had none).
+``no_preference``, when the participant had none).  Text cells that a spreadsheet would run as
+a formula start with an apostrophe (``evalserver.spreadsheet_cells``); the analysis removes it.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from stylestudy.evalserver.db import Participant, Rating
+from stylestudy.evalserver.spreadsheet_cells import neutralise
 
 COLUMNS = ["participant_id", "external_id", "trial", "pair_id", "condition_id", "block", "row", "column",
            "column_label", "method", "image_id", "position", "rating", "response_ms", "shown_ms", "flags", "rated_at"]
 EXTRA_COLUMNS = ["row_label", "attention", "served_at", "external_study_id", "external_session_id", "protocol", "role"]
+NUMERIC_COLUMNS = {"trial", "row", "column", "position", "rating", "response_ms", "shown_ms", "attention"}
 
 
 def _iso(dt) -> str:
@@ -62,5 +65,7 @@ def export_csv(session: Session) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS + EXTRA_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(export_rows(session))
+    for row in export_rows(session):  # text cells neutralised against spreadsheet formulas (restorable)
+        writer.writerow({k: v if k in NUMERIC_COLUMNS or not isinstance(v, str) else neutralise(v)
+                         for k, v in row.items()})
     return buf.getvalue()

@@ -213,3 +213,52 @@ def test_a_timeout_or_no_preference_fails_an_attention_check(import_source, tmp_
     csv_path.write_text(app.test_client().get("/admin/export.csv", headers={"Authorization": f"Bearer {TOKEN}"})
                         .data.decode())
     assert load_ratings(csv_path).counts["attention_failed"] == len(attention)
+
+
+# --- finding 5: spreadsheet formula injection ------------------------------------------------------
+
+HOSTILE = {"external_id": "=cmd|'/C calc'!A0", "external_study_id": "+SUM(1)", "external_session_id": "'quoted"}
+
+
+def test_exports_neutralise_formulas_and_analyze_reads_the_original_values(app, run_copy, db_url, tmp_path):
+    """Ids stored before ids were restricted (or by any other way in) reach no spreadsheet as a
+    formula, in the admin CSV and in ``stylestudy export``; the analysis reads them back as they were."""
+    from sqlalchemy import text
+
+    from stylestudy.analysis.ratings import load_ratings
+    from stylestudy.cli import main
+
+    c = _joined(app, "-1")  # a legal id that a spreadsheet would read as a formula
+    other = _joined(app, "plain")
+    for client in (c, other):
+        while not (s := client.get("/api/state").get_json())["done"]:
+            client.post(f"/api/trials/{s['trial']}", json=GOOD)
+    with app.config["DB_SESSIONMAKER"]() as session:
+        session.execute(text("UPDATE participants SET external_id = :a, external_study_id = :b, "
+                             "external_session_id = :c WHERE external_id = 'plain'"),
+                        {"a": HOSTILE["external_id"], "b": HOSTILE["external_study_id"],
+                         "c": HOSTILE["external_session_id"]})
+        session.commit()
+    admin_csv = app.test_client().get("/admin/export.csv", headers={"Authorization": f"Bearer {TOKEN}"}).data.decode()
+    cli_csv = tmp_path / "ratings.csv"
+    assert main(["export", str(run_copy), "-o", str(cli_csv), *(["--db", db_url] if db_url else [])]) == 0
+    assert cli_csv.read_text() == admin_csv
+    rows = list(csv.DictReader(io.StringIO(admin_csv)))
+    cells = {(r["external_id"], r["external_study_id"], r["external_session_id"]) for r in rows}
+    assert cells == {("'-1", "", ""), ("'=cmd|'/C calc'!A0", "'+SUM(1)", "''quoted")}
+    for row in rows:  # no text cell starts a formula; numbers stay numbers
+        assert not any(v.startswith(("=", "+", "-", "@", "\t", "\r")) for v in row.values())
+        assert int(row["trial"]) >= 1 and float(row["shown_ms"]) > 0
+    from_csv = load_ratings(cli_csv).all_rows
+    from_db = load_ratings(run_copy, db_url=db_url).all_rows
+    assert set(from_csv["external_id"]) == set(from_db["external_id"]) == {"-1", HOSTILE["external_id"]}
+    assert set(from_csv["external_session_id"].dropna()) == {HOSTILE["external_session_id"]}
+    assert set(from_csv["external_study_id"].dropna()) == {HOSTILE["external_study_id"]}
+
+
+def test_neutralise_and_restore_are_inverse():
+    from stylestudy.evalserver.spreadsheet_cells import neutralise, restore
+
+    for value in ["", "a", "=1+1", "+", "-x", "@SUM(A1)", "\tx", "\rx", "'", "''=", "a=b", "1e-3"]:
+        cell = neutralise(value)
+        assert restore(cell) == value and not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
