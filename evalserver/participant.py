@@ -39,7 +39,12 @@ from sqlalchemy.exc import IntegrityError
 
 from stylestudy.engine.study.manifest import Condition, StudyManifest
 from stylestudy.evalserver.db import Participant, Rating, get_setting, utcnow
-from stylestudy.evalserver.external_ids import BadExternalId, ids_from, may_resume, participant_id
+from stylestudy.evalserver.external_ids import (
+    BadExternalId,
+    ids_from,
+    may_resume,
+    participant_id,
+)
 from stylestudy.evalserver.schedule import seed_for, trial_plan
 
 participant = Blueprint("participant", __name__)
