@@ -177,7 +177,7 @@ def make_engine(url: str, timeout: float = 30.0, writer: bool = False) -> Engine
             connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
     # One process at a time (gunicorn workers start together): the write lock serialises this on
     # SQLite, an advisory lock on PostgreSQL (concurrent CREATE TABLEs would collide there).
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DatabaseError  # OperationalError (locked, unreachable) or not a database at all
 
     try:
         with engine.execution_options(will_write=True).begin() as connection:
@@ -190,7 +190,7 @@ def make_engine(url: str, timeout: float = 30.0, writer: bool = False) -> Engine
                 if OLD_RATING_INDEX in indexes:
                     connection.exec_driver_sql(f"DROP INDEX {OLD_RATING_INDEX}")
                 next(i for i in Rating.__table__.indexes if i.name == RATING_INDEX).create(connection)
-    except OperationalError as exc:
+    except DatabaseError as exc:
         engine.dispose()
         raise StyleStudyError(f"cannot open the database {engine.url.render_as_string(hide_password=True)}: "
                               f"{str(exc.orig).strip().splitlines()[0]}") from None

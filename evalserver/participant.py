@@ -343,6 +343,8 @@ def submit(trial: int):
     p = _current()
     if p is None:
         return jsonify(error="unknown participant; start from the welcome page"), 401
+    if not 1 <= trial <= len(p.order):
+        return jsonify(error=f"there is no trial {trial} (trials are 1..{len(p.order)})"), 404
     if trial < p.current_trial:
         return _acknowledged(p, trial, duplicate=True)
     if p.completed_at or trial != p.current_trial or not p.briefing_done_at:
@@ -358,6 +360,8 @@ def submit(trial: int):
                          m.protocol.no_preference)
     except BadSubmission as exc:
         return jsonify(error=str(exc)), 400
+    except RecursionError:  # thousands of nested brackets: the JSON parser gives up
+        return jsonify(error="body must be a JSON object, not deeply nested lists"), 400
     served_at = p.served_at
     now = utcnow()
     common = []

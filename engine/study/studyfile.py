@@ -177,8 +177,9 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str]) 
     if bool(protocol.gold_method) != bool(protocol.gold_ratings):
         raise r.fail("protocol", "gold_ratings", "gold_method and gold_ratings go together (the gold items' method "
                                                  "and the ratings that count as right for them)")
-    for key in ("title", "consent_text", "question"):  # participant-facing text must not unblind the study
-        named = [m for m in methods if re.search(rf"\b{re.escape(m.lower())}\b", getattr(protocol, key).lower())]
+    shown = [(key, getattr(protocol, key)) for key in ("title", "consent_text", "question", "completion_code")]
+    for key, text in shown + [("scale", label) for label in protocol.scale]:  # participant-facing: no unblinding
+        named = [m for m in methods if re.search(rf"\b{re.escape(m.lower())}\b", text.lower())]
         if named:
             raise r.fail("protocol", key, f"is shown to participants and names the method {named[0]!r}; "
                                           "use neutral words")
