@@ -87,8 +87,9 @@ def _read_source(source: Path, db_url: str | None) -> tuple[pd.DataFrame, StudyM
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise StyleStudyError(f"cannot read {source} as CSV ({exc}); give the file 'stylestudy export' wrote") from None
     for column in frame.columns.difference(sorted(NUMERIC_COLUMNS)):  # the export's formula guard, undone
-        if not pd.api.types.is_numeric_dtype(frame[column]):
-            frame[column] = frame[column].map(restore)
+        cells = frame[column]
+        if not pd.api.types.is_numeric_dtype(cells) and cells.astype("string").str.startswith("'").any():
+            frame[column] = cells.map(restore)
     return frame, None, f"file {source}"
 
 

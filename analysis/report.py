@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stylestudy.analysis import figures, table
+from stylestudy.analysis import figures, flow, table
 from stylestudy.analysis.audit import load_published
 from stylestudy.analysis.page import embed_png
 from stylestudy.analysis.protocol_report import analyze_protocol, is_generic
@@ -59,12 +59,16 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
 
+    counts = flow.database_counts(Path(source), options.db_url)  # before exclusions change what is usable
     if is_generic(ratings):  # acr, pairwise, or imported methods: rank them with CIs
-        return analyze_protocol(ratings, out, options.seed, options.bootstrap)
+        summary = analyze_protocol(ratings, out, options.seed, options.bootstrap)
+        flow.add_to_report(out, summary, flow.participant_flow(ratings, counts, {}))
+        return summary
     screening = bt500_screening(ratings.usable)
     rejected = screening.loc[screening["rejected"], "participant_id"].tolist()
     if options.screen == "bt500" and rejected:
         ratings.exclude_participants(rejected, "bt500")
+    excluded = {"BT.500 screening": rejected} if options.screen == "bt500" else {}
     usable = ratings.usable
     cap = table.caption(ratings, options.ddof)
     tf = table.table_frame(ratings, options.ddof, options.decimals)
@@ -108,6 +112,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     (out / "report.html").write_text(_html(summary, written["table.html"], omni, mixed, agree, note, tests, pngs,
                                            comparison_html + claims_html), encoding="utf-8")
     summary["out"] = str(out)
+    flow.add_to_report(out, summary, flow.participant_flow(ratings, counts, excluded))
     return summary
 
 

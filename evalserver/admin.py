@@ -38,6 +38,7 @@ from stylestudy.evalserver.db import (
     utcnow,
 )
 from stylestudy.evalserver.export import export_csv
+from stylestudy.evalserver.flow_log import flow_counts
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 SESSION_HOURS = 12
@@ -123,7 +124,7 @@ def index():
     counts = dict(g.db.execute(select(Rating.participant_id, func.count()).group_by(Rating.participant_id)).all())
     return render_template("admin.html", title=manifest.title, participants=participants, flags=flags, counts=counts,
                            is_open=get_setting(g.db, "study_open", "1") == "1", wanted=manifest.protocol.participants,
-                           csrf_token=g.admin_csrf)
+                           csrf_token=g.admin_csrf, flow=flow_counts(g.db))
 
 
 @admin.post("/state")
@@ -145,7 +146,7 @@ def status():
     ratings = g.db.scalar(select(func.count()).select_from(Rating))
     return {"worker_pid": os.getpid(), "database": g.db.get_bind().url.render_as_string(hide_password=True),
             "open": get_setting(g.db, "study_open", "1") == "1", "participants": participants, "completed": completed,
-            "ratings": ratings}
+            "ratings": ratings, "flow": flow_counts(g.db)}
 
 
 @admin.get("/export.csv")

@@ -218,3 +218,15 @@ def set_setting(session, key: str, value: str) -> None:
         row.value = value
     else:
         session.add(Setting(key=key, value=value))
+
+
+class FlowEvent(Base):
+    """A step of the participant flow that leaves no participant row (``evalserver.flow_log``):
+    a browser arrived at the welcome page, did not consent, was refused or screened out (reason)."""
+
+    __tablename__ = "flow_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event: Mapped[str] = mapped_column(String(32), index=True)
+    reason: Mapped[str] = mapped_column(String(64), default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

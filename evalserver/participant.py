@@ -38,6 +38,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from stylestudy.engine.study.manifest import Condition, StudyManifest
+from stylestudy.evalserver import flow_log
 from stylestudy.evalserver.db import Participant, Rating, get_setting, utcnow
 from stylestudy.evalserver.external_ids import (
     BadExternalId,
@@ -103,11 +104,27 @@ def _is_open() -> bool:
     return get_setting(g.db, "study_open", "1") == "1"
 
 
+def _count_arrival() -> None:
+    """A browser's first view of the welcome page, for the participant flow (best effort)."""
+    if session.get("arrived") or session.get("participant"):
+        return
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with current_app.config["DB_SESSIONMAKER"]() as writer:
+            flow_log.record(writer, flow_log.ARRIVED)
+            writer.commit()
+        session["arrived"] = True
+    except SQLAlchemyError:  # a busy database costs a count, never the page
+        current_app.logger.warning("arrival not counted: database busy")
+
+
 @participant.get("/")
 def welcome():
     existing = _current()
     if existing and not request.args:
         return redirect(_next_page(existing))
+    _count_arrival()
     m = _manifest()
     try:
         ids = {k: v or "" for k, v in ids_from(request.args).items()}
@@ -128,11 +145,13 @@ def _displays(m: StudyManifest) -> int:
 @participant.post("/start")
 def start():
     if request.form.get("consent") != "yes":
+        _record_refusal(flow_log.NO_CONSENT)
         return render_template("message.html", title=_title(), heading="Consent needed",
                                message="Please tick the consent box to take part, then press Start."), 400
     try:
         ids = ids_from(request.form)  # blank or whitespace-only means "no external id"
     except BadExternalId as exc:
+        _record_refusal(flow_log.REFUSED, "invalid_id")
         return _bad_id(exc)
     external_id, source = participant_id(ids)
     p = None
@@ -142,6 +161,7 @@ def start():
             return _taken()
     if p is None:
         if not _is_open():
+            _record_refusal(flow_log.REFUSED, "study_closed")
             return render_template("message.html", title=_title(), heading="Study closed",
                                    message="This study is not accepting new participants."), 403
         public_id = secrets.token_hex(16)
@@ -163,6 +183,11 @@ def start():
     session["participant"] = p.public_id
     session.permanent = True
     return redirect(_next_page(p))
+
+
+def _record_refusal(event: str, reason: str = "") -> None:
+    flow_log.record(g.db, event, reason)
+    g.db.commit()
 
 
 def _may_resume(p: Participant, ids: dict) -> bool:
