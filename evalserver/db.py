@@ -232,3 +232,4 @@ class FlowEvent(Base):
     event: Mapped[str] = mapped_column(String(32), index=True)
     reason: Mapped[str] = mapped_column(String(64), default="")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    count: Mapped[int] = mapped_column(Integer, default=1)  # arrivals are stored in batches

@@ -104,19 +104,18 @@ def _is_open() -> bool:
     return get_setting(g.db, "study_open", "1") == "1"
 
 
+def arrivals() -> flow_log.ArrivalCounter:
+    """This app's arrivals not yet stored (``evalserver.flow_log``)."""
+    return current_app.extensions.setdefault("stylestudy_arrivals", flow_log.ArrivalCounter())
+
+
 def _count_arrival() -> None:
-    """A browser's first view of the welcome page, for the participant flow (best effort)."""
+    """A browser's first view of the welcome page, for the participant flow; stored with the
+    next write, so the welcome page itself writes nothing."""
     if session.get("arrived") or session.get("participant"):
         return
-    from sqlalchemy.exc import SQLAlchemyError
-
-    try:
-        with current_app.config["DB_SESSIONMAKER"]() as writer:
-            flow_log.record(writer, flow_log.ARRIVED)
-            writer.commit()
-        session["arrived"] = True
-    except SQLAlchemyError:  # a busy database costs a count, never the page
-        current_app.logger.warning("arrival not counted: database busy")
+    arrivals().note()
+    session["arrived"] = True
 
 
 @participant.get("/")
@@ -171,6 +170,7 @@ def start():
                         external_study_id=ids["STUDY_ID"], external_session_id=ids["SESSION_ID"],
                         user_agent=request.headers.get("User-Agent", "")[:400])
         g.db.add(p)
+        arrivals().store(g.db)
         try:
             g.db.flush()  # the row's id numbers the participant: balanced designs spread items by it
             p.order = trial_plan(_manifest(), seed, ordinal=p.id - 1)
@@ -187,6 +187,7 @@ def start():
 
 def _record_refusal(event: str, reason: str = "") -> None:
     flow_log.record(g.db, event, reason)
+    arrivals().store(g.db)
     g.db.commit()
 
 
