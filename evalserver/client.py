@@ -28,7 +28,7 @@ class StudyClient:
         return response
 
     def join(self) -> None:
-        """Consent and start (or resume, for a known external id)."""
+        """Consent and start (or resume: this client keeps its cookie, which a known external id needs)."""
         data = {"consent": "yes"}
         if self.external_id:
             data["PROLIFIC_PID"] = self.external_id
