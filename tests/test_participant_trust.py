@@ -262,3 +262,21 @@ def test_neutralise_and_restore_are_inverse():
     for value in ["", "a", "=1+1", "+", "-x", "@SUM(A1)", "\tx", "\rx", "'", "''=", "a=b", "1e-3"]:
         cell = neutralise(value)
         assert restore(cell) == value and not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+def test_the_demos_simulated_participants_rerun_without_taking_over(run_copy):
+    """``stylestudy demo`` run twice: its simulated participants' ids have started, so the second
+    run's new clients are refused (AlreadyStarted) and submit nothing, instead of failing."""
+    from stylestudy.demo import _serve_in_thread, simulate_participants
+    from tests.conftest import _pattern
+
+    (run_copy / "inputs").mkdir()
+    _pattern(30, 24, 1).save(run_copy / "inputs" / "photo.png")  # the simulated raters' reference picture
+    app = create_app(run_copy, admin_token=TOKEN)
+    base_url, server = _serve_in_thread(app)
+    try:
+        assert simulate_participants(base_url, run_copy, "photo", 2) == 2 * 4
+        assert simulate_participants(base_url, run_copy, "photo", 2) == 0
+    finally:
+        server.shutdown()
+    assert _sql(app, "select count(*) from ratings")[0][0] == 2 * 4 * 2
