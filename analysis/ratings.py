@@ -14,7 +14,8 @@ import pandas as pd
 
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.engine.study.manifest import StudyManifest, condition_id
-from stylestudy.evalserver.export import COLUMNS, EXTRA_COLUMNS
+from stylestudy.evalserver.export import COLUMNS, EXTRA_COLUMNS, NUMERIC_COLUMNS
+from stylestudy.evalserver.spreadsheet_cells import restore
 
 PAPER_THRESHOLDS = {"a": 4.0, "b": 2.0}
 DUPLICATE_POLICIES = ("error", "first", "mean")
@@ -85,6 +86,10 @@ def _read_source(source: Path, db_url: str | None) -> tuple[pd.DataFrame, StudyM
         frame = pd.read_csv(source, dtype={"flags": str, "external_id": str, "condition_id": str})
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise StyleStudyError(f"cannot read {source} as CSV ({exc}); give the file 'stylestudy export' wrote") from None
+    for column in frame.columns.difference(sorted(NUMERIC_COLUMNS)):  # the export's formula guard, undone
+        cells = frame[column]
+        if not pd.api.types.is_numeric_dtype(cells) and cells.astype("string").str.startswith("'").any():
+            frame[column] = cells.map(restore)
     return frame, None, f"file {source}"
 
 
@@ -125,6 +130,12 @@ def resolve_duplicates(rated: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, 
     return kept, len(rated) - len(kept)
 
 
+def _attention_failed(flags: set[str]) -> bool:
+    """An attention-check row failed: the server said so, or (exports of servers before the one
+    rule) it timed out or said "No preference"."""
+    return bool(flags & {"attention_failed", "timeout", "no_preference"})
+
+
 def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
                  exclude_flags: tuple[str, ...] = ("timeout", "short_display"), duplicates: str = "error",
                  db_url: str | None = None) -> RatingSet:
@@ -163,7 +174,7 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
     usable = designed[designed["rating"].notna() & ~designed_flagged]
     counts = {
         "rows": len(frame), "attention_rows": int(is_attention.sum()),
-        "attention_failed": int(flag_sets[is_attention].map(lambda fs: "attention_failed" in fs).sum()),
+        "attention_failed": int(flag_sets[is_attention].map(_attention_failed).sum()),
         "repeat_rows": int(frame["role"].eq("repeat").sum()),
         "missing": int((frame["rating"].isna() & frame["role"].eq("rated")).sum()),
         "excluded_by_flags": int((flagged & frame["rating"].notna() & frame["role"].eq("rated")).sum()),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stylestudy.analysis import figures, table
+from stylestudy.analysis import figures, flow, table
 from stylestudy.analysis.audit import load_published
 from stylestudy.analysis.column_labels import column_labels
 from stylestudy.analysis.page import embed_png
@@ -57,8 +57,11 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
 
+    counts = flow.database_counts(Path(source), options.db_url)  # before exclusions change what is usable
     if is_generic(ratings):  # acr, pairwise, or imported methods: rank them with CIs
-        return analyze_protocol(ratings, out, options.seed, options.bootstrap, options.rater_min_r)
+        summary = analyze_protocol(ratings, out, options.seed, options.bootstrap, options.rater_min_r)
+        flow.add_to_report(out, summary, flow.participant_flow(ratings, counts, {}))
+        return summary
     screening = bt500_screening(ratings.usable)
     rejected = screening.loc[screening["rejected"], "participant_id"].tolist()
     loo = loo_correlation(ratings.usable, options.rater_min_r)
@@ -117,6 +120,10 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     (out / "report.html").write_text(_html(summary, written["table.html"], omni, mixed, agree, note, tests, pngs,
                                            comparison_html + claims_html), encoding="utf-8")
     summary["out"] = str(out)
+    by_rule: dict[str, list[str]] = {}
+    for pid, rule in excluded.items():
+        by_rule.setdefault(rule, []).append(pid)
+    flow.add_to_report(out, summary, flow.participant_flow(ratings, counts, by_rule))
     return summary
 
 

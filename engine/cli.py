@@ -261,14 +261,24 @@ def register_import(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--briefing", type=lambda text: [t.strip() for t in text.split(",") if t.strip()], default=None,
                    metavar="ITEM,...", help="items shown (every method's image) as unrated examples on the "
                                             "instructions page, as the paper's protocol does; not rated")
+    p.add_argument("--max-pixels", type=_positive_pixels, default=None, metavar="N",
+                   help="the largest image accepted, width x height (default 16000000)")
     p.set_defaults(func=_run_import)
+
+
+def _positive_pixels(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of pixels, got {text!r}")
+    return int(text)
 
 
 def _run_import(args: argparse.Namespace) -> int:
     from stylestudy.engine.study.importer import import_images
 
+    from stylestudy.engine.study.importer import MAX_PIXELS
+
     report = import_images(args.source, args.out, args.protocol, args.study_file, args.reference, args.strict,
-                           args.briefing)
+                           args.briefing, args.max_pixels or MAX_PIXELS)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"imported {len(report.methods)} methods ({', '.join(report.methods)}) x {len(report.items)} items = "

@@ -39,6 +39,7 @@ from stylestudy.evalserver.db import (
 )
 from stylestudy.evalserver import adaptive_store
 from stylestudy.evalserver.export import export_csv
+from stylestudy.evalserver.flow_log import flow_counts
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 SESSION_HOURS = 12
@@ -111,6 +112,16 @@ def logout():
     return redirect(url_for("admin.login_form"))
 
 
+def _live_flow() -> dict:
+    """The flow counts, after storing this process's pending arrivals."""
+    from stylestudy.evalserver.participant import arrivals
+
+    with current_app.config["DB_SESSIONMAKER"]() as writer:
+        arrivals().store(writer)
+        writer.commit()
+        return flow_counts(writer)  # a snapshot that includes them
+
+
 @admin.get("/")
 @admin_required
 def index():
@@ -124,7 +135,8 @@ def index():
     counts = dict(g.db.execute(select(Rating.participant_id, func.count()).group_by(Rating.participant_id)).all())
     return render_template("admin.html", title=manifest.title, participants=participants, flags=flags, counts=counts,
                            is_open=get_setting(g.db, "study_open", "1") == "1", wanted=manifest.protocol.participants,
-                           csrf_token=g.admin_csrf, adaptive=_adaptive(manifest))
+                           csrf_token=g.admin_csrf, adaptive=_adaptive(manifest),
+                           flow=_live_flow())
 
 
 def _adaptive(manifest) -> dict | None:
@@ -151,7 +163,8 @@ def status():
     ratings = g.db.scalar(select(func.count()).select_from(Rating))
     return {"worker_pid": os.getpid(), "database": g.db.get_bind().url.render_as_string(hide_password=True),
             "open": get_setting(g.db, "study_open", "1") == "1", "participants": participants, "completed": completed,
-            "ratings": ratings, "adaptive": _adaptive(current_app.config["MANIFEST"])}
+            "ratings": ratings, "adaptive": _adaptive(current_app.config["MANIFEST"]),
+            "flow": _live_flow()}
 
 
 @admin.get("/export.csv")

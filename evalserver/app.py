@@ -25,12 +25,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from stylestudy.engine.study.errors import StyleStudyError
-from stylestudy.engine.study.manifest import StudyManifest
 from stylestudy.evalserver import adaptive_store  # noqa: F401 - its tables are made with the database's
 from stylestudy.evalserver.db import make_engine, make_sessionmaker
 from stylestudy.evalserver.i18n import default_text, init_i18n
 from stylestudy.evalserver.keys import server_keys
 from stylestudy.evalserver.schedule import trial_plan
+from stylestudy.evalserver.validate import checked_manifest, private_sqlite_file
 
 MAX_BODY_BYTES = 16 * 1024  # a submission is a few hundred bytes
 WRITING_GET_ENDPOINTS = {"participant.api_state"}  # records when the current trial was served
@@ -60,8 +60,13 @@ class HttpsAwareSessionInterface(SecureCookieSessionInterface):
 
 
 def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str | None = None,
-               overrides: dict | None = None, db_timeout: float | None = None, proxies: int | None = None) -> Flask:
-    manifest = StudyManifest.load(run_dir, check_files=True)
+               overrides: dict | None = None, db_timeout: float | None = None, proxies: int | None = None,
+               allow_incomplete: bool | None = None) -> Flask:
+    """``allow_incomplete``: serve a run whose generation did not finish (default:
+    ``STYLESTUDY_ALLOW_INCOMPLETE=1``, else refused); see ``evalserver.validate``."""
+    if allow_incomplete is None:
+        allow_incomplete = os.environ.get("STYLESTUDY_ALLOW_INCOMPLETE", "") == "1"
+    manifest = checked_manifest(run_dir, allow_incomplete)
     trials = len(trial_plan(manifest, 0))  # every participant gets as many (only the order differs)
     if not trials:
         raise StyleStudyError(f"{manifest.source} has nothing to rate with the {manifest.protocol.kind} protocol "
@@ -72,6 +77,7 @@ def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str 
     if db_timeout is None:  # seconds a request waits for a lock or a connection before answering 503
         db_timeout = float(os.environ.get("STYLESTUDY_DB_TIMEOUT", "") or 30.0)
     url = database_url(run_dir, db_url)
+    private_sqlite_file(url)  # ratings (and external ids) readable by the server's account only
     engine = make_engine(url, timeout=db_timeout, writer=True)
     reader = make_engine(url, timeout=db_timeout) if engine.dialect.name == "sqlite" else engine
     Session = make_sessionmaker(engine)

@@ -17,13 +17,15 @@ def register_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=PORT, default=5000)
     p.add_argument("--db", default=None, help="database URL, e.g. postgresql://user@host/db (default $STYLESTUDY_DB, "
                                               "else sqlite:///RUN_DIR/ratings.sqlite)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="serve a run whose generation did not finish (its schedules lack the missing images)")
     p.set_defaults(func=_run_serve)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
     from stylestudy.evalserver.app import create_app
 
-    app = create_app(args.run_dir, args.db)
+    app = create_app(args.run_dir, args.db, allow_incomplete=args.allow_incomplete)
     base = f"http://{args.host}:{args.port}"
     print(f"study: {base}/   admin: {base}/admin/login (the admin token is in {app.config['ADMIN_TOKEN_SOURCE']})",
           flush=True)

@@ -13,6 +13,11 @@ from collections.abc import Callable
 import requests
 
 
+class AlreadyStarted(RuntimeError):
+    """The external id has started in another client: without that client's cookie (or, where the
+    study allows it, the same SESSION_ID) the server does not hand its session over."""
+
+
 class StudyClient:
     def __init__(self, base_url: str, external_id: str | None = None, timeout: float = 30.0) -> None:
         self.base = base_url.rstrip("/")
@@ -28,11 +33,13 @@ class StudyClient:
         return response
 
     def join(self) -> None:
-        """Consent and start (or resume, for a known external id)."""
+        """Consent and start (or resume: this client keeps its cookie, which a known external id needs)."""
         data = {"consent": "yes"}
         if self.external_id:
             data["PROLIFIC_PID"] = self.external_id
         response = self._call("POST", "/start", data=data)
+        if response.status_code == 409:
+            raise AlreadyStarted(f"start failed: 409 {self.external_id} has already started in another client")
         if response.status_code != 302:
             raise RuntimeError(f"start failed: {response.status_code} {response.text[:200]}")
         if response.headers["Location"].endswith("/briefing"):

@@ -189,7 +189,9 @@ def make_engine(url: str, timeout: float = 30.0, writer: bool = False) -> Engine
             connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
     # One process at a time (gunicorn workers start together): the write lock serialises this on
     # SQLite, an advisory lock on PostgreSQL (concurrent CREATE TABLEs would collide there).
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import (
+        DatabaseError,  # OperationalError (locked, unreachable) or not a database at all
+    )
 
     try:
         with engine.execution_options(will_write=True).begin() as connection:
@@ -204,7 +206,7 @@ def make_engine(url: str, timeout: float = 30.0, writer: bool = False) -> Engine
                 if OLD_RATING_INDEX in indexes:
                     connection.exec_driver_sql(f"DROP INDEX {OLD_RATING_INDEX}")
                 next(i for i in Rating.__table__.indexes if i.name == RATING_INDEX).create(connection)
-    except OperationalError as exc:
+    except DatabaseError as exc:
         engine.dispose()
         raise StyleStudyError(f"cannot open the database {engine.url.render_as_string(hide_password=True)}: "
                               f"{str(exc.orig).strip().splitlines()[0]}") from None
@@ -242,3 +244,16 @@ def set_setting(session, key: str, value: str) -> None:
         row.value = value
     else:
         session.add(Setting(key=key, value=value))
+
+
+class FlowEvent(Base):
+    """A step of the participant flow that leaves no participant row (``evalserver.flow_log``):
+    a browser arrived at the welcome page, did not consent, was refused or screened out (reason)."""
+
+    __tablename__ = "flow_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event: Mapped[str] = mapped_column(String(32), index=True)
+    reason: Mapped[str] = mapped_column(String(64), default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    count: Mapped[int] = mapped_column(Integer, default=1)  # arrivals are stored in batches

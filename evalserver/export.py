@@ -6,7 +6,8 @@ trial's protocol (paired, acr, pairwise) and ``role`` what the trial was for: ``
 ``attention`` (a check with a known answer) or ``repeat`` (an acr hidden repeat).  On pairwise
 trials ``rating`` is 1 for the preferred image and 0 for the other (both 0, flag
 ``no_preference``, when the participant had none).  ``role`` ``practice``: a practice trial
-(never analysed).  The viewing columns say at which size each image was shown.
+(never analysed).  Text cells that a spreadsheet would run as a formula start with an apostrophe
+(``evalserver.spreadsheet_cells``); the analysis removes it.  The viewing columns say at which size each image was shown.
 
 ``export_participants_csv``: one row per participant (who started, finished, or was screened out
 by a gate and why), for the participant flow.
@@ -22,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from stylestudy.evalserver.db import Participant, Rating
+from stylestudy.evalserver.spreadsheet_cells import neutralise
 
 COLUMNS = ["participant_id", "external_id", "trial", "pair_id", "condition_id", "block", "row", "column",
            "column_label", "method", "image_id", "position", "rating", "response_ms", "shown_ms", "flags", "rated_at"]
@@ -30,6 +32,7 @@ EXTRA_COLUMNS = ["row_label", "attention", "served_at", "external_study_id", "ex
 # its own size (px); per participant the viewport and screen (CSS px, "WxH"), pointer, user agent
 VIEWING_COLUMNS = ["shown_width", "shown_height", "device_pixel_ratio", "image_width", "image_height", "viewport",
                    "screen", "pointer", "user_agent"]
+NUMERIC_COLUMNS = {"trial", "row", "column", "position", "rating", "response_ms", "shown_ms", "attention"}
 
 
 def _iso(dt) -> str:
@@ -73,7 +76,9 @@ def export_csv(session: Session) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS + EXTRA_COLUMNS + VIEWING_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(export_rows(session))
+    for row in export_rows(session):  # text cells neutralised against spreadsheet formulas (restorable)
+        writer.writerow({k: v if k in NUMERIC_COLUMNS or not isinstance(v, str) else neutralise(v)
+                         for k, v in row.items()})
     return buf.getvalue()
 
 
@@ -87,12 +92,12 @@ def export_participants_csv(session: Session) -> str:
     writer = csv.DictWriter(buf, fieldnames=PARTICIPANT_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for p in session.scalars(select(Participant).order_by(Participant.id)):
-        writer.writerow({
+        writer.writerow({k: neutralise(v) if isinstance(v, str) else v for k, v in {
             "participant_id": p.public_id, "external_id": p.external_id or "", "consented_at": _iso(p.consented_at),
             "briefing_done_at": _iso(p.briefing_done_at), "completed_at": _iso(p.completed_at),
             "trials": len(p.order), "trials_done": min(p.current_trial - 1, len(p.order)),
             "screened_out": p.screened_out or "", "screened_out_at": _iso(p.screened_out_at),
             "viewport": p.viewport or "", "screen": p.screen or "", "pointer": p.pointer or "",
             "user_agent": p.user_agent or "",
-        })
+        }.items()})  # a user agent or id is the participant's text: no formula reaches a spreadsheet
     return buf.getvalue()

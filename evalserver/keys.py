@@ -49,7 +49,12 @@ def shared_secret(run_dir: Path, name: str, env_var: str, make=lambda: secrets.t
                                   f"{env_var}") from None
         finally:
             Path(tmp).unlink(missing_ok=True)
-    value = path.read_text(encoding="utf-8").strip()
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        raise StyleStudyError(f"cannot read the secret {path} ({reason}); it must be a file: move it away (a new "
+                              f"secret is made) or set {env_var}") from None
     if not value:
         raise StyleStudyError(f"{path} is empty; delete it (a new secret is made) or set {env_var}")
     return value, str(path)

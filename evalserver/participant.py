@@ -43,6 +43,13 @@ from stylestudy.evalserver import adaptive_store
 from stylestudy.evalserver.db import Participant, Rating, get_setting, utcnow
 from stylestudy.evalserver.i18n import default_text
 from stylestudy.evalserver.practice import practice_plan
+from stylestudy.evalserver import flow_log
+from stylestudy.evalserver.external_ids import (
+    BadExternalId,
+    ids_from,
+    may_resume,
+    participant_id,
+)
 from stylestudy.evalserver.schedule import seed_for, trial_plan
 from stylestudy.evalserver.viewing import (
     VIEWING_KEYS,
@@ -58,7 +65,6 @@ from stylestudy.evalserver.viewing import (
 
 participant = Blueprint("participant", __name__)
 
-EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "pid")
 DISPLAY_TOLERANCE_MS = 50.0
 SUBMISSION_KEYS = {"ratings", "choice", "shown_ms", "response_ms", "blur"} | VIEWING_KEYS
 NO_PREFERENCE = 0  # the pairwise "choice" value of "No preference"
@@ -125,13 +131,31 @@ def _is_open() -> bool:
     return get_setting(g.db, "study_open", "1") == "1"
 
 
+def arrivals() -> flow_log.ArrivalCounter:
+    """This app's arrivals not yet stored (``evalserver.flow_log``)."""
+    return current_app.extensions.setdefault("stylestudy_arrivals", flow_log.ArrivalCounter())
+
+
+def _count_arrival() -> None:
+    """A browser's first view of the welcome page, for the participant flow; stored with the
+    next write, so the welcome page itself writes nothing."""
+    if session.get("arrived") or session.get("participant"):
+        return
+    arrivals().note()
+    session["arrived"] = True
+
+
 @participant.get("/")
 def welcome():
     existing = _current()
     if existing and not request.args:
         return redirect(_next_page(existing))
+    _count_arrival()
     m = _manifest()
-    ids = {k: request.args.get(k, "") for k in ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "pid")}
+    try:
+        ids = {k: v or "" for k, v in ids_from(request.args).items()}
+    except BadExternalId as exc:
+        return _bad_id(exc)
     trials = current_app.config["TRIALS_PER_PARTICIPANT"]
     minutes = math.ceil(trials * (_displays(m) * m.protocol.image_ms + m.protocol.rating_ms) / 60000) + 2
     return render_template("welcome.html", title=_title(), ids=ids, minutes=minutes, trials=trials,
@@ -147,33 +171,37 @@ def _displays(m: StudyManifest) -> int:
 @participant.post("/start")
 def start():
     if request.form.get("consent") != "yes":
+        _record_refusal(flow_log.NO_CONSENT)
         return render_template("message.html", title=_title(), heading=_("Consent needed"),
                                message=_("Please tick the consent box to take part, then press Start.")), 400
-    external_id, source = None, None
-    for param in EXTERNAL_ID_PARAMS:  # blank or whitespace-only means "no external id"
-        value = request.form.get(param, "").strip()[:200]
-        if value:
-            external_id, source = value, param
-            break
+    try:
+        ids = ids_from(request.form)  # blank or whitespace-only means "no external id"
+    except BadExternalId as exc:
+        _record_refusal(flow_log.REFUSED, "invalid_id")
+        return _bad_id(exc)
+    external_id, source = participant_id(ids)
     p = None
     if external_id:
         p = g.db.scalar(select(Participant).where(Participant.external_id == external_id))
+        if p is not None and not _may_resume(p, ids):
+            return _taken()
     if p is None:
         if not _is_open():
+            _record_refusal(flow_log.REFUSED, "study_closed")
             return render_template("message.html", title=_title(), heading=_("Study closed"),
                                    message=_("This study is not accepting new participants.")), 403
         public_id = secrets.token_hex(16)
         seed = seed_for(external_id or public_id)
         p = Participant(public_id=public_id, external_id=external_id, id_source=source, seed=seed,
                         order=[], current_trial=1,
-                        external_study_id=request.form.get("STUDY_ID", "").strip()[:200] or None,
-                        external_session_id=request.form.get("SESSION_ID", "").strip()[:200] or None,
+                        external_study_id=ids["STUDY_ID"], external_session_id=ids["SESSION_ID"],
                         user_agent=request.headers.get("User-Agent", "")[:400])
         env = parse_environment(request.form.get("environment", ""), p.user_agent)
         p.viewport, p.screen, p.pointer = env.size_text("viewport") or None, env.size_text("screen") or None, \
             env.pointer or None
         p.screened_out = screen_out_reason(_manifest(), env)
         g.db.add(p)
+        arrivals().store(g.db)
         try:
             g.db.flush()  # the row's id numbers the participant: balanced designs spread items by it
             if p.screened_out:
@@ -181,12 +209,38 @@ def start():
             else:
                 p.order = practice_plan(_manifest(), seed) + trial_plan(_manifest(), seed, ordinal=p.id - 1)
             g.db.commit()
-        except IntegrityError:  # the same external id started twice at once: resume the winner
+        except IntegrityError:  # the same external id started twice at once: the winner's, if it may
             g.db.rollback()
             p = g.db.scalar(select(Participant).where(Participant.external_id == external_id))
+            if not _may_resume(p, ids):
+                return _taken()
     session["participant"] = p.public_id
     session.permanent = True
     return redirect(_next_page(p))
+
+
+def _record_refusal(event: str, reason: str = "") -> None:
+    flow_log.record(g.db, event, reason)
+    arrivals().store(g.db)
+    g.db.commit()
+
+
+def _may_resume(p: Participant, ids: dict) -> bool:
+    return may_resume(_manifest().protocol.resume, session.get("participant") == p.public_id,
+                      p.external_session_id, ids["SESSION_ID"])
+
+
+def _bad_id(exc: BadExternalId):
+    return render_template("message.html", title=_title(), heading=_("This link is not valid"),
+                           message=str(exc)), 400
+
+
+def _taken():
+    """A known id from a browser that cannot prove it is that participant's: nothing is stored."""
+    return render_template("message.html", title=_title(), heading=_("This id has already started"),
+                           message=_("This participant id has already started the study. Please continue in the "
+                                     "browser (and window) you started in; if that is not possible, contact the "
+                                     "researcher.")), 409
 
 
 @participant.get("/briefing")
@@ -266,13 +320,13 @@ def api_state():
         return jsonify(error="screened out", redirect=url_for("participant.screened_out")), 409
     if not p.briefing_done_at:
         return jsonify(error="finish the briefing first", redirect=url_for("participant.briefing")), 409
-    if not p.completed_at:
+    if not p.completed_at:  # the serve time belongs to this trial: only while it is still the current one
         try:  # adaptive sampling: the current trial gets its pair when first served
             adaptive_store.assign_current(g.db, p, _manifest())
         except IntegrityError:  # another worker served it at the same moment: use its pair
             g.db.rollback()
             p = _current()
-        g.db.execute(update(Participant).where(Participant.id == p.id)
+        g.db.execute(update(Participant).where(Participant.id == p.id, Participant.current_trial == p.current_trial)
                      .values(served_count=Participant.served_count + 1, served_at=utcnow()))
         g.db.commit()
     return jsonify(_trial_state(p))
@@ -335,20 +389,26 @@ def _validate(body, kind: str, images: int, scale_points: int, no_preference: bo
     return out
 
 
+def _attention_failed(plan: dict, answer: int | None) -> bool:
+    """One rule for every protocol: an attention check passes only with the answer it asked
+    for; a timeout (None) or "No preference" (0) fails it."""
+    return bool(plan.get("attention")) and answer != plan["attention"]
+
+
 def _answers(body: dict, plan: dict, kind: str, gold: tuple[str, list[int]], conditions: list[Condition]) -> list:
     """(rating to store, flags) per shown image."""
     if kind == "pairwise":
         choice = body["choice"]
+        failed = ["attention_failed"] if _attention_failed(plan, choice) else []
         if choice is None:
-            return [(None, ["timeout"])] * 2
+            return [(None, ["timeout", *failed])] * 2
         if choice == NO_PREFERENCE:
-            return [(0, ["no_preference"])] * 2
-        failed = ["attention_failed"] if plan.get("attention") and choice != plan["attention"] else []
+            return [(0, ["no_preference", *failed])] * 2
         return [(int(choice == pos), list(failed)) for pos in (1, 2)]
     out = []
     for rating, c in zip(body["ratings"], conditions):
         flags = ["timeout"] if rating is None else []
-        if plan.get("attention") and rating != plan["attention"]:
+        if _attention_failed(plan, rating):
             flags.append("attention_failed")
         if rating is not None and c.method == gold[0] and rating not in gold[1] and not plan.get("attention"):
             flags.append("gold_failed")
@@ -356,10 +416,11 @@ def _answers(body: dict, plan: dict, kind: str, gold: tuple[str, list[int]], con
     return out
 
 
-def _stored(p: Participant, trial: int) -> list[dict]:
-    rows = g.db.scalars(select(Rating).where(Rating.participant_id == p.id, Rating.trial == trial)
-                        .order_by(Rating.position)).all()
-    return [{"position": r.position, "rating": r.rating, "flags": r.flags} for r in rows]
+def _acknowledged(p: Participant, trial: int, duplicate: bool):
+    """The participant's receipt: stored (or already stored), and what comes next.  Nothing of
+    what was stored (flags, roles, QC state) is in it: a participant must not learn that an
+    image was a gold item, a trial a hidden repeat or an answer too fast."""
+    return jsonify(ok=True, trial=trial, duplicate=duplicate, **_progress(p))
 
 
 @participant.post("/api/trials/<int:trial>")
@@ -367,10 +428,14 @@ def submit(trial: int):
     p = _current()
     if p is None:
         return jsonify(error="unknown participant; start from the welcome page"), 401
+    if not 1 <= trial <= len(p.order):
+        return jsonify(error=f"there is no trial {trial} (trials are 1..{len(p.order)})"), 404
     if trial < p.current_trial:
-        return jsonify(stored=_stored(p, trial), duplicate=True, **_progress(p))
+        return _acknowledged(p, trial, duplicate=True)
     if p.completed_at or trial != p.current_trial or not p.briefing_done_at or p.screened_out:
         return jsonify(error=f"trial {trial} is not the current trial ({p.current_trial})"), 409
+    if p.served_at is None:  # cleared when a trial is answered: this one was never shown
+        return jsonify(error=f"trial {trial} has not been shown yet; load it (/api/state) first"), 409
     m = _manifest()
     plan = p.order[trial - 1]
     kind = plan.get("protocol", "paired")
@@ -382,6 +447,8 @@ def submit(trial: int):
                          m.protocol.no_preference)
     except BadSubmission as exc:
         return jsonify(error=str(exc)), 400
+    except RecursionError:  # thousands of nested brackets: the JSON parser gives up
+        return jsonify(error="body must be a JSON object, not deeply nested lists"), 400
     served_at = p.served_at
     now = utcnow()
     common = []
@@ -390,10 +457,9 @@ def submit(trial: int):
     if p.served_count > 1:
         common.append("restarted")
     common += body["viewing_flags"]
-    if served_at is not None:
-        served = served_at if served_at.tzinfo else served_at.replace(tzinfo=now.tzinfo)
-        if (now - served).total_seconds() * 1000 < _displays(m) * m.protocol.image_ms - DISPLAY_TOLERANCE_MS:
-            common.append("too_fast")  # the server saw less time than the displays need
+    served = served_at if served_at.tzinfo else served_at.replace(tzinfo=now.tzinfo)
+    if (now - served).total_seconds() * 1000 < _least_ms(m, body["shown_ms"]) - DISPLAY_TOLERANCE_MS:
+        common.append("too_fast")  # the server saw less time than the displays need or were said to take
     answers = _answers(body, plan, kind, (m.protocol.gold_method, m.protocol.gold_ratings), conditions)
     role = plan.get("role", "attention" if plan.get("attention") else "rated")
     block_of = {"attention": "attention", "practice": "practice"}
@@ -418,7 +484,7 @@ def submit(trial: int):
         ))
     try:
         advanced = g.db.execute(update(Participant).where(Participant.id == p.id, Participant.current_trial == trial)
-                                .values(current_trial=trial + 1, served_count=0,
+                                .values(current_trial=trial + 1, served_count=0, served_at=None,
                                         completed_at=now if trial == len(p.order) else None))
         if advanced.rowcount != 1:
             raise IntegrityError("trial already advanced", None, None)
@@ -430,7 +496,16 @@ def submit(trial: int):
         g.db.rollback()
         duplicate = True
     g.db.refresh(p)
-    return jsonify(stored=_stored(p, trial), duplicate=duplicate, **_progress(p))
+    return _acknowledged(p, trial, duplicate)
+
+
+def _least_ms(m: StudyManifest, shown_ms: list) -> float:
+    """The least time a trial takes between being served and answered: its displays as the
+    protocol sets them, or as the page measured them when it says they took longer."""
+    measured = [v for v in shown_ms if v is not None]
+    together = _displays(m) == 1  # one display of every image at once (acr, side by side)
+    said = (max(measured) if together else sum(measured)) if measured else 0.0
+    return max(_displays(m) * m.protocol.image_ms, said)
 
 
 def _progress(p: Participant) -> dict:

@@ -75,14 +75,17 @@ def _serve_in_thread(app) -> tuple[str, object]:
 
 def simulate_participants(base_url: str, run_dir: Path, object_name: str, participants: int) -> int:
     """Simulated participants take the study over HTTP; returns how many trials they submitted."""
-    from stylestudy.evalserver.client import StudyClient
+    from stylestudy.evalserver.client import AlreadyStarted, StudyClient
 
     object_image = Image.open(run_dir / "inputs" / f"{object_name}.png").convert("RGB")
 
     def one(i: int) -> int:
         rater = SimulatedRater(seed=i, object_image=object_image)
         client = StudyClient(base_url, f"demo-sim-{i + 1:02d}")
-        client.join()
+        try:
+            client.join()
+        except AlreadyStarted:  # a re-run: this id started in an earlier run's client
+            return 0
         submitted = 0
         while True:
             state = client.state()
@@ -126,7 +129,7 @@ def run_protocol_demo(run_dir: str | Path, object_name: str, participants: int =
     from stylestudy.analysis.report import AnalyzeOptions, analyze
     from stylestudy.engine.study.importer import import_images
     from stylestudy.evalserver.app import create_app
-    from stylestudy.evalserver.client import StudyClient
+    from stylestudy.evalserver.client import AlreadyStarted, StudyClient
 
     run_dir = Path(run_dir)
     root = run_dir / "protocols"
@@ -142,7 +145,10 @@ def run_protocol_demo(run_dir: str | Path, object_name: str, participants: int =
         def one(i: int, base_url=base_url) -> int:
             rater = SimulatedRater(seed=i, object_image=object_image)
             client = StudyClient(base_url, f"demo-sim-{i + 1:02d}")
-            client.join()
+            try:
+                client.join()
+            except AlreadyStarted:  # a re-run: this id started in an earlier run's client
+                return 0
             return client.take(lambda state, _t: (rater.prefer([client.image(u) for u in state["images"]])
                                                   if state["protocol"] == "pairwise"
                                                   else [rater.rate(client.image(u)) for u in state["images"]]),

@@ -86,10 +86,12 @@ def test_kill_9_loses_no_committed_rating(run_copy, db_url):
             mine = {(int(r["trial"]), int(r["position"])): r["rating"] for r in rows if r["external_id"] == c.external_id}
             for trial, (a, b) in committed[c.external_id].items():
                 assert mine[(trial, 1)] == str(a) and mine[(trial, 2)] == ("" if b is None else str(b))
-        # Participants resume where they were: with their cookie, or by coming back with their id.
-        resumed = StudyClient(server.url, "crash-0")
-        resumed.join()
-        assert resumed.state()["trial"] == 3
+        # Participants resume where they were: with their cookie, also through the study link with
+        # their id; the id alone (a new browser) does not take the session over.
+        clients[0].join()
+        assert clients[0].state()["trial"] == 3
+        with pytest.raises(RuntimeError, match="start failed: 409"):
+            StudyClient(server.url, "crash-0").join()
         assert clients[1].state()["trial"] == 3
         rate, _ = _rater(7)
         assert clients[1].take(rate) == 2

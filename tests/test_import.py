@@ -55,12 +55,14 @@ def test_folder_import_makes_a_run_with_provenance_and_blind_files(import_source
 
 
 def test_csv_import_with_content_and_style(import_source, tmp_path):
+    source = tmp_path / "src"  # the images in the CSV's folder (paths leaving it are refused)
+    shutil.copytree(import_source, source)
     rows = ["method,item,path,content,style"]
     for method in ("adain", "ours"):
         for item in IMPORT_ITEMS[:2]:
-            rows.append(f"{method},{item},{import_source / method / item}.png,photo-{item},starry")
-    (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
-    assert main(["import", str(tmp_path / "list.csv"), "--out", str(tmp_path / "run"), "--protocol", "pairwise"]) == 0
+            rows.append(f"{method},{item},{source / method / item}.png,photo-{item},starry")
+    (source / "list.csv").write_text("\n".join(rows) + "\n")
+    assert main(["import", str(source / "list.csv"), "--out", str(tmp_path / "run"), "--protocol", "pairwise"]) == 0
     m = StudyManifest.load(tmp_path / "run")
     assert len(m.rated) == 4 and m.protocol.kind == "pairwise"
     c = m.by_id["bridge:ours"]

@@ -17,7 +17,7 @@ from stylestudy.engine.study.schema import Study
 def write_rendered(run_dir: Path, rendered) -> None:
     """PNG first, verified against the worker's hash; then the sidecar, which marks it finished."""
     png, side = stimulus_paths(run_dir, rendered.image_id)
-    atomic_write_bytes(png, rendered.png)
+    atomic_write_bytes(png, rendered.png, mode=0o644)  # a stimulus: the server may run as another user
     if file_sha256(png) != rendered.record["png_sha256"]:
         png.unlink(missing_ok=True)
         raise StyleStudyError(f"{png} does not match the hash its worker sent; disk trouble? re-run generate")

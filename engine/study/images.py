@@ -48,17 +48,27 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
         raise ImageError(f"cannot read image {path} ({reason}); use a valid PNG/JPEG/TIFF file") from None
 
 
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit, 32-bit and float grey images scaled (not clipped) to 8-bit ``L``; others as they are."""
+    if img.mode not in WIDE_MODES:
+        return img
+    arr = np.asarray(img, dtype=np.float64)
+    if img.mode.startswith("I;16"):
+        top = 65535.0
+    elif img.mode == "I":  # 32-bit int: 16-bit data unless it fits in 8 bits
+        top = 65535.0 if arr.max() > 255 else 255.0
+    else:  # float: either [0, 1] or [0, 255]
+        top = 1.0 if arr.max() <= 1.0 else 255.0
+    arr = np.clip(arr / top * 255.0, 0, 255).round().astype(np.uint8)
+    return Image.fromarray(arr, "L")
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        if img.mode.startswith("I;16"):
-            top = 65535.0
-        elif img.mode == "I":  # 32-bit int: 16-bit data unless it fits in 8 bits
-            top = 65535.0 if arr.max() > 255 else 255.0
-        else:  # float: either [0, 1] or [0, 255]
-            top = 1.0 if arr.max() <= 1.0 else 255.0
-        arr = np.clip(arr / top * 255.0, 0, 255).round().astype(np.uint8)
-        return Image.fromarray(arr, "L").convert("RGB")
+    if img.mode in WIDE_MODES:
+        return to_8bit(img).convert("RGB")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -93,4 +103,4 @@ def resize_to_area(img: Image.Image, area: int) -> Image.Image:
 def save_png(img: Image.Image, path: str | os.PathLike) -> None:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue(), mode=0o644)  # a stimulus: readable by a server under another account

@@ -8,9 +8,13 @@ showing the same picture and images whose sizes differ are warnings (``strict``:
 
 Each image is decoded and re-encoded as PNG from its pixels: the served file carries no
 metadata (EXIF, PNG text chunks, file names may name the software or method), and the format
-is one the browser and the server agree on.  Provenance stays in the manifest: each
-condition's source path relative to DIR and the source file's SHA-256, next to the served
-PNG's SHA-256.
+is one the browser and the server agree on.  What the metadata meant for the pixels is applied
+first, so participants see what the maker saw: EXIF orientation, an ICC profile (converted to
+sRGB with LittleCMS through Pillow's ImageCms), 16-bit and float grey scaled to 8 bits (as the
+engine's loader does).  Provenance stays in the manifest: each condition's source path relative
+to DIR, the source file's SHA-256 and the conversions made (``conversions``), next to the
+served PNG's SHA-256.  Files or links leaving DIR (a CSV's folder) are refused, and so are
+images over ``max_pixels`` (before their pixels are decoded).
 
 A condition is (item, method): id ``<item>:<method>``, ``pair_id`` the item (the cell every
 method fills), block ``import``, row the item's 1-based index.  Pure Python (Pillow), no torch.
@@ -23,6 +27,7 @@ import hashlib
 import io
 import json
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,7 +39,8 @@ from stylestudy.engine.study.schema import ACR_QUESTION, P910_ACR_SCALE
 from stylestudy.engine.study.studyfile import load_import_settings
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # matched whole (fullmatch): no trailing newline
+MAX_PIXELS = 16_000_000  # default --max-pixels: a 4000x4000 picture; a browser shows far less
 MAX_METHOD, MAX_ITEM = 24, 48  # a pairwise trial id "<item>:<a>|<b>" fits the database's 128
 IMPORT_BLOCK = "import"
 CSV_COLUMNS = ("method", "item", "path")
@@ -65,6 +71,11 @@ class ImportReport:
     briefing: list[str] = field(default_factory=list)  # items shown as unrated examples
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path``, links followed, is in ``folder``."""
+    return path.resolve().is_relative_to(folder.resolve())
+
+
 def _folder_sources(root: Path, problems: list[str], notes: list[str]) -> list[Source]:
     sources = []
     method_dirs = sorted(d for d in root.iterdir()
@@ -77,6 +88,9 @@ def _folder_sources(root: Path, problems: list[str], notes: list[str]) -> list[S
                 continue
             if f.is_dir() or f.suffix.lower() not in IMAGE_SUFFIXES:
                 notes.append(f"{method_dir.name}/{f.name} is not a .png/.jpg image; ignored")
+                continue
+            if not _inside(f, root):
+                problems.append(f"{method_dir.name}/{f.name} is a link leaving {root}; copy the file in")
                 continue
             sources.append(Source(method_dir.name, f.stem, f, f"{method_dir.name}/{f.name}"))
     if not sources:
@@ -104,9 +118,13 @@ def _csv_sources(table: Path, problems: list[str]) -> list[Source]:
             continue
         path = Path(row["path"])
         full = path if path.is_absolute() else table.parent / path
+        if not _inside(full, table.parent):
+            problems.append(f"{table.name}:{line}: {row['path']} is outside {table.parent} (the CSV's folder); "
+                            "put the images beside the CSV")
+            continue
         sources.append(Source(row["method"], row["item"], full, row["path"], row.get("content", ""),
                               row.get("style", "")))
-    if not sources:
+    if not rows:
         problems.append(f"{table} has no rows")
     return sources
 
@@ -114,24 +132,84 @@ def _csv_sources(table: Path, problems: list[str]) -> list[Source]:
 def _check_names(sources: list[Source], problems: list[str]) -> None:
     for kind, limit in (("method", MAX_METHOD), ("item", MAX_ITEM)):
         for name in sorted({getattr(s, kind) for s in sources}):
-            if not NAME.match(name) or len(name) > limit:
+            if not NAME.fullmatch(name) or len(name) > limit:
                 problems.append(f"{kind} name {name!r} must be letters, digits, '_', '.', '+' or '-' (not first), "
                                 f"at most {limit} characters")
 
 
-def _decode(source: Source) -> tuple[bytes, tuple[int, int]]:
-    """The image as metadata-free PNG bytes, and its size; raises OSError/ValueError if unreadable."""
+class TooLarge(ValueError):
+    pass
+
+
+def _open(path: Path, max_pixels: int):
+    """The image, opened (header only) and checked against ``max_pixels`` before any decoding."""
     from PIL import Image
 
-    with Image.open(source.path) as probe:
+    try:
+        with warnings.catch_warnings():  # our limit speaks, not Pillow's raw warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise TooLarge(f"more than --max-pixels {max_pixels} ({exc.args[0].split('pixels')[0].strip()} pixels)") \
+            from None
+    if image.width * image.height > max_pixels:
+        size = f"{image.width}x{image.height} = {image.width * image.height / 1e6:.1f} Mpx"
+        image.close()
+        raise TooLarge(f"{size}, more than --max-pixels {max_pixels}; downscale it or raise --max-pixels")
+    return image
+
+
+def _to_srgb(image, icc: bytes):
+    """The pixels converted from their ICC profile to sRGB (alpha kept); (image, profile name)."""
+    from PIL import ImageCms
+
+    source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    name = (ImageCms.getProfileDescription(source) or "unnamed").strip()
+    alpha = image.getchannel("A") if "A" in image.getbands() else None
+    if image.mode in ("L", "LA", "La"):
+        base = image.convert("L")
+    elif image.mode == "CMYK":
+        base = image
+    else:
+        base = image.convert("RGB")
+    converted = ImageCms.profileToProfile(base, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    if alpha is not None:
+        converted.putalpha(alpha)
+    return converted, name
+
+
+def _decode(source: Source, max_pixels: int = MAX_PIXELS) -> tuple[bytes, tuple[int, int], list[str]]:
+    """The image as metadata-free PNG bytes, its size and the conversions made (EXIF orientation,
+    ICC profile to sRGB, 16-bit to 8-bit); raises TooLarge, or OSError/ValueError if unreadable."""
+    from PIL import ImageCms, ImageOps
+
+    from stylestudy.engine.study.images import WIDE_MODES, to_8bit
+
+    with _open(source.path, max_pixels) as probe:
         probe.verify()  # truncated or corrupt files fail here or on load
-    with Image.open(source.path) as image:
+    with _open(source.path, max_pixels) as image:
         image.load()
+        conversions = []
+        icc = image.info.get("icc_profile")
+        orientation = image.getexif().get(0x0112, 1)
+        if orientation not in (1, None):
+            image = ImageOps.exif_transpose(image)
+            conversions.append(f"EXIF orientation {orientation} applied")
+        if image.mode in WIDE_MODES:
+            conversions.append(f"{image.mode} scaled to 8 bits")
+            image = to_8bit(image)
+        if icc:
+            try:
+                image, name = _to_srgb(image, icc)
+            except (ImageCms.PyCMSError, OSError) as exc:
+                raise ValueError(f"its ICC profile cannot be applied ({str(exc)[:60]}); save it as sRGB") from None
+            conversions.append(f"ICC profile {name!r} converted to sRGB")
         if image.mode not in ("RGB", "RGBA"):
             image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
+        image.info = {}  # no text, exif or icc (the pixels are sRGB now): nothing but the pixels
         buffer = io.BytesIO()
-        image.save(buffer, format="PNG", optimize=False)  # no info/exif/icc: nothing but the pixels
-        return buffer.getvalue(), image.size
+        image.save(buffer, format="PNG", optimize=False)
+        return buffer.getvalue(), image.size, conversions
 
 
 def _imported_defaults(prot, given: frozenset[str]) -> None:
@@ -148,10 +226,12 @@ def _imported_defaults(prot, given: frozenset[str]) -> None:
 
 def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | None = None,
                   study_file: str | Path | None = None, reference: str | None = None,
-                  strict: bool = False, briefing: list[str] | None = None) -> ImportReport:
+                  strict: bool = False, briefing: list[str] | None = None,
+                  max_pixels: int = MAX_PIXELS) -> ImportReport:
     """Validate ``source_dir`` (a folder or a CSV), then write ``run_dir`` (stimuli + manifest).
     ``briefing``: items whose images (every method's) are the instructions page's unrated
-    examples, as the paper's protocol shows examples before the trials."""
+    examples, as the paper's protocol shows examples before the trials.  ``max_pixels``: the
+    largest image (width x height) accepted."""
     source_dir, run_dir = Path(source_dir), Path(run_dir)
     problems: list[str] = []
     notes: list[str] = []
@@ -180,12 +260,16 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
             problems.append(f"method {m!r} lacks {len(lacking)} of {len(items)} items: {shown}")
 
     encoded: dict[tuple[str, str], tuple[bytes, tuple[int, int], str]] = {}
+    conversions: dict[tuple[str, str], list[str]] = {}
     for key, s in seen.items():
         if not s.path.is_file():
             problems.append(f"{s.relative}: no such file")
             continue
         try:
-            png, size = _decode(s)
+            png, size, conversions[key] = _decode(s, max_pixels)
+        except TooLarge as exc:
+            problems.append(f"{s.relative}: {exc}")
+            continue
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad files
             problems.append(f"{s.relative}: not a readable image ({type(exc).__name__}: {str(exc)[:80]})")
             continue
@@ -265,6 +349,7 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
                 "height": height, "source": s.relative, "source_sha256": source_sha,
                 **{f"{kind}_image": references[(kind, item)][1] for kind in ("style", "content")
                    if (kind, item) in references},
+                "conversions": conversions[(m, item)],
             })
     for png, path in references.values():
         files[path] = png
@@ -283,6 +368,6 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
     for path, png in files.items():
         target = run_dir / path
         if not (target.is_file() and file_sha256(target) == hashlib.sha256(png).hexdigest()):
-            atomic_write_bytes(target, png)
+            atomic_write_bytes(target, png, mode=0o644)  # readable by a server under another account
     write_manifest(run_dir, study, entries, weights=None, complete=True)
     return ImportReport(run_dir, methods, items, len(entries), len(files), warnings, briefing)

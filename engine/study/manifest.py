@@ -270,7 +270,7 @@ def write_manifest(run_dir: str | Path, study: dict, entries: list[dict], weight
     document = manifest_document(study, entries, weights, complete)
     path = Path(run_dir) / MANIFEST_NAME
     StudyManifest(run_dir, document, str(path))  # never write what no stage could read
-    atomic_write_bytes(path, json.dumps(document, indent=1, ensure_ascii=False).encode())
+    atomic_write_bytes(path, json.dumps(document, indent=1, ensure_ascii=False).encode(), mode=0o644)
     return path
 
 

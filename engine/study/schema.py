@@ -18,6 +18,7 @@ PAPER_SCALE = [
 ]
 METHODS = ("baseline", "normalized")
 PROTOCOLS = ("paired", "acr", "pairwise")
+RESUME_POLICIES = ("cookie", "cookie_or_session")  # what a returning participant must present
 PAIRWISE_LAYOUTS = ("side_by_side", "sequential")
 PAIRWISE_SAMPLING = ("balanced", "adaptive")
 PAIRWISE_QUESTION = "Which image transfers the style better?"
@@ -118,6 +119,9 @@ class Protocol:
     screen_out_url: str = ""  # where they are sent back (e.g. Prolific's "screened out" return)
     practice: int = 0  # practice trials from the briefing stimuli (role practice, never analysed)
     language: str = "en"  # participant pages: en | ko (texts the study file sets are shown as written)
+    # who may resume a started participant: "cookie" (only the browser that started) or
+    # "cookie_or_session" (also a new browser presenting the same external SESSION_ID)
+    resume: str = "cookie"
 
     @property
     def image_ms(self) -> int:

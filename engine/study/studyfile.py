@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stylestudy.engine.study.bundled import bundled_names, resolve_study, user_images_dir
+from stylestudy.engine.study.errors import StudyError
 from stylestudy.engine.study.layer_names import LAYER_NAMES
 from stylestudy.engine.study.schema import (
     DISPLAY_MODES,
@@ -26,6 +27,7 @@ from stylestudy.engine.study.schema import (
     PARTICIPANT_TITLE,
     PROTOCOLS,
     REFERENCE_KINDS,
+    RESUME_POLICIES,
     SWEEPS,
     Block,
     EngineSettings,
@@ -172,6 +174,7 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
         screen_out_url=r.string(prot_t, "protocol", "screen_out_url", ""),
         practice=r.number(prot_t, "protocol", "practice", 0, integer=True),
         language=r.string(prot_t, "protocol", "language", "en", LANGUAGES),
+        resume=r.string(prot_t, "protocol", "resume", "cookie", RESUME_POLICIES),
     )
     _check_sampling(r, protocol, kind_given="kind" in prot_t or not importing)
     for key in ("no_preference", "answer_with_images", "allow_mobile", "fullscreen"):
@@ -195,8 +198,10 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
     if bool(protocol.gold_method) != bool(protocol.gold_ratings):
         raise r.fail("protocol", "gold_ratings", "gold_method and gold_ratings go together (the gold items' method "
                                                  "and the ratings that count as right for them)")
-    for key in ("title", "consent_text", "question", "screen_out_code"):  # participant-facing text must not unblind the study
-        named = [m for m in methods if re.search(rf"\b{re.escape(m.lower())}\b", getattr(protocol, key).lower())]
+    shown = [(key, getattr(protocol, key)) for key in ("title", "consent_text", "question", "completion_code",
+                                                       "screen_out_code")]
+    for key, text in shown + [("scale", label) for label in protocol.scale]:  # participant-facing: no unblinding
+        named = [m for m in methods if re.search(rf"\b{re.escape(m.lower())}\b", text.lower())]
         if named:
             raise r.fail("protocol", key, f"is shown to participants and names the method {named[0]!r}; "
                                           "use neutral words")
@@ -274,3 +279,11 @@ def load_import_settings(path: str | Path | None, methods: list[str], default_na
                           r.string(meta, "study", "title", "") or "", r.string(meta, "study", "description", "") or "",
                           _protocol(r, table, methods, importing=True),
                           frozenset(table) if isinstance(table, dict) else frozenset())
+
+
+def protocol_from_record(table, source: str, methods: list[str]) -> Protocol:
+    """A manifest's recorded ``protocol`` object checked as strictly as the study file's
+    ``[protocol]`` (a hand-edited or truncated manifest must not start a server)."""
+    if table is None:
+        raise StudyError(f"{source}: protocol is null; re-run stylestudy generate or import")
+    return _protocol(TomlReader(Path(source), ""), table, methods)
