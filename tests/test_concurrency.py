@@ -135,11 +135,11 @@ def test_kill_9_while_submissions_are_in_flight_keeps_every_acknowledged_rating_
                     ratings = [rng.randint(1, 5), rng.randint(1, 5)]
                     with lock:
                         attempted[(pid, state["trial"])] = ratings
-                    reply = client.submit(state["trial"], ratings)
-                    assert not reply["duplicate"] and [r["rating"] for r in reply["stored"]] == ratings
+                    reply = client.submit(state["trial"], ratings)  # a bare acknowledgement: no stored values
+                    assert reply["ok"] and not reply["duplicate"] and reply["trial"] == state["trial"]
                     with lock:
                         acknowledged[(pid, state["trial"])] = ratings
-            except (requests.ConnectionError, requests.HTTPError, RuntimeError):
+            except (requests.RequestException, RuntimeError):  # refused, reset, or cut mid-reply by the kill
                 if killed.is_set():
                     return
                 raise

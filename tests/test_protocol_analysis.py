@@ -170,7 +170,7 @@ def test_the_power_test_rejects_a_null_difference_at_about_alpha(pairwise_run):
     for r in range(40):
         frame = simulate.from_protocol(pairwise_run, {"photo": 0.0, "adain": 0.0, "ours": 0.0}, 8, seed=7919 * r + 8)
         usable = frame[frame["role"].eq("rated") & frame["rating"].notna()]
-        p_values += preference.pair_tests(preference.comparisons(usable), pairwise_run.methods)["p_ttest"].fillna(1.0).tolist()
+        p_values += preference_tests.share_tests(preference.comparisons(usable), pairwise_run.methods)["p"].fillna(1.0).tolist()
     rejected = sum(p < 0.05 for p in p_values)
     print(f"null rejections: {rejected} of {len(p_values)}")
     assert len(p_values) == 120 and sps.binomtest(rejected, len(p_values), 0.05).pvalue > 0.01
