@@ -8,8 +8,9 @@ process counts arrivals in memory and stores them with its next write — a join
 admin page view — so a killed process loses the arrivals it had not stored yet),
 ``no_consent`` (Start without the consent box), ``refused`` (reason: ``study_closed``,
 ``invalid_id``) and ``screened_out`` (reason: what the screen found).  A refused takeover of a
-started id stores nothing at all.  Screen-outs recorded on the participant row (a column named
-in ``SCREEN_OUT_COLUMNS``) are counted by reason too.  The admin page shows these counts live;
+started id stores nothing at all.  Screen-outs recorded on the participant row
+(``Participant.screened_out``: environment gates at start, failed attention checks later) are
+counted by reason too.  The admin page shows these counts live;
 ``stylestudy analyze`` adds the exclusions and the analysed participants (``analysis.flow``).
 """
 
@@ -22,7 +23,6 @@ from sqlalchemy import func, select
 from stylestudy.evalserver.db import FlowEvent, Participant
 
 ARRIVED, NO_CONSENT, REFUSED, SCREENED_OUT = "arrived", "no_consent", "refused", "screened_out"
-SCREEN_OUT_COLUMNS = ("screened_out_reason", "screen_out_reason", "screen_reason", "screened_out")
 
 
 def record(session, event: str, reason: str = "") -> None:
@@ -61,14 +61,10 @@ def flow_counts(session) -> dict:
         totals[event] = totals.get(event, 0) + n
         if event in by_reason:
             by_reason[event][reason or "unspecified"] = n
-    column = next((Participant.__table__.c[name] for name in SCREEN_OUT_COLUMNS
-                   if name in Participant.__table__.c), None)
-    if column is not None:  # screen-outs kept on the participant row
-        for reason, n in session.execute(select(column, func.count()).where(column.is_not(None))
-                                         .group_by(column)).all():
-            if reason not in (False, "", 0):
-                key = "screened out" if reason is True or reason == 1 else str(reason)
-                by_reason[SCREENED_OUT][key] = by_reason[SCREENED_OUT].get(key, 0) + n
+    column = Participant.screened_out  # screen-outs kept on the participant row, by reason
+    for reason, n in session.execute(select(column, func.count()).where(column.is_not(None), column != "")
+                                     .group_by(column)).all():
+        by_reason[SCREENED_OUT][reason] = by_reason[SCREENED_OUT].get(reason, 0) + n
 
     def count(*conditions) -> int:
         return int(session.scalar(select(func.count()).select_from(Participant).where(*conditions)) or 0)

@@ -35,7 +35,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from stylestudy.engine.study.manifest import Condition, StudyManifest
@@ -428,11 +428,13 @@ def submit(trial: int):
     p = _current()
     if p is None:
         return jsonify(error="unknown participant; start from the welcome page"), 401
+    if p.screened_out:  # told so already by the page they were sent to; nothing more is said
+        return jsonify(error="screened out", redirect=url_for("participant.screened_out")), 409
     if not 1 <= trial <= len(p.order):
         return jsonify(error=f"there is no trial {trial} (trials are 1..{len(p.order)})"), 404
     if trial < p.current_trial:
         return _acknowledged(p, trial, duplicate=True)
-    if p.completed_at or trial != p.current_trial or not p.briefing_done_at or p.screened_out:
+    if p.completed_at or trial != p.current_trial or not p.briefing_done_at:
         return jsonify(error=f"trial {trial} is not the current trial ({p.current_trial})"), 409
     if p.served_at is None:  # cleared when a trial is answered: this one was never shown
         return jsonify(error=f"trial {trial} has not been shown yet; load it (/api/state) first"), 409
@@ -483,9 +485,11 @@ def submit(trial: int):
             device_pixel_ratio=body["dpr"], image_width=width, image_height=height,
         ))
     try:
+        ends = _attention_screens_out(p, m, role, answers)
         advanced = g.db.execute(update(Participant).where(Participant.id == p.id, Participant.current_trial == trial)
                                 .values(current_trial=trial + 1, served_count=0, served_at=None,
-                                        completed_at=now if trial == len(p.order) else None))
+                                        completed_at=now if trial == len(p.order) and not ends else None,
+                                        **({"screened_out": "attention", "screened_out_at": now} if ends else {})))
         if advanced.rowcount != 1:
             raise IntegrityError("trial already advanced", None, None)
         adaptive_store.record_outcome(g.db, p, trial, plan, body.get("choice"), m)
@@ -506,6 +510,19 @@ def _least_ms(m: StudyManifest, shown_ms: list) -> float:
     together = _displays(m) == 1  # one display of every image at once (acr, side by side)
     said = (max(measured) if together else sum(measured)) if measured else 0.0
     return max(_displays(m) * m.protocol.image_ms, said)
+
+
+def _attention_screens_out(p: Participant, m: StudyManifest, role: str, answers: list) -> bool:
+    """``attention_screen_out = N``: the N-th failed attention check ends the study for this
+    participant (Prolific's "screened out" return, no completion code); the acknowledgement
+    stays bare, the next page is the screen-out page."""
+    limit = m.protocol.attention_screen_out
+    if not limit or role != "attention" or not any("attention_failed" in flags for _, flags in answers):
+        return False
+    before = g.db.scalar(select(func.count(func.distinct(Rating.trial))).where(
+        Rating.participant_id == p.id, Rating.attention.is_(True), Rating.flags.contains("attention_failed"),
+        Rating.trial != p.current_trial))
+    return before + 1 >= limit
 
 
 def _progress(p: Participant) -> dict:

@@ -295,12 +295,13 @@ def _check_database(run, db_url, acknowledged: dict[tuple[str, int], int]) -> No
                     assert sorted(manifest.by_id[c].method for c in entry["conditions"]) == sorted([t.a, t.b])
 
 
-def _participant(url: str, pid: str, run, stop: threading.Event | None = None) -> dict:
+def _participant(url: str, pid: str, run, stop: threading.Event | None = None, client=None) -> dict:
     """Answer every trial (choice from the trial number: no lookup needed), sending each
-    submission twice at once, as a double click would; returns the acknowledged answers."""
+    submission twice at once, as a double click would; returns the acknowledged answers.
+    Pass the same ``client`` again to resume: its cookie is what lets it back in."""
     from stylestudy.evalserver.client import StudyClient
 
-    client = StudyClient(url, pid)
+    client = client or StudyClient(url, pid)
     client.join()
     acked = {}
     while not (stop and stop.is_set()):
@@ -338,9 +339,12 @@ def test_kill_9_mid_run_rederives_the_same_posterior(import_source, tmp_path, db
     server = LiveServer(run, env=env).start()
     stop = threading.Event()
     acknowledged: dict = {}
+    from stylestudy.evalserver.client import StudyClient
+
+    clients = [StudyClient(server.url, f"k{i}") for i in range(4)]
     try:
         with ThreadPoolExecutor(4) as pool:
-            futures = [pool.submit(_participant, server.url, f"k{i}", run, stop) for i in range(4)]
+            futures = [pool.submit(_participant, server.url, f"k{i}", run, stop, clients[i]) for i in range(4)]
             while sum(1 for _ in _answered(run, db_url)) < 12:
                 threading.Event().wait(0.05)
             server.kill(signal.SIGKILL)  # mid-run: requests in flight die with it
@@ -359,8 +363,8 @@ def test_kill_9_mid_run_rederives_the_same_posterior(import_source, tmp_path, db
                              timeout=30).json()["adaptive"]
         assert after["comparisons"] == before["comparisons"] >= 12
         assert after["ranking"] == before["ranking"] and after["adjacent"] == before["adjacent"]
-        for i in range(2):  # and the study goes on where it was
-            acknowledged.update(_participant(server.url, f"k{i}", run))
+        for i in range(2):  # and the study goes on where it was: the same browsers resume
+            acknowledged.update(_participant(server.url, f"k{i}", run, client=clients[i]))
         _check_database(run, db_url, acknowledged)
     finally:
         server.kill()

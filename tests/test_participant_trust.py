@@ -215,6 +215,68 @@ def test_a_timeout_or_no_preference_fails_an_attention_check(import_source, tmp_
     assert load_ratings(csv_path).counts["attention_failed"] == len(attention)
 
 
+@pytest.mark.parametrize("kind", ["acr", "pairwise"])
+def test_a_failed_attention_check_screens_out_when_the_study_says_so(import_source, tmp_path, db_url, kind):
+    """``attention_screen_out = 1``: the failed check is stored and acknowledged like any answer
+    (bare), then the participant is sent to the screen-out page with its code; nothing more is
+    accepted; the admin page, the participants export and the flow count the reason. The one
+    who passes the check goes on to the end."""
+    from sqlalchemy import select
+
+    from stylestudy.evalserver.db import Participant
+    from stylestudy.evalserver.flow_log import flow_counts
+    from tests.conftest import import_run
+
+    run = import_run(import_source, tmp_path / "run", kind, attention_checks=1, attention_screen_out=1,
+                     screen_out_code="ATT9")
+    app = create_app(run, db_url, admin_token=TOKEN)
+    outcomes = {}
+    for pid, fail in (("careless", True), ("careful", False)):
+        c = _joined(app, pid)
+        while True:
+            r = c.get("/api/state")
+            if r.status_code == 409:
+                assert r.get_json()["redirect"].endswith("/screened-out")
+                outcomes[pid] = "screened out"
+                break
+            s = r.get_json()
+            if s["done"]:
+                outcomes[pid] = "done"
+                break
+            images = len(s["images"])
+            asked = int(s["instruction"].rstrip(".").split()[-1]) if s.get("instruction") else None
+            answer = None if fail and asked else asked or (1 if kind == "pairwise" else 3)
+            body = {"choice": answer} if kind == "pairwise" else {"ratings": [answer] * images}
+            reply = c.post(f"/api/trials/{s['trial']}", json=dict(body, shown_ms=[250.0] * images))
+            assert reply.status_code == 200 and set(reply.get_json()) == ACKNOWLEDGEMENT
+            assert "attention" not in reply.data.decode().lower()
+        if fail:
+            page = c.get("/screened-out").get_data(as_text=True)
+            assert "ATT9" in page and "The study ends here" in page
+            late = c.post(f"/api/trials/{s['trial'] if r.status_code == 200 else 1}", json={"choice": 1})
+            assert late.status_code == 409 and late.get_json()["error"] == "screened out"
+            assert c.get("/trial").status_code == 302
+    assert outcomes == {"careless": "screened out", "careful": "done"}
+    rows = _export(app)
+    careless = [r for r in rows if r["external_id"] == "careless"]
+    assert careless[-1]["role"] == "attention" and "attention_failed" in careless[-1]["flags"]
+    with app.config["DB_SESSIONMAKER"]() as session:
+        people = {p.external_id: p for p in session.scalars(select(Participant))}
+        assert people["careless"].screened_out == "attention" and people["careless"].completed_at is None
+        assert people["careful"].screened_out is None and people["careful"].completed_at is not None
+        assert flow_counts(session)["screened_out"] == {"attention": 1}
+    admin = app.test_client().get("/admin/", headers={"Authorization": f"Bearer {TOKEN}"}).get_data(as_text=True)
+    assert "<th>screened out: attention</th><td>1</td>" in admin and "<td>screened out: attention</td>" in admin
+
+
+def test_attention_screen_out_beyond_the_checks_is_refused(import_source, tmp_path):
+    from stylestudy.engine.study.importer import ImportProblem
+    from tests.conftest import import_run
+
+    with pytest.raises(ImportProblem, match=r"attention_screen_out: must be between 0 \(never\) and attention_checks \(1\), got 2"):
+        import_run(import_source, tmp_path / "run", "acr", attention_checks=1, attention_screen_out=2)
+
+
 # --- finding 5: spreadsheet formula injection ------------------------------------------------------
 
 HOSTILE = {"external_id": "=cmd|'/C calc'!A0", "external_study_id": "+SUM(1)", "external_session_id": "'quoted"}

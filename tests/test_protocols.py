@@ -238,5 +238,7 @@ def test_import_serve_export_analyze_ranks_the_methods(import_source, tmp_path):
     top = summary["ranking"][0]
     assert top["ci_low"] <= top["bt_score"] <= top["ci_high"] and top["win_rate"] == 1.0
     html = (tmp_path / "report" / "report.html").read_text()
-    assert "Bradley–Terry" in html and html.count("data:image/png;base64") == 2
+    pngs = sorted(p.stem for p in (tmp_path / "report").glob("*.png"))
+    assert "Bradley–Terry" in html and html.count("data:image/png;base64") == len(pngs) >= 3  # scores, matrix, flow
+    assert all(f'alt="{stem}"' in html for stem in pngs) and "flow" in pngs
     assert summary["participants_with_circular_triads"] == 0

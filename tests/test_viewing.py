@@ -90,7 +90,9 @@ def test_gates_screen_out_and_record(import_source, tmp_path, db_url):
                       headers={"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148"})
     assert r.headers["Location"].endswith("/screened-out")  # the user agent says phone, whatever the page says
     admin = app.test_client().get("/admin/", headers={"Authorization": "Bearer tok"}).get_data(as_text=True)
-    assert admin.count("screened out: mobile") == 2 and admin.count("screened out: screen_too_small") == 1
+    assert admin.count("<td>screened out: mobile</td>") == 2 and "<th>screened out: mobile</th><td>2</td>" in admin
+    assert admin.count("<td>screened out: screen_too_small</td>") == 1
+    assert "<th>screened out: screen_too_small</th><td>1</td>" in admin
     with make_sessionmaker(make_engine(database_url(run, db_url)))() as s:
         people = s.scalars(select(Participant).order_by(Participant.id)).all()
         assert [p.screened_out for p in people] == [None, "mobile", "screen_too_small", None, None, "mobile"]

@@ -122,6 +122,8 @@ class Protocol:
     # who may resume a started participant: "cookie" (only the browser that started) or
     # "cookie_or_session" (also a new browser presenting the same external SESSION_ID)
     resume: str = "cookie"
+    # screen a participant out after this many failed attention checks (0: never; failures are flagged only)
+    attention_screen_out: int = 0
 
     @property
     def image_ms(self) -> int:

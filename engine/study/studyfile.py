@@ -175,6 +175,7 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
         practice=r.number(prot_t, "protocol", "practice", 0, integer=True),
         language=r.string(prot_t, "protocol", "language", "en", LANGUAGES),
         resume=r.string(prot_t, "protocol", "resume", "cookie", RESUME_POLICIES),
+        attention_screen_out=r.number(prot_t, "protocol", "attention_screen_out", 0, integer=True),
     )
     _check_sampling(r, protocol, kind_given="kind" in prot_t or not importing)
     for key in ("no_preference", "answer_with_images", "allow_mobile", "fullscreen"):
@@ -187,6 +188,9 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
         raise r.fail("protocol", "min_viewport", f"must be [width, height] in CSS pixels, got {protocol.min_viewport}")
     if protocol.practice < 0:
         raise r.fail("protocol", "practice", f"must be ≥ 0, got {protocol.practice}")
+    if not 0 <= protocol.attention_screen_out <= protocol.attention_checks:
+        raise r.fail("protocol", "attention_screen_out", f"must be between 0 (never) and attention_checks "
+                     f"({protocol.attention_checks}), got {protocol.attention_screen_out}")
     for key in ("attention_checks", "repeats", "pairs_per_participant"):
         if getattr(protocol, key) < 0:
             raise r.fail("protocol", key, f"must be ≥ 0, got {getattr(protocol, key)}")
