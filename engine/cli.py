@@ -273,9 +273,7 @@ def _positive_pixels(text: str) -> int:
 
 
 def _run_import(args: argparse.Namespace) -> int:
-    from stylestudy.engine.study.importer import import_images
-
-    from stylestudy.engine.study.importer import MAX_PIXELS
+    from stylestudy.engine.study.importer import MAX_PIXELS, import_images
 
     report = import_images(args.source, args.out, args.protocol, args.study_file, args.reference, args.strict,
                            args.briefing, args.max_pixels or MAX_PIXELS)

@@ -23,13 +23,7 @@ from itertools import combinations
 import numpy as np
 
 from stylestudy.engine.study.manifest import StudyManifest
-from stylestudy.evalserver.pairwise_posterior import (
-    Posterior,
-    expected_gain,
-    fit,
-    pair_moments,
-    ranking,
-)
+from stylestudy.evalserver.pairwise_posterior import Posterior, expected_gain, fit, pair_moments, ranking
 
 TIE_TOLERANCE = 1e-9  # gains this close (relative) count as equal
 TARGET = "items"  # gain about every (item, method) score ("items", ASAP's criterion) or only the methods' q ("methods")

@@ -20,37 +20,13 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 
-from sqlalchemy import (
-    DateTime,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    UniqueConstraint,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, UniqueConstraint, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import flag_modified
 
 from stylestudy.engine.study.manifest import StudyManifest
-from stylestudy.evalserver.adaptive import (
-    Design,
-    next_entry,
-    outcome_of,
-    posterior,
-    stop_reasons,
-    summary,
-)
-from stylestudy.evalserver.db import (
-    Base,
-    Participant,
-    Rating,
-    get_setting,
-    set_setting,
-    utcnow,
-)
+from stylestudy.evalserver.adaptive import Design, next_entry, outcome_of, posterior, stop_reasons, summary
+from stylestudy.evalserver.db import Base, Participant, Rating, get_setting, set_setting, utcnow
 from stylestudy.evalserver.pairwise_posterior import Posterior
 
 IN_FLIGHT_SECONDS = 300.0  # a pair handed out and unanswered for longer is taken as abandoned

@@ -15,29 +15,11 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from flask import (
-    Blueprint,
-    Response,
-    abort,
-    current_app,
-    g,
-    redirect,
-    render_template,
-    request,
-    session,
-    url_for,
-)
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, session, url_for
 from sqlalchemy import func, select
 
-from stylestudy.evalserver.db import (
-    AdminSession,
-    Participant,
-    Rating,
-    get_setting,
-    set_setting,
-    utcnow,
-)
 from stylestudy.evalserver import adaptive_store
+from stylestudy.evalserver.db import AdminSession, Participant, Rating, get_setting, set_setting, utcnow
 from stylestudy.evalserver.export import export_csv
 from stylestudy.evalserver.flow_log import flow_counts
 

@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 
 from flask import Flask, g, jsonify, render_template, request
-from flask_babel import gettext
 from flask.sessions import SecureCookieSessionInterface
+from flask_babel import gettext
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 

@@ -27,13 +27,7 @@ from sqlalchemy import (
     inspect,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import (
-    DeclarativeBase,
-    Mapped,
-    mapped_column,
-    relationship,
-    sessionmaker,
-)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
 from stylestudy.engine.study.errors import StyleStudyError
 
@@ -189,9 +183,7 @@ def make_engine(url: str, timeout: float = 30.0, writer: bool = False) -> Engine
             connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
     # One process at a time (gunicorn workers start together): the write lock serialises this on
     # SQLite, an advisory lock on PostgreSQL (concurrent CREATE TABLEs would collide there).
-    from sqlalchemy.exc import (
-        DatabaseError,  # OperationalError (locked, unreachable) or not a database at all
-    )
+    from sqlalchemy.exc import DatabaseError  # OperationalError (locked, unreachable) or not a database at all
 
     try:
         with engine.execution_options(will_write=True).begin() as connection:

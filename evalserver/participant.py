@@ -39,17 +39,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from stylestudy.engine.study.manifest import Condition, StudyManifest
-from stylestudy.evalserver import adaptive_store
+from stylestudy.evalserver import adaptive_store, flow_log
 from stylestudy.evalserver.db import Participant, Rating, get_setting, utcnow
+from stylestudy.evalserver.external_ids import BadExternalId, ids_from, may_resume, participant_id
 from stylestudy.evalserver.i18n import default_text
 from stylestudy.evalserver.practice import practice_plan
-from stylestudy.evalserver import flow_log
-from stylestudy.evalserver.external_ids import (
-    BadExternalId,
-    ids_from,
-    may_resume,
-    participant_id,
-)
 from stylestudy.evalserver.schedule import seed_for, trial_plan
 from stylestudy.evalserver.viewing import (
     VIEWING_KEYS,

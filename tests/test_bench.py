@@ -65,7 +65,7 @@ def test_bench_measures_the_ray_executor_against_local(tmp_path, capsys):
     assert data["problems"] == 4 and data["ray_s_per_image"] > 0
     assert data["ray_overhead_ratio"] == pytest.approx(data["ray_s_per_image"] / data["engine_s_per_image"])
     assert data["ray_min_psnr_db"] == float("inf")
-    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("ray executor:"))
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("ray executor:"))
     assert line == (f"ray executor: {data['ray_s_per_image']:.3f} s/image = {data['ray_overhead_ratio']:.2f}x the "
                     f"local engine (tasks' images vs local: min PSNR inf dB)")
     print(f"bench ray: {data['ray_s_per_image']:.3f} vs {data['engine_s_per_image']:.3f} s/image, "

@@ -10,12 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylestudy.engine.produce.claims import (
-    crossing,
-    format_claims,
-    measure_claims,
-    write_claims,
-)
+from stylestudy.engine.produce.claims import crossing, format_claims, measure_claims, write_claims
 from stylestudy.engine.produce.inspect_losses import PAPER_RATIOS, compare_with_paper
 from stylestudy.engine.study.manifest import condition_id, write_manifest
 

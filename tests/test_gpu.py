@@ -17,11 +17,7 @@ def test_fast_path_parity_on_cuda():
 
 
 def test_auto_batch_fits_free_memory():
-    from stylestudy.engine.produce.plan import (
-        auto_batch_size,
-        free_memory,
-        problem_bytes,
-    )
+    from stylestudy.engine.produce.plan import auto_batch_size, free_memory, problem_bytes
 
     free = free_memory(torch.device("cuda"))
     batch = auto_batch_size(512, 512, free, cap=64)

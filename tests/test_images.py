@@ -8,12 +8,7 @@ from PIL import Image
 
 from stylestudy.engine.neural.tensors import to_pil, to_tensor
 from stylestudy.engine.study.files import atomic_write_bytes
-from stylestudy.engine.study.images import (
-    ImageError,
-    load_rgb,
-    resize_longer_side,
-    resize_to_area,
-)
+from stylestudy.engine.study.images import ImageError, load_rgb, resize_longer_side, resize_to_area
 
 
 def _check_rgb(img, size):

@@ -6,13 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from stylestudy.engine.neural.losses import (
-    BaselineLoss,
-    LossWeights,
-    NormalizedLoss,
-    Targets,
-    gram,
-)
+from stylestudy.engine.neural.losses import BaselineLoss, LossWeights, NormalizedLoss, Targets, gram
 
 C_LAYERS = ["relu4_2"]
 S_LAYERS = ["relu1_2", "relu2_2"]
@@ -124,7 +118,7 @@ def test_nominal_scale_w_is_object_pixel_count():
 def test_batch_of_problems_equals_problems_one_by_one(cls):
     """Each problem in a batch keeps its own targets and weights."""
     os_, ss, xs = [_feats(10 + i) for i in range(3)], [_feats(20 + i) for i in range(3)], [_feats(30 + i) for i in range(3)]
-    ws = [_weights(lambda_os=l, style=st) for l, st in ((1.0, (0.2, 0.2)), (1e-3, (20.0, 0.2)), (10.0, (1.0, 3.0)))]
+    ws = [_weights(lambda_os=lam, style=st) for lam, st in ((1.0, (0.2, 0.2)), (1e-3, (20.0, 0.2)), (10.0, (1.0, 3.0)))]
     singles = [cls(_targets(o, s), w)(x)[0].item() for o, s, x, w in zip(os_, ss, xs, ws)]
     stacked = Targets.stack([_targets(o, s) for o, s in zip(os_, ss)])
     batch_x = {j: torch.cat([x[j] for x in xs]) for j in SHAPES}

@@ -6,12 +6,7 @@ import json
 
 import pytest
 
-from stylestudy.engine.study.manifest import (
-    ManifestError,
-    StudyManifest,
-    condition_id,
-    write_manifest,
-)
+from stylestudy.engine.study.manifest import ManifestError, StudyManifest, condition_id, write_manifest
 
 
 def _entry(block="a", row=1, column=1, method="baseline", image="img1", **extra) -> dict:

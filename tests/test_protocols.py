@@ -219,11 +219,7 @@ def test_import_serve_export_analyze_ranks_the_methods(import_source, tmp_path):
                 return 1 + int(trials[trial][1] > trials[trial][0])
 
             from stylestudy.evalserver.app import default_db_url
-            from stylestudy.evalserver.db import (
-                Participant,
-                make_engine,
-                make_sessionmaker,
-            )
+            from stylestudy.evalserver.db import Participant, make_engine, make_sessionmaker
 
             with make_sessionmaker(make_engine(default_db_url(run)))() as session:
                 plan = session.query(Participant).filter_by(external_id=f"sim-{i}").one().order

@@ -161,8 +161,8 @@ def test_batched_equals_separate_runs(extractor, image_dir, content_path, style_
     base = 1e-4 if method == "baseline" else 1e-2
     lambdas = [base, base * 10, base / 10]
     style_weights = [None, [0.2, 0.2, 0.2, 20.0, 0.2], None]
-    cfgs = [TransferConfig(method=method, lambda_os=l, size=32, iterations=5, style_weights=w)
-            for l, w in zip(lambdas, style_weights)]
+    cfgs = [TransferConfig(method=method, lambda_os=lam, size=32, iterations=5, style_weights=w)
+            for lam, w in zip(lambdas, style_weights)]
     from tests.conftest import _pattern
 
     _pattern(50, 50, 3).save(image_dir / "style3.png")

@@ -147,9 +147,9 @@ def run_bench(size: int = 512, iterations: int = 600, problems: int = 10, device
     dev = resolve_device(device)
     if content is None or style is None:
         content, style = default_images(size)
-    cfgs = ([TransferConfig(method="baseline", lambda_os=l, size=size, iterations=iterations) for l in BASELINE_LAMBDAS]
-            + [TransferConfig(method="normalized", lambda_os=l, size=size, iterations=iterations)
-               for l in NORMALIZED_LAMBDAS])[:problems]
+    cfgs = ([TransferConfig(method="baseline", lambda_os=lam, size=size, iterations=iterations) for lam in BASELINE_LAMBDAS]
+            + [TransferConfig(method="normalized", lambda_os=lam, size=size, iterations=iterations)
+               for lam in NORMALIZED_LAMBDAS])[:problems]
     problem = Problem.from_files(content, style, size, None, dev)
     h, w = problem.size_hw
     flops_per_eval = vgg_flops(h, w, max(list(PAPER_STYLE_LAYERS) + list(PAPER_CONTENT_LAYERS), key=LAYER_NAMES.index))

@@ -53,11 +53,7 @@ def main() -> None:
     parser.add_argument("--variants", default="table1,table1-as-run")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    from stylestudy.engine.produce.claims import (
-        format_claims,
-        measure_claims,
-        write_claims,
-    )
+    from stylestudy.engine.produce.claims import format_claims, measure_claims, write_claims
     from stylestudy.engine.produce.figures import make_figures
     from stylestudy.engine.produce.generate import generate
 
