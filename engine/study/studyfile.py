@@ -188,12 +188,12 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
         raise r.fail("protocol", "min_viewport", f"must be [width, height] in CSS pixels, got {protocol.min_viewport}")
     if protocol.practice < 0:
         raise r.fail("protocol", "practice", f"must be ≥ 0, got {protocol.practice}")
-    if not 0 <= protocol.attention_screen_out <= protocol.attention_checks:
-        raise r.fail("protocol", "attention_screen_out", f"must be between 0 (never) and attention_checks "
-                     f"({protocol.attention_checks}), got {protocol.attention_screen_out}")
     for key in ("attention_checks", "repeats", "pairs_per_participant"):
         if getattr(protocol, key) < 0:
             raise r.fail("protocol", key, f"must be ≥ 0, got {getattr(protocol, key)}")
+    if not 0 <= protocol.attention_screen_out <= protocol.attention_checks:
+        raise r.fail("protocol", "attention_screen_out", f"must be between 0 (never) and attention_checks "
+                     f"({protocol.attention_checks}), got {protocol.attention_screen_out}")
     if len(protocol.scale) < 2:
         raise r.fail("protocol", "scale", "needs at least two labels (one per rating point)")
     bad = [g for g in protocol.gold_ratings if not 1 <= g <= len(protocol.scale)]
