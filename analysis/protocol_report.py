@@ -148,7 +148,7 @@ def _table_md(frame: pd.DataFrame) -> str:
 
 
 def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: int = 1000,
-                     rater_min_r: float = LOO_MIN_R) -> dict:
+                     rater_min_r: float = LOO_MIN_R, mixed_slopes: str = "maximal") -> dict:
     """Rank the methods with CIs and write the report (see the module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
     methods = _methods(ratings)
@@ -209,7 +209,7 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
         one = scores.one_per_condition(usable)  # paired: the reference's ratings averaged per participant
         table = scores.method_mos(one, methods)
         per_condition = scores.condition_mos(one)
-        mixed = scores.mixed_contrasts(one, methods)
+        mixed = scores.mixed_contrasts(one, methods, mixed_slopes)
         pair = scores.participant_pair_tests(one, methods)
         screening = rater_screening(one, rater_min_r)
         reasons = support.rating_reasons(one, methods)

@@ -275,6 +275,13 @@ def test_cli_simulate_from_paper_then_analyze(tmp_path, capsys):
     assert summary["compare_paper"]["pearson_r"] == pytest.approx(1.0)
     omnibus = {o["scope"]: o for o in summary["omnibus"]}
     assert omnibus["all blocks"]["mean_diff"] == pytest.approx(_paper_effect(paper), abs=1e-9)
+    # --mixed-slopes lrt: the participant slopes (variance 0 in these data) are dropped and the report says so
+    assert summary["mixed_model"]["selection"] == "maximal"
+    assert main(["analyze", str(csv), "--out", str(tmp_path / "lrt"), "--mixed-slopes", "lrt"]) == 0
+    selected = json.loads((tmp_path / "lrt" / "summary.json").read_text())["mixed_model"]
+    assert selected["selection"] == "lrt" and "participant:method" not in selected["formula"]
+    assert "the participant:method variance is not supported (likelihood ratio p = " in selected["fallback"]
+    assert selected["fallback"] in (tmp_path / "lrt" / "report.md").read_text()
 
     # Negative control: a perturbed table (block a's methods swapped) simulated the same way and
     # analysed against the paper's table: exactly the swapped cells differ, by the paper's own

@@ -36,6 +36,7 @@ for (i in 1:(k - 1)) for (j in (i + 1):k) {
   out <- rbind(out, data.frame(kind = "contrast", name = paste(levels(d$method)[i], levels(d$method)[j], sep = "-"),
                                estimate = ct$Estimate, se = ct$"Std. Error", df = ct$df, p = ct$"Pr(>|t|)"))
 }
+out <- rbind(out, data.frame(kind = "deviance", name = "REML", estimate = REMLcrit(m), se = NA, df = NA, p = NA))
 out$singular <- isSingular(m)
 write.csv(out, stdout(), row.names = FALSE)
 """
@@ -111,9 +112,11 @@ def test_fit_agrees_with_lme4_and_lmertest(tmp_path, structure, participants, it
                     compared += 1
     assert compared == (12 if structure == "maximal" else 4)  # 2 x (3 variances + 3 covariances); 4 variances
     assert fit.sigma2 == pytest.approx(variances["Residual/NA/NA"], abs=5e-3)
+    # the REML criterion itself (what the slope selection's likelihood ratios are made of)
+    assert fit.deviance == pytest.approx(r.loc[r["kind"] == "deviance", "estimate"].iloc[0], abs=1e-3)
     if structure != "maximal":
         return
-    ours = fit_methods(data, methods)
+    ours = fit_methods(data, methods, selection="maximal")
     contrasts = r[r["kind"] == "contrast"].set_index("name")
     assert ours["formula"] == fit.formula and not ours["fallback"]
     for row in ours["contrasts"].itertuples():  # the report's own entry point: every pair, as contest()
@@ -140,7 +143,7 @@ def test_equal_methods_with_rater_by_method_variance_keep_the_level():
 
 def test_a_singular_maximal_model_says_what_was_fitted_instead():
     data = planted(12, ("a", "b", "c"), 6, 0.0, 3)  # no rater x method variance: slopes have nothing to fit
-    result = fit_methods(data, ["a", "b", "c"])
+    result = fit_methods(data, ["a", "b", "c"], selection="maximal")
     assert result["formula"] == ("rating ~ method + (1 | participant) + (1 | participant:method) + (1 | item) "
                                  "+ (1 | item:method)")
     assert "is singular" in result["fallback"] and "fitted" in result["fallback"]
@@ -151,6 +154,51 @@ def test_a_singular_maximal_model_says_what_was_fitted_instead():
 
 def test_too_few_items_for_the_maximal_covariance_go_straight_to_the_simpler_model():
     data = planted(8, ("a", "b", "c"), 3, 0.5, 4)  # 3 items cannot carry a 3 x 3 item covariance
-    result = fit_methods(data, ["a", "b", "c"])
+    result = fit_methods(data, ["a", "b", "c"], selection="maximal")
     assert result["formula"].endswith("(1 | item) + (1 | item:method)")
     assert "cannot be estimated from 3 items" in result["fallback"]
+
+
+def test_slope_selection_keeps_what_the_data_support_and_drops_the_rest():
+    """Matuschek et al. (2017): a slope term stays when a REML likelihood ratio at 0.2 supports
+    it.  Planted without any slope variance both method slopes go (the fit is the intercepts
+    model, and its contrasts are that model's); planted with strong rater x method and item x
+    method variance both stay; the note names each dropped term with its p."""
+    methods = ["a", "b", "c"]
+    dropped = {"participant": 0, "item": 0}
+    both = None
+    for seed in range(20):  # no slope variance: each term should go in ~80-90% of the sets
+        flat = planted(12, tuple(methods), 6, 0.0, 300 + seed)
+        result = fit_methods(flat, methods, selection="lrt")
+        assert result["selection"] == "lrt"
+        for group in dropped:
+            gone = f"the {group}:method variance is not supported (likelihood ratio p = " in result["fallback"]
+            assert gone == (f"{group}:method" not in result["formula"] and f"| {group})" in result["formula"])
+            dropped[group] += gone
+        if result["formula"] == "rating ~ method + (1 | participant) + (1 | item)":
+            both = (flat, result)
+    assert min(dropped.values()) >= 14, dropped
+    flat, result = both  # the fit is then the intercepts model, contrasts and all
+    intercepts = method_model(flat, methods, "intercepts").fit()
+    assert result["contrasts"]["estimate"].iloc[0] == pytest.approx(-intercepts.beta[1], abs=1e-8)
+    assert result["contrasts"]["se"].iloc[0] == pytest.approx(np.sqrt(intercepts.cov_beta[1, 1]), rel=1e-6)
+
+    strong = planted(20, tuple(methods), 8, 1.0, 6, item_method_sd=1.0)
+    kept = fit_methods(strong, methods, selection="lrt")
+    assert "(1 | participant:method)" in kept["formula"] or "(0 + method | participant)" in kept["formula"]
+    assert "(1 | item:method)" in kept["formula"] or "(0 + method | item)" in kept["formula"]
+    with pytest.raises(ValueError, match="selection must be one of maximal, lrt"):
+        fit_methods(strong, methods, selection="aic")
+    assert fit_methods(strong, methods)["selection"] == "maximal"  # the default keeps every slope
+
+
+def test_the_likelihood_ratio_is_the_reml_deviance_difference():
+    """By hand: the cs model against itself without the item slopes, chi-square on 1 df."""
+    from stylestudy.analysis.lmm import _lrt_p
+
+    data = planted(10, ("a", "b"), 6, 0.3, 11, item_method_sd=0.3)
+    full = method_model(data, ["a", "b"], "cs").fit(satterthwaite=False)
+    reduced = method_model(data, ["a", "b"], "cs", slopes=("participant",)).fit(satterthwaite=False)
+    assert reduced.formula.endswith("(1 | participant:method) + (1 | item)")
+    assert len(full.theta) - len(reduced.theta) == 1 and reduced.deviance >= full.deviance - 1e-6
+    assert _lrt_p(reduced, full) == pytest.approx(sps.chi2.sf(max(reduced.deviance - full.deviance, 0), 1))

@@ -71,7 +71,7 @@ def _old_mixed(data: pd.DataFrame, methods: list[str], against: str | None = Non
 
 
 def one_study(kind: str, runs: dict, participants: int, rm_sd: float, seed: int,
-              mixed: bool = True) -> dict[str, list[float]]:
+              mixed: bool = True, selection: str = "maximal") -> dict[str, list[float]]:
     """p-values of every comparison under H0: headline, and (``mixed``) the mixed model and the
     old mixed model."""
     from stylestudy.analysis import preference, preference_tests, scores
@@ -87,7 +87,7 @@ def one_study(kind: str, runs: dict, participants: int, rm_sd: float, seed: int,
         headline = [paired_test(participant_differences(frame).to_numpy(float), effect_cis=False)["p"]]  # omnibus
         if not mixed:
             return {"headline": headline}
-        mixed = [float(mixed_model(frame)["p"])]
+        mixed = [float(mixed_model(frame, selection)["p"])]
         data = frame.assign(cell=frame["block"] + frame["row"].astype(str) + frame["column"].astype(str))
         old = _old_mixed(data.rename(columns={"participant_id": "participant", "cell": "item"}), ["normalized", "baseline"])
         return {"headline": headline, "mixed": mixed, "old mixed": old}
@@ -107,7 +107,7 @@ def one_study(kind: str, runs: dict, participants: int, rm_sd: float, seed: int,
     if not mixed:
         return {"headline": headline}
     data = one.rename(columns={"participant_id": "participant", "row_label": "item"})
-    fit = fit_methods(data, methods)
+    fit = fit_methods(data, methods, selection=selection)
     contrasts = fit["contrasts"]
     if kind == "paired":  # the comparisons the design is about: each method against the reference
         contrasts = contrasts[(contrasts["a"] == methods[0]) | (contrasts["b"] == methods[0])]
@@ -119,7 +119,7 @@ PROTOCOLS = ("table1", "acr", "paired", "pairwise")
 
 
 def false_positive_table(runs: dict, sims: int, protocols: tuple[str, ...] = PROTOCOLS,
-                         mixed_sims: int | None = None) -> pd.DataFrame:
+                         mixed_sims: int | None = None, selection: str = "maximal") -> pd.DataFrame:
     """The mixed models (slow: several REML fits each) run on the first ``mixed_sims`` studies."""
     mixed_sims = sims if mixed_sims is None else mixed_sims
     rows = []
@@ -129,7 +129,8 @@ def false_positive_table(runs: dict, sims: int, protocols: tuple[str, ...] = PRO
                 t0 = time.perf_counter()
                 pooled: dict[str, list[float]] = {}
                 for s in range(sims):
-                    for name, ps in one_study(kind, runs, participants, rm_sd, 10_000 + s, s < mixed_sims).items():
+                    for name, ps in one_study(kind, runs, participants, rm_sd, 10_000 + s, s < mixed_sims,
+                                                    selection).items():
                         pooled.setdefault(name, []).extend(ps)
                 row = {"protocol": kind, "participants": participants, "rater x method sd": rm_sd, "studies": sims}
                 for name, ps in pooled.items():
@@ -183,13 +184,16 @@ def main() -> None:
     parser.add_argument("--sims", type=int, default=500)
     parser.add_argument("--coverage-sims", type=int, default=500)
     parser.add_argument("--mixed-sims", type=int, default=None, help="studies the mixed models run on (default --sims)")
+    parser.add_argument("--selection", choices=("maximal", "lrt"), default="maximal",
+                        help="the mixed model's random slopes: all kept (default) or selected by likelihood ratio")
     parser.add_argument("--protocols", default=",".join(PROTOCOLS), help="a subset, e.g. table1,acr (to split runs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         runs = _runs(Path(tmp))
         coverage = pd.concat([mos_coverage(runs, args.coverage_sims, rm) for rm in (0.0, 0.5)]) \
             if args.coverage_sims else pd.DataFrame()
-        fpr = false_positive_table(runs, args.sims, tuple(args.protocols.split(",")), args.mixed_sims) \
+        fpr = false_positive_table(runs, args.sims, tuple(args.protocols.split(",")), args.mixed_sims,
+                                   args.selection) \
             if args.sims else pd.DataFrame()
     pd.set_option("display.width", 200)
     print("\nFalse-positive rates under H0 (alpha = 0.05):")
