@@ -17,9 +17,11 @@ milliseconds.  Starting from zero every time, the fit is a deterministic functio
 whoever derives it from the same database gets the same posterior.
 
 ``expected_gain``: the information a comparison of ``i`` and ``j`` in an item is expected to give
-about the scores (the mutual information between its outcome and ``s``, as in BALD / ASAP's
-expected KL divergence), from the Gaussian posterior of ``d = s_ki − s_kj`` by Gauss–Hermite
-quadrature.
+(the mutual information between its outcome and the target, as in BALD / ASAP's expected KL
+divergence), from the Gaussian posterior of ``d = s_ki − s_kj`` by Gauss–Hermite quadrature.  The
+target is either every score ``s`` (``"items"``) or the methods' mean scores over the study's items,
+``s̄_i = mean_k s_ki`` (``"methods"``: what the ranking reports); for the latter only the part of
+``d`` that ``s̄`` determines counts, the rest (that item's own deviations) is noise to it.
 """
 
 from __future__ import annotations
@@ -31,17 +33,22 @@ import numpy as np
 from scipy.special import entr, log_ndtr, ndtr
 
 SIGMA = 1.0 / 0.6744897501960817  # 1 / Φ⁻¹(0.75): 1 JOD = 75% preference
-METHOD_SD = 2.0  # JOD: prior spread of the study-level method scores
+# JOD: prior spread of the study-level method scores.  1 JOD puts 95% of method differences within
+# ±2.8 JOD (preferred up to 97.5% of the time); a wider prior (it was 2) lets one early answer move a
+# difference by ~2 JOD, and adaptive sampling then avoids those pairs while the scale is inflated.
+METHOD_SD = 1.0
 ITEM_SD = 0.5  # JOD: prior spread of a method's item scores around its study-level score
 LEVEL_Z = 1.959963984540054  # 95% intervals
-_NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(12)  # exact to ~1e-6 nats for these smooth integrands
+_NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(12)  # ~1e-6 nats up to the prior's Var d = 2.5 JOD²
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 
 
 @dataclass
 class Posterior:
     """``mean[k, i]``, ``cov[k, i, j]`` of item k's method scores; ``method_mean[i]``,
-    ``method_cov`` of the study-level scores q (JOD); ``comparisons``: how many were counted."""
+    ``method_cov`` of the study-level scores q (JOD); ``comparisons``: how many were counted;
+    ``item_mean_cov`` = Var(s̄) and ``item_mean_cross[k, i, l]`` = Cov(s_ki, s̄_l), s̄ = the mean
+    over items of s (the gain's ``"methods"`` target)."""
 
     mean: np.ndarray
     cov: np.ndarray
@@ -49,6 +56,8 @@ class Posterior:
     method_cov: np.ndarray
     comparisons: float
     cross_cov: np.ndarray | None = None  # cross_cov[k, i, l] = Cov(s_ki, q_l)
+    item_mean_cov: np.ndarray | None = None
+    item_mean_cross: np.ndarray | None = None
 
 
 def _mills(z: np.ndarray) -> np.ndarray:
@@ -102,21 +111,25 @@ def fit(wins: np.ndarray, tol: float = 1e-10, max_iter: int = 100) -> Posterior:
     # Cov(s_k) = A_k⁻¹ + A_k⁻¹ S⁻¹ A_k⁻¹ / ITEM_SD⁴ (the block inverse over q)
     cross_cov = a_inv @ method_cov / ITEM_SD**2  # Cov(s_k, q) = A_k⁻¹ S⁻¹ / ITEM_SD²
     cov = a_inv + cross_cov @ a_inv / ITEM_SD**2
+    # Cov(s_k, s_l) = δ_kl A_k⁻¹ + A_k⁻¹ S⁻¹ A_l⁻¹ / ITEM_SD⁴: summed over l, with B = Σ_l A_l⁻¹
+    b = a_inv.sum(0)
+    mean_cross = (a_inv + cross_cov @ b / ITEM_SD**2) / n
+    mean_cov = (b + b @ method_cov @ b / ITEM_SD**4) / n**2
     return Posterior(mean=s, cov=cov, method_mean=q, method_cov=method_cov, comparisons=float(wins.sum()),
-                     cross_cov=cross_cov)
+                     cross_cov=cross_cov, item_mean_cov=mean_cov, item_mean_cross=mean_cross)
 
 
 def pair_moments(post: Posterior, i: np.ndarray, j: np.ndarray,
-                 explained: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                 target: str = "items") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """For every item (rows) and listed pair (columns) the mean and variance of ``d = s_i − s_j``
-    and, with ``explained``, the part of that variance the study-level scores q explain (Var E[d | q])."""
+    and, for ``target = "methods"``, the part of that variance the methods' mean scores s̄
+    determine (Var E[d | s̄]); None for ``"items"`` (all of it)."""
     mu = post.mean[:, i] - post.mean[:, j]
     var = np.maximum(post.cov[:, i, i] + post.cov[:, j, j] - 2 * post.cov[:, i, j], 1e-12)
-    if not explained:
+    if target == "items":
         return mu, var, None
-    c = post.cross_cov[:, i, :] - post.cross_cov[:, j, :]  # Cov(d, q): items x pairs x m
-    precision = np.linalg.inv(post.method_cov)
-    explained = np.einsum("kpl,lm,kpm->kp", c, precision, c)
+    c = post.item_mean_cross[:, i, :] - post.item_mean_cross[:, j, :]  # Cov(d, s̄): items x pairs x m
+    explained = np.einsum("kpl,lm,kpm->kp", c, np.linalg.inv(post.item_mean_cov), c)
     return mu, var, np.clip(explained, 1e-12, var)
 
 
@@ -128,8 +141,8 @@ def expected_gain(mu: np.ndarray, var: np.ndarray, explained: np.ndarray | None 
                   pending: np.ndarray | float = 0.0) -> np.ndarray:
     """Expected information (nats) of one more comparison of a pair whose difference d has
     posterior ``N(mu, var)``: I(y; θ) = H(E[p]) − E_θ[H(p(y | θ))].  θ = d itself (the item's
-    scores) by default; with ``explained`` = Var E[d | q], θ = the study-level scores q, and the
-    rest of ``var`` is noise a comparison cannot remove.  ``pending``: comparisons of the pair
+    scores) by default; with ``explained`` = Var E[d | θ] for another target θ (the methods' mean
+    scores), the rest of ``var`` is noise to θ, added to the comparison's own.  ``pending``: comparisons of the pair
     already handed out but not answered; each is taken to shrink the explained variance by its
     expected Fisher information first, so a pair in flight to others is worth less (not nothing)."""
     explained = var if explained is None else explained
