@@ -6,7 +6,8 @@ answered comparison (``evalserver.adaptive_store`` keeps them in the database) t
 the Thurstone posterior of ``evalserver.pairwise_posterior`` over every (item, method) score and
 hands the participant the pair with the largest expected information gain about the target
 (``[protocol] adaptive_target``: ``"methods"``, the methods' mean scores over the items, which the
-ranking reports; or ``"items"``, every (item, method) score as in ASAP), skipping pairs this
+ranking reports; or ``"items"``, every (item, method) score as in ASAP) or, for ``"ranking"``,
+the most method pairs it is expected to put in the right order, skipping pairs this
 participant was already shown and discounting pairs in flight to others (each counts as one
 expected answer).  Ties in gain are broken by a random generator seeded with the participant's
 seed and trial, so the choice is a deterministic function of the database.
@@ -25,7 +26,7 @@ from itertools import combinations
 import numpy as np
 
 from stylestudy.engine.study.manifest import StudyManifest
-from stylestudy.evalserver.pairwise_posterior import Posterior, expected_gain, fit, pair_moments, ranking
+from stylestudy.evalserver.pairwise_posterior import Posterior, expected_gain, fit, pair_moments, ranking, ranking_gain
 
 TIE_TOLERANCE = 1e-9  # gains this close (relative) count as equal
 
@@ -33,7 +34,7 @@ TIE_TOLERANCE = 1e-9  # gains this close (relative) count as equal
 @dataclass(frozen=True)
 class Design:
     """Which items and methods the sampler chooses among (every cell that all methods filled) and
-    what its gain is about (``target``: ``"methods"`` or ``"items"``)."""
+    what its gain is about (``target``: ``"methods"``, ``"items"`` or ``"ranking"``)."""
 
     items: tuple[str, ...]
     methods: tuple[str, ...]
@@ -86,12 +87,13 @@ class Design:
 def gains(design: Design, post: Posterior, in_flight: Mapping[tuple[int, int, int], int] | None = None) -> np.ndarray:
     """Expected information gain of every (item, method pair): rows items, columns ``design.pairs``."""
     i, j = design.pairs
-    mu, var, explained = pair_moments(post, i, j, design.target)
-    pending = np.zeros_like(mu)
+    pending = np.zeros((len(design.items), len(i)))
     column = {(a, b): c for c, (a, b) in enumerate(zip(i.tolist(), j.tolist()))}
     for (k, a, b), n in (in_flight or {}).items():
         pending[k, column[(a, b)]] += n
-    return expected_gain(mu, var, explained, pending)
+    if design.target == "ranking":
+        return ranking_gain(post, i, j, pending)
+    return expected_gain(*pair_moments(post, i, j, design.target), pending)
 
 
 def choose(design: Design, post: Posterior, shown: Iterable[tuple[int, int, int]],

@@ -22,6 +22,8 @@ divergence), from the Gaussian posterior of ``d = s_ki − s_kj`` by Gauss–Her
 target is either every score ``s`` (``"items"``) or the methods' mean scores over the study's items,
 ``s̄_i = mean_k s_ki`` (``"methods"``: what the ranking reports); for the latter only the part of
 ``d`` that ``s̄`` determines counts, the rest (that item's own deviations) is noise to it.
+``ranking_gain``: not information but the expected number of method pairs a comparison puts
+in the right order (for ``"ranking"``, the order the study reports).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
-from scipy.special import entr, log_ndtr, ndtr
+from scipy.special import entr, log_ndtr, ndtr, owens_t
 
 SIGMA = 1.0 / 0.6744897501960817  # 1 / Φ⁻¹(0.75): 1 JOD = 75% preference
 # JOD: prior spread of the study-level method scores.  1 JOD puts 95% of method differences within
@@ -155,6 +157,35 @@ def expected_gain(mu: np.ndarray, var: np.ndarray, explained: np.ndarray | None 
     d = mu[..., None] + np.sqrt(2 * explained)[..., None] * _NODES
     conditional = (_entropy(ndtr(d / noise[..., None])) * _WEIGHTS).sum(-1) / np.sqrt(np.pi)
     return np.maximum(_entropy(predictive) - conditional, 0.0)
+
+
+def _misordered(mean: np.ndarray, sd2: np.ndarray, shift2: np.ndarray) -> np.ndarray:
+    """P(the sign of a difference Δ ~ N(mean, sd2) differs from that of its posterior mean once
+    data have moved that mean by N(0, shift2)): an orthant probability of the pair (new mean, Δ),
+    correlation ρ = √(shift2 / sd2), in closed form by Owen's T: 2 T(mean / √sd2, √(1 − ρ²) / ρ)."""
+    shift2 = np.clip(shift2, 1e-300, sd2)
+    return 2 * owens_t(mean / np.sqrt(sd2), np.sqrt((sd2 - shift2) / shift2))
+
+
+def ranking_gain(post: Posterior, i: np.ndarray, j: np.ndarray, pending: np.ndarray | float = 0.0) -> np.ndarray:
+    """The expected number of method pairs (of all i < j) that one more comparison of each listed
+    pair in each item puts in the right order: the drop in the Bayes risk of the Kendall
+    distance between the ranking of the methods' mean scores s̄ and the truth.  A comparison with
+    expected Fisher information F about d moves E[s̄] by N(0, c cᵀ F / (1 + F Var d)), c =
+    Cov(s̄, d).  This risk is not concave in the data (the marginal value of a comparison can
+    grow), so a pair in flight to n others gets a plain 1 / (1 + n) share: it spreads them out."""
+    mu, var, _ = pair_moments(post, i, j)
+    z = mu / np.sqrt(SIGMA**2 + var)
+    fisher = np.exp(-z * z - 2 * _LOG_SQRT_2PI) / np.clip(ndtr(z) * ndtr(-z), 1e-300, None) / (SIGMA**2 + var)
+    c = post.item_mean_cross[:, i, :] - post.item_mean_cross[:, j, :]
+    c2 = (c[:, :, i] - c[:, :, j]) ** 2  # items x listed pairs x method pairs: Cov(s̄_a − s̄_b, d)²
+    centre = post.mean.mean(0)
+    diff = centre[i] - centre[j]
+    m = post.item_mean_cov
+    sd2 = m[i, i] + m[j, j] - 2 * m[i, j]
+    now = ndtr(-np.abs(diff) / np.sqrt(sd2))
+    after = _misordered(diff, sd2, c2 * (fisher / (1 + fisher * var))[..., None])
+    return (now - after).sum(-1) / (1.0 + np.asarray(pending))
 
 
 @dataclass

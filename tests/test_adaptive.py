@@ -124,6 +124,27 @@ def test_the_study_file_picks_the_target_and_the_methods_gain_never_exceeds_the_
     assert (gains(methods, post) < gains(items, post)).all()
 
 
+def test_ranking_gain_by_hand():
+    """``adaptive_target = "ranking"``: with one item and two methods, before any answer, the
+    difference Δ ~ N(0, V) is misordered with probability ½; one comparison (Fisher information
+    F = 2 / (π (σ² + V)) at 0) moves its mean by N(0, w²), w² = V² F / (1 + F V), and then it is
+    misordered with probability ½ − arcsin(w / √V) / π (the orthant probability of correlation
+    w / √V): the gain is arcsin(w / √V) / π.  A pair in flight to 2 others gets a third; a settled
+    pair puts nothing in order."""
+    from stylestudy.evalserver import pairwise_posterior as pp
+
+    i, j = np.array([0]), np.array([1])
+    post = pp.fit(np.zeros((1, 2, 2)))
+    v = 2 * (pp.METHOD_SD**2 + pp.ITEM_SD**2)
+    f = 2 / (np.pi * (pp.SIGMA**2 + v))
+    w = np.sqrt(v * v * f / (1 + f * v))
+    gain = pp.ranking_gain(post, i, j)[0, 0]
+    assert np.isclose(gain, np.arcsin(w / np.sqrt(v)) / np.pi, rtol=1e-9)
+    assert np.isclose(pp.ranking_gain(post, i, j, np.array([[2.0]]))[0, 0], gain / 3)
+    settled = pp.fit(np.array([[[0.0, 60.0], [0.0, 0.0]]]))
+    assert pp.ranking_gain(settled, i, j)[0, 0] < 1e-3 * gain
+
+
 def test_stop_rules_by_hand():
     """``separated`` holds once every adjacent pair's 95% interval excludes 0 (a clear record,
     not an empty one); ``comparisons:N`` once N answers are counted (a tie counts as one)."""
@@ -439,7 +460,7 @@ def _answered(run, db_url):
     ({"kind": "pairwise", "stop_when": ["separated"]}, "add sampling = \"adaptive\""),
     ({"kind": "pairwise", "sampling": "adaptive", "stop_when": ["comparisons:0"]}, "unknown rule"),
     ({"kind": "pairwise", "adaptive_target": "items"}, "steers adaptive sampling"),
-    ({"kind": "pairwise", "sampling": "adaptive", "adaptive_target": "both"}, "must be one of methods, items"),
+    ({"kind": "pairwise", "sampling": "adaptive", "adaptive_target": "both"}, "must be one of methods, items, ranking"),
 ])
 def test_bad_sampling_settings_are_one_line_errors(tmp_path, settings, message):
     from stylestudy.engine.study.errors import StyleStudyError

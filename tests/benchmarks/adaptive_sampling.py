@@ -156,15 +156,18 @@ def accuracy(args: argparse.Namespace) -> None:
         for ev, goal in GOALS:
             name = f"{ev}: " + (f"Kendall tau >= {TAU_GOAL}" if goal == "tau" else f"RMSE <= {RMSE_GOAL} JOD")
             pairs = [(b[ev, goal], a[ev, goal]) for _, b, a in rows if b[ev, goal] is not None and a[ev, goal] is not None]
-            missing = len(rows) - len(pairs)
+            only = {"adaptive": sum(b[ev, goal] is None and a[ev, goal] is not None for _, b, a in rows),
+                    "balanced": sum(b[ev, goal] is not None and a[ev, goal] is None for _, b, a in rows)}
+            left_out = (f"; left out: {only['adaptive']} seed(s) reached by adaptive only, {only['balanced']} by "
+                        f"balanced only, {len(rows) - len(pairs) - sum(only.values())} by neither")
             if not pairs:
-                print(f"{name}: not reached within the cap by both samplers in any seed")
+                print(f"{name}: no seed reached by both samplers within the cap" + left_out)
                 continue
             bal, ada = np.array(pairs, dtype=float).T
             print(f"{name}: balanced median {np.median(bal):.0f} (mean {bal.mean():.0f}), adaptive median "
                   f"{np.median(ada):.0f} (mean {ada.mean():.0f}); ratio adaptive/balanced median "
                   f"{np.median(ada / bal):.2f}, mean {np.mean(ada / bal):.2f} over {len(pairs)} seeds"
-                  + (f"; {missing} seed(s) not reached by one or both within the cap, left out" if missing else ""))
+                  + (left_out if len(pairs) < len(rows) else ""))
 
 
 def selection_time(sizes: list[tuple[int, int]], repeats: int = 200) -> None:
@@ -183,11 +186,11 @@ def selection_time(sizes: list[tuple[int, int]], repeats: int = 200) -> None:
               f"p99 {times[int(0.99 * (len(times) - 1))]:6.2f} ms")
 
 
-def server_side(participants: int, rounds: int, db_url: str | None, label: str) -> None:
+def server_side(participants: int, rounds: int, db_url: str | None, label: str, target: str = "methods") -> None:
     from stylestudy.evalserver.app import create_app
 
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = make_run(Path(tmp), 10, 50, sampling="adaptive", pairs_per_participant=rounds)
+        manifest = make_run(Path(tmp), 10, 50, sampling="adaptive", pairs_per_participant=rounds, adaptive_target=target)
         app = create_app(manifest.run_dir, db_url, admin_token="bench")
         clients = []
         for p in range(participants):
@@ -208,7 +211,8 @@ def server_side(participants: int, rounds: int, db_url: str | None, label: str) 
                                                          "response_ms": [500]})
         times.sort()
         cpu.sort()
-        print(f"server ({label}, 10 methods x 50 items, {participants} participants, {rounds} rounds): "
+        print(f"server ({label}, adaptive_target = {target}, 10 methods x 50 items, {participants} participants, "
+              f"{rounds} rounds): "
               f"GET /api/state assigning a pair: wall p50 {statistics.median(times):.1f} ms, "
               f"p99 {times[int(0.99 * (len(times) - 1))]:.1f} ms; this process's CPU time p50 "
               f"{statistics.median(cpu):.1f} ms, p99 {cpu[int(0.99 * (len(cpu) - 1))]:.1f} ms "
@@ -224,8 +228,8 @@ def main() -> None:
     parser.add_argument("--spread", type=float, default=3.0, help="JOD range of the planted method qualities")
     parser.add_argument("--trials", type=int, default=28, help="trials per participant")
     parser.add_argument("--participants", type=int, default=120, help="cap per simulated study")
-    parser.add_argument("--target", choices=("methods", "items"), default="methods",
-                        help="[protocol] adaptive_target of the adaptive sampler")
+    parser.add_argument("--target", choices=("methods", "items", "ranking"), default="methods",
+                        help="[protocol] adaptive_target of the adaptive sampler (accuracy, selection time, server)")
     parser.add_argument("--server-participants", type=int, default=200)
     parser.add_argument("--server-rounds", type=int, default=10)
     parser.add_argument("--postgres", action="store_true", help="also measure the server on a throwaway PostgreSQL")
@@ -236,13 +240,13 @@ def main() -> None:
         accuracy(args)
     selection_time([(4, 10), (8, 20), (10, 50), (16, 50), (10, 200), (20, 100)])
     if not args.skip_server:
-        server_side(args.server_participants, args.server_rounds, None, "SQLite")
+        server_side(args.server_participants, args.server_rounds, None, "SQLite", args.target)
         if args.postgres:
             from tests.conftest import PostgresServer
 
             pg = PostgresServer().start()
             try:
-                server_side(args.server_participants, args.server_rounds, pg.new_database(), "PostgreSQL")
+                server_side(args.server_participants, args.server_rounds, pg.new_database(), "PostgreSQL", args.target)
             finally:
                 pg.cleanup()
 
