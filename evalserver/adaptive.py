@@ -158,12 +158,14 @@ def stop_reasons(rules: list[str], design: Design, post: Posterior) -> list[str]
 
 def summary(design: Design, post: Posterior, in_flight: Mapping[tuple[int, int, int], int], rules: list[str]) -> dict:
     """What the admin sees: the ranking with 95% intervals, adjacent differences, the best next
-    comparison's expected gain (nats) and which stop rules hold."""
+    comparison's expected gain (nats; method pairs for "ranking") and which stop rules hold."""
     rank = ranking(post, list(design.methods))
     g = gains(design, post, in_flight)
     return {"comparisons": post.comparisons, "possible": design.size, "items": len(design.items),
             "ranking": rank.rows(), "adjacent": rank.adjacent(),
-            "next_gain": float(g.max()) if g.size else 0.0, "in_flight": int(sum(in_flight.values())),
+            "next_gain": float(g.max()) if g.size else 0.0,
+            "gain_unit": "method pairs put in order" if design.target == "ranking" else "nats",
+            "in_flight": int(sum(in_flight.values())),
             "stop_when": list(rules), "stop_met": stop_reasons(rules, design, post)}
 
 

@@ -112,7 +112,7 @@ def test_the_study_file_picks_the_target_and_the_methods_gain_never_exceeds_the_
     a function of all scores, so a comparison can teach no more about them (data processing):
     with several items every pair's gain is smaller, and the choices may differ."""
     from stylestudy.engine.study.manifest import StudyManifest
-    from stylestudy.evalserver.adaptive import Design, gains
+    from stylestudy.evalserver.adaptive import Design, gains, summary
     from stylestudy.evalserver.pairwise_posterior import fit
 
     run = _adaptive_run(import_source, tmp_path, adaptive_target="items")
@@ -122,6 +122,9 @@ def test_the_study_file_picks_the_target_and_the_methods_gain_never_exceeds_the_
     items = Design(methods.items, methods.methods, "items")
     post = fit(np.random.default_rng(5).poisson(1.0, (4, 4, 4)) * (1 - np.eye(4)))
     assert (gains(methods, post) < gains(items, post)).all()
+    rank = Design(methods.items, methods.methods, "ranking")
+    assert summary(rank, post, {}, [])["gain_unit"] == "method pairs put in order"
+    assert summary(methods, post, {}, [])["gain_unit"] == "nats"
 
 
 def test_ranking_gain_by_hand():

@@ -1,7 +1,7 @@
 """Adaptive vs balanced pairwise sampling: comparisons needed, and the time a selection takes.
 
     python -m tests.benchmarks.adaptive_sampling [--seeds 10] [--methods 8] [--items 20]
-        [--participants 120] [--target methods|items] [--server-participants 200]
+        [--participants 120] [--target methods|items|ranking] [--server-participants 200]
         [--skip-accuracy] [--skip-server]
 
 1. Accuracy (``--seeds`` simulated studies per sampler).  Planted Thurstone Case V scores in JOD:
@@ -18,7 +18,8 @@
    (item, method) scores against the planted ones (RMSE over all of them, Kendall τ = the mean
    over items of each item's τ; ASAP's view, every condition ranked).  Printed: comparisons
    until Kendall τ ≥ 0.9 and until RMSE ≤ 0.3 JOD hold from then on, per seed, with the ratio
-   adaptive / balanced (goal ≤ 0.5).
+   adaptive / balanced (goal ≤ 0.5): its median and mean over the seeds both samplers reached,
+   and each sampler's median over all seeds with a seed not reached counting as beyond the cap.
 2. Selection time per trial as methods × items grow (the posterior fit and the choice, in
    process, random counts), median and p99.
 3. Server side: a real app (Flask test client, SQLite; PostgreSQL too with ``--postgres``) with
