@@ -4,7 +4,10 @@
 within an item (the methods' images of one content/style cell).  From the counts of every
 answered comparison (``evalserver.adaptive_store`` keeps them in the database) the server fits
 the Thurstone posterior of ``evalserver.pairwise_posterior`` over every (item, method) score and
-hands the participant the pair with the largest expected information gain, skipping pairs this
+hands the participant the pair with the largest expected information gain about the target
+(``[protocol] adaptive_target``: ``"methods"``, the methods' mean scores over the items, which the
+ranking reports; or ``"items"``, every (item, method) score as in ASAP) or, for ``"ranking"``,
+the most method pairs it is expected to put in the right order, skipping pairs this
 participant was already shown and discounting pairs in flight to others (each counts as one
 expected answer).  Ties in gain are broken by a random generator seeded with the participant's
 seed and trial, so the choice is a deterministic function of the database.
@@ -23,24 +26,25 @@ from itertools import combinations
 import numpy as np
 
 from stylestudy.engine.study.manifest import StudyManifest
-from stylestudy.evalserver.pairwise_posterior import Posterior, expected_gain, fit, pair_moments, ranking
+from stylestudy.evalserver.pairwise_posterior import Posterior, expected_gain, fit, pair_moments, ranking, ranking_gain
 
 TIE_TOLERANCE = 1e-9  # gains this close (relative) count as equal
-TARGET = "items"  # gain about every (item, method) score ("items", ASAP's criterion) or only the methods' q ("methods")
 
 
 @dataclass(frozen=True)
 class Design:
-    """Which items and methods the sampler chooses among: every cell that all methods filled."""
+    """Which items and methods the sampler chooses among (every cell that all methods filled) and
+    what its gain is about (``target``: ``"methods"``, ``"items"`` or ``"ranking"``)."""
 
     items: tuple[str, ...]
     methods: tuple[str, ...]
+    target: str = "methods"
 
     @classmethod
     def from_manifest(cls, manifest: StudyManifest) -> Design:
         methods = tuple(manifest.methods)
         items = tuple(sorted(cell for cell, members in manifest.cells.items() if len(members) == len(methods)))
-        return cls(items, methods)
+        return cls(items, methods, manifest.protocol.adaptive_target)
 
     @cached_property
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -83,12 +87,13 @@ class Design:
 def gains(design: Design, post: Posterior, in_flight: Mapping[tuple[int, int, int], int] | None = None) -> np.ndarray:
     """Expected information gain of every (item, method pair): rows items, columns ``design.pairs``."""
     i, j = design.pairs
-    mu, var, explained = pair_moments(post, i, j, explained=TARGET == "methods")
-    pending = np.zeros_like(mu)
+    pending = np.zeros((len(design.items), len(i)))
     column = {(a, b): c for c, (a, b) in enumerate(zip(i.tolist(), j.tolist()))}
     for (k, a, b), n in (in_flight or {}).items():
         pending[k, column[(a, b)]] += n
-    return expected_gain(mu, var, explained, pending)
+    if design.target == "ranking":
+        return ranking_gain(post, i, j, pending)
+    return expected_gain(*pair_moments(post, i, j, design.target), pending)
 
 
 def choose(design: Design, post: Posterior, shown: Iterable[tuple[int, int, int]],
@@ -153,12 +158,14 @@ def stop_reasons(rules: list[str], design: Design, post: Posterior) -> list[str]
 
 def summary(design: Design, post: Posterior, in_flight: Mapping[tuple[int, int, int], int], rules: list[str]) -> dict:
     """What the admin sees: the ranking with 95% intervals, adjacent differences, the best next
-    comparison's expected gain (nats) and which stop rules hold."""
+    comparison's expected gain (nats; method pairs for "ranking") and which stop rules hold."""
     rank = ranking(post, list(design.methods))
     g = gains(design, post, in_flight)
     return {"comparisons": post.comparisons, "possible": design.size, "items": len(design.items),
             "ranking": rank.rows(), "adjacent": rank.adjacent(),
-            "next_gain": float(g.max()) if g.size else 0.0, "in_flight": int(sum(in_flight.values())),
+            "next_gain": float(g.max()) if g.size else 0.0,
+            "gain_unit": "method pairs put in order" if design.target == "ranking" else "nats",
+            "in_flight": int(sum(in_flight.values())),
             "stop_when": list(rules), "stop_met": stop_reasons(rules, design, post)}
 
 

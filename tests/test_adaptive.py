@@ -55,6 +55,9 @@ def test_laplace_posterior_matches_a_brute_force_fit():
     assert np.allclose(cov[:m, :m], post.cov[0], atol=1e-5)
     assert np.allclose(cov[m:2 * m, n * m:], post.cross_cov[1], atol=1e-5)
     assert np.allclose(cov[n * m:, n * m:], post.method_cov, atol=1e-5)
+    average = np.kron(np.ones(n) / n, np.eye(m))  # s̄ = the mean over items of s
+    assert np.allclose(average @ cov[:n * m, :n * m] @ average.T, post.item_mean_cov, atol=1e-5)
+    assert np.allclose(cov[m:2 * m, :n * m] @ average.T, post.item_mean_cross[1], atol=1e-5)
 
 
 def test_expected_gain_by_hand():
@@ -74,6 +77,77 @@ def test_expected_gain_by_hand():
     assert expected_gain(np.array(8.0), np.array(0.5)) < 0.01 * gain
 
 
+def test_gain_about_the_methods_mean_scores_by_hand():
+    """Before any answer the posterior is the prior, s_ki = q_i + e_ki: of d = s_ki − s_kj's
+    variance 2(METHOD_SD² + ITEM_SD²) the methods' mean scores determine 2(METHOD_SD² + ITEM_SD²/n)
+    (the items average their deviations), and the gain is I(y; s̄) by quadrature of its definition.
+    With one item, s̄ is that item's scores: both targets give the same gain."""
+    from scipy.integrate import quad
+    from scipy.special import entr, ndtr
+
+    from stylestudy.evalserver import pairwise_posterior as pp
+
+    n, m = 4, 3
+    post = pp.fit(np.zeros((n, m, m)))
+    i, j = np.array([0, 1]), np.array([2, 2])
+    mu, var, explained = pp.pair_moments(post, i, j, "methods")
+    assert np.allclose(mu, 0) and np.allclose(var, 2 * (pp.METHOD_SD**2 + pp.ITEM_SD**2))
+    assert np.allclose(explained, 2 * (pp.METHOD_SD**2 + pp.ITEM_SD**2 / n))
+    noise = np.sqrt(pp.SIGMA**2 + var[0, 0] - explained[0, 0])
+    sd = np.sqrt(explained[0, 0])
+    conditional = quad(lambda t: (entr(ndtr(t / noise)) + entr(ndtr(-t / noise))) * np.exp(-0.5 * (t / sd) ** 2)
+                       / (sd * np.sqrt(2 * np.pi)), -12 * sd, 12 * sd)[0]
+    by_hand = np.log(2) - conditional
+    assert np.allclose(pp.expected_gain(mu, var, explained), by_hand, atol=1e-5)
+    assert by_hand < pp.expected_gain(mu[:1, :1], var[:1, :1])[0, 0]  # less than about the item's own scores
+
+    wins = np.random.default_rng(3).poisson(1.5, (1, m, m)) * (1 - np.eye(m))
+    one = pp.fit(wins)
+    assert np.allclose(pp.expected_gain(*pp.pair_moments(one, i, j, "methods")),
+                       pp.expected_gain(*pp.pair_moments(one, i, j, "items")[:2]), rtol=1e-6)
+
+
+def test_the_study_file_picks_the_target_and_the_methods_gain_never_exceeds_the_items_gain(import_source, tmp_path):
+    """``adaptive_target`` reaches the sampler (default ``"methods"``); the methods' mean scores are
+    a function of all scores, so a comparison can teach no more about them (data processing):
+    with several items every pair's gain is smaller, and the choices may differ."""
+    from stylestudy.engine.study.manifest import StudyManifest
+    from stylestudy.evalserver.adaptive import Design, gains, summary
+    from stylestudy.evalserver.pairwise_posterior import fit
+
+    run = _adaptive_run(import_source, tmp_path, adaptive_target="items")
+    assert Design.from_manifest(StudyManifest.load(run)).target == "items"
+    assert Design(("x",), ("a", "b")).target == "methods"
+    methods = Design(tuple("xyzw"), ("a", "b", "c", "d"))
+    items = Design(methods.items, methods.methods, "items")
+    post = fit(np.random.default_rng(5).poisson(1.0, (4, 4, 4)) * (1 - np.eye(4)))
+    assert (gains(methods, post) < gains(items, post)).all()
+    rank = Design(methods.items, methods.methods, "ranking")
+    assert summary(rank, post, {}, [])["gain_unit"] == "method pairs put in order"
+    assert summary(methods, post, {}, [])["gain_unit"] == "nats"
+
+
+def test_ranking_gain_by_hand():
+    """``adaptive_target = "ranking"``: with one item and two methods, before any answer, the
+    difference Δ ~ N(0, V) is misordered with probability ½; one comparison (Fisher information
+    F = 2 / (π (σ² + V)) at 0) moves its mean by N(0, w²), w² = V² F / (1 + F V), and then it is
+    misordered with probability ½ − arcsin(w / √V) / π (the orthant probability of correlation
+    w / √V): the gain is arcsin(w / √V) / π.  A pair in flight to 2 others gets a third; a settled
+    pair puts nothing in order."""
+    from stylestudy.evalserver import pairwise_posterior as pp
+
+    i, j = np.array([0]), np.array([1])
+    post = pp.fit(np.zeros((1, 2, 2)))
+    v = 2 * (pp.METHOD_SD**2 + pp.ITEM_SD**2)
+    f = 2 / (np.pi * (pp.SIGMA**2 + v))
+    w = np.sqrt(v * v * f / (1 + f * v))
+    gain = pp.ranking_gain(post, i, j)[0, 0]
+    assert np.isclose(gain, np.arcsin(w / np.sqrt(v)) / np.pi, rtol=1e-9)
+    assert np.isclose(pp.ranking_gain(post, i, j, np.array([[2.0]]))[0, 0], gain / 3)
+    settled = pp.fit(np.array([[[0.0, 60.0], [0.0, 0.0]]]))
+    assert pp.ranking_gain(settled, i, j)[0, 0] < 1e-3 * gain
+
+
 def test_stop_rules_by_hand():
     """``separated`` holds once every adjacent pair's 95% interval excludes 0 (a clear record,
     not an empty one); ``comparisons:N`` once N answers are counted (a tie counts as one)."""
@@ -84,8 +158,10 @@ def test_stop_rules_by_hand():
     assert stop_reasons(rules, design, posterior(design, [])) == []
     close = [(item, "a", "b", 5, 5, 0) for item in design.items] + [(item, "b", "c", 15, 1, 0) for item in design.items]
     assert stop_reasons(rules, design, posterior(design, close)) == ["comparisons:50"]  # 52, a and b not told apart
-    clear = [(item, "a", "b", 19, 1, 1) for item in design.items] + [(item, "b", "c", 19, 1, 0) for item in design.items]
-    assert stop_reasons(rules, design, posterior(design, clear[:1] + clear[2:3])) == ["separated"]  # 41 answers, item x
+    clear = [(item, "a", "b", 24, 0, 1) for item in design.items] + [(item, "b", "c", 24, 0, 0) for item in design.items]
+    assert stop_reasons(rules, design, posterior(design, clear[:1] + clear[2:3])) == ["separated"]  # 49 answers, item x
+    weaker = [("x", "a", "b", 19, 1, 1), ("x", "b", "c", 19, 1, 0)]  # one item: q's interval holds the other items' spread
+    assert stop_reasons(rules, design, posterior(design, weaker)) == []
     assert stop_reasons(rules, design, posterior(design, clear)) == rules
 
 
@@ -386,6 +462,8 @@ def _answered(run, db_url):
     ({"kind": "pairwise", "sampling": "sometimes"}, "must be one of balanced, adaptive"),
     ({"kind": "pairwise", "stop_when": ["separated"]}, "add sampling = \"adaptive\""),
     ({"kind": "pairwise", "sampling": "adaptive", "stop_when": ["comparisons:0"]}, "unknown rule"),
+    ({"kind": "pairwise", "adaptive_target": "items"}, "steers adaptive sampling"),
+    ({"kind": "pairwise", "sampling": "adaptive", "adaptive_target": "both"}, "must be one of methods, items, ranking"),
 ])
 def test_bad_sampling_settings_are_one_line_errors(tmp_path, settings, message):
     from stylestudy.engine.study.errors import StyleStudyError

@@ -15,6 +15,7 @@ from stylestudy.engine.study.bundled import bundled_names, resolve_study, user_i
 from stylestudy.engine.study.errors import StudyError
 from stylestudy.engine.study.layer_names import LAYER_NAMES
 from stylestudy.engine.study.schema import (
+    ADAPTIVE_TARGETS,
     DISPLAY_MODES,
     LANGUAGES,
     METHODS,
@@ -164,6 +165,7 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
         pairs_per_participant=r.number(prot_t, "protocol", "pairs_per_participant", 0, integer=True),
         sampling=r.string(prot_t, "protocol", "sampling", "balanced", PAIRWISE_SAMPLING),
         stop_when=r.strings(prot_t, "protocol", "stop_when", []),
+        adaptive_target=r.string(prot_t, "protocol", "adaptive_target", "methods", ADAPTIVE_TARGETS),
         display=r.string(prot_t, "protocol", "display", "native", DISPLAY_MODES),
         answer_with_images=prot_t.get("answer_with_images", False),
         references=r.strings(prot_t, "protocol", "references", []),
@@ -220,6 +222,8 @@ def _check_sampling(r: TomlReader, protocol: Protocol, kind_given: bool = True) 
                                              f"not {protocol.kind!r}")
     if protocol.stop_when and protocol.sampling != "adaptive":
         raise r.fail("protocol", "stop_when", "stops an adaptive study: add sampling = \"adaptive\" or remove it")
+    if protocol.adaptive_target != "methods" and protocol.sampling != "adaptive":
+        raise r.fail("protocol", "adaptive_target", "steers adaptive sampling: add sampling = \"adaptive\" or remove it")
     for rule in protocol.stop_when:
         name, _, value = rule.partition(":")
         if not (rule == "separated" or (name == "comparisons" and value.isdigit() and int(value) > 0)):

@@ -1,7 +1,8 @@
 """Adaptive vs balanced pairwise sampling: comparisons needed, and the time a selection takes.
 
     python -m tests.benchmarks.adaptive_sampling [--seeds 10] [--methods 8] [--items 20]
-        [--participants 120] [--server-participants 200] [--skip-accuracy] [--skip-server]
+        [--participants 120] [--target methods|items|ranking] [--server-participants 200]
+        [--skip-accuracy] [--skip-server]
 
 1. Accuracy (``--seeds`` simulated studies per sampler).  Planted Thurstone Case V scores in JOD:
    method qualities drawn uniformly from 0..``--spread`` JOD per seed (so some neighbours are
@@ -9,12 +10,16 @@
    prefers a over b with probability
    Φ((s_a − s_b)/σ), σ = 1.4826 (1 JOD = 75%).  Participants take 28 trials each, one after
    another: ``balanced`` = the server's fixed plans (``evalserver.schedule``), ``adaptive`` = the
-   server's choice (``evalserver.adaptive.next_entry`` via ``analysis.adaptive_simulation``).
-   Every 7 comparisons both are scored with the same estimator (the Laplace posterior of
-   ``evalserver.pairwise_posterior``; method score = mean over items of the item-centred
-   scores) against the planted method scores (mean over items, centred).  Printed: comparisons
+   server's choice (``evalserver.adaptive.next_entry`` via ``analysis.adaptive_simulation``)
+   with ``[protocol] adaptive_target = --target``.  Every 7 comparisons both are scored with the
+   same estimator (the Laplace posterior of ``evalserver.pairwise_posterior``) against the
+   planted scores, in two ways: ``methods`` = the ranking's centred method scores against the
+   planted method scores (mean over items, centred); ``items`` = every item's centred
+   (item, method) scores against the planted ones (RMSE over all of them, Kendall τ = the mean
+   over items of each item's τ; ASAP's view, every condition ranked).  Printed: comparisons
    until Kendall τ ≥ 0.9 and until RMSE ≤ 0.3 JOD hold from then on, per seed, with the ratio
-   adaptive / balanced (goal ≤ 0.5).
+   adaptive / balanced (goal ≤ 0.5): its median and mean over the seeds both samplers reached,
+   and each sampler's median over all seeds with a seed not reached counting as beyond the cap.
 2. Selection time per trial as methods × items grow (the posterior fit and the choice, in
    process, random counts), median and p99.
 3. Server side: a real app (Flask test client, SQLite; PostgreSQL too with ``--postgres``) with
@@ -83,17 +88,21 @@ def crossing(values: list[float], ok) -> int | None:
     return first
 
 
-def accuracy_run(manifest: StudyManifest, sampling: str, seed: int, participants: int, spread: float) -> dict:
-    study = dict(manifest.study, protocol=dict(manifest.study["protocol"], sampling=sampling))
-    run = StudyManifest(manifest.run_dir, dict(manifest.document(), study=study), manifest.source)
+def accuracy_run(manifest: StudyManifest, sampling: str, seed: int, participants: int, spread: float,
+                 target: str = "methods") -> dict:
+    """Comparisons until each goal holds from then on (None: not within the cap), keyed
+    ``(evaluation, "tau" | "rmse")``."""
+    protocol = dict(manifest.study["protocol"], sampling=sampling, adaptive_target=target)
+    run = StudyManifest(manifest.run_dir, dict(manifest.document(), study=dict(manifest.study, protocol=protocol)),
+                        manifest.source)
     sampler = SimulatedSampler(run)
     design = sampler.design
     scores = planted(design, seed, spread)
-    target = (scores - scores.mean(1, keepdims=True)).mean(0)
+    centred = scores - scores.mean(1, keepdims=True)
     rng = np.random.default_rng(10_000 + seed)
     by_id = {c.id: (design.item_index[c.pair_id], design.method_index[c.method]) for c in run.rated
              if c.pair_id in design.item_index}
-    comparisons, taus, rmses = [], [], []
+    comparisons, values = [], {key: [] for key in GOALS}
     n = 0
     for p in range(participants):
         pseed = seed * 100_003 + p
@@ -104,39 +113,76 @@ def accuracy_run(manifest: StudyManifest, sampling: str, seed: int, participants
             sampler.record(served, 1 if first_wins else 2)
             n += 1
             if n % CHECK_EVERY == 0:
-                est = ranking(sampler.posterior(), list(design.methods)).score
+                post = sampler.posterior()
                 comparisons.append(n)
-                taus.append(sps.kendalltau(est, target).statistic)
-                rmses.append(float(np.sqrt(np.mean((est - target) ** 2))))
-    t, r = crossing(taus, lambda v: v >= TAU_GOAL), crossing(rmses, lambda v: v <= RMSE_GOAL)
-    return {"tau": comparisons[t] if t is not None else None, "rmse": comparisons[r] if r is not None else None}
+                for key, value in score(post, design, centred).items():
+                    values[key].append(value)
+    out = {}
+    for key, values_k in values.items():
+        first = crossing(values_k, GOALS[key])
+        out[key] = comparisons[first] if first is not None else None
+    return out
+
+
+GOALS = {("methods", "tau"): lambda v: v >= TAU_GOAL, ("methods", "rmse"): lambda v: v <= RMSE_GOAL,
+         ("items", "tau"): lambda v: v >= TAU_GOAL, ("items", "rmse"): lambda v: v <= RMSE_GOAL}
+
+
+def score(post, design: Design, centred: np.ndarray) -> dict:
+    """Kendall τ and RMSE of the estimate against the planted scores, for both evaluations."""
+    est = ranking(post, list(design.methods)).score
+    target = centred.mean(0)
+    items = post.mean - post.mean.mean(1, keepdims=True)
+    return {("methods", "tau"): sps.kendalltau(est, target).statistic,
+            ("methods", "rmse"): float(np.sqrt(np.mean((est - target) ** 2))),
+            ("items", "tau"): float(np.mean([sps.kendalltau(a, b).statistic for a, b in zip(items, centred)])),
+            ("items", "rmse"): float(np.sqrt(np.mean((items - centred) ** 2)))}
 
 
 def accuracy(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         manifest = make_run(Path(tmp), args.methods, args.items, pairs_per_participant=args.trials)
         print(f"accuracy: {args.methods} methods x {args.items} items, {args.trials} trials per participant, "
-              f"up to {args.participants} participants, {args.seeds} seeds, qualities uniform over 0..{args.spread} JOD")
+              f"up to {args.participants} participants, {args.seeds} seeds, qualities uniform over 0..{args.spread} JOD, "
+              f"adaptive_target = {args.target}")
         rows = []
         for seed in range(args.seeds):
             start = time.perf_counter()
             b = accuracy_run(manifest, "balanced", seed, args.participants, args.spread)
-            a = accuracy_run(manifest, "adaptive", seed, args.participants, args.spread)
+            a = accuracy_run(manifest, "adaptive", seed, args.participants, args.spread, args.target)
             rows.append((seed, b, a))
-            print(f"  seed {seed}: tau>={TAU_GOAL}: balanced {b['tau']}, adaptive {a['tau']}; "
-                  f"RMSE<={RMSE_GOAL}: balanced {b['rmse']}, adaptive {a['rmse']}  ({time.perf_counter() - start:.0f} s)",
+            print(f"  seed {seed}: " + "; ".join(f"{ev} {goal}: balanced {b[ev, goal]}, adaptive {a[ev, goal]}"
+                                                 for ev, goal in GOALS) + f"  ({time.perf_counter() - start:.0f} s)",
                   flush=True)
-        for key, name in (("tau", f"Kendall tau >= {TAU_GOAL}"), ("rmse", f"RMSE <= {RMSE_GOAL} JOD")):
-            pairs = [(b[key], a[key]) for _, b, a in rows if b[key] is not None and a[key] is not None]
-            missing = len(rows) - len(pairs)
+        for ev, goal in GOALS:
+            name = f"{ev}: " + (f"Kendall tau >= {TAU_GOAL}" if goal == "tau" else f"RMSE <= {RMSE_GOAL} JOD")
+            pairs = [(b[ev, goal], a[ev, goal]) for _, b, a in rows if b[ev, goal] is not None and a[ev, goal] is not None]
+            only = {"adaptive": sum(b[ev, goal] is None and a[ev, goal] is not None for _, b, a in rows),
+                    "balanced": sum(b[ev, goal] is not None and a[ev, goal] is None for _, b, a in rows)}
+            left_out = (f"; left out: {only['adaptive']} seed(s) reached by adaptive only, {only['balanced']} by "
+                        f"balanced only, {len(rows) - len(pairs) - sum(only.values())} by neither")
+            print(f"{name}: over all {len(rows)} seeds, counting a seed not reached as beyond the cap: "
+                  + censored_medians([b[ev, goal] for _, b, a in rows], [a[ev, goal] for _, b, a in rows]))
             if not pairs:
-                print(f"{name}: not reached within the cap by both samplers")
+                print(f"{name}: no seed reached by both samplers within the cap" + left_out)
                 continue
             bal, ada = np.array(pairs, dtype=float).T
             print(f"{name}: balanced median {np.median(bal):.0f} (mean {bal.mean():.0f}), adaptive median "
                   f"{np.median(ada):.0f} (mean {ada.mean():.0f}); ratio adaptive/balanced median "
-                  f"{np.median(ada / bal):.2f}, mean {np.mean(ada / bal):.2f}"
-                  + (f"; {missing} seed(s) not reached within the cap, left out" if missing else ""))
+                  f"{np.median(ada / bal):.2f}, mean {np.mean(ada / bal):.2f} over {len(pairs)} seeds"
+                  + (left_out if len(pairs) < len(rows) else ""))
+
+
+def censored_medians(balanced: list[int | None], adaptive: list[int | None]) -> str:
+    """Each sampler's median comparisons over all seeds, a seed not reached (None) counting as
+    more than any reached one, and their ratio when both medians are reached."""
+    def median(values: list[int | None]) -> float:
+        return float(np.median([np.inf if v is None else v for v in values]))
+
+    b, a = median(balanced), median(adaptive)
+    text = lambda v: f"{v:.0f}" if np.isfinite(v) else "beyond the cap"  # noqa: E731
+    ratio = f"{a / b:.2f}" if np.isfinite(a) and np.isfinite(b) else "undetermined"
+    return f"median balanced {text(b)}, adaptive {text(a)}; ratio of the medians {ratio}"
 
 
 def selection_time(sizes: list[tuple[int, int]], repeats: int = 200) -> None:
@@ -155,11 +201,11 @@ def selection_time(sizes: list[tuple[int, int]], repeats: int = 200) -> None:
               f"p99 {times[int(0.99 * (len(times) - 1))]:6.2f} ms")
 
 
-def server_side(participants: int, rounds: int, db_url: str | None, label: str) -> None:
+def server_side(participants: int, rounds: int, db_url: str | None, label: str, target: str = "methods") -> None:
     from stylestudy.evalserver.app import create_app
 
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = make_run(Path(tmp), 10, 50, sampling="adaptive", pairs_per_participant=rounds)
+        manifest = make_run(Path(tmp), 10, 50, sampling="adaptive", pairs_per_participant=rounds, adaptive_target=target)
         app = create_app(manifest.run_dir, db_url, admin_token="bench")
         clients = []
         for p in range(participants):
@@ -180,7 +226,8 @@ def server_side(participants: int, rounds: int, db_url: str | None, label: str) 
                                                          "response_ms": [500]})
         times.sort()
         cpu.sort()
-        print(f"server ({label}, 10 methods x 50 items, {participants} participants, {rounds} rounds): "
+        print(f"server ({label}, adaptive_target = {target}, 10 methods x 50 items, {participants} participants, "
+              f"{rounds} rounds): "
               f"GET /api/state assigning a pair: wall p50 {statistics.median(times):.1f} ms, "
               f"p99 {times[int(0.99 * (len(times) - 1))]:.1f} ms; this process's CPU time p50 "
               f"{statistics.median(cpu):.1f} ms, p99 {cpu[int(0.99 * (len(cpu) - 1))]:.1f} ms "
@@ -196,6 +243,8 @@ def main() -> None:
     parser.add_argument("--spread", type=float, default=3.0, help="JOD range of the planted method qualities")
     parser.add_argument("--trials", type=int, default=28, help="trials per participant")
     parser.add_argument("--participants", type=int, default=120, help="cap per simulated study")
+    parser.add_argument("--target", choices=("methods", "items", "ranking"), default="methods",
+                        help="[protocol] adaptive_target of the adaptive sampler (accuracy, selection time, server)")
     parser.add_argument("--server-participants", type=int, default=200)
     parser.add_argument("--server-rounds", type=int, default=10)
     parser.add_argument("--postgres", action="store_true", help="also measure the server on a throwaway PostgreSQL")
@@ -206,13 +255,13 @@ def main() -> None:
         accuracy(args)
     selection_time([(4, 10), (8, 20), (10, 50), (16, 50), (10, 200), (20, 100)])
     if not args.skip_server:
-        server_side(args.server_participants, args.server_rounds, None, "SQLite")
+        server_side(args.server_participants, args.server_rounds, None, "SQLite", args.target)
         if args.postgres:
             from tests.conftest import PostgresServer
 
             pg = PostgresServer().start()
             try:
-                server_side(args.server_participants, args.server_rounds, pg.new_database(), "PostgreSQL")
+                server_side(args.server_participants, args.server_rounds, pg.new_database(), "PostgreSQL", args.target)
             finally:
                 pg.cleanup()
 
