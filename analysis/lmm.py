@@ -26,7 +26,7 @@ maximal structure is conservative when a slope variance is truly zero (the calib
 measured 2.0-3.5% false positives at nominal 5%), because a variance estimated above zero by
 chance widens the interval on few degrees of freedom.  With "lrt", starting from the model above,
 the slopes' covariances and then each ``group:method`` variance stay only when a REML likelihood
-ratio at 0.2 supports them.  That lifts those rates to 3.3-4.7% but overstates where a real
+ratio at 0.2 supports them.  That lifts those rates to 3.3-4.8% but overstates where a real
 rater x method variance is dropped by chance (7.0% for Table 1 at 10 participants), so the
 default stays "maximal", which never exceeded 5.4% in the benchmark.
 """
@@ -371,7 +371,6 @@ def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item
         return {"error": "needs at least two participants and two methods"}
     notes = []
     fit = None
-    structure = ""
     for structure in STRUCTURES:
         if structure == "maximal":
             few = [f"{data[g].nunique()} {g}s" for g in ("participant", item)

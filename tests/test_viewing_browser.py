@@ -1,7 +1,7 @@
 """Controlled viewing in headless Chromium (Debian's) against a real server: the display scale at
-DPR 1 and 2, the window that must fit, a resize flagged, the phone screen-out, answering with the
-images in view, no answer focused, practice trials, a Korean study, everything on screen at
-1366x768.  ``STYLESTUDY_SCREENSHOTS=DIR`` also writes the README's screenshots there."""
+DPR 1 and 2, the window that must fit, a resize flagged, the phone and the attention screen-outs,
+answering with the images in view, no answer focused, practice trials, a Korean study, everything
+on screen at 1366x768.  ``STYLESTUDY_SCREENSHOTS=DIR`` also writes the README's screenshots there."""
 
 from __future__ import annotations
 
@@ -175,6 +175,35 @@ def test_phone_is_screened_out(browser, tmp_path):
     assert by_id["phone-1"]["viewport"] == "390x844" and by_id["phone-1"]["pointer"] == "coarse"
     assert by_id["desk-1"]["screened_out"] == ""
     assert not [r for r in rows if r["external_id"] == "phone-1"]
+
+
+def test_a_failed_attention_check_ends_at_the_screen_out_page(browser, tmp_path):
+    """attention_screen_out = 1 in Chromium: the participant answers the check against its
+    instruction; the page goes on to the screen-out page (its own wording, the code, no way back
+    to the trials), the failed check is stored, and the participants export says why."""
+    run = _import(tmp_path, "pairwise", attention_checks=1, attention_screen_out=1, pairs_per_participant=2,
+                  screen_out_code="ATT9")
+    context = _context(browser)
+    turn = ("() => location.pathname.endsWith('/screened-out') || "
+            "document.querySelector('#progress').textContent === arguments[0]")
+    with LiveServer(run) as server:
+        page = _enter(context, server.url + "/?PROLIFIC_PID=careless")
+        for k in (1, 2, 3):
+            page.wait_for_function(turn.replace("arguments[0]", repr(f"Trial {k} of 3")), timeout=30_000)
+            if page.url.endswith("/screened-out"):
+                break
+            page.wait_for_function(ANSWERING, timeout=30_000)
+            asked = page.inner_text("#instruction") if page.locator("#instruction").is_visible() else ""
+            page.keyboard.press(str(3 - int(asked.rstrip(".").split()[-1])) if asked else "1")  # the wrong one
+        page.wait_for_url(re.compile(r"/screened-out$"), timeout=30_000)
+        assert page.get_by_role("heading").inner_text() == "The study ends here"
+        assert page.inner_text("#screen-out-code") == "ATT9"
+        assert page.goto(server.url + "/trial").url.endswith("/screened-out")
+        context.close()
+    rows, people = _export(run, tmp_path, participants=True)
+    assert people[0]["screened_out"] == "attention" and people[0]["completed_at"] == ""
+    failed = [r for r in rows if r["role"] == "attention"]
+    assert failed and all("attention_failed" in r["flags"].split(";") for r in failed)
 
 
 def test_pairwise_answered_with_images_in_view_and_practice(browser, tmp_path):
