@@ -74,10 +74,16 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rater-min-r", type=correlation, default=0.3,
                    help="acr/paired: flag a rater whose Pearson r with the others' MOS (leave-one-out) is below this "
                         "(default 0.3); the report shows the ranking with and without flagged raters")
-    p.add_argument("--mixed-slopes", choices=["maximal", "lrt"], default="maximal",
-                   help="the mixed model's random method slopes: all of them (maximal, default; Barr et al. 2013: "
-                        "conservative when a slope variance is 0) or only where a likelihood-ratio test at 0.2 supports "
-                        "them (lrt; Matuschek et al. 2017: nearer the level then, but may overstate; see the README)")
+    p.add_argument("--mixed-slopes", choices=["items", "maximal", "lrt"], default="items",
+                   help="the mixed model's random method slopes: by participant always and by item where a "
+                        "likelihood-ratio test at 0.2 supports them (items, default: holds the level in the "
+                        "calibration), all of them (maximal; Barr et al. 2013: conservative when an item slope variance "
+                        "is 0 and items are few) or each only where supported (lrt; Matuschek et al. 2017: may overstate "
+                        "when it drops the participants' slopes); see the README")
+    p.add_argument("--mixed-variances", choices=["unrestricted", "bounded"], default="unrestricted",
+                   help="a rater x method variance the mixed model estimates at 0: left free to go below 0 "
+                        "(unrestricted, default: as SAS's NOBOUND and the repeated-measures ANOVA; holds the level) "
+                        "or cut at 0 (bounded: exactly lme4/lmerTest, conservative then; see the README)")
     p.set_defaults(func=_run_analyze)
 
 
@@ -88,7 +94,8 @@ def _run_analyze(args: argparse.Namespace) -> int:
                              exclude_flags=tuple(f for f in args.exclude_flags.split(",") if f),
                              screen=args.screen, compare_paper=args.compare_paper, seed=args.seed,
                              duplicates=args.duplicates, db_url=args.db, bootstrap=args.bootstrap,
-                             rater_min_r=args.rater_min_r, mixed_slopes=args.mixed_slopes)
+                             rater_min_r=args.rater_min_r, mixed_slopes=args.mixed_slopes,
+                             mixed_variances=args.mixed_variances)
     summary = analyze(args.source, options, args.manifest)
     print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
     print(f"report: {Path(summary['out']) / 'report.html'}")

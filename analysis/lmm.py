@@ -13,22 +13,26 @@ gradient of c'Cov(β)c in the same parameters its delta-method variance; df = 2 
 The test suite fits the same planted data here and in R (lme4 + lmerTest) and compares them.
 
 Model choice (Barr et al. 2013, "keep it maximal"): method varies within participant and within
-item, so ``rating ~ method + (0 + method | participant) + (0 + method | item)`` (random intercepts
-for participant and item and random method slopes for both, unstructured covariances; the same
-model as ``(1 + method | ...)``).  The item slopes matter when the method effect differs between
-items: without them the model claims a precision for the average effect that the items do not
-support.  When the maximal model is singular or does not converge, ``(1 | participant) +
-(1 | participant:method) + (1 | item) + (1 | item:method)`` (each slope's deviations with one
-variance), and the report says which was fitted and why.
+item, so the fit starts from ``rating ~ method + (0 + method | participant) + (0 + method | item)``
+(random intercepts for participant and item and random method slopes for both, unstructured
+covariances; the same model as ``(1 + method | ...)``).  When it is singular or does not converge,
+``(1 | participant) + (1 | participant:method) + (1 | item) + (1 | item:method)`` (each slope's
+deviations with one variance), and the report says which was fitted and why.
 
-Slope selection (``selection = "lrt"``, an option; Matuschek et al. 2017): kept whole, the
-maximal structure is conservative when a slope variance is truly zero (the calibration benchmark
-measured 2.0-3.5% false positives at nominal 5%), because a variance estimated above zero by
-chance widens the interval on few degrees of freedom.  With "lrt", starting from the model above,
-the slopes' covariances and then each ``group:method`` variance stay only when a REML likelihood
-ratio at 0.2 supports them.  That lifts those rates to 3.3-4.8% but overstates where a real
-rater x method variance is dropped by chance (7.0% for Table 1 at 10 participants), so the
-default stays "maximal", which never exceeded 5.4% in the benchmark.
+Which slopes stay (``selection``):
+- "items" (default): the participants' slopes always; the items' only where a REML likelihood
+  ratio at 0.2 supports them (Matuschek et al. 2017).  With few items (4 in the calibration,
+  6 cells) an item x method variance estimated above 0 by chance takes the test's df down to a
+  handful and the test rejected none of those true nulls (136 of 300 paired tests); selecting the item slopes is
+  what brought every calibration row into [3.5%, 6.5%].  A non-singular maximal model stays whole.
+- "maximal": every slope kept (2.0-3.5% false positives without rater x method variance).
+- "lrt": participants' slopes selected too; drops a real rater x method variance often enough at
+  10 participants to overstate (7.0% for Table 1).
+
+A rater x method variance at its bound 0 (``variances = "unrestricted"``, the default): the
+``participant:method`` variance is refitted free to go below zero (``UnrestrictedREMLModel``; SAS's
+NOBOUND), which in a balanced design is the classical repeated-measures ANOVA test; cut at 0 (what
+lme4 does, ``variances = "bounded"``) the test is conservative exactly when raters agree.
 """
 
 from __future__ import annotations
@@ -108,6 +112,8 @@ class MixedFit:
 
 class REMLModel:
     """y = X beta + Z b + e, b ~ N(0, sigma^2 Lambda Lambda'), e ~ N(0, sigma^2 I), by REML."""
+
+    every_start = False  # stop at the first start that converges
 
     def __init__(self, y: np.ndarray, X: np.ndarray, fixed_names: list[str], terms: list[Term], formula: str):
         self.y, self.X, self.terms, self.fixed_names, self.formula = y, X, terms, fixed_names, formula
@@ -218,15 +224,18 @@ class REMLModel:
             self._satterthwaite(fit, np.append(fit.theta, math.sqrt(fit.sigma2)))
         return fit
 
+    def starts(self) -> list[np.ndarray]:
+        return [self.theta_start(), 0.5 * self.theta_start()]
+
     def _fit(self) -> MixedFit:
         bounds = [(lb if np.isfinite(lb) else None, None) for lb in self.lower_bounds]
         best = None
-        for start in (self.theta_start(), 0.5 * self.theta_start()):
+        for start in self.starts():
             res = optimize.minimize(self.profiled_deviance, start, method="L-BFGS-B", bounds=bounds,
                                     options={"ftol": 1e-12, "gtol": 1e-7, "maxiter": 2000})
             if best is None or res.fun < best.fun - 1e-9:
                 best = res
-            if res.success:
+            if res.success and not self.every_start:
                 break
         theta = np.asarray(best.x, float)
         theta[(self.lower_bounds == 0) & (theta < 0)] = 0.0
@@ -273,6 +282,88 @@ class REMLModel:
             fit.jacobian.append((self.cov_beta(varpar + ei) - self.cov_beta(varpar - ei)) / (2 * h[i]))
 
 
+class UnrestrictedREMLModel(REMLModel):
+    """The same model with the variances of the named scalar terms free to go below zero (SAS
+    PROC MIXED's NOBOUND; in a balanced design the classical ANOVA estimates), so long as the
+    covariance of y stays positive definite.
+
+    Why: when a rater x method variance is truly zero, its REML estimate is cut at zero about
+    half the time, and exactly then (the participants agree more than the noise predicts) the
+    test uses a wider error than the data show (freeing it moved the calibration's ACR row at 10
+    raters from 3.1% to 4.7% false positives at nominal 5%).  Left free, the estimate may be negative, and
+    the method contrast is tested against the interaction the data show, as the repeated-measures
+    ANOVA does.  Where the free estimate is positive the fit is the bounded fit.
+
+    Parameters: theta (as lme4) for the bounded terms, the variance ratio d = variance / sigma^2
+    itself for the free ones (theta would be degenerate at 0, and Satterthwaite differentiates in
+    these).  V / sigma^2 = H = I + Z D Z'; with Z'Z = R R' (R from its eigendecomposition),
+    |H| = |M| for M = I + R'DR (Sylvester), and Z'H^-1 products use D(I + Z'Z D)^-1 = D - DR M^-1 R'D
+    (Woodbury), so nothing n x n is formed."""
+
+    def __init__(self, y: np.ndarray, X: np.ndarray, fixed_names: list[str], terms: list[Term], formula: str,
+                 free: tuple[str, ...], bounded_theta: np.ndarray | None = None):
+        super().__init__(y, X, fixed_names, terms, formula)
+        self.bounded_theta = bounded_theta  # the bounded fit's theta, the first start
+        if any(t.k != 1 for t in terms):
+            raise ValueError("unrestricted variances need scalar terms (the 'cs' structure)")
+        self.free = np.array([t.name in free for t in terms])
+        self.every_start = True
+        values, vectors = np.linalg.eigh(self.ZtZ)
+        self.R = vectors * np.sqrt(np.clip(values, 0.0, None))
+        self.columns_of = np.concatenate([np.full(len(t.levels), i) for i, t in enumerate(terms)])
+        self.lower_bounds = np.zeros(len(terms))
+        for i, (term, offset) in enumerate(zip(terms, self.offsets)):
+            if self.free[i]:  # below this the term alone makes H indefinite; combinations fail in _decompose
+                block = np.diag(self.ZtZ)[offset:offset + len(term.levels)]
+                self.lower_bounds[i] = -(1 - 1e-6) / float(block.max())
+
+    def ratios(self, params: np.ndarray) -> np.ndarray:
+        return np.where(self.free, params, params**2)
+
+    def theta_start(self) -> np.ndarray:
+        return np.ones(len(self.terms))
+
+    def starts(self) -> list[np.ndarray]:
+        """From the bounded fit (its theta, squared for the free terms), then from a free variance
+        halfway to its lower bound: the REML surface may have its minimum on either side of 0."""
+        bounded = self.bounded_theta
+        if bounded is None:
+            bounded = REMLModel(self.y, self.X, self.fixed_names, self.terms, self.formula)._fit().theta
+        start = np.where(self.free, bounded**2, bounded)
+        below = np.where(self.free, 0.5 * self.lower_bounds, np.maximum(bounded, 0.1))
+        return [start, below, self.theta_start()]
+
+    def _decompose(self, params: np.ndarray):
+        d = self.ratios(np.asarray(params, float))[self.columns_of]
+        M = np.eye(self.q) + (self.R.T * d) @ self.R
+        L = linalg.cholesky(M, lower=True, check_finite=False)  # fails when H is not positive definite
+        DR = self.R * d[:, None]
+        G = linalg.solve_triangular(L, DR.T, lower=True, check_finite=False)
+        W = np.diag(d) - G.T @ G  # D (I + Z'Z D)^-1
+        XtHX = self.XtX - self.ZtX.T @ W @ self.ZtX
+        XtHy = self.Xty - self.ZtX.T @ W @ self.Zty
+        ytHy = self.yty - float(self.Zty @ W @ self.Zty)
+        RX = linalg.cholesky(XtHX, lower=False, check_finite=False)
+        beta = linalg.cho_solve((RX, False), XtHy)
+        r2 = ytHy - float(beta @ XtHy)
+        logdet_l = 2 * float(np.log(np.diag(L)).sum())
+        logdet_rx = 2 * float(np.log(np.abs(np.diag(RX))).sum())
+        return logdet_l, logdet_rx, max(r2, 1e-300), beta, RX
+
+    def profiled_deviance(self, theta: np.ndarray) -> float:
+        value = super().profiled_deviance(theta)
+        return value if math.isfinite(value) else 1e12
+
+    def _fit(self) -> MixedFit:
+        fit = super()._fit()
+        d = self.ratios(fit.theta)
+        fit.covariances = {t.name: pd.DataFrame([[fit.sigma2 * v]], index=t.column_names, columns=t.column_names)
+                           for t, v in zip(self.terms, d)}
+        fit.singular_terms = [t.name for t, v, free in zip(self.terms, d, self.free) if not free and v < SINGULAR_TOL**2]
+        fit.singular = bool(fit.singular_terms)
+        return fit
+
+
 def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     cat = pd.Categorical(values.astype(str))
     return np.asarray(cat.codes, int), [str(c) for c in cat.categories]
@@ -315,7 +406,7 @@ def method_model(data: pd.DataFrame, methods: list[str], structure: str, item: s
 
 
 STRUCTURES = ("maximal", "cs")
-SELECTIONS = ("maximal", "lrt")
+SELECTIONS = ("items", "maximal", "lrt")
 SLOPE_ALPHA = 0.2  # Matuschek et al. (2017): keep a random slope when a likelihood-ratio test at 0.2 supports it
 
 
@@ -327,12 +418,14 @@ def _lrt_p(reduced: MixedFit, full: MixedFit) -> float:
 
 
 def _select_slopes(data: pd.DataFrame, present: list[str], item: str | None, fit: MixedFit, model: REMLModel,
-                   structure: str, notes: list[str]) -> tuple[MixedFit, REMLModel]:
+                   structure: str, notes: list[str], groups: tuple[str, ...] | None = None) -> tuple[MixedFit, REMLModel]:
     """Backward selection of the random method slopes (Matuschek, Kliegl, Vasishth, Baayen &
     Bates 2017): the maximal model is conservative and loses power when a slope variance is
     small or zero (measured in ``tests/benchmarks/calibration.py``), so each slope term stays only
     if the data support it (REML likelihood ratio, alpha 0.2): first the unstructured covariances
     against one variance per slope, then each ``group:method`` variance, the least supported first."""
+    if structure == "maximal" and groups is not None:  # a non-singular maximal model stays whole
+        return fit, model
     if structure == "maximal":
         cs_model = method_model(data, present, "cs", item)
         cs = cs_model.fit(satterthwaite=False)
@@ -344,10 +437,12 @@ def _select_slopes(data: pd.DataFrame, present: list[str], item: str | None, fit
     kept = [t.name.split(":")[0] for t in model.terms if t.name.endswith(":method")]
     while kept:
         trials = []
-        for group in kept:
+        for group in kept if groups is None else [g for g in kept if g in groups]:
             reduced_model = method_model(data, present, "cs", item, tuple(g for g in kept if g != group))
             reduced = reduced_model.fit(satterthwaite=False)
             trials.append((_lrt_p(reduced, fit), group, reduced, reduced_model))
+        if not trials:
+            break
         p, group, reduced, reduced_model = max(trials, key=lambda t: t[0])
         if p <= SLOPE_ALPHA:
             break
@@ -357,13 +452,36 @@ def _select_slopes(data: pd.DataFrame, present: list[str], item: str | None, fit
     return fit, model
 
 
+RATER_SLOPES = "participant:method"
+VARIANCES = ("unrestricted", "bounded")
+
+
+def _unrestricted(model: REMLModel, fit: MixedFit, notes: list[str]) -> tuple[MixedFit, REMLModel]:
+    """Refit with the rater x method variance free to go below zero (``UnrestrictedREMLModel``):
+    cut at zero, it makes the test conservative exactly when raters agree."""
+    free = UnrestrictedREMLModel(model.y, model.X, model.fixed_names, model.terms, model.formula, (RATER_SLOPES,),
+                                 fit.theta)
+    try:  # with its df: a difference step across the positive-definite edge would fail there
+        refit = free.fit(satterthwaite=True)
+    except (linalg.LinAlgError, ValueError) as exc:
+        notes.append(f"the {RATER_SLOPES} variance is at 0 and could not be freed ({exc})")
+        return fit, model
+    variance = float(refit.covariances[RATER_SLOPES].iloc[0, 0])
+    notes.append(f"that model's {RATER_SLOPES} variance sits at the bound 0, so it is left free: {variance:+.3g} "
+                 "(unrestricted, as SAS's NOBOUND and the repeated-measures ANOVA; cut at 0 the test is conservative)")
+    refit.formula += f" with the {RATER_SLOPES} variance unrestricted"
+    return refit, free
+
+
 def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item",
-                selection: str = "maximal") -> dict:
+                selection: str = "items", variances: str = "unrestricted") -> dict:
     """Fit the maximal model, else the simpler one; with ``selection = "lrt"`` drop the slope
     terms the data do not support (``_select_slopes``); every method pair as a Satterthwaite t
     contrast (Holm over pairs).  Returns what the report prints, or {"error": ...}."""
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+    if variances not in VARIANCES:
+        raise ValueError(f"variances must be one of {', '.join(VARIANCES)}, got {variances!r}")
 
     data = data[data["method"].isin(methods)]
     present = [m for m in methods if (data["method"] == m).any()]
@@ -398,9 +516,13 @@ def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item
         return {"error": "mixed model did not fit: " + "; ".join(notes)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if selection == "lrt":
-            fit, chosen = _select_slopes(data, present, item, fit, chosen, structure, notes)
-        chosen.add_satterthwaite(fit)
+        if selection != "maximal":
+            fit, chosen = _select_slopes(data, present, item, fit, chosen, structure, notes,
+                                         (item,) if selection == "items" else None)
+        if RATER_SLOPES in fit.singular_terms and variances == "unrestricted" and all(t.k == 1 for t in chosen.terms):
+            fit, chosen = _unrestricted(chosen, fit, notes)
+        if not fit.jacobian:
+            chosen.add_satterthwaite(fit)
     index = {m: i for i, m in enumerate(present)}
     rows = []
     for a, b in combinations(present, 2):
@@ -412,9 +534,9 @@ def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item
         rows.append({"a": a, "b": b, **fit.contrast(c)})
     contrasts = pd.DataFrame(rows)
     contrasts["p_holm"] = holm(contrasts["p"])
-    variances = {name: {str(k): float(v) for k, v in zip(cov.index, np.diag(cov))} for name, cov in fit.covariances.items()}
+    components = {name: {str(k): float(v) for k, v in zip(cov.index, np.diag(cov))} for name, cov in fit.covariances.items()}
     fallback = "; ".join(notes) + f"; fitted {fit.formula} instead." if notes else ""
-    return {"formula": fit.formula, "contrasts": contrasts, "variances": variances,
+    return {"formula": fit.formula, "contrasts": contrasts, "variances": components,
             "covariances": {k: v.to_dict() for k, v in fit.covariances.items()}, "residual_var": fit.sigma2,
             "n_obs": fit.n_obs, "converged": fit.converged, "singular": fit.singular, "df_method": "Satterthwaite",
-            "selection": selection, "fallback": fallback, "singular_terms": fit.singular_terms, "reml_deviance": fit.deviance}
+            "selection": selection, "variance_bounds": variances, "fallback": fallback, "singular_terms": fit.singular_terms, "reml_deviance": fit.deviance}

@@ -35,7 +35,9 @@ class AnalyzeOptions:
     db_url: str | None = None  # with a run directory: its database (default RUN_DIR/ratings.sqlite)
     bootstrap: int = 1000  # resamples for the Bradley-Terry CIs (pairwise)
     rater_min_r: float = 0.3  # flag raters whose correlation with the others' MOS is lower (acr, paired)
-    mixed_slopes: str = "maximal"  # the mixed model's random slopes: "maximal" (all) or "lrt" (kept when supported)
+    # the mixed model's random slopes: "items" (participants' all kept, items' where supported), "maximal", "lrt"
+    mixed_slopes: str = "items"
+    mixed_variances: str = "unrestricted"  # a rater x method variance at 0 left free ("unrestricted") or cut ("bounded")
 
 
 def compare_with_paper(usable: pd.DataFrame, ddof: int) -> tuple[pd.DataFrame, float]:
@@ -61,7 +63,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     counts = flow.database_counts(Path(source), options.db_url)  # before exclusions change what is usable
     if is_generic(ratings):  # acr, pairwise, or imported methods: rank them with CIs
         summary = analyze_protocol(ratings, out, options.seed, options.bootstrap, options.rater_min_r,
-                                   options.mixed_slopes)
+                                   options.mixed_slopes, options.mixed_variances)
         flow.add_to_report(out, summary, flow.participant_flow(ratings, counts, {}))
         return summary
     screening = bt500_screening(ratings.usable)
@@ -85,7 +87,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
         (out / name).write_text(text, encoding="utf-8")
     tests = cell_tests(usable, options.seed)
     omni = omnibus(usable)
-    mixed = mixed_model(usable, options.mixed_slopes)
+    mixed = mixed_model(usable, options.mixed_slopes, options.mixed_variances)
     agree = agreement(usable)
     note = attainability_note(tests)
     tests.to_csv(out / "stats.csv", index=False)

@@ -77,7 +77,8 @@ def method_mos(usable: pd.DataFrame, methods: list[str], level: float = LEVEL) -
     return pd.DataFrame(rows).sort_values("mos", ascending=False, ignore_index=True)
 
 
-def mixed_contrasts(data: pd.DataFrame, methods: list[str], selection: str = "maximal") -> dict:
+def mixed_contrasts(data: pd.DataFrame, methods: list[str], selection: str = "items",
+                    variances: str = "unrestricted") -> dict:
     """``rating ~ method + (0 + method | participant) + (0 + method | item)`` (or the simpler model
     ``analysis.lmm`` falls back to, named in ``fallback``); every method pair as a
     Satterthwaite t contrast, Holm-corrected."""
@@ -85,7 +86,7 @@ def mixed_contrasts(data: pd.DataFrame, methods: list[str], selection: str = "ma
 
     frame = data[["rating", "method", "participant_id", "row_label"]].rename(
         columns={"participant_id": "participant", "row_label": "item"})
-    return fit_methods(frame, methods, item="item", selection=selection)
+    return fit_methods(frame, methods, item="item", selection=selection, variances=variances)
 
 
 PAIR_COLUMNS = ["participants", "mean_diff", "ci_low", "ci_high", "p", "test", "p_ttest", "p_wilcoxon", "cohens_dz",

@@ -274,7 +274,7 @@ def omnibus(usable: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def mixed_model(usable: pd.DataFrame, selection: str = "maximal") -> dict:
+def mixed_model(usable: pd.DataFrame, selection: str = "items", variances: str = "unrestricted") -> dict:
     """normalized - baseline from ``rating ~ method + (0 + method | participant) + (0 + method |
     cell)`` (method slopes by participant and by cell, crossed; REML, Satterthwaite df; ``analysis.lmm``),
     or the simpler model ``analysis.lmm`` falls back to, which the result names."""
@@ -285,7 +285,7 @@ def mixed_model(usable: pd.DataFrame, selection: str = "maximal") -> dict:
     data = data[data["method"].isin(["baseline", "normalized"])]
     if data["participant"].nunique() < 2 or data["method"].nunique() < 2:
         return {"error": "needs at least two participants and both methods"}
-    fit = fit_methods(data, ["normalized", "baseline"], item="cell", selection=selection)
+    fit = fit_methods(data, ["normalized", "baseline"], item="cell", selection=selection, variances=variances)
     if "error" in fit:
         return fit
     c = fit.pop("contrasts").iloc[0]  # normalized - baseline

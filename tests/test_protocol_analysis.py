@@ -132,6 +132,27 @@ def test_acr_analysis_ranks_planted_methods_and_writes_the_report(import_source,
     assert all(len(d["os"]) == 16 for d in sureal["dis_videos"])
 
 
+def test_paired_mixed_model_fits_every_rating_of_the_reference(import_source, tmp_path):
+    """A paired study rates its reference once per trial (twice per item with three methods): the
+    mixed model takes each of those ratings, not their per-participant mean (averaged, the
+    reference's rows are less noisy than the model's one residual variance assumes, and the test
+    was conservative), and says how it treated a rater x method variance at 0."""
+    from stylestudy.analysis.report import AnalyzeOptions, analyze
+
+    run = import_run(import_source, tmp_path / "run", "paired", reference="photo")
+    frame = simulate.from_protocol(StudyManifest.load(run), {"photo": 0.0, "adain": 0.0, "ours": 1.0}, 12, seed=8)
+    frame.to_csv(tmp_path / "sim.csv", index=False)
+    summary = analyze(tmp_path / "sim.csv", AnalyzeOptions(out=tmp_path / "report"), run)
+    rated = frame[frame["role"].eq("rated")]
+    twice = rated.groupby(["participant_id", "condition_id", "method"]).size()
+    assert set(twice[twice == 2].index.get_level_values("method")) == {"photo"} and (twice == 2).sum() == 12 * 4
+    mixed = summary["mixed_model"]
+    assert mixed["n_obs"] == len(rated) == 12 * 16
+    assert mixed["selection"] == "items" and mixed["variance_bounds"] == "unrestricted"
+    ours = next(c for c in mixed["contrasts"] if {c["a"], c["b"]} == {"photo", "ours"})
+    assert ours["estimate"] * (1 if ours["a"] == "ours" else -1) > 0.5 and ours["p_holm"] < 0.01
+
+
 def test_acr_inverted_rater_is_flagged_and_the_ranking_shown_without_them(import_source, tmp_path):
     """One participant rates on a reversed scale: the leave-one-out correlation names them, and the
     report gives the MOS again without them (the path that reads the flagged raters' ratings out)."""

@@ -71,11 +71,10 @@ def _old_mixed(data: pd.DataFrame, methods: list[str], against: str | None = Non
 
 
 def one_study(kind: str, runs: dict, participants: int, rm_sd: float, seed: int,
-              mixed: bool = True, selection: str = "maximal") -> dict[str, list[float]]:
+              mixed: bool = True, selection: str = "items", variances: str = "unrestricted") -> dict[str, list[float]]:
     """p-values of every comparison under H0: headline, and (``mixed``) the mixed model and the
     old mixed model."""
     from stylestudy.analysis import preference, preference_tests, scores
-    from stylestudy.analysis.lmm import fit_methods
     from stylestudy.analysis.simulate import from_design, from_protocol
     from stylestudy.analysis.stats import mixed_model, paired_test, participant_differences
 
@@ -87,7 +86,7 @@ def one_study(kind: str, runs: dict, participants: int, rm_sd: float, seed: int,
         headline = [paired_test(participant_differences(frame).to_numpy(float), effect_cis=False)["p"]]  # omnibus
         if not mixed:
             return {"headline": headline}
-        mixed = [float(mixed_model(frame, selection)["p"])]
+        mixed = [float(mixed_model(frame, selection, variances)["p"])]
         data = frame.assign(cell=frame["block"] + frame["row"].astype(str) + frame["column"].astype(str))
         old = _old_mixed(data.rename(columns={"participant_id": "participant", "cell": "item"}), ["normalized", "baseline"])
         return {"headline": headline, "mixed": mixed, "old mixed": old}
@@ -106,9 +105,9 @@ def one_study(kind: str, runs: dict, participants: int, rm_sd: float, seed: int,
         headline = scores.reference_differences(usable, methods[0], wilcoxon=False)["p"].tolist()
     if not mixed:
         return {"headline": headline}
-    data = one.rename(columns={"participant_id": "participant", "row_label": "item"})
-    fit = fit_methods(data, methods, selection=selection)
+    fit = scores.mixed_contrasts(usable if kind == "paired" else one, methods, selection, variances)  # as the report
     contrasts = fit["contrasts"]
+    data = one.rename(columns={"participant_id": "participant", "row_label": "item"})
     if kind == "paired":  # the comparisons the design is about: each method against the reference
         contrasts = contrasts[(contrasts["a"] == methods[0]) | (contrasts["b"] == methods[0])]
     return {"headline": headline, "mixed": contrasts["p"].tolist(),
@@ -119,7 +118,7 @@ PROTOCOLS = ("table1", "acr", "paired", "pairwise")
 
 
 def false_positive_table(runs: dict, sims: int, protocols: tuple[str, ...] = PROTOCOLS,
-                         mixed_sims: int | None = None, selection: str = "maximal") -> pd.DataFrame:
+                         mixed_sims: int | None = None, selection: str = "items") -> pd.DataFrame:
     """The mixed models (slow: several REML fits each) run on the first ``mixed_sims`` studies."""
     mixed_sims = sims if mixed_sims is None else mixed_sims
     rows = []
@@ -184,8 +183,9 @@ def main() -> None:
     parser.add_argument("--sims", type=int, default=500)
     parser.add_argument("--coverage-sims", type=int, default=500)
     parser.add_argument("--mixed-sims", type=int, default=None, help="studies the mixed models run on (default --sims)")
-    parser.add_argument("--selection", choices=("maximal", "lrt"), default="maximal",
-                        help="the mixed model's random slopes: all kept (default) or selected by likelihood ratio")
+    parser.add_argument("--selection", choices=("items", "maximal", "lrt"), default="items",
+                        help="the mixed model's random slopes: item slopes selected by likelihood ratio (default), "
+                             "all kept, or all selected")
     parser.add_argument("--protocols", default=",".join(PROTOCOLS), help="a subset, e.g. table1,acr (to split runs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
