@@ -49,6 +49,7 @@ from scipy import stats as sps
 
 from stylestudy.analysis.multiple import holm
 
+EXACT_FIT = 1e-10  # residual variance, relative to the ratings', below which the fit is exact (degenerate)
 SINGULAR_TOL = 1e-4  # lme4's isSingular(): a diagonal element of theta below this is on the boundary
 LEVEL = 0.95
 
@@ -514,6 +515,10 @@ def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item
         break
     if fit is None:
         return {"error": "mixed model did not fit: " + "; ".join(notes)}
+    if fit.sigma2 <= EXACT_FIT * max(float(np.var(data["rating"])), 1.0):  # SE 0: any difference would get p = 0
+        return {"error": "the mixed model cannot test these data: it fits every rating exactly (no residual "
+                         "variance, e.g. every participant gave each method the same rating), so its standard "
+                         "errors are 0; the per-participant tests say what the data show"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if selection != "maximal":

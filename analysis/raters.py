@@ -77,7 +77,7 @@ def krippendorff_alpha(usable: pd.DataFrame) -> float:
 def icc(matrix: np.ndarray) -> dict[str, float]:
     """ICC(2,1) and ICC(2,k) for targets (rows) x raters (columns), complete data."""
     n, k = matrix.shape
-    if n < 2 or k < 2:
+    if n < 2 or k < 2 or np.ptp(matrix) == 0:  # no variation at all: agreement is undefined, not 0/0
         return {"icc2_1": float("nan"), "icc2_k": float("nan"), "targets": n, "raters": k}
     grand = matrix.mean()
     ss_rows = k * ((matrix.mean(axis=1) - grand) ** 2).sum()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,6 +156,10 @@ def _omni_lines(omni: pd.DataFrame) -> list[str]:
             f"{r.rank_biserial:.2f} {_fmt_ci(r.rb_ci)}" for r in omni.itertuples()]
 
 
+def _agreement(value: float) -> str:
+    return "undefined (no variation, or too few stimuli or raters)" if math.isnan(value) else f"{value:.3f}"
+
+
 def _mixed_line(mixed: dict) -> str:
     if "error" in mixed:
         return f"Mixed model (second): {mixed['error']}."
@@ -195,8 +200,9 @@ def _markdown(summary, table_md, omni, mixed, agree, note, tests) -> str:
              f"{summary['cells_p_lt_05_uncorrected']} of {summary['cells']} cells have Wilcoxon p < 0.05 uncorrected; "
              f"{summary['cells_significant_holm']} after Holm, {summary['cells_significant_bh']} after Benjamini-Hochberg.",
              "", "## Raters", "",
-             f"Krippendorff's alpha (ordinal) = {agree['krippendorff_alpha_ordinal']:.3f}; ICC(2,1) = {agree['icc2_1']:.3f}, "
-             f"ICC(2,k) = {agree['icc2_k']:.3f} over {agree['targets']} stimuli rated by all {agree['raters']} raters.", ""]
+             f"Krippendorff's alpha (ordinal) = {_agreement(agree['krippendorff_alpha_ordinal'])}; ICC(2,1) = "
+             f"{_agreement(agree['icc2_1'])}, ICC(2,k) = {_agreement(agree['icc2_k'])} over {agree['targets']} stimuli "
+             f"rated by all {agree['raters']} raters.", ""]
     if "compare_paper" in summary:
         cp = summary["compare_paper"]
         lines += ["## Compared with the paper", "", f"Pearson r of cell means = {cp['pearson_r']:.3f}; mean |difference| = "

@@ -256,6 +256,23 @@ def _paper_effect(table: pd.DataFrame) -> float:
     return float((wide["normalized"] - wide["baseline"]).mean())
 
 
+def test_ratings_without_any_variation_are_named_not_tested(tmp_path, capsys):
+    """Every rating the same: the report says the mixed model cannot test them and agreement is
+    undefined, instead of p = 0 from standard errors of 0 (what the mixed model gave before)."""
+    from stylestudy.cli import main
+
+    csv = tmp_path / "paper.csv"
+    assert main(["simulate", "--from-paper", "-o", str(csv), "--pairings", "1", "--seed", "2"]) == 0
+    frame = pd.read_csv(csv)
+    frame.assign(rating=3).to_csv(csv, index=False)
+    capsys.readouterr()
+    assert main(["analyze", str(csv), "--out", str(tmp_path / "rep")]) == 0
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "Mixed model (second): the mixed model cannot test these data: it fits every rating exactly" in report
+    assert "ICC(2,1) = undefined (no variation, or too few stimuli or raters)" in report
+    assert "error" in json.loads((tmp_path / "rep" / "summary.json").read_text())["mixed_model"]
+
+
 def test_cli_simulate_from_paper_then_analyze(tmp_path, capsys):
     from stylestudy.cli import main
 

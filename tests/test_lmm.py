@@ -206,6 +206,18 @@ def test_a_rater_by_method_variance_at_zero_is_left_free_and_gives_the_anova_tes
         fit_methods(data, ["a", "b", "c"], variances="nobound")
 
 
+def test_ratings_fitted_exactly_are_named_not_given_p_0():
+    """All ratings equal, or each method always the same rating: the residual variance is 0 and
+    every standard error with it; before, every contrast (a zero difference too) got p = 0."""
+    methods = ["a", "b", "c"]
+    data = planted(10, tuple(methods), 4, 0.0, 7, rounded=True)
+    for ratings in (3.0, np.where(data["method"] == "a", 5.0, 1.0)):
+        for selection, variances in (("items", "unrestricted"), ("maximal", "bounded")):
+            result = fit_methods(data.assign(rating=ratings), methods, selection=selection, variances=variances)
+            assert "contrasts" not in result and "fits every rating exactly" in result["error"]
+    assert "contrasts" in fit_methods(data, methods)  # one rating changed is enough to test again
+
+
 def test_too_few_items_for_the_maximal_covariance_go_straight_to_the_simpler_model():
     data = planted(8, ("a", "b", "c"), 3, 0.5, 4)  # 3 items cannot carry a 3 x 3 item covariance
     result = fit_methods(data, ["a", "b", "c"], selection="maximal")
