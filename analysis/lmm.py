@@ -49,7 +49,7 @@ from scipy import stats as sps
 
 from stylestudy.analysis.multiple import holm
 
-EXACT_FIT = 1e-10  # residual variance, relative to the ratings', below which the fit is exact (degenerate)
+EXACT_FIT = 1e-6  # residual variance, relative to the ratings', below which the fit is exact (degenerate)
 SINGULAR_TOL = 1e-4  # lme4's isSingular(): a diagonal element of theta below this is on the boundary
 LEVEL = 0.95
 
@@ -93,6 +93,7 @@ class MixedFit:
     vcov_varpar: np.ndarray | None = None
     jacobian: list[np.ndarray] = field(default_factory=list)  # d Cov(beta) / d varpar_j
     singular_terms: list[str] = field(default_factory=list)  # terms with a diagonal of theta on the boundary
+    df_cap: float = math.inf  # at most these df (the unrestricted refit: the ANOVA's participant x method df)
 
     def contrast(self, c: np.ndarray) -> dict:
         """Estimate, SE, Satterthwaite df, t, p and CI of c'beta."""
@@ -103,7 +104,8 @@ class MixedFit:
         grad = np.array([c @ j @ c for j in self.jacobian]) if self.jacobian else np.array([])
         denominator = float(grad @ self.vcov_varpar @ grad) if self.vcov_varpar is not None and len(grad) else 0.0
         df = 2 * var**2 / denominator if denominator > 0 else float("nan")
-        df = min(df, self.n_obs - len(self.beta)) if math.isfinite(df) else float(self.n_obs - len(self.beta))
+        df = min(df, self.n_obs - len(self.beta), self.df_cap) if math.isfinite(df) else \
+            float(min(self.n_obs - len(self.beta), self.df_cap))
         t = estimate / se if se > 0 else float("nan")
         p = float(2 * sps.t.sf(abs(t), df)) if se > 0 else float("nan")
         q = sps.t.ppf(1 - (1 - LEVEL) / 2, df) if se > 0 else float("nan")
@@ -255,12 +257,16 @@ class REMLModel:
                               if np.any(np.diag(T) < SINGULAR_TOL)]
         return fit
 
+    def steps(self, varpar: np.ndarray) -> np.ndarray:
+        """Central-difference steps in (theta, sigma)."""
+        return 1e-4 * np.maximum(np.abs(varpar), 1.0)
+
     def _satterthwaite(self, fit: MixedFit, varpar: np.ndarray) -> None:
         """lmerTest's recipe: A = 2 H^-1 (H the Hessian of the REML deviance in (theta, sigma),
         inverted on its positive eigenvalues), and the Jacobian of Cov(beta), both by central
         differences."""
         k = len(varpar)
-        h = 1e-4 * np.maximum(np.abs(varpar), 1.0)
+        h = self.steps(varpar)
         f0 = self.deviance(varpar)
         H = np.zeros((k, k))
         for i in range(k):
@@ -320,6 +326,37 @@ class UnrestrictedREMLModel(REMLModel):
 
     def ratios(self, params: np.ndarray) -> np.ndarray:
         return np.where(self.free, params, params**2)
+
+    def room(self, params: np.ndarray) -> np.ndarray:
+        """How far each free ratio is above its lower bound, relative to the bound (inf for the others)."""
+        return np.where(self.free, (params - self.lower_bounds) / np.abs(np.where(self.free, self.lower_bounds, 1.0)),
+                        np.inf)
+
+    def on_edge(self, params: np.ndarray, tol: float = 1e-4) -> bool:
+        """True when the optimiser stopped on the edge where H stops being positive definite
+        rather than at a minimum: there the REML deviance still falls towards the edge (log|H| ->
+        -inf: no optimum; seen with 2 participants), so along a free ratio it is not convex, or a
+        Newton step would still lower it by more than ``tol``.  Near its own bound an interior
+        optimum is steep but convex with a gradient ~0, and passes."""
+        gap = np.where(self.free, params - self.lower_bounds, np.inf)
+        f0 = self.profiled_deviance(params)
+        for i in np.flatnonzero(self.free):
+            h = min(1e-6 * max(1.0, abs(params[i])), 0.1 * gap[i])
+            e = np.zeros(len(params))
+            e[i] = h
+            up, down = self.profiled_deviance(params + e), self.profiled_deviance(params - e)
+            curvature = (up - 2 * f0 + down) / h**2
+            slope = (up - down) / (2 * h)
+            if max(up, down) >= 1e12 or curvature <= 0 or slope**2 / curvature > tol:
+                return True
+        return False
+
+    def steps(self, varpar: np.ndarray) -> np.ndarray:
+        """Never step across the positive-definite edge: a free ratio near its bound gets a tenth of
+        the room left (a fixed 1e-4 there bent the Hessian and the df: 28.5 for the ANOVA's 18)."""
+        h = super().steps(varpar)
+        gap = np.append(np.where(self.free, varpar[:-1] - self.lower_bounds, np.inf), np.inf)
+        return np.minimum(h, 0.1 * gap)
 
     def theta_start(self) -> np.ndarray:
         return np.ones(len(self.terms))
@@ -454,31 +491,70 @@ def _select_slopes(data: pd.DataFrame, present: list[str], item: str | None, fit
 
 
 RATER_SLOPES = "participant:method"
+RATER_TERMS = ("participant", RATER_SLOPES)  # either at 0: refit as the ANOVA's within-participant test
 VARIANCES = ("unrestricted", "bounded")
+AT_BOUND = 1e-6  # a free ratio this close (relative) to its lower bound: no interaction at all
+
+
+class DegenerateFit(Exception):
+    """The data leave the mixed model nothing to test with (standard errors of 0)."""
 
 
 def _unrestricted(model: REMLModel, fit: MixedFit, notes: list[str]) -> tuple[MixedFit, REMLModel]:
-    """Refit with the rater x method variance free to go below zero (``UnrestrictedREMLModel``):
-    cut at zero, it makes the test conservative exactly when raters agree."""
-    free = UnrestrictedREMLModel(model.y, model.X, model.fixed_names, model.terms, model.formula, (RATER_SLOPES,),
-                                 fit.theta)
-    try:  # with its df: a difference step across the positive-definite edge would fail there
-        refit = free.fit(satterthwaite=True)
-    except (linalg.LinAlgError, ValueError) as exc:
-        notes.append(f"the {RATER_SLOPES} variance is at 0 and could not be freed ({exc})")
+    """Refit with the participants' own means absorbed as fixed effects and the rater x method
+    variance free to go below zero (``UnrestrictedREMLModel``): the repeated-measures ANOVA's
+    within-participant test.  Cut at zero, the rater x method variance makes the test
+    conservative exactly when raters agree; a participant variance cut at zero pools the
+    participants' mean square into the error (anticonservative: 11% at 5% with raters of equal
+    means, e.g. z-scored, found by review), which absorbing their means avoids; method contrasts
+    are within participants, so in a balanced design nothing else changes."""
+    at_zero = [t for t in RATER_TERMS if t in fit.singular_terms]
+    participant = next(t for t in model.terms if t.name == "participant")
+    dummies = np.eye(len(participant.levels))[participant.codes][:, 1:]
+    X = np.column_stack([model.X, dummies])
+    terms = [t for t in model.terms if t.name != "participant"]
+    formula = model.formula.replace("(1 | participant) + ", "participant (fixed) + ")
+    free = UnrestrictedREMLModel(model.y, X, model.fixed_names + [f"participant{v}" for v in participant.levels[1:]],
+                                 terms, formula, (RATER_SLOPES,))
+    bounded = (f"the bounded fit is reported ({' and '.join(at_zero)} variance at 0: conservative there)")
+    try:
+        refit = free.fit(satterthwaite=False)
+    except (linalg.LinAlgError, ValueError):
+        notes.append(f"the free fit did not converge; {bounded}")
         return fit, model
+    if np.any(free.room(refit.theta) < AT_BOUND):
+        raise DegenerateFit("the mixed model cannot test these data: every participant's ratings differ between "
+                            "the methods by the same amounts (no rater x method variation at all, the lowest the "
+                            "free variance can go), so its standard errors are 0; the per-participant tests say "
+                            "what the data show")
+    if free.on_edge(refit.theta):
+        notes.append(f"left free, the fit ends on the edge where the covariance of the ratings stops being positive "
+                     f"definite; {bounded}")
+        return fit, model
+    try:  # its df, at its own steps
+        free.add_satterthwaite(refit)
+    except (linalg.LinAlgError, ValueError):
+        notes.append(f"the free fit's degrees of freedom could not be computed; {bounded}")
+        return fit, model
+    # Balanced, this is the ANOVA, whose error for a method contrast has (P-1)(m-1) df; next to an
+    # almost singular covariance the Satterthwaite df can overshoot that (13.3 for 1 with 2 raters)
+    refit.df_cap = float((len(participant.levels) - 1) * (len(model.fixed_names) - 1))
     variance = float(refit.covariances[RATER_SLOPES].iloc[0, 0])
-    notes.append(f"that model's {RATER_SLOPES} variance sits at the bound 0, so it is left free: {variance:+.3g} "
-                 "(unrestricted, as SAS's NOBOUND and the repeated-measures ANOVA; cut at 0 the test is conservative)")
+    notes.append(f"that model's {' and '.join(at_zero)} variance sits at the bound 0, so the participants' means are "
+                 f"absorbed as fixed effects and the {RATER_SLOPES} variance left free: {variance:+.3g} (unrestricted, "
+                 "as SAS's NOBOUND: the repeated-measures ANOVA's test; cut at 0 the test is conservative, and a "
+                 "participant variance at 0 pools their mean square into its error)")
     refit.formula += f" with the {RATER_SLOPES} variance unrestricted"
     return refit, free
 
 
 def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item",
                 selection: str = "items", variances: str = "unrestricted") -> dict:
-    """Fit the maximal model, else the simpler one; with ``selection = "lrt"`` drop the slope
-    terms the data do not support (``_select_slopes``); every method pair as a Satterthwaite t
-    contrast (Holm over pairs).  Returns what the report prints, or {"error": ...}."""
+    """Fit the maximal model, else the simpler one; drop the slope terms the data do not support
+    (``selection``: the items' for "items", every one for "lrt", none for "maximal";
+    ``_select_slopes``); free the participant variances when one sits at 0 (``variances``,
+    ``_unrestricted``); every method pair as a Satterthwaite t contrast (Holm over pairs).
+    Returns what the report prints, or {"error": ...}."""
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
     if variances not in VARIANCES:
@@ -524,8 +600,12 @@ def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item
         if selection != "maximal":
             fit, chosen = _select_slopes(data, present, item, fit, chosen, structure, notes,
                                          (item,) if selection == "items" else None)
-        if RATER_SLOPES in fit.singular_terms and variances == "unrestricted" and all(t.k == 1 for t in chosen.terms):
-            fit, chosen = _unrestricted(chosen, fit, notes)
+        if (set(RATER_TERMS) & set(fit.singular_terms) and RATER_SLOPES in {t.name for t in chosen.terms}
+                and variances == "unrestricted" and all(t.k == 1 for t in chosen.terms)):
+            try:
+                fit, chosen = _unrestricted(chosen, fit, notes)
+            except DegenerateFit as exc:
+                return {"error": str(exc)}
         if not fit.jacobian:
             chosen.add_satterthwaite(fit)
     index = {m: i for i, m in enumerate(present)}

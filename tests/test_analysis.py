@@ -140,15 +140,18 @@ def test_mixed_model_is_crossed_and_recovers_planted_variances():
     mm = mixed_model(pd.DataFrame(rows))
     # No participant x method or cell x method variance was planted: the maximal model is
     # singular, the cell slopes are not supported, the participant slopes stay but their variance
-    # (at 0) is left free; the result says all of it and names the model it fitted.
-    assert mm["formula"] == ("rating ~ method + (1 | participant) + (1 | participant:method) + (1 | cell) "
+    # (at 0) is left free, the participants' means absorbed; the result says all of it and names
+    # the model it fitted.
+    assert mm["formula"] == ("rating ~ method + participant (fixed) + (1 | participant:method) + (1 | cell) "
                              "with the participant:method variance unrestricted")
     assert "(0 + method | participant) + (0 + method | cell) is singular" in mm["fallback"]
     assert "the cell:method variance is not supported (likelihood ratio p = " in mm["fallback"]
-    assert mm["variances"]["participant"]["(Intercept)"] == pytest.approx(np.var(u, ddof=1), rel=0.1)
-    assert mm["variances"]["cell"]["(Intercept)"] == pytest.approx(np.var(v, ddof=1), rel=0.1)
     assert abs(mm["variances"]["participant:method"]["(Intercept)"]) < 0.01 and "cell:method" not in mm["variances"]
     assert mm["residual_var"] == pytest.approx(0.25, rel=0.1) and mm["estimate"] == pytest.approx(0.5, abs=0.05)
+    bounded = mixed_model(pd.DataFrame(rows), variances="bounded")  # lme4's fit: every variance component
+    assert bounded["variances"]["participant"]["(Intercept)"] == pytest.approx(np.var(u, ddof=1), rel=0.1)
+    assert bounded["variances"]["cell"]["(Intercept)"] == pytest.approx(np.var(v, ddof=1), rel=0.1)
+    assert bounded["estimate"] == pytest.approx(mm["estimate"], abs=1e-9)
 
 
 def test_a_second_rating_of_one_condition_is_never_dropped_silently(small, tmp_path, capsys):
