@@ -77,8 +77,9 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mixed-slopes", choices=["items", "maximal", "lrt"], default="items",
                    help="the mixed model's random method slopes: by participant always and by item where a "
                         "likelihood-ratio test at 0.2 supports them (items, default: holds the level in the "
-                        "calibration), all of them (maximal; Barr et al. 2013: conservative when an item slope variance "
-                        "is 0 and items are few) or each only where supported (lrt; Matuschek et al. 2017: may overstate "
+                        "calibration; a moderate item x method variance on few items is dropped too, and the model then speaks "
+                        "about the study's items), all of them (maximal; Barr et al. 2013: for claims beyond the study's "
+                        "items; conservative when an item slope variance is 0 and items are few) or each only where supported (lrt; Matuschek et al. 2017: may overstate "
                         "when it drops the participants' slopes); see the README")
     p.add_argument("--mixed-variances", choices=["unrestricted", "bounded"], default="unrestricted",
                    help="a rater x method variance the mixed model estimates at 0: left free to go below 0 "
