@@ -75,16 +75,17 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
                    help="acr/paired: flag a rater whose Pearson r with the others' MOS (leave-one-out) is below this "
                         "(default 0.3); the report shows the ranking with and without flagged raters")
     p.add_argument("--mixed-slopes", choices=["items", "maximal", "lrt"], default="items",
-                   help="the mixed model's random method slopes: by participant always and by item where a "
-                        "likelihood-ratio test at 0.2 supports them (items, default: holds the level in the "
-                        "calibration; a moderate item x method variance on few items is dropped too, and the model then speaks "
-                        "about the study's items), all of them (maximal; Barr et al. 2013: for claims beyond the study's "
-                        "items; conservative when an item slope variance is 0 and items are few) or each only where supported (lrt; Matuschek et al. 2017: may overstate "
-                        "when it drops the participants' slopes); see the README")
+                   help="the mixed model's random method slopes: by participant always, by item where a likelihood "
+                        "ratio at 0.2 supports them (items, default: holds the level in the calibration; a moderate "
+                        "item x method variance on few items is dropped too, and the model then speaks about the "
+                        "study's items); all of them (maximal, Barr et al. 2013: for claims beyond the study's items, "
+                        "conservative when a slope variance is 0); each only where supported (lrt, Matuschek et al. "
+                        "2017: overstates when it drops the participants' slopes); see the README")
     p.add_argument("--mixed-variances", choices=["unrestricted", "bounded"], default="unrestricted",
-                   help="a rater x method variance the mixed model estimates at 0: left free to go below 0 "
-                        "(unrestricted, default: as SAS's NOBOUND and the repeated-measures ANOVA; holds the level) "
-                        "or cut at 0 (bounded: exactly lme4/lmerTest, conservative then; see the README)")
+                   help="a participant or rater x method variance the mixed model estimates at 0: refitted as the "
+                        "repeated-measures ANOVA, participants' means fixed and the rater x method variance free to go "
+                        "below 0 (unrestricted, default, as SAS's NOBOUND: holds the level) or cut at 0 (bounded: "
+                        "lme4/lmerTest's fit, conservative then); see the README")
     p.set_defaults(func=_run_analyze)
 
 

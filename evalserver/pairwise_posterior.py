@@ -139,6 +139,13 @@ def _entropy(p: np.ndarray) -> np.ndarray:
     return entr(p) + entr(1.0 - p)
 
 
+def _fisher(mu: np.ndarray, noise2: np.ndarray) -> np.ndarray:
+    """Expected Fisher information about d of one comparison, Φ(d / √noise2), at d = mu:
+    φ(z)² / (Φ(z) Φ(−z) noise2), z = mu / √noise2."""
+    z = mu / np.sqrt(noise2)
+    return np.exp(-z * z - 2 * _LOG_SQRT_2PI) / np.clip(ndtr(z) * ndtr(-z), 1e-300, None) / noise2
+
+
 def expected_gain(mu: np.ndarray, var: np.ndarray, explained: np.ndarray | None = None,
                   pending: np.ndarray | float = 0.0) -> np.ndarray:
     """Expected information (nats) of one more comparison of a pair whose difference d has
@@ -149,8 +156,7 @@ def expected_gain(mu: np.ndarray, var: np.ndarray, explained: np.ndarray | None 
     expected Fisher information first, so a pair in flight to others is worth less (not nothing)."""
     explained = var if explained is None else explained
     residual = var - explained
-    z = mu / np.sqrt(SIGMA**2 + residual)
-    fisher = np.exp(-z * z - 2 * _LOG_SQRT_2PI) / np.clip(ndtr(z) * ndtr(-z), 1e-300, None) / (SIGMA**2 + residual)
+    fisher = _fisher(mu, SIGMA**2 + residual)
     explained = explained / (1.0 + np.asarray(pending) * explained * fisher)
     noise = np.sqrt(SIGMA**2 + residual)
     predictive = ndtr(mu / np.sqrt(noise**2 + explained))
@@ -175,8 +181,7 @@ def ranking_gain(post: Posterior, i: np.ndarray, j: np.ndarray, pending: np.ndar
     Cov(s̄, d).  This risk is not concave in the data (the marginal value of a comparison can
     grow), so a pair in flight to n others gets a plain 1 / (1 + n) share: it spreads them out."""
     mu, var, _ = pair_moments(post, i, j)
-    z = mu / np.sqrt(SIGMA**2 + var)
-    fisher = np.exp(-z * z - 2 * _LOG_SQRT_2PI) / np.clip(ndtr(z) * ndtr(-z), 1e-300, None) / (SIGMA**2 + var)
+    fisher = _fisher(mu, SIGMA**2 + var)
     c = post.item_mean_cross[:, i, :] - post.item_mean_cross[:, j, :]
     c2 = (c[:, :, i] - c[:, :, j]) ** 2  # items x listed pairs x method pairs: Cov(s̄_a − s̄_b, d)²
     centre = post.mean.mean(0)

@@ -170,6 +170,22 @@ def test_a_singular_maximal_model_says_what_was_fitted_instead():
         "error": "needs at least two participants and two methods"}
 
 
+def _anova(data: pd.DataFrame) -> dict:
+    """Repeated-measures ANOVA by hand (raters x methods x replicates, balanced): cell means, MS_PM
+    on (P-1)(m-1) df, MS_E, and the SE of a method difference sqrt(2 MS_PM / (P I))."""
+    cell = data.groupby(["participant", "method"])["rating"].mean().unstack()
+    P, m = cell.shape
+    n_items = len(data) // (P * m)
+    values = cell.to_numpy()
+    interaction = values - values.mean(axis=1, keepdims=True) - values.mean(axis=0, keepdims=True) + values.mean()
+    df = (P - 1) * (m - 1)
+    ms_pm = n_items * (interaction**2).sum() / df
+    within = data.groupby(["participant", "method"])["rating"].transform("mean")
+    ms_e = ((data["rating"] - within) ** 2).sum() / (P * m * (n_items - 1))
+    return {"cell": cell, "ms_pm": ms_pm, "ms_e": ms_e, "df": float(df), "n_items": n_items,
+            "se": float(np.sqrt(2 * ms_pm / (P * n_items)))}
+
+
 def test_a_rater_by_method_variance_at_zero_is_left_free_and_gives_the_anova_test():
     """Participants who agree more than the noise predicts put the REML rater x method variance
     on its bound 0, and the bounded test then uses the wider residual error (conservative: 2-3.5%
@@ -181,11 +197,8 @@ def test_a_rater_by_method_variance_at_zero_is_left_free_and_gives_the_anova_tes
     P, n_items, m = 10, 4, 3
     data = planted(P, ("a", "b", "c"), n_items, 0.0, 21)
     free = fit_methods(data, ["a", "b", "c"], item=None)
-    cell = data.groupby(["participant", "method"])["rating"].mean().unstack().to_numpy()
-    interaction = cell - cell.mean(axis=1, keepdims=True) - cell.mean(axis=0, keepdims=True) + cell.mean()
-    ms_pm = n_items * (interaction**2).sum() / ((P - 1) * (m - 1))
-    within = data.groupby(["participant", "method"])["rating"].transform("mean")
-    ms_e = ((data["rating"] - within) ** 2).sum() / (P * m * (n_items - 1))
+    anova = _anova(data)
+    ms_pm, ms_e, cell = anova["ms_pm"], anova["ms_e"], anova["cell"].to_numpy()
     assert ms_pm < ms_e  # the raters agree more than the noise predicts: the bounded estimate is 0
     variance = free["variances"]["participant:method"]["(Intercept)"]
     assert variance == pytest.approx((ms_pm - ms_e) / n_items, abs=1e-5) and variance < 0
@@ -194,9 +207,8 @@ def test_a_rater_by_method_variance_at_zero_is_left_free_and_gives_the_anova_tes
     assert "sits at the bound 0, so the participants' means are absorbed" in free["fallback"]
     a_b = free["contrasts"].iloc[0]
     assert a_b["estimate"] == pytest.approx(cell[:, 0].mean() - cell[:, 1].mean(), abs=1e-10)
-    assert a_b["se"] == pytest.approx(np.sqrt(2 * ms_pm / (P * n_items)), rel=1e-5)
-    assert a_b["df"] == pytest.approx((P - 1) * (m - 1), rel=1e-3)
-    assert a_b["p"] == pytest.approx(2 * sps.t.sf(abs(a_b["estimate"]) / np.sqrt(2 * ms_pm / (P * n_items)), 18), rel=1e-4)
+    assert a_b["se"] == pytest.approx(anova["se"], rel=1e-5) and a_b["df"] == pytest.approx(anova["df"], rel=1e-3)
+    assert a_b["p"] == pytest.approx(2 * sps.t.sf(abs(a_b["estimate"]) / anova["se"], 18), rel=1e-4)
 
     bounded = fit_methods(data, ["a", "b", "c"], item=None, variances="bounded")
     assert bounded["variances"]["participant:method"]["(Intercept)"] < 1e-6 and "left free" not in bounded["fallback"]
@@ -218,18 +230,6 @@ def test_ratings_fitted_exactly_are_named_not_given_p_0():
     assert "contrasts" in fit_methods(data, methods)  # one rating changed is enough to test again
 
 
-def _anova_contrast(data: pd.DataFrame, a: str, b: str) -> tuple[float, float, float]:
-    """Repeated-measures ANOVA by hand (raters x methods x replicates, balanced): the a - b
-    difference, its SE sqrt(2 MS_PM / (P I)) and df (P-1)(m-1)."""
-    cell = data.groupby(["participant", "method"])["rating"].mean().unstack()
-    P, m = cell.shape
-    n_items = len(data) // (P * m)
-    values = cell.to_numpy()
-    interaction = values - values.mean(axis=1, keepdims=True) - values.mean(axis=0, keepdims=True) + values.mean()
-    ms_pm = n_items * (interaction**2).sum() / ((P - 1) * (m - 1))
-    return float(cell[a].mean() - cell[b].mean()), float(np.sqrt(2 * ms_pm / (P * n_items))), float((P - 1) * (m - 1))
-
-
 @pytest.mark.parametrize("case", ["raters with equal means", "almost no interaction", "two raters"])
 def test_the_free_refit_is_the_anova_where_review_broke_it(case):
     """Cases an adversarial review found: raters with equal means (z-scored; the participant
@@ -245,11 +245,12 @@ def test_the_free_refit_is_the_anova_where_review_broke_it(case):
         both = data.groupby("participant")["rating"].transform("mean") + data.groupby("method")["rating"].transform("mean")
         data["rating"] = data["rating"] - 0.97 * (cell - both + data["rating"].mean())
     result = fit_methods(data, methods, item=None)
-    estimate, se, df = _anova_contrast(data, methods[0], methods[1])
+    anova = _anova(data)
     row = result["contrasts"].iloc[0]
     assert result["formula"].startswith("rating ~ method + participant (fixed) + (1 | participant:method)")
-    assert row["estimate"] == pytest.approx(estimate, abs=1e-9) and row["se"] == pytest.approx(se, rel=1e-4)
-    assert row["df"] == pytest.approx(df, rel=0.01)
+    estimate = anova["cell"][methods[0]].mean() - anova["cell"][methods[1]].mean()
+    assert row["estimate"] == pytest.approx(estimate, abs=1e-9) and row["se"] == pytest.approx(anova["se"], rel=1e-4)
+    assert row["df"] == pytest.approx(anova["df"], rel=0.01)
 
 
 def test_too_few_items_for_the_maximal_covariance_go_straight_to_the_simpler_model():

@@ -184,12 +184,12 @@ def test_a_failed_attention_check_ends_at_the_screen_out_page(browser, tmp_path)
     run = _import(tmp_path, "pairwise", attention_checks=1, attention_screen_out=1, pairs_per_participant=2,
                   screen_out_code="ATT9")
     context = _context(browser)
-    turn = ("() => location.pathname.endsWith('/screened-out') || "
-            "document.querySelector('#progress').textContent === arguments[0]")
+    turn = ("(progress) => location.pathname.endsWith('/screened-out') || "
+            "document.querySelector('#progress').textContent === progress")
     with LiveServer(run) as server:
         page = _enter(context, server.url + "/?PROLIFIC_PID=careless")
         for k in (1, 2, 3):
-            page.wait_for_function(turn.replace("arguments[0]", repr(f"Trial {k} of 3")), timeout=30_000)
+            page.wait_for_function(turn, arg=f"Trial {k} of 3", timeout=30_000)
             if page.url.endswith("/screened-out"):
                 break
             page.wait_for_function(ANSWERING, timeout=30_000)
