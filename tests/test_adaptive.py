@@ -507,3 +507,26 @@ def test_simulate_follows_the_server_logic(import_source, tmp_path):
         assert [IMPORT_METHODS[i] for i in np.argsort(-scores)] == ["ours", "adain", "photo"]
     assert pairs["adaptive"]["adain|ours"] > pairs["balanced"]["adain|ours"]
     assert pairs["adaptive"]["ours|photo"] < pairs["balanced"]["ours|photo"]
+
+
+def test_the_adaptive_benchmark_summary_by_hand():
+    """The benchmark's summary: each sampler's median over all seeds (a seed not reached counts as
+    beyond the cap), their ratio, and a bootstrap interval over seeds; evenly spaced qualities."""
+    from stylestudy.evalserver.adaptive import Design
+    from tests.benchmarks.adaptive_sampling import censored_medians, planted
+
+    text = censored_medians([100, 200, None], [50, 100, 400], cap=1000)
+    assert "median balanced 200, adaptive 100; ratio of the medians 0.50" in text
+    # the same comparisons in every seed: every resample's ratio is 1
+    assert text.endswith("]") and "[1.00, 1.00]" in censored_medians([70, 140, 210], [70, 140, 210], cap=1000)
+    # balanced beyond the cap in most seeds: no ratio, and a resample without balanced's one seed
+    # bounds the ratio by adaptive's / the cap (0.10)
+    text = censored_medians([None, None, 10], [100, 100, 100], cap=1000)
+    assert "median balanced beyond the cap, adaptive 100; ratio of the medians undetermined" in text
+    assert "interval over seeds [0.10, " in text
+    assert "[inf, inf]" in censored_medians([10, 10, 10], [None, None, None], cap=1000)
+
+    design = Design(tuple(f"i{k}" for k in range(400)), tuple(f"m{k}" for k in range(8)))
+    method_means = planted(design, 3, 3.0, "even").mean(0)  # item deviations average out (sd 0.025)
+    assert np.allclose(np.sort(method_means), np.linspace(0, 3, 8), atol=0.1)
+    assert not np.allclose(method_means, np.sort(method_means))  # in a random order

@@ -1,14 +1,14 @@
 """Adaptive vs balanced pairwise sampling: comparisons needed, and the time a selection takes.
 
     python -m tests.benchmarks.adaptive_sampling [--seeds 10] [--methods 8] [--items 20]
-        [--participants 120] [--target methods|items|ranking] [--server-participants 200]
-        [--skip-accuracy] [--skip-server]
+        [--participants 120] [--spread 3] [--qualities uniform|even] [--target methods|items|ranking]
+        [--jobs 1] [--server-participants 200] [--postgres] [--skip-accuracy] [--skip-server]
 
 1. Accuracy (``--seeds`` simulated studies per sampler).  Planted Thurstone Case V scores in JOD:
    method qualities drawn uniformly from 0..``--spread`` JOD per seed (so some neighbours are
-   close, others far apart) plus a per-item deviation N(0, 0.5²); a simulated participant
-   prefers a over b with probability
-   Φ((s_a − s_b)/σ), σ = 1.4826 (1 JOD = 75%).  Participants take 28 trials each, one after
+   close, others far apart; ``--qualities even``: evenly spaced over that range in a random
+   order) plus a per-item deviation N(0, 0.5²); a simulated participant prefers a over b with
+   probability Φ((s_a − s_b)/σ), σ = 1.4826 (1 JOD = 75%).  Participants take 28 trials each, one after
    another: ``balanced`` = the server's fixed plans (``evalserver.schedule``), ``adaptive`` = the
    server's choice (``evalserver.adaptive.next_entry`` via ``analysis.adaptive_simulation``)
    with ``[protocol] adaptive_target = --target``.  Every 7 comparisons both are scored with the
@@ -19,7 +19,9 @@
    over items of each item's τ; ASAP's view, every condition ranked).  Printed: comparisons
    until Kendall τ ≥ 0.9 and until RMSE ≤ 0.3 JOD hold from then on, per seed, with the ratio
    adaptive / balanced (goal ≤ 0.5): its median and mean over the seeds both samplers reached,
-   and each sampler's median over all seeds with a seed not reached counting as beyond the cap.
+   and each sampler's median over all seeds with a seed not reached counting as beyond the cap,
+   their ratio with a 95% bootstrap interval over seeds (``--jobs`` runs seeds in parallel
+   processes; the figures do not depend on it), and each sampler's mean RMSE at a few points.
 2. Selection time per trial as methods × items grow (the posterior fit and the choice, in
    process, random counts), median and p99.
 3. Server side: a real app (Flask test client, SQLite; PostgreSQL too with ``--postgres``) with
@@ -36,6 +38,7 @@ import os
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -70,10 +73,13 @@ def make_run(root: Path, methods: int, items: int, **protocol) -> StudyManifest:
     return StudyManifest.load(root / "run")
 
 
-def planted(design: Design, seed: int, spread: float) -> np.ndarray:
+def planted(design: Design, seed: int, spread: float, qualities: str = "uniform") -> np.ndarray:
+    """(item, method) scores: the methods' qualities (``"uniform"``: drawn over 0..spread, so two
+    can be too close for any study to order; ``"even"``: spread evenly over 0..spread in a random
+    order), plus every item's own deviation."""
     rng = np.random.default_rng(seed)
     m = len(design.methods)
-    quality = rng.uniform(0.0, spread, m)
+    quality = rng.uniform(0.0, spread, m) if qualities == "uniform" else rng.permutation(np.linspace(0.0, spread, m))
     return quality[None, :] + rng.normal(0, ITEM_DEVIATION, (len(design.items), m))
 
 
@@ -89,15 +95,15 @@ def crossing(values: list[float], ok) -> int | None:
 
 
 def accuracy_run(manifest: StudyManifest, sampling: str, seed: int, participants: int, spread: float,
-                 target: str = "methods") -> dict:
+                 target: str = "methods", qualities: str = "uniform") -> tuple[dict, dict]:
     """Comparisons until each goal holds from then on (None: not within the cap), keyed
-    ``(evaluation, "tau" | "rmse")``."""
+    ``(evaluation, "tau" | "rmse")``; and each key's value at every scoring."""
     protocol = dict(manifest.study["protocol"], sampling=sampling, adaptive_target=target)
     run = StudyManifest(manifest.run_dir, dict(manifest.document(), study=dict(manifest.study, protocol=protocol)),
                         manifest.source)
     sampler = SimulatedSampler(run)
     design = sampler.design
-    scores = planted(design, seed, spread)
+    scores = planted(design, seed, spread, qualities)
     centred = scores - scores.mean(1, keepdims=True)
     rng = np.random.default_rng(10_000 + seed)
     by_id = {c.id: (design.item_index[c.pair_id], design.method_index[c.method]) for c in run.rated
@@ -121,7 +127,7 @@ def accuracy_run(manifest: StudyManifest, sampling: str, seed: int, participants
     for key, values_k in values.items():
         first = crossing(values_k, GOALS[key])
         out[key] = comparisons[first] if first is not None else None
-    return out
+    return out, values
 
 
 GOALS = {("methods", "tau"): lambda v: v >= TAU_GOAL, ("methods", "rmse"): lambda v: v <= RMSE_GOAL,
@@ -139,21 +145,36 @@ def score(post, design: Design, centred: np.ndarray) -> dict:
             ("items", "rmse"): float(np.sqrt(np.mean((items - centred) ** 2)))}
 
 
+CURVE_AT = (28, 56, 112, 224, 448, 896)  # comparisons at which mean RMSEs are printed
+
+
+def _seed_pair(job: tuple) -> tuple[int, tuple, tuple]:
+    manifest_dir, seed, participants, spread, target, qualities = job
+    manifest = StudyManifest.load(manifest_dir)
+    b = accuracy_run(manifest, "balanced", seed, participants, spread, qualities=qualities)
+    a = accuracy_run(manifest, "adaptive", seed, participants, spread, target, qualities)
+    return seed, b, a
+
+
 def accuracy(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         manifest = make_run(Path(tmp), args.methods, args.items, pairs_per_participant=args.trials)
+        cap = args.participants * args.trials
         print(f"accuracy: {args.methods} methods x {args.items} items, {args.trials} trials per participant, "
-              f"up to {args.participants} participants, {args.seeds} seeds, qualities uniform over 0..{args.spread} JOD, "
+              f"up to {args.participants} participants, {args.seeds} seeds, qualities {args.qualities} over 0..{args.spread} JOD, "
               f"adaptive_target = {args.target}")
-        rows = []
-        for seed in range(args.seeds):
-            start = time.perf_counter()
-            b = accuracy_run(manifest, "balanced", seed, args.participants, args.spread)
-            a = accuracy_run(manifest, "adaptive", seed, args.participants, args.spread, args.target)
-            rows.append((seed, b, a))
-            print(f"  seed {seed}: " + "; ".join(f"{ev} {goal}: balanced {b[ev, goal]}, adaptive {a[ev, goal]}"
-                                                 for ev, goal in GOALS) + f"  ({time.perf_counter() - start:.0f} s)",
-                  flush=True)
+        jobs = [(manifest.run_dir, seed, args.participants, args.spread, args.target, args.qualities)
+                for seed in range(args.seeds)]
+        rows, curves = [], {"balanced": [], "adaptive": []}
+        start = time.perf_counter()
+        with ProcessPoolExecutor(args.jobs) as pool:
+            for seed, (b, b_values), (a, a_values) in pool.map(_seed_pair, jobs):
+                rows.append((seed, b, a))
+                curves["balanced"].append(b_values)
+                curves["adaptive"].append(a_values)
+                print(f"  seed {seed}: " + "; ".join(f"{ev} {goal}: balanced {b[ev, goal]}, adaptive {a[ev, goal]}"
+                                                     for ev, goal in GOALS)
+                      + f"  ({time.perf_counter() - start:.0f} s in all)", flush=True)
         for ev, goal in GOALS:
             name = f"{ev}: " + (f"Kendall tau >= {TAU_GOAL}" if goal == "tau" else f"RMSE <= {RMSE_GOAL} JOD")
             pairs = [(b[ev, goal], a[ev, goal]) for _, b, a in rows if b[ev, goal] is not None and a[ev, goal] is not None]
@@ -162,7 +183,7 @@ def accuracy(args: argparse.Namespace) -> None:
             left_out = (f"; left out: {only['adaptive']} seed(s) reached by adaptive only, {only['balanced']} by "
                         f"balanced only, {len(rows) - len(pairs) - sum(only.values())} by neither")
             print(f"{name}: over all {len(rows)} seeds, counting a seed not reached as beyond the cap: "
-                  + censored_medians([b[ev, goal] for _, b, a in rows], [a[ev, goal] for _, b, a in rows]))
+                  + censored_medians([b[ev, goal] for _, b, a in rows], [a[ev, goal] for _, b, a in rows], cap))
             if not pairs:
                 print(f"{name}: no seed reached by both samplers within the cap" + left_out)
                 continue
@@ -171,18 +192,38 @@ def accuracy(args: argparse.Namespace) -> None:
                   f"{np.median(ada):.0f} (mean {ada.mean():.0f}); ratio adaptive/balanced median "
                   f"{np.median(ada / bal):.2f}, mean {np.mean(ada / bal):.2f} over {len(pairs)} seeds"
                   + (left_out if len(pairs) < len(rows) else ""))
+        for ev in ("methods", "items"):
+            at = [n for n in CURVE_AT if n <= cap]
+            text = "; ".join(f"{sampler} " + ", ".join(
+                f"{np.mean([values[ev, 'rmse'][n // CHECK_EVERY - 1] for values in runs]):.3f}" for n in at)
+                for sampler, runs in curves.items())
+            print(f"{ev}: mean RMSE over the seeds after {', '.join(map(str, at))} comparisons: {text}")
 
 
-def censored_medians(balanced: list[int | None], adaptive: list[int | None]) -> str:
+def censored_medians(balanced: list[int | None], adaptive: list[int | None], cap: int,
+                     resamples: int = 4000) -> str:
     """Each sampler's median comparisons over all seeds, a seed not reached (None) counting as
-    more than any reached one, and their ratio when both medians are reached."""
-    def median(values: list[int | None]) -> float:
+    more than any reached one, their ratio when both medians are reached, and a 95% percentile
+    bootstrap interval of the ratio over seeds.  In a resample where balanced's median is beyond
+    the cap the ratio is at most adaptive's / the cap, and that bound is used; where adaptive's
+    is, the ratio is taken as infinite: the interval errs towards adaptive needing more."""
+    def median(values) -> float:
         return float(np.median([np.inf if v is None else v for v in values]))
+
+    def ratio(b: float, a: float) -> float:
+        return np.inf if not np.isfinite(a) else a / b if np.isfinite(b) else a / cap
 
     b, a = median(balanced), median(adaptive)
     text = lambda v: f"{v:.0f}" if np.isfinite(v) else "beyond the cap"  # noqa: E731
-    ratio = f"{a / b:.2f}" if np.isfinite(a) and np.isfinite(b) else "undetermined"
-    return f"median balanced {text(b)}, adaptive {text(a)}; ratio of the medians {ratio}"
+    point = f"{a / b:.2f}" if np.isfinite(a) and np.isfinite(b) else "undetermined"
+    rng = np.random.default_rng(0)
+    n = len(balanced)
+    draws = [rng.integers(0, n, n) for _ in range(resamples)]
+    boot = np.array([ratio(median([balanced[k] for k in d]), median([adaptive[k] for k in d])) for d in draws])
+    lo, hi = np.quantile(boot, [0.025, 0.975], method="inverted_cdf")  # no interpolation between infinities
+    fmt = lambda v: f"{v:.2f}" if np.isfinite(v) else "inf"  # noqa: E731
+    return (f"median balanced {text(b)}, adaptive {text(a)}; ratio of the medians {point}, "
+            f"95% bootstrap interval over seeds [{fmt(lo)}, {fmt(hi)}]")
 
 
 def selection_time(sizes: list[tuple[int, int]], repeats: int = 200) -> None:
@@ -241,8 +282,11 @@ def main() -> None:
     parser.add_argument("--methods", type=int, default=8)
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--spread", type=float, default=3.0, help="JOD range of the planted method qualities")
+    parser.add_argument("--qualities", choices=("uniform", "even"), default="uniform",
+                        help="planted method qualities drawn uniformly over the range, or spread evenly over it")
     parser.add_argument("--trials", type=int, default=28, help="trials per participant")
     parser.add_argument("--participants", type=int, default=120, help="cap per simulated study")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds simulated in parallel processes")
     parser.add_argument("--target", choices=("methods", "items", "ranking"), default="methods",
                         help="[protocol] adaptive_target of the adaptive sampler (accuracy, selection time, server)")
     parser.add_argument("--server-participants", type=int, default=200)
