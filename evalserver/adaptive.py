@@ -7,8 +7,10 @@ the Thurstone posterior of ``evalserver.pairwise_posterior`` over every (item, m
 hands the participant the pair with the largest expected information gain about the target
 (``[protocol] adaptive_target``: ``"methods"``, the methods' mean scores over the items, which the
 ranking reports; or ``"items"``, every (item, method) score as in ASAP) or, for ``"ranking"``,
-the most method pairs it is expected to put in the right order, skipping pairs this
-participant was already shown and discounting pairs in flight to others (each counts as one
+the most method pairs it is expected to put in the right order, or, for ``"ranking+methods"``,
+the pair best at both, each gain taken as a share of its best pair's (the order
+alone lets the score scale of settled pairs drift to the prior; the information alone spends
+comparisons on pairs whose order is clear), skipping pairs this participant was already shown and discounting pairs in flight to others (each counts as one
 expected answer).  Ties in gain are broken by a random generator seeded with the participant's
 seed and trial, so the choice is a deterministic function of the database.
 
@@ -19,13 +21,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from itertools import combinations
 
 import numpy as np
 
 from stylestudy.engine.study.manifest import StudyManifest
+from stylestudy.engine.study.schema import ADAPTIVE_TARGETS
 from stylestudy.evalserver.pairwise_posterior import Posterior, expected_gain, fit, pair_moments, ranking, ranking_gain
 
 TIE_TOLERANCE = 1e-9  # gains this close (relative) count as equal
@@ -34,11 +37,11 @@ TIE_TOLERANCE = 1e-9  # gains this close (relative) count as equal
 @dataclass(frozen=True)
 class Design:
     """Which items and methods the sampler chooses among (every cell that all methods filled) and
-    what its gain is about (``target``: ``"methods"``, ``"items"`` or ``"ranking"``)."""
+    what its gain is about (``target``: one of ``ADAPTIVE_TARGETS``)."""
 
     items: tuple[str, ...]
     methods: tuple[str, ...]
-    target: str = "methods"
+    target: str = ADAPTIVE_TARGETS[0]
 
     @classmethod
     def from_manifest(cls, manifest: StudyManifest) -> Design:
@@ -85,7 +88,9 @@ class Design:
 
 
 def gains(design: Design, post: Posterior, in_flight: Mapping[tuple[int, int, int], int] | None = None) -> np.ndarray:
-    """Expected information gain of every (item, method pair): rows items, columns ``design.pairs``."""
+    """What a comparison of every (item, method pair) is expected to give (rows items, columns
+    ``design.pairs``): information in nats, method pairs put in order for ``"ranking"``, and for
+    ``"ranking+methods"`` the mean of the two, each divided by its largest value (0..1)."""
     i, j = design.pairs
     pending = np.zeros((len(design.items), len(i)))
     column = {(a, b): c for c, (a, b) in enumerate(zip(i.tolist(), j.tolist()))}
@@ -93,6 +98,10 @@ def gains(design: Design, post: Posterior, in_flight: Mapping[tuple[int, int, in
         pending[k, column[(a, b)]] += n
     if design.target == "ranking":
         return ranking_gain(post, i, j, pending)
+    if design.target == "ranking+methods":
+        share = lambda g: g / max(g.max(initial=0.0), 1e-300)  # noqa: E731
+        return 0.5 * (share(ranking_gain(post, i, j, pending))
+                      + share(expected_gain(*pair_moments(post, i, j, "methods"), pending)))
     return expected_gain(*pair_moments(post, i, j, design.target), pending)
 
 
@@ -158,13 +167,14 @@ def stop_reasons(rules: list[str], design: Design, post: Posterior) -> list[str]
 
 def summary(design: Design, post: Posterior, in_flight: Mapping[tuple[int, int, int], int], rules: list[str]) -> dict:
     """What the admin sees: the ranking with 95% intervals, adjacent differences, the best next
-    comparison's expected gain (nats; method pairs for "ranking") and which stop rules hold."""
+    comparison's expected gain (nats; method pairs put in order for "ranking" and
+    "ranking+methods", whose combined value has no unit) and which stop rules hold."""
     rank = ranking(post, list(design.methods))
-    g = gains(design, post, in_flight)
+    g = gains(replace(design, target="ranking") if design.target == "ranking+methods" else design, post, in_flight)
     return {"comparisons": post.comparisons, "possible": design.size, "items": len(design.items),
             "ranking": rank.rows(), "adjacent": rank.adjacent(),
-            "next_gain": float(g.max()) if g.size else 0.0,
-            "gain_unit": "method pairs put in order" if design.target == "ranking" else "nats",
+            "next_gain": max(float(g.max()), 0.0) if g.size else 0.0,  # a settled order: rounding below 0
+            "gain_unit": "method pairs put in order" if design.target.startswith("ranking") else "nats",
             "in_flight": int(sum(in_flight.values())),
             "stop_when": list(rules), "stop_met": stop_reasons(rules, design, post)}
 

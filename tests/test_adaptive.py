@@ -125,6 +125,13 @@ def test_the_study_file_picks_the_target_and_the_methods_gain_never_exceeds_the_
     rank = Design(methods.items, methods.methods, "ranking")
     assert summary(rank, post, {}, [])["gain_unit"] == "method pairs put in order"
     assert summary(methods, post, {}, [])["gain_unit"] == "nats"
+    # "ranking+methods": the mean of the two gains, each as a share of its best pair's; the admin
+    # sees the ranking's gain in method pairs
+    both = Design(methods.items, methods.methods, "ranking+methods")
+    r, m = gains(rank, post), gains(methods, post)
+    assert np.allclose(gains(both, post), (r / r.max() + m / m.max()) / 2)
+    assert gains(both, post).max() <= 1 and summary(both, post, {}, [])["next_gain"] == summary(rank, post, {}, [])["next_gain"]
+    assert summary(both, post, {}, [])["gain_unit"] == "method pairs put in order"
 
 
 def test_ranking_gain_by_hand():
@@ -463,7 +470,8 @@ def _answered(run, db_url):
     ({"kind": "pairwise", "stop_when": ["separated"]}, "add sampling = \"adaptive\""),
     ({"kind": "pairwise", "sampling": "adaptive", "stop_when": ["comparisons:0"]}, "unknown rule"),
     ({"kind": "pairwise", "adaptive_target": "items"}, "steers adaptive sampling"),
-    ({"kind": "pairwise", "sampling": "adaptive", "adaptive_target": "both"}, "must be one of methods, items, ranking"),
+    ({"kind": "pairwise", "sampling": "adaptive", "adaptive_target": "both"},
+     "must be one of methods, items, ranking, ranking+methods"),
 ])
 def test_bad_sampling_settings_are_one_line_errors(tmp_path, settings, message):
     from stylestudy.engine.study.errors import StyleStudyError
@@ -530,3 +538,25 @@ def test_the_adaptive_benchmark_summary_by_hand():
     method_means = planted(design, 3, 3.0, "even").mean(0)  # item deviations average out (sd 0.025)
     assert np.allclose(np.sort(method_means), np.linspace(0, 3, 8), atol=0.1)
     assert not np.allclose(method_means, np.sort(method_means))  # in a random order
+
+
+def test_the_ranking_and_methods_target_runs_the_server(import_source, tmp_path):
+    """``adaptive_target = "ranking+methods"`` from the study file through the server: every trial
+    gets a pair (never one a participant saw), the admin sees the ranking gain in method pairs,
+    and the planted order comes out."""
+    from stylestudy.engine.study.manifest import StudyManifest
+    from stylestudy.evalserver.adaptive import Design
+
+    run = _adaptive_run(import_source, tmp_path, adaptive_target="ranking+methods")
+    manifest = StudyManifest.load(run)
+    assert Design.from_manifest(manifest).target == "ranking+methods"
+    app = create_app(run, admin_token=TOKEN)
+    referee, served = Referee(), []
+    for i in range(30):
+        _take(app, f"p{i}", referee, manifest, served)
+        plan = _plan(app, f"p{i}")
+        assert len({e["pair_id"] for e in plan}) == len(plan) == 3
+    status = app.test_client().get("/admin/status.json", headers={"Authorization": f"Bearer {TOKEN}"}).get_json()
+    adaptive = status["adaptive"]
+    assert adaptive["comparisons"] == len(served) == 90 and adaptive["gain_unit"] == "method pairs put in order"
+    assert [r["method"] for r in adaptive["ranking"]] == ["ours", "adain", "photo"] and adaptive["next_gain"] >= 0

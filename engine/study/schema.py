@@ -21,7 +21,8 @@ PROTOCOLS = ("paired", "acr", "pairwise")
 RESUME_POLICIES = ("cookie", "cookie_or_session")  # what a returning participant must present
 PAIRWISE_LAYOUTS = ("side_by_side", "sequential")
 PAIRWISE_SAMPLING = ("balanced", "adaptive")
-ADAPTIVE_TARGETS = ("methods", "items", "ranking")  # adaptive: the methods' scores | every item's | the order
+# adaptive: the methods' scores (default) | every item's | the order | the order and the methods' scores
+ADAPTIVE_TARGETS = ("methods", "items", "ranking", "ranking+methods")
 PAIRWISE_QUESTION = "Which image transfers the style better?"
 PARTICIPANT_TITLE = "Image rating study"  # neutral: names no method, condition or hypothesis
 DISPLAY_MODES = ("native", "device", "fit")  # one image pixel per CSS pixel | per device pixel | 70% of the window
@@ -109,8 +110,10 @@ class Protocol:
     pairs_per_participant: int = 0  # pairwise: trials per participant, spread evenly over method pairs; 0 = all
     sampling: str = "balanced"  # pairwise: balanced (fixed plans) | adaptive (next pair by expected information gain)
     stop_when: list[str] = field(default_factory=list)  # adaptive: "separated", "comparisons:N" (any one closes the study)
-    adaptive_target: str = "methods"  # adaptive: information about the methods' mean scores | every (item, method)
-    # score | "ranking": the expected number of method pairs put in the right order
+    adaptive_target: str = "methods"  # adaptive: what a comparison is chosen for (evalserver.adaptive):
+    # "methods": information about the methods' mean scores | "items": every (item, method) score |
+    # "ranking": the expected number of method pairs put in the right order | "ranking+methods": both,
+    # each as a share of its best pair's
     # --- viewing (evalserver.viewing) ---
     display: str = "native"  # native | device | fit: the scale at which stimuli are shown (DISPLAY_MODES)
     answer_with_images: bool = False  # the images stay in view while the answer is given (imported acr/pairwise)

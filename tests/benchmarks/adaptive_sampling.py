@@ -1,7 +1,7 @@
 """Adaptive vs balanced pairwise sampling: comparisons needed, and the time a selection takes.
 
     python -m tests.benchmarks.adaptive_sampling [--seeds 10] [--methods 8] [--items 20]
-        [--participants 120] [--spread 3] [--qualities uniform|even] [--target methods|items|ranking]
+        [--participants 120] [--spread 3] [--qualities uniform|even] [--target ranking+methods|methods|items|ranking]
         [--jobs 1] [--server-participants 200] [--postgres] [--skip-accuracy] [--skip-server]
 
 1. Accuracy (``--seeds`` simulated studies per sampler).  Planted Thurstone Case V scores in JOD:
@@ -49,6 +49,7 @@ from scipy.special import ndtr
 from stylestudy.analysis.adaptive_simulation import SimulatedSampler
 from stylestudy.engine.study.importer import import_images
 from stylestudy.engine.study.manifest import StudyManifest
+from stylestudy.engine.study.schema import ADAPTIVE_TARGETS
 from stylestudy.evalserver.adaptive import Design, choose, participant_rng
 from stylestudy.evalserver.pairwise_posterior import SIGMA, fit, ranking
 from stylestudy.evalserver.schedule import trial_plan
@@ -95,7 +96,7 @@ def crossing(values: list[float], ok) -> int | None:
 
 
 def accuracy_run(manifest: StudyManifest, sampling: str, seed: int, participants: int, spread: float,
-                 target: str = "methods", qualities: str = "uniform") -> tuple[dict, dict]:
+                 target: str = ADAPTIVE_TARGETS[0], qualities: str = "uniform") -> tuple[dict, dict]:
     """Comparisons until each goal holds from then on (None: not within the cap), keyed
     ``(evaluation, "tau" | "rmse")``; and each key's value at every scoring."""
     protocol = dict(manifest.study["protocol"], sampling=sampling, adaptive_target=target)
@@ -242,7 +243,7 @@ def selection_time(sizes: list[tuple[int, int]], repeats: int = 200) -> None:
               f"p99 {times[int(0.99 * (len(times) - 1))]:6.2f} ms")
 
 
-def server_side(participants: int, rounds: int, db_url: str | None, label: str, target: str = "methods") -> None:
+def server_side(participants: int, rounds: int, db_url: str | None, label: str, target: str = ADAPTIVE_TARGETS[0]) -> None:
     from stylestudy.evalserver.app import create_app
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -287,7 +288,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=28, help="trials per participant")
     parser.add_argument("--participants", type=int, default=120, help="cap per simulated study")
     parser.add_argument("--jobs", type=int, default=1, help="seeds simulated in parallel processes")
-    parser.add_argument("--target", choices=("methods", "items", "ranking"), default="methods",
+    parser.add_argument("--target", choices=ADAPTIVE_TARGETS, default=ADAPTIVE_TARGETS[0],
                         help="[protocol] adaptive_target of the adaptive sampler (accuracy, selection time, server)")
     parser.add_argument("--server-participants", type=int, default=200)
     parser.add_argument("--server-rounds", type=int, default=10)
