@@ -8,11 +8,12 @@ hands the participant the pair with the largest expected information gain about 
 (``[protocol] adaptive_target``: ``"methods"``, the methods' mean scores over the items, which the
 ranking reports; or ``"items"``, every (item, method) score as in ASAP) or, for ``"ranking"``,
 the most method pairs it is expected to put in the right order, or, for ``"ranking+methods"``,
-the pair best at both, each gain taken as a share of its best pair's (the order
-alone lets the score scale of settled pairs drift to the prior; the information alone spends
-comparisons on pairs whose order is clear), skipping pairs this participant was already shown and discounting pairs in flight to others (each counts as one
-expected answer).  Ties in gain are broken by a random generator seeded with the participant's
-seed and trial, so the choice is a deterministic function of the database.
+the pair best at both, each gain taken as a share of its best pair's (the order alone leaves
+the score scale of settled pairs to the prior; the information alone spends comparisons on
+pairs whose order is clear); skipping pairs this participant was already shown and discounting
+pairs in flight to others (each counts as one expected answer).  Ties in gain are broken by a
+random generator seeded with the participant's seed and trial, so the choice is a deterministic
+function of the database.
 
 This module is pure (no database): the server and ``simulate`` call the same ``choose``.
 """
