@@ -33,6 +33,7 @@ from stylestudy.engine.study.schema import ADAPTIVE_TARGETS
 from stylestudy.evalserver.pairwise_posterior import Posterior, expected_gain, fit, pair_moments, ranking, ranking_gain
 
 TIE_TOLERANCE = 1e-9  # gains this close (relative) count as equal
+NO_GAIN = 1e-12  # "ranking+methods": a gain below this (method pairs or nats) is rounding, counted as 0
 
 
 @dataclass(frozen=True)
@@ -100,10 +101,16 @@ def gains(design: Design, post: Posterior, in_flight: Mapping[tuple[int, int, in
     if design.target == "ranking":
         return ranking_gain(post, i, j, pending)
     if design.target == "ranking+methods":
-        share = lambda g: g / max(g.max(initial=0.0), 1e-300)  # noqa: E731
-        return 0.5 * (share(ranking_gain(post, i, j, pending))
-                      + share(expected_gain(*pair_moments(post, i, j, "methods"), pending)))
+        return 0.5 * (_share(ranking_gain(post, i, j, pending))
+                      + _share(expected_gain(*pair_moments(post, i, j, "methods"), pending)))
     return expected_gain(*pair_moments(post, i, j, design.target), pending)
+
+
+def _share(gain: np.ndarray) -> np.ndarray:
+    """Each gain as a share of the largest; gains within rounding of 0 (a settled order's ranking
+    gain comes out near ±1e-29) count as 0, so they cannot be blown up to a share of 1."""
+    gain = np.where(gain > NO_GAIN, gain, 0.0)
+    return gain / gain.max() if gain.size and gain.max() > 0 else gain
 
 
 def choose(design: Design, post: Posterior, shown: Iterable[tuple[int, int, int]],

@@ -132,6 +132,30 @@ def test_the_study_file_picks_the_target_and_the_methods_gain_never_exceeds_the_
     assert np.allclose(gains(both, post), (r / r.max() + m / m.max()) / 2)
     assert gains(both, post).max() <= 1 and summary(both, post, {}, [])["next_gain"] == summary(rank, post, {}, [])["next_gain"]
     assert summary(both, post, {}, [])["gain_unit"] == "method pairs put in order"
+    # a pair in flight to others is worth less to both halves
+    k, c = np.unravel_index(np.argmax(gains(both, post)), r.shape)
+    pair = (int(k), int(both.pairs[0][c]), int(both.pairs[1][c]))
+    assert gains(both, post, {pair: 2})[k, c] < gains(both, post)[k, c]
+
+
+def test_a_settled_order_leaves_the_ranking_and_methods_target_to_the_information():
+    """Once every pair's order is settled the ranking gains are rounding (about ±1e-27); they
+    count as 0, so "ranking+methods" chooses by the methods information alone, not by the sign
+    of the rounding (dividing by it made every pair's value about -1e271: a tie)."""
+    from stylestudy.evalserver.adaptive import Design, choose, gains, participant_rng
+    from stylestudy.evalserver.pairwise_posterior import fit
+
+    wins = np.zeros((2, 3, 3))
+    wins[:, 0, 1] = wins[:, 1, 2] = wins[:, 0, 2] = 60  # a > b > c, sixty times each, in both items
+    post = fit(wins)
+    methods, both = Design(("x", "y"), ("a", "b", "c")), Design(("x", "y"), ("a", "b", "c"), "ranking+methods")
+    assert np.abs(gains(Design(("x", "y"), ("a", "b", "c"), "ranking"), post)).max() < 1e-12
+    info = gains(methods, post)
+    assert np.allclose(gains(both, post), info / info.max() / 2)
+    picks = {choose(both, post, [], {}, participant_rng(7, t))[0] for t in range(20)}
+    top = zip(*np.nonzero(info >= info.max() * (1 - 1e-9)))
+    best = {(int(k), int(methods.pairs[0][c]), int(methods.pairs[1][c])) for k, c in top}
+    assert picks <= best
 
 
 def test_ranking_gain_by_hand():
