@@ -108,7 +108,7 @@ def gains(design: Design, post: Posterior, in_flight: Mapping[tuple[int, int, in
 
 def _share(gain: np.ndarray) -> np.ndarray:
     """Each gain as a share of the largest; gains within rounding of 0 (a settled order's ranking
-    gain comes out near ±1e-29) count as 0, so they cannot be blown up to a share of 1."""
+    gain comes out near ±1e-27) count as 0, so they cannot be blown up to a share of 1."""
     gain = np.where(gain > NO_GAIN, gain, 0.0)
     return gain / gain.max() if gain.size and gain.max() > 0 else gain
 

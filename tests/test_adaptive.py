@@ -566,8 +566,9 @@ def test_the_adaptive_benchmark_summary_by_hand():
 
 def test_the_ranking_and_methods_target_runs_the_server(import_source, tmp_path):
     """``adaptive_target = "ranking+methods"`` from the study file through the server: every trial
-    gets a pair (never one a participant saw), the admin sees the ranking gain in method pairs,
-    and the planted order comes out."""
+    gets a pair (never one a participant saw), every answer is counted, and the admin sees the
+    ranking gain in method pairs and the planted order (which balanced sampling finds too: how
+    this target chooses is checked by hand above)."""
     from stylestudy.engine.study.manifest import StudyManifest
     from stylestudy.evalserver.adaptive import Design
 
@@ -583,4 +584,4 @@ def test_the_ranking_and_methods_target_runs_the_server(import_source, tmp_path)
     status = app.test_client().get("/admin/status.json", headers={"Authorization": f"Bearer {TOKEN}"}).get_json()
     adaptive = status["adaptive"]
     assert adaptive["comparisons"] == len(served) == 90 and adaptive["gain_unit"] == "method pairs put in order"
-    assert [r["method"] for r in adaptive["ranking"]] == ["ours", "adain", "photo"] and adaptive["next_gain"] >= 0
+    assert [r["method"] for r in adaptive["ranking"]] == ["ours", "adain", "photo"]

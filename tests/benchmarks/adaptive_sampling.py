@@ -1,7 +1,7 @@
 """Adaptive vs balanced pairwise sampling: comparisons needed, and the time a selection takes.
 
     python -m tests.benchmarks.adaptive_sampling [--seeds 10] [--methods 8] [--items 20]
-        [--participants 120] [--spread 3] [--qualities uniform|even] [--target ranking+methods|methods|items|ranking]
+        [--participants 120] [--spread 3] [--qualities uniform|even] [--target methods|items|ranking|ranking+methods]
         [--jobs 1] [--server-participants 200] [--postgres] [--skip-accuracy] [--skip-server]
 
 1. Accuracy (``--seeds`` simulated studies per sampler).  Planted Thurstone Case V scores in JOD:
