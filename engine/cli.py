@@ -282,6 +282,10 @@ def _run_import(args: argparse.Namespace) -> int:
     print(f"imported {len(report.methods)} methods ({', '.join(report.methods)}) x {len(report.items)} items = "
           f"{report.conditions} conditions ({report.images} distinct images) into {report.run_dir}"
           + (f"; {len(report.briefing)} item(s) as briefing examples" if report.briefing else ""))
+    from stylestudy.engine.study.manifest import StudyManifest
+    from stylestudy.engine.study.screens import print_display_report
+
+    print_display_report(StudyManifest.load(report.run_dir))
     print(f"next: stylestudy serve {report.run_dir}")
     return 0
 

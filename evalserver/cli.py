@@ -10,11 +10,14 @@ from stylestudy.engine.study.options import PORT
 
 def register_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the rating study in the browser (Flask's server, for a lab)",
-                       description="Serves the timed, randomized rating study of RUN_DIR. For many participants "
-                                   "run it under gunicorn (see README).")
-    p.add_argument("run_dir", help="run directory with manifest.json (from 'stylestudy generate')")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=PORT, default=5000)
+                       description="Serves the timed, randomized rating study of RUN_DIR and says which screens "
+                                   "its display mode admits. For many participants run it under gunicorn (see "
+                                   "README).")
+    p.add_argument("run_dir", help="run directory with manifest.json (from 'stylestudy generate' or "
+                                   "'stylestudy import')")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer "
+                                                       "only; 0.0.0.0: every network interface)")
+    p.add_argument("--port", type=PORT, default=5000, help="TCP port to listen on (default 5000)")
     p.add_argument("--db", default=None, help="database URL, e.g. postgresql://user@host/db (default $STYLESTUDY_DB, "
                                               "else sqlite:///RUN_DIR/ratings.sqlite)")
     p.add_argument("--allow-incomplete", action="store_true",
@@ -23,14 +26,44 @@ def register_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
+    from stylestudy.engine.study.screens import print_display_report
     from stylestudy.evalserver.app import create_app
 
     app = create_app(args.run_dir, args.db, allow_incomplete=args.allow_incomplete)
+    _check_port_free(args.host, args.port)
+    print_display_report(_manifest(args.run_dir))
     base = f"http://{args.host}:{args.port}"
     print(f"study: {base}/   admin: {base}/admin/login (the admin token is in {app.config['ADMIN_TOKEN_SOURCE']})",
           flush=True)
     app.run(host=args.host, port=args.port, threaded=True)
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A port another program holds is said before the banner (one line, exit 2), not after it."""
+    import socket
+
+    from stylestudy.engine.study.errors import StyleStudyError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise StyleStudyError(f"cannot listen on --host {host}: not an address of this computer; "
+                              "use 127.0.0.1 or 0.0.0.0") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: a closed one is free
+        try:
+            probe.bind(address)
+        except OSError:
+            raise StyleStudyError(f"port {port} on {host} is in use (another server?): stop it or pass "
+                                  "--port with a free port, e.g. --port 5001") from None
+
+
+def _manifest(run_dir: str):
+    from stylestudy.engine.study.manifest import StudyManifest
+
+    return StudyManifest.load(run_dir)
 
 
 def register_export(sub: argparse._SubParsersAction) -> None:

@@ -4,7 +4,9 @@
 pixel (what a web page calls a pixel; at 100% zoom on a standard screen one device pixel),
 ``device`` one device pixel (``devicePixelRatio`` device pixels per CSS pixel, so a 96 px
 image is 48 CSS px at DPR 2), ``fit`` one on-screen height for every stimulus (70% of the
-window, the behaviour before this setting existed).  The page computes, from the largest
+window, the behaviour before this setting existed), ``scale_down`` one CSS pixel where the
+window holds the study, else one scale for every stimulus and reference that fits it (never
+enlarged).  The page computes, from the largest
 stimulus of the study and the display mode, the window it needs (``view_settings`` gives it
 the numbers) and starts no trial until the window holds it.
 
@@ -17,93 +19,19 @@ pointer and whether it is a phone or tablet (stored with the participant).  The 
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
-from stylestudy.engine.study.manifest import Condition, StudyManifest
+from stylestudy.engine.study.manifest import StudyManifest
+from stylestudy.engine.study.screens import (  # the geometry is engine.study.screens' (import reports it too)
+    image_size,  # noqa: F401
+    least_screen,
+    reference_file,  # noqa: F401
+    view_settings,
+)
 
 MOBILE_UA = re.compile(r"Mobi|Android|iPhone|iPad|iPod", re.IGNORECASE)
-SCREEN_CHROME = (40, 220)  # CSS px a page needs besides the images (padding, progress, answer controls) at least
 MAX_CSS = 100_000.0
-
-
-@lru_cache(maxsize=4096)
-def _file_size(path: str) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return image.size
-
-
-def image_size(manifest: StudyManifest, condition: Condition) -> tuple[int, int]:
-    """The stimulus's pixel size (width, height): from the manifest where the importer wrote it,
-    else read from the file's header."""
-    w, h = condition.get("width"), condition.get("height")
-    if isinstance(w, int) and isinstance(h, int):
-        return w, h
-    return _file_size(str(Path(manifest.image_file(condition))))
-
-
-def reference_file(manifest: StudyManifest, condition: Condition, kind: str) -> str | None:
-    """The file (relative to the run directory, or absolute) of ``condition``'s reference image of
-    ``kind`` (``style``: the painting, ``content``: the photo), or None: an import's
-    ``<kind>_image``; for a generated run its input image: ``inputs/<name>.png`` (scikit-image
-    samples) or the study folder's file, while that folder is where generation saw it."""
-    if manifest.imported:
-        return condition.get(f"{kind}_image") or None
-    name = condition.row_label if kind == "style" else manifest.study.get("object_image", "")
-    if not name:
-        return None
-    if (manifest.run_dir / "inputs" / f"{name}.png").is_file():
-        return f"inputs/{name}.png"
-    source = manifest.study.get("images", {}).get(name, {}).get("path", "")
-    path = Path(manifest.study.get("folder", "")) / source
-    return str(path) if source and not source.startswith("skimage:") and path.is_file() else None
-
-
-def slots(manifest: StudyManifest) -> tuple[int, int]:
-    """How many stimuli are on screen together (display phase, answer phase)."""
-    p = manifest.protocol
-    together = 1 if p.kind == "acr" else 2
-    display = 2 if p.kind == "pairwise" and p.layout == "side_by_side" else 1
-    return display, (together if p.answer_with_images else 0)
-
-
-def view_settings(manifest: StudyManifest) -> dict:
-    """What the trial page needs to lay out and check the window: the display mode, the largest
-    stimulus (image pixels) and how many stimuli share the screen in each phase."""
-    p = manifest.protocol
-    sizes = [image_size(manifest, c) for c in manifest.conditions]
-    display, answer = slots(manifest)
-    refs = {kind: [_file_size(str(manifest.run_dir / f)) for c in manifest.conditions
-                   if (f := reference_file(manifest, c, kind))] for kind in p.references}
-    return {
-        "display": p.display, "width": max(w for w, _ in sizes), "height": max(h for _, h in sizes),
-        "display_slots": display, "answer_slots": answer, "min_viewport": list(p.min_viewport),
-        "fullscreen": p.fullscreen,
-        # the references shown beside the stimuli: the widest of each kind, side by side
-        "reference_widths": [max(w for w, _ in r) for r in refs.values() if r],
-        "reference_height": max((h for r in refs.values() for _, h in r), default=0),
-    }
-
-
-def least_screen(view: dict, dpr: float) -> tuple[int, int]:
-    """The smallest screen (CSS px) on which the study can fit at all: the image area of the
-    widest phase plus a minimal allowance for the page around it (``SCREEN_CHROME``).  A screen
-    smaller than this is screened out; a window smaller than what the page measures waits."""
-    if view["display"] == "fit":
-        return tuple(view["min_viewport"]) if view["min_viewport"] else (0, 0)  # type: ignore[return-value]
-    scale = 1.0 / dpr if view["display"] == "device" and dpr > 0 else 1.0
-    n = max(view["display_slots"], view["answer_slots"])
-    w = (n * view["width"] + sum(view["reference_widths"])) * scale + SCREEN_CHROME[0]
-    h = max(view["height"], view["reference_height"]) * scale + SCREEN_CHROME[1]
-    least = (math.ceil(w), math.ceil(h))
-    if view["min_viewport"]:
-        least = (max(least[0], view["min_viewport"][0]), max(least[1], view["min_viewport"][1]))
-    return least
 
 
 @dataclass
@@ -154,7 +82,7 @@ def screen_out_reason(manifest: StudyManifest, env: Environment) -> str | None:
     if not p.allow_mobile and env.mobile:
         return "mobile"
     if env.screen:
-        least = least_screen(view_settings(manifest), env.dpr or 1.0)
+        least = least_screen(view_settings(manifest), env.dpr or 1.0, env.screen[0])
         if env.screen[0] < least[0] or env.screen[1] < least[1]:
             return "screen_too_small"
     return None
