@@ -114,7 +114,10 @@ def _references_now(p: Participant) -> dict[str, str]:
         return {}
     first = m.by_id[p.order[p.current_trial - 1]["conditions"][0]]
     files = {kind: reference_file(m, first, kind) for kind in m.protocol.references}
-    return {f"ref:{p.current_trial}:{kind}": f for kind, f in files.items() if f}
+    shown = {f"ref:{p.current_trial}:{kind}": f for kind, f in files.items() if f}
+    if not p.briefing_done_at:  # the briefing introduces them with the first trial's
+        shown.update({f"ref:briefing:{kind}": f for kind, f in files.items() if f})
+    return shown
 
 
 def _title() -> str:
@@ -248,8 +251,12 @@ def briefing():
     examples = [{"url": _image_url(p, f"briefing:{k}"), "caption": _("Example %(k)d", k=k)}
                 for k in range(1, len(m.briefing) + 1)]
     practice = sum(1 for e in p.order if e.get("role") == "practice")
+    captions = {"style": _("Style painting"), "content": _("Original photo")}
+    references = [{"url": _image_url(p, place), "caption": captions[place.rsplit(":", 1)[1]]}
+                  for place in _references_now(p) if place.startswith("ref:briefing:")]
     return render_template("briefing.html", title=_title(), scale=[default_text(x) for x in m.protocol.scale],
                            examples=examples, protocol=m.protocol, trials=len(p.order) - practice, practice=practice,
+                           references=references,
                            question=default_text(m.protocol.question))
 
 

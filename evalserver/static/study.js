@@ -6,11 +6,14 @@
 // keeps the ratings in memory and in sessionStorage until the server acknowledges them, so a
 // refresh during an outage loses nothing: the pending answer is sent first when the page loads.
 //
-// Viewing (evalserver/viewing.py): images are shown at the study's display scale ("native": one
-// image pixel per CSS pixel, "device": per device pixel, "fit": 70% of the window height); before
-// every trial the window must hold the largest stimulus at that scale (else a message names the
-// size needed and nothing starts until it fits); each image's rendered size and the device pixel
-// ratio are sent with the answer, and a resize or zoom change during the trial is flagged.
+// Viewing (evalserver/viewing.py, engine/study/screens.py): images are shown at the study's display
+// scale ("native": one image pixel per CSS pixel, "device": per device pixel, "fit": 70% of the
+// window height, "scale_down": native where the window holds the study, else one smaller scale that
+// fits); references take the stimuli's scale.  The stimuli sit in a row, Image 1 on the left, the
+// references after them (on a phone, in a row below), the answer controls beneath, all inside the
+// window.  Before every trial the window must hold the largest stimulus at a fixed scale (else a
+// message names the size needed and nothing starts until it fits); each picture's rendered size and
+// the device pixel ratio are sent with the answer, and a resize or zoom change is flagged.
 (function () {
   "use strict";
   const PENDING = "stylestudy-pending";
@@ -30,7 +33,10 @@
   const view = JSON.parse(root.dataset.view);
   const text = JSON.parse(root.dataset.text);
   const say = (template, values) => template.replace(/\{(\w+)\}/g, (_, k) => String(values[k]));
-  const GAP = 16;  // px between images: matches #stage's gap in style.css
+  const GAP = 16;  // px between images of a row: matches #stage .row's gap in style.css
+  const CAPTION = 24, PAD = 2 * 8;  // figcaption height, #stage padding (style.css)
+  const phone = () => matchMedia("(max-width: 600px)").matches;  // references below the stimuli, not beside
+  const groupGap = () => (phone() ? 8 : 32);  // between the stimuli and the references (#stage gap)
   let blurred = false;
   let fullscreenLeft = false;
   let environmentSent = false;
@@ -39,7 +45,6 @@
   document.addEventListener("fullscreenchange", () => { if (!document.fullscreenElement) fullscreenLeft = true; });
 
   const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
-  const stacked = () => matchMedia("(max-width: 600px)").matches;  // phones: side-by-side stacks
 
   // --- the window the study needs -------------------------------------------------------------
   function outer(el) {  // an element's height with its vertical margins
@@ -47,38 +52,74 @@
     return el.offsetHeight + parseFloat(cs.marginTop) + parseFloat(cs.marginBottom);
   }
 
-  function imageBox(n) {  // CSS px of n of the largest stimuli with their captions, at the display scale
-    const scale = view.display === "device" ? 1 / window.devicePixelRatio : 1;
-    const w = Math.ceil(view.width * scale), h = Math.ceil(view.height * scale);
-    const pad = 2 * 8, caption = 24;  // #stage padding, figcaption height (style.css)
-    const refs = view.reference_widths.map((r) => Math.ceil(r * scale));  // shown beside, never rated
-    const refH = Math.ceil(view.reference_height * scale);
-    const gaps = (n + refs.length - 1) * GAP;
-    if (n === 0) return { w: 0, h: 0 };
-    if (stacked()) {
-      return { w: Math.max(w, ...refs) + pad, h: n * (h + caption) + refs.length * (refH + caption) + gaps + pad };
+  // The stage's width and height as a * scale + b, one (a, b) per row or column it lays out; the
+  // window must hold the largest.  n stimuli of w x h image px, references refWs wide, refH high.
+  function stageConstraints(n, w, h, refWs, refH) {
+    const k = refWs.length;
+    const refW = refWs.reduce((a, b) => a + b, 0);
+    const stimB = (n - 1) * GAP + PAD, refB = (k - 1) * GAP + PAD;
+    if (!k) return { widths: [[n * w, stimB]], heights: [[h, CAPTION + PAD]] };
+    if (phone()) {
+      return { widths: [[n * w, stimB], [refW, refB]], heights: [[h + refH, 2 * CAPTION + groupGap() + PAD]] };
     }
-    return { w: n * w + refs.reduce((a, b) => a + b, 0) + gaps + pad, h: Math.max(h, refH) + caption + pad };
+    return { widths: [[n * w + refW, stimB + refB - PAD + groupGap()]], heights: [[Math.max(h, refH), CAPTION + PAD]] };
   }
 
-  function needed() {
-    const least = view.min_viewport.length ? { w: view.min_viewport[0], h: view.min_viewport[1] } : { w: 0, h: 0 };
-    if (view.display === "fit") return least;
-    const cs = getComputedStyle(main);
-    const padX = parseFloat(cs.paddingLeft) + parseFloat(cs.paddingRight);
-    const padY = parseFloat(cs.paddingTop) + parseFloat(cs.paddingBottom);
+  const most = (pairs, s) => Math.max(...pairs.map(([a, b]) => a * s + b));
+
+  function answerBox() {  // the answer controls as laid out at this width (and the narrowest they can be)
     const wasHidden = ratingBox.hidden;
     ratingBox.hidden = false; ratingBox.style.visibility = "hidden";
     const h = outer(ratingBox);
     ratingBox.style.width = "min-content";  // the narrowest the controls can be (text wraps), not the window's
-    const answer = { w: ratingBox.offsetWidth, h: h };
+    const w = ratingBox.offsetWidth;
     ratingBox.hidden = wasHidden; ratingBox.style.visibility = ""; ratingBox.style.width = "";
-    const top = outer(progress) + padY;
-    const shown = imageBox(view.display_slots);
-    const answering = imageBox(view.answer_slots);
-    const w = Math.max(shown.w, answering.w, answer.w) + padX;
-    const high = Math.max(top + shown.h, top + answering.h + answer.h);
+    return { w: w, h: h };
+  }
+
+  function page() {  // what the page takes besides the stage: main's padding and the progress line
+    const cs = getComputedStyle(main);
+    return { x: parseFloat(cs.paddingLeft) + parseFloat(cs.paddingRight),
+             y: parseFloat(cs.paddingTop) + parseFloat(cs.paddingBottom) + outer(progress) };
+  }
+
+  const fixedScale = () => (view.display === "native" ? 1 : view.display === "device" ? 1 / window.devicePixelRatio
+    : null);
+
+  function needed() {
+    const least = view.min_viewport.length ? { w: view.min_viewport[0], h: view.min_viewport[1] } : { w: 0, h: 0 };
+    const s = fixedScale();
+    if (s === null) return least;  // fit, scale_down: the images take the window's size
+    const around = page(), answer = answerBox();
+    const box = (n) => {
+      if (n === 0) return { w: 0, h: 0 };
+      const c = stageConstraints(n, view.width, view.height, view.reference_widths, view.reference_height);
+      return { w: Math.ceil(most(c.widths, s)), h: Math.ceil(most(c.heights, s)) };
+    };
+    const shown = box(view.display_slots), answering = box(view.answer_slots);
+    const w = Math.max(shown.w, answering.w, answer.w) + around.x;
+    const high = Math.max(around.y + shown.h, around.y + answering.h + answer.h);
     return { w: Math.max(least.w, Math.ceil(w)), h: Math.max(least.h, Math.ceil(high)) };
+  }
+
+  // The scale (CSS px per image px) of this trial's stimuli and references: fixed (native, device),
+  // or the largest at which the stage (and the answer controls, when they share the screen) fits
+  // the window: fit up to 70% of the window's height, scale_down never above 1.
+  function trialScale(images, refImages, keep) {
+    const fixed = fixedScale();
+    if (fixed !== null) return fixed;
+    const n = Math.max(view.display_slots, view.answer_slots, 1);
+    const study = view.display === "scale_down";  // one scale for the whole study: from its largest images
+    const w = study ? view.width : Math.max(...images.map((im) => im.naturalWidth));
+    const h = study ? view.height : Math.max(...images.map((im) => im.naturalHeight));
+    const refWs = study ? view.reference_widths : refImages.map((im) => im.naturalWidth);
+    const refH = study ? view.reference_height : Math.max(0, ...refImages.map((im) => im.naturalHeight));
+    const around = page();
+    const room = { w: window.innerWidth - around.x - 1, h: window.innerHeight - around.y - (keep ? answerBox().h : 0) - 1 };
+    const c = stageConstraints(n, w, h, refWs, refH);
+    const fits = Math.min(...c.widths.map(([a, b]) => (room.w - b) / a), ...c.heights.map(([a, b]) => (room.h - b) / a));
+    const top = study ? 1 : 0.7 * window.innerHeight / h;
+    return Math.max(0.01, Math.min(top, fits));
   }
 
   async function untilItFits() {
@@ -112,11 +153,24 @@
   }
 
   // --- showing ----------------------------------------------------------------------------------
-  function place(im) {  // the image's CSS size at the display scale (fit: style.css sizes it)
-    if (view.display === "fit") return;
-    const scale = view.display === "device" ? 1 / window.devicePixelRatio : 1;
+  function place(im, scale) {  // the image's CSS size at the trial's scale
     im.style.width = (im.naturalWidth * scale) + "px";
     im.style.height = (im.naturalHeight * scale) + "px";
+  }
+
+  // The picture's rendered size (CSS px), not its element's box: object-fit can draw it smaller.
+  function pictureSize(im) {
+    const box = im.getBoundingClientRect();
+    const cs = getComputedStyle(im);
+    const edge = (a, b) => parseFloat(cs[a]) + parseFloat(cs[b]);
+    const w = box.width - edge("paddingLeft", "paddingRight") - edge("borderLeftWidth", "borderRightWidth");
+    const h = box.height - edge("paddingTop", "paddingBottom") - edge("borderTopWidth", "borderBottomWidth");
+    const nw = im.naturalWidth, nh = im.naturalHeight;
+    let r = null;
+    if (cs.objectFit === "contain") r = Math.min(w / nw, h / nh);
+    else if (cs.objectFit === "scale-down") r = Math.min(1, w / nw, h / nh);
+    else if (cs.objectFit === "none") r = 1;
+    return r === null ? [w, h] : [nw * r, nh * r];  // fill, cover: the box is covered
   }
 
   function figure(im, caption) {
@@ -132,11 +186,36 @@
     return f;
   }
 
-  async function show(figures, ms, keep, painted) {
+  // The stage: the stimuli in a row (Image 1 on the left), the references after them.
+  const stimRow = document.createElement("div"), refRow = document.createElement("div");
+  stimRow.className = "row stimuli"; refRow.className = "row references";
+  function fill(stimFigures, refFigures) {
+    stimRow.replaceChildren(...stimFigures);
+    refRow.replaceChildren(...refFigures);
+    stage.replaceChildren(...(stimFigures.length ? [stimRow] : []), ...(refFigures.length ? [refRow] : []));
+  }
+
+  // Pairwise with the images in view: the "Image 1"/"Image 2" buttons centred under their images.
+  function alignChoices(figures) {
+    const group = document.querySelector("#rating .group.choice");
+    if (!group) return;
+    group.style.gridTemplateColumns = ""; group.style.columnGap = ""; group.style.marginLeft = "";
+    if (figures.length !== 2 || ratingBox.hidden) return;
+    const labels = Array.from(group.querySelectorAll("label")).slice(0, 2);
+    const [a, b] = figures.map((f) => f.querySelector("img").getBoundingClientRect());
+    const cols = [Math.max(a.width, labels[0].offsetWidth), Math.max(b.width, labels[1].offsetWidth)];
+    const centres = [a.left + a.width / 2, b.left + b.width / 2];
+    const left = Math.max(0, centres[0] - cols[0] / 2 - group.getBoundingClientRect().left);
+    group.style.marginLeft = left + "px";
+    group.style.gridTemplateColumns = cols[0] + "px " + cols[1] + "px";
+    group.style.columnGap = Math.max(8, centres[1] - centres[0] - cols[0] / 2 - cols[1] / 2) + "px";
+  }
+
+  async function show(stimFigures, refFigures, ms, keep, painted) {
     // Time from the frame that first paints the image(s) to the frame that first paints without
     // (keep: the images stay for the answer; the time is until the answer opens).
     stage.hidden = false;
-    stage.replaceChildren(...figures);
+    fill(stimFigures, refFigures);
     await frame();
     const start = performance.now();
     painted();
@@ -149,7 +228,7 @@
     return performance.now() - start;
   }
 
-  function rate(ms) {
+  function rate(ms, opening) {
     return new Promise((resolve) => {
       const ratings = groups.map(() => null);
       const response = groups.map(() => null);
@@ -201,6 +280,7 @@
       document.addEventListener("keydown", onKey, true);
       if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
       ratingBox.hidden = false;
+      if (opening) opening();
       setActive(0);
       const tick = setInterval(() => {
         const left = Math.max(0, 1 - (performance.now() - opened) / ms);
@@ -270,41 +350,41 @@
     });
     // all fetched and decoded before the first is shown
     await Promise.all(images.concat(refImages).map((im) => im.decode()));
-    refImages.forEach(place);
+    const keep = Boolean(state.answer_with_images);
+    const scale = trialScale(images, refImages, keep);
+    refImages.forEach((im) => place(im, scale));
     const refFigures = refImages.map((im) => { const f = figure(im, im.alt); f.classList.add("reference"); return f; });
     const started = windowNow();
     let resized = false;
     const onResize = () => { if (windowNow() !== started) resized = true; };
     window.addEventListener("resize", onResize);
-    images.forEach(place);
+    images.forEach((im) => place(im, scale));
     const captioned = images.length > 1;
     const figures = images.map((im, i) => figure(im, captioned ? imageAlt(state, i) : ""));
     const together = state.protocol === "pairwise" && state.layout === "side_by_side";
-    const keep = Boolean(state.answer_with_images);
     stage.classList.toggle("side-by-side", together || (keep && captioned));
     stage.classList.toggle("keep", keep);
     const shown = [];
     const sizes = images.map(() => null);
     const measure = (i) => {
-      const box = images[i].getBoundingClientRect();
-      sizes[i] = [Math.round(box.width * 100) / 100, Math.round(box.height * 100) / 100];
+      sizes[i] = pictureSize(images[i]).map((v) => Math.round(v * 100) / 100);
     };
     if (together) {
-      const ms = await show(refFigures.concat(figures), state.image_ms, keep, () => images.forEach((_, i) => measure(i)));
+      const ms = await show(figures, refFigures, state.image_ms, keep, () => images.forEach((_, i) => measure(i)));
       images.forEach(() => shown.push(ms));
     } else {
       for (let i = 0; i < figures.length; i++) {
         stage.classList.remove("side-by-side");
         const last = i === figures.length - 1;
-        shown.push(await show(refFigures.concat([figures[i]]), state.image_ms, false, () => measure(i)));
+        shown.push(await show([figures[i]], refFigures, state.image_ms, false, () => measure(i)));
         if (last && keep) {  // then all of them together, labelled, for the answer
           stage.classList.toggle("side-by-side", captioned);
-          stage.replaceChildren(...refFigures, ...figures);
+          fill(figures, refFigures);
         }
       }
     }
     if (!keep) stage.hidden = true;  // the answer controls take the screen
-    const result = await rate(state.rating_ms);
+    const result = await rate(state.rating_ms, () => { if (keep) alignChoices(figures); });
     stage.replaceChildren();
     window.removeEventListener("resize", onResize);
     const url = root.dataset.submitUrl.replace(/0$/, String(state.trial));
