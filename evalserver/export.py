@@ -28,10 +28,11 @@ from stylestudy.evalserver.spreadsheet_cells import neutralise
 COLUMNS = ["participant_id", "external_id", "trial", "pair_id", "condition_id", "block", "row", "column",
            "column_label", "method", "image_id", "position", "rating", "response_ms", "shown_ms", "flags", "rated_at"]
 EXTRA_COLUMNS = ["row_label", "attention", "served_at", "external_study_id", "external_session_id", "protocol", "role"]
-# viewing (evalserver.viewing): per image its rendered size (CSS px), the device pixel ratio and
-# its own size (px); per participant the viewport and screen (CSS px, "WxH"), pointer, user agent
+# viewing (evalserver.viewing): per image the picture's rendered size (CSS px), the device pixel
+# ratio and its own size (px); per participant the viewport and screen (CSS px, "WxH"), pointer,
+# user agent; last the scale it was shown at (CSS px per image pixel: shown_width / image_width)
 VIEWING_COLUMNS = ["shown_width", "shown_height", "device_pixel_ratio", "image_width", "image_height", "viewport",
-                   "screen", "pointer", "user_agent"]
+                   "screen", "pointer", "user_agent", "shown_scale"]
 NUMERIC_COLUMNS = {"trial", "row", "column", "position", "rating", "response_ms", "shown_ms", "attention"}
 
 
@@ -68,6 +69,7 @@ def export_rows(session: Session) -> list[dict]:
             "device_pixel_ratio": "" if r.device_pixel_ratio is None else f"{r.device_pixel_ratio:g}",
             "image_width": _num(r.image_width), "image_height": _num(r.image_height), "viewport": p.viewport or "",
             "screen": p.screen or "", "pointer": p.pointer or "", "user_agent": p.user_agent or "",
+            "shown_scale": f"{r.shown_width / r.image_width:.4g}" if r.shown_width is not None and r.image_width else "",
         })
     return out
 
