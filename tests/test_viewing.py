@@ -157,6 +157,13 @@ def test_report_viewing_line_by_hand():
     assert viewing_line(rows.drop(columns=["shown_width"])) == ""  # an export from before: no line
 
 
+def holders(text: str) -> list[str]:
+    """The placeholders of a message (%(name)s, {name})."""
+    import re
+
+    return sorted(re.findall(r"%\(\w+\)\w|\{\w+\}", text))
+
+
 def test_korean_catalog_is_complete_and_compiled():
     """Every message the participant pages use (extracted as pybabel would) has a Korean
     translation, none fuzzy, placeholders kept; the shipped .mo holds exactly the .po."""
@@ -180,12 +187,19 @@ def test_korean_catalog_is_complete_and_compiled():
         with open(folder / "messages.po", "rb") as fh:
             po = read_po(fh)
         translated = {m.id: m.string for m in po if m.id and m.string and not m.fuzzy}
-        assert not used - set(translated), f"{lang}: untranslated {sorted(used - set(translated))[:5]}"
+        singular = {k[0] if isinstance(k, tuple) else k for k in translated}  # plural entries by their singular
+        assert not used - singular, f"{lang}: untranslated {sorted(used - singular)[:5]}"
         with open(folder / "messages.mo", "rb") as fh:
-            mo = {m.id: m.string for m in read_mo(fh) if m.id}
+            mo = {tuple(m.id) if isinstance(m.id, list) else m.id: tuple(m.string) if isinstance(m.string, list)
+                  else m.string for m in read_mo(fh) if m.id}  # plural entries: (singular, plural) -> forms
         assert {k: mo.get(k) for k in translated} == translated, f"{lang}: messages.mo is not messages.po compiled"
         for msgid, text in translated.items():
-            assert sorted(re.findall(r"%\(\w+\)\w|\{\w+\}", msgid)) == sorted(re.findall(r"%\(\w+\)\w|\{\w+\}", text))
+            if isinstance(msgid, tuple):  # every form keeps the plural's placeholders (a form may omit the count)
+                assert all(set(holders(form)) <= set(holders(msgid[1])) for form in text), (msgid, text)
+                assert holders(text[-1]) == holders(msgid[1]), (msgid, text)
+                text = " ".join(text)
+            else:
+                assert holders(msgid) == holders(text)
             if lang == "ko":
                 assert not re.search(r"[A-Za-z]{2,}", re.sub(r"%\(\w+\)\w|\{\w+\}", "", text)), text
 
