@@ -51,8 +51,8 @@ def admin_required(view):
             g.admin_csrf = None  # a header, not a cookie: a cross-site form cannot send it
             return view(*args, **kwargs)
         row = _admin_session()
-        if row is None:
-            abort(401)
+        if row is None:  # 401, with the login form, so a browser knows where to go
+            return render_template("admin_login.html", title="Admin login", failed=False, needed=True), 401
         if request.method == "POST":
             sent = request.form.get("csrf_token", "")
             if not (sent and hmac.compare_digest(sent.encode(), row.csrf.encode())):

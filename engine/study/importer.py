@@ -239,6 +239,8 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
         sources = _csv_sources(source_dir, problems)
     elif source_dir.is_dir():
         sources = _folder_sources(source_dir, problems, notes)
+    elif not source_dir.exists():
+        raise ImportProblem(f"{source_dir} not found; give a folder DIR/<method>/<item>.png or a CSV method,item,path")
     else:
         raise ImportProblem(f"{source_dir} is neither a folder DIR/<method>/<item>.png nor a CSV method,item,path")
     _check_names(sources, problems)
