@@ -88,6 +88,7 @@ def test_phone_shows_everything_without_scrolling(browser, tmp_path, protocol, d
         page.goto(server.url + "/?pid=phone")
         page.get_by_label("I have read the above and agree to take part.").check()
         page.get_by_role("button", name="Start").click()
+        page.wait_for_load_state("load")  # the style sheet too
         assert "press" not in page.locator("main").inner_text().lower()  # the touch wording
         page.get_by_role("button", name="Continue").tap()
         page.wait_for_function(ANSWERING, timeout=30_000)
@@ -100,7 +101,7 @@ def test_phone_shows_everything_without_scrolling(browser, tmp_path, protocol, d
         if kept:
             assert page.evaluate("window.__answerImages") == kept + 2
         if SCREENSHOTS and display == "scale_down" and protocol == "pairwise":
-            page.screenshot(path=str(Path(SCREENSHOTS) / "phone-pairwise.png"))
+            page.screenshot(path=str(Path(SCREENSHOTS) / "phone-pairwise.png"), scale="css")
         while True:  # acr: a trial per image
             _answer(page, group)
             page.wait_for_function(ANSWERING_OR_DONE, timeout=30_000)
@@ -156,8 +157,6 @@ def test_laptop_and_phone_admitted_as_import_said(browser, tmp_path, display):
             page.get_by_role("button", name="Continue").click()
             page.wait_for_function(ANSWERING, timeout=30_000)
             assert page.evaluate("window.__outside") == []
-            if SCREENSHOTS and display == "scale_down" and pid == "laptop":
-                page.screenshot(path=str(Path(SCREENSHOTS) / "laptop-scale-down.png"))
             page.keyboard.press("1") if pid == "laptop" else page.get_by_role("radio", name="Image 1").tap(force=True)
             page.wait_for_url(re.compile(r"/done$"), timeout=30_000)
         for context in contexts.values():
@@ -184,6 +183,7 @@ def test_references_captioned_after_the_stimuli_at_their_scale(browser, tmp_path
         page.goto(server.url + "/?pid=refs")
         page.get_by_label("I have read the above and agree to take part.").check()
         page.get_by_role("button", name="Start").click()
+        page.wait_for_load_state("load")
         briefing = page.locator(".examples figure.reference figcaption").all_inner_texts()
         assert briefing == ["Style painting", "Original photo"]
         assert "on the right of the images" in page.inner_text("#references-note")
