@@ -257,3 +257,38 @@ def test_desktop_screens_with_references(browser, tmp_path, size, name):
     (first, _) = _export(run, tmp_path)
     scale = float(first["shown_scale"])
     assert 0.7 < scale < 1 if name == "laptop" else scale == 1
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_briefing_at_trial_scale_with_continue_in_view(browser, tmp_path, language):
+    """Two briefing items of 300x400 px (four examples) at 1366x768: the examples at the trials'
+    1:1 scale (native), the Continue button inside the window without scrolling, one practice
+    trial named in the singular, the scale's numbers written once (no list numbers beside them)."""
+    run = _import(tmp_path, "acr", size=(300, 400), items=("a", "b", "c"), briefing=("a", "b"), practice=1,
+                  language=language)
+    context = _context(browser, viewport=(1366, 768), screen=(1366, 768))
+    consent, start, go_on = (("I have read the above and agree to take part.", "Start", "Continue") if language == "en"
+                             else ("위 내용을 읽었으며 참여에 동의합니다.", "시작", "계속"))
+    with LiveServer(run) as server:
+        page = context.new_page()
+        page.goto(server.url + "/?pid=brief")
+        page.get_by_label(consent).check()
+        page.get_by_role("button", name=start).click()
+        page.wait_for_load_state("load")
+        examples = page.locator(".examples img")
+        assert examples.count() == 4
+        assert [(b["width"], b["height"]) for b in map(lambda i: examples.nth(i).bounding_box(), range(4))] == \
+            [(300, 400)] * 4
+        button = page.get_by_role("button", name=go_on).bounding_box()
+        assert 0 <= button["y"] and button["y"] + button["height"] <= 768
+        note = page.inner_text("#practice-note")
+        assert note == ("The first trial is practice: it shows an example again and is not counted." if language == "en"
+                        else "처음 1번의 시행은 연습입니다. 예시를 다시 보여 주며 결과에 포함되지 않습니다.")
+        scale = page.locator(".scale li")
+        assert scale.first.inner_text() == ("1 — Bad" if language == "en" else "1 — 나쁨")
+        assert scale.first.evaluate("e => getComputedStyle(e).listStyleType") == "none"
+        page.get_by_role("button", name=go_on).click()
+        page.wait_for_function(ANSWERING, timeout=30_000)
+        trial = page.locator("#stage img").bounding_box()
+        assert (trial["width"], trial["height"]) == (300, 400)  # the scale the examples had
+        context.close()
