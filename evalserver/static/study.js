@@ -68,9 +68,11 @@
   const most = (pairs, s) => Math.max(...pairs.map(([a, b]) => a * s + b));
 
   function answerBox() {  // the answer controls as laid out at this width (and the narrowest they can be)
-    const wasHidden = ratingBox.hidden;
+    const wasHidden = ratingBox.hidden, noInstruction = instruction.hidden;
     ratingBox.hidden = false; ratingBox.style.visibility = "hidden";
+    if (noInstruction) { instruction.textContent = "\u00a0"; instruction.hidden = false; }  // a line kept for checks
     const h = outer(ratingBox);
+    if (noInstruction) { instruction.hidden = true; instruction.textContent = ""; }
     ratingBox.style.width = "min-content";  // the narrowest the controls can be (text wraps), not the window's
     const w = ratingBox.offsetWidth;
     ratingBox.hidden = wasHidden; ratingBox.style.visibility = ""; ratingBox.style.width = "";
