@@ -174,7 +174,7 @@ def test_references_captioned_after_the_stimuli_at_their_scale(browser, tmp_path
     """references = ["style", "content"] at 1366x768: the captions read Image 1, Image 2, Style
     painting, Original photo from left to right; the references take the stimuli's scale (fit
     too); each answer button is centred under its image; the briefing shows both references with
-    the same captions and its Continue is inside the window."""
+    the same captions, names its one trial in the singular, and its Continue is inside the window."""
     run = _import(tmp_path, "pairwise", size=(200, 150), reference_size=(160, 240), references=["style", "content"],
                   pairs_per_participant=1, no_preference=True, display=display)
     context = _context(browser, viewport=(1366, 768), screen=(1366, 768))
@@ -187,6 +187,7 @@ def test_references_captioned_after_the_stimuli_at_their_scale(browser, tmp_path
         briefing = page.locator(".examples figure.reference figcaption").all_inner_texts()
         assert briefing == ["Style painting", "Original photo"]
         assert "on the right of the images" in page.inner_text("#references-note")
+        assert "In the one trial you will see Image 1 and Image 2 side by side" in page.inner_text("main")
         button = page.get_by_role("button", name="Continue").bounding_box()
         assert button["y"] + button["height"] <= 768
         if SCREENSHOTS and display == "native":
