@@ -121,7 +121,7 @@
     const c = stageConstraints(n, w, h, refWs, refH);
     const fits = Math.min(...c.widths.map(([a, b]) => (room.w - b) / a), ...c.heights.map(([a, b]) => (room.h - b) / a));
     const top = study ? 1 : 0.7 * window.innerHeight / h;
-    return Math.max(0.01, Math.min(top, fits));
+    return Math.max(1 / 100, Math.min(top, fits));  // a window too small for any scale still shows something
   }
 
   async function untilItFits() {
