@@ -39,30 +39,21 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from stylestudy.engine.study.manifest import Condition, StudyManifest
-from stylestudy.evalserver import adaptive_store, flow_log
+from stylestudy.evalserver import adaptive_store, answer_rules, flow_log
 from stylestudy.evalserver.db import Participant, Rating, get_setting, utcnow
 from stylestudy.evalserver.external_ids import BadExternalId, ids_from, may_resume, participant_id
 from stylestudy.evalserver.i18n import default_text
 from stylestudy.evalserver.practice import practice_plan
 from stylestudy.evalserver.schedule import seed_for, trial_plan
 from stylestudy.evalserver.viewing import (
-    VIEWING_KEYS,
-    BadViewing,
     image_size,
     parse_environment,
-    parse_shown_sizes,
     reference_file,
     screen_out_reason,
     view_settings,
-    viewing_flags,
 )
 
 participant = Blueprint("participant", __name__)
-
-DISPLAY_TOLERANCE_MS = 50.0
-SUBMISSION_KEYS = {"ratings", "choice", "shown_ms", "response_ms", "blur"} | VIEWING_KEYS
-NO_PREFERENCE = 0  # the pairwise "choice" value of "No preference"
-
 
 def _manifest() -> StudyManifest:
     return current_app.config["MANIFEST"]
@@ -151,15 +142,9 @@ def welcome():
     except BadExternalId as exc:
         return _bad_id(exc)
     trials = current_app.config["TRIALS_PER_PARTICIPANT"]
-    minutes = math.ceil(trials * (_displays(m) * m.protocol.image_ms + m.protocol.rating_ms) / 60000) + 2
+    minutes = math.ceil(trials * (answer_rules.displays(m.protocol) * m.protocol.image_ms + m.protocol.rating_ms) / 60000) + 2
     return render_template("welcome.html", title=_title(), ids=ids, minutes=minutes, trials=trials,
                            protocol=m.protocol, is_open=_is_open(), question=default_text(m.protocol.question))
-
-
-def _displays(m: StudyManifest) -> int:
-    """How many image displays (of image_seconds each) one trial takes."""
-    p = m.protocol
-    return 1 if p.kind == "acr" or (p.kind == "pairwise" and p.layout == "side_by_side") else 2
 
 
 @participant.post("/start")
@@ -326,90 +311,6 @@ def api_state():
     return jsonify(_trial_state(p))
 
 
-class BadSubmission(ValueError):
-    pass
-
-
-def _milliseconds(body: dict, key: str, count: int) -> list:
-    values = body.get(key, [None] * count)
-    if not isinstance(values, list) or len(values) != count:
-        raise BadSubmission(f"{key} must be a list of {count} numbers or nulls")
-    for v in values:
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 3.6e6):
-            raise BadSubmission(f"{key} values must be milliseconds (0..3600000) or null")
-    return values
-
-
-def _validate(body, kind: str, images: int, scale_points: int, no_preference: bool) -> dict:
-    """The submission of one trial: ``ratings`` (one per image, paired and acr) or ``choice``
-    (pairwise: 1, 2, 0 = no preference when offered, or null), ``shown_ms`` per image,
-    ``response_ms`` per answer, ``blur``."""
-    if not isinstance(body, dict):
-        raise BadSubmission("body must be a JSON object")
-    unknown = set(body) - SUBMISSION_KEYS
-    if unknown:
-        raise BadSubmission(f"unknown field(s): {', '.join(sorted(unknown))}")
-    out = {"blur": body.get("blur", False)}
-    if not isinstance(out["blur"], bool):
-        raise BadSubmission("blur must be true or false")
-    if kind == "pairwise":
-        if "ratings" in body:
-            raise BadSubmission("this trial takes a choice (1, 2" + (", 0 = no preference" if no_preference else "")
-                                + " or null), not ratings")
-        choice = body.get("choice")
-        allowed = (1, 2, NO_PREFERENCE) if no_preference else (1, 2)
-        if choice is not None and (isinstance(choice, bool) or choice not in allowed):
-            raise BadSubmission(f"choice must be one of {', '.join(map(str, allowed))} or null")
-        out["choice"] = choice
-        answers = 1
-    else:
-        if "choice" in body:
-            raise BadSubmission("this trial takes ratings, not a choice")
-        ratings = body.get("ratings")
-        if not isinstance(ratings, list) or len(ratings) != images:
-            raise BadSubmission(f"ratings must be a list of {images} value(s), one per image")
-        for r in ratings:
-            if r is not None and (isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= scale_points):
-                raise BadSubmission(f"each rating must be an integer 1..{scale_points} or null")
-        out["ratings"] = ratings
-        answers = images
-    out["shown_ms"] = _milliseconds(body, "shown_ms", images)
-    out["response_ms"] = _milliseconds(body, "response_ms", answers)
-    try:
-        out["sizes"], out["dpr"] = parse_shown_sizes(body, images)
-    except BadViewing as exc:
-        raise BadSubmission(str(exc)) from None
-    out["viewing_flags"] = viewing_flags(body)
-    return out
-
-
-def _attention_failed(plan: dict, answer: int | None) -> bool:
-    """One rule for every protocol: an attention check passes only with the answer it asked
-    for; a timeout (None) or "No preference" (0) fails it."""
-    return bool(plan.get("attention")) and answer != plan["attention"]
-
-
-def _answers(body: dict, plan: dict, kind: str, gold: tuple[str, list[int]], conditions: list[Condition]) -> list:
-    """(rating to store, flags) per shown image."""
-    if kind == "pairwise":
-        choice = body["choice"]
-        failed = ["attention_failed"] if _attention_failed(plan, choice) else []
-        if choice is None:
-            return [(None, ["timeout", *failed])] * 2
-        if choice == NO_PREFERENCE:
-            return [(0, ["no_preference", *failed])] * 2
-        return [(int(choice == pos), list(failed)) for pos in (1, 2)]
-    out = []
-    for rating, c in zip(body["ratings"], conditions):
-        flags = ["timeout"] if rating is None else []
-        if _attention_failed(plan, rating):
-            flags.append("attention_failed")
-        if rating is not None and c.method == gold[0] and rating not in gold[1] and not plan.get("attention"):
-            flags.append("gold_failed")
-        out.append((rating, flags))
-    return out
-
-
 def _acknowledged(p: Participant, trial: int, duplicate: bool):
     """The participant's receipt: stored (or already stored), and what comes next.  Nothing of
     what was stored (flags, roles, QC state) is in it: a participant must not learn that an
@@ -439,33 +340,21 @@ def submit(trial: int):
     if not conditions:
         return jsonify(error=f"trial {trial} has not been served yet; fetch /api/state first"), 409
     try:
-        body = _validate(request.get_json(force=True, silent=True), kind, len(conditions), len(m.protocol.scale),
-                         m.protocol.no_preference)
-    except BadSubmission as exc:
+        body = answer_rules.validate(request.get_json(force=True, silent=True), kind, len(conditions),
+                                     len(m.protocol.scale), m.protocol.no_preference)
+    except answer_rules.BadSubmission as exc:
         return jsonify(error=str(exc)), 400
     except RecursionError:  # thousands of nested brackets: the JSON parser gives up
         return jsonify(error="body must be a JSON object, not deeply nested lists"), 400
     served_at = p.served_at
     now = utcnow()
-    common = []
-    if body["blur"]:
-        common.append("blur")
-    if p.served_count > 1:
-        common.append("restarted")
-    common += body["viewing_flags"]
     served = served_at if served_at.tzinfo else served_at.replace(tzinfo=now.tzinfo)
-    if (now - served).total_seconds() * 1000 < _least_ms(m, body["shown_ms"]) - DISPLAY_TOLERANCE_MS:
-        common.append("too_fast")  # the server saw less time than the displays need or were said to take
-    answers = _answers(body, plan, kind, (m.protocol.gold_method, m.protocol.gold_ratings), conditions)
+    common = answer_rules.trial_flags(body, p.served_count, (now - served).total_seconds() * 1000, m.protocol)
+    answers = answer_rules.answers(body, plan, kind, (m.protocol.gold_method, m.protocol.gold_ratings), conditions)
     role = plan.get("role", "attention" if plan.get("attention") else "rated")
     block_of = {"attention": "attention", "practice": "practice"}
     for position, (c, (rating, answer_flags)) in enumerate(zip(conditions, answers), start=1):
         shown = body["shown_ms"][position - 1]
-        flags = common + answer_flags
-        if shown is None or abs(shown - m.protocol.image_ms) > DISPLAY_TOLERANCE_MS:
-            flags.append("short_display")
-        if role == "repeat":
-            flags.append("repeat")
         response_ms = body["response_ms"][min(position, len(body["response_ms"])) - 1]
         size = body["sizes"][position - 1]
         width, height = image_size(m, c)
@@ -473,7 +362,8 @@ def submit(trial: int):
             participant_id=p.id, trial=trial, position=position, pair_id=plan["pair_id"], condition_id=c.id,
             image_id=c.image_id, method=c.method, block=block_of.get(role, c.block), row=c.row,
             row_label=c.row_label, column=c.column, column_label=c.column_label, rating=rating,
-            response_ms=response_ms, shown_ms=shown, flags=";".join(sorted(set(flags))),
+            response_ms=response_ms, shown_ms=shown, flags=answer_rules.image_flags(common, answer_flags, shown,
+                                                                                   m.protocol, role),
             attention=role == "attention", served_at=served_at, rated_at=now,
             shown_width=size[0] if size else None, shown_height=size[1] if size else None,
             device_pixel_ratio=body["dpr"], image_width=width, image_height=height,
@@ -495,15 +385,6 @@ def submit(trial: int):
         duplicate = True
     g.db.refresh(p)
     return _acknowledged(p, trial, duplicate)
-
-
-def _least_ms(m: StudyManifest, shown_ms: list) -> float:
-    """The least time a trial takes between being served and answered: its displays as the
-    protocol sets them, or as the page measured them when it says they took longer."""
-    measured = [v for v in shown_ms if v is not None]
-    together = _displays(m) == 1  # one display of every image at once (acr, side by side)
-    said = (max(measured) if together else sum(measured)) if measured else 0.0
-    return max(_displays(m) * m.protocol.image_ms, said)
 
 
 def _attention_screens_out(p: Participant, m: StudyManifest, role: str, answers: list) -> bool:
