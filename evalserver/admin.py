@@ -134,6 +134,26 @@ def set_state():
     return redirect(url_for("admin.index"))
 
 
+@admin.post("/participants/<public_id>/exclusion")
+@admin_required
+def exclusion(public_id: str):
+    """Exclude a participant's answers from the live adaptive state (``exclude=1``; the export
+    flags their rows ``excluded``) or include them again (``exclude=0``)."""
+    p = g.db.scalar(select(Participant).where(Participant.public_id == public_id))
+    if p is None:
+        abort(404)
+    if request.form.get("exclude") == "1" and not p.excluded_at:
+        p.excluded_at = utcnow()
+        g.db.flush()
+        adaptive_store.withdraw(g.db, p.id)
+    elif request.form.get("exclude") == "0" and p.excluded_at:
+        p.excluded_at = None
+        g.db.flush()
+        adaptive_store.reinstate(g.db, p.id)
+    g.db.commit()
+    return redirect(url_for("admin.index"))
+
+
 @admin.get("/status.json")
 @admin_required
 def status():

@@ -16,6 +16,7 @@ from stylestudy.evalserver.viewing import VIEWING_KEYS, BadViewing, parse_shown_
 DISPLAY_TOLERANCE_MS = 50.0
 SUBMISSION_KEYS = {"ratings", "choice", "shown_ms", "response_ms", "blur"} | VIEWING_KEYS
 NO_PREFERENCE = 0  # the pairwise "choice" value of "No preference"
+NOT_KEPT = ("timeout", "short_display", "too_fast")  # answers stored but not counted by the adaptive sampler
 
 
 class BadSubmission(ValueError):
@@ -139,3 +140,9 @@ def image_flags(common: list[str], answer_flags: list[str], shown_ms: float | No
     if role == "repeat":
         flags.append("repeat")
     return ";".join(sorted(set(flags)))
+
+
+def kept(row_flags: list[str]) -> bool:
+    """Whether a trial's answer counts live (adaptive sampling, stop rules): none of its rows has
+    a flag in ``NOT_KEPT``."""
+    return not any(set(f.split(";")) & set(NOT_KEPT) for f in row_flags)

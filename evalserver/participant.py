@@ -353,7 +353,9 @@ def submit(trial: int):
     answers = answer_rules.answers(body, plan, kind, (m.protocol.gold_method, m.protocol.gold_ratings), conditions)
     role = plan.get("role", "attention" if plan.get("attention") else "rated")
     block_of = {"attention": "attention", "practice": "practice"}
-    for position, (c, (rating, answer_flags)) in enumerate(zip(conditions, answers), start=1):
+    row_flags = [answer_rules.image_flags(common, answer[1], shown, m.protocol, role)
+                 for answer, shown in zip(answers, body["shown_ms"])]
+    for position, (c, (rating, _flags), flags) in enumerate(zip(conditions, answers, row_flags), start=1):
         shown = body["shown_ms"][position - 1]
         response_ms = body["response_ms"][min(position, len(body["response_ms"])) - 1]
         size = body["sizes"][position - 1]
@@ -362,8 +364,7 @@ def submit(trial: int):
             participant_id=p.id, trial=trial, position=position, pair_id=plan["pair_id"], condition_id=c.id,
             image_id=c.image_id, method=c.method, block=block_of.get(role, c.block), row=c.row,
             row_label=c.row_label, column=c.column, column_label=c.column_label, rating=rating,
-            response_ms=response_ms, shown_ms=shown, flags=answer_rules.image_flags(common, answer_flags, shown,
-                                                                                   m.protocol, role),
+            response_ms=response_ms, shown_ms=shown, flags=flags,
             attention=role == "attention", served_at=served_at, rated_at=now,
             shown_width=size[0] if size else None, shown_height=size[1] if size else None,
             device_pixel_ratio=body["dpr"], image_width=width, image_height=height,
@@ -376,7 +377,9 @@ def submit(trial: int):
                                         **({"screened_out": "attention", "screened_out_at": now} if ends else {})))
         if advanced.rowcount != 1:
             raise IntegrityError("trial already advanced", None, None)
-        adaptive_store.record_outcome(g.db, p, trial, plan, body.get("choice"), m)
+        adaptive_store.record_outcome(g.db, p, trial, plan, body.get("choice"), m, answer_rules.kept(row_flags))
+        if ends:  # a screened-out participant's answers leave the live state
+            adaptive_store.withdraw(g.db, p.id)
         g.db.commit()  # committed before the response is sent
         duplicate = False
         adaptive_store.close_if_done(g.db, m)

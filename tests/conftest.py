@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -369,3 +370,20 @@ def browser(chromium):
         b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         yield b
         b.close()
+
+
+def pace(app, external_id: str | None = None, seconds: float = 10.0) -> None:
+    """As if every trial now being shown (to ``external_id``, or to anyone) had been served
+    ``seconds`` earlier: an answer sent next is at a human's pace, not ``too_fast`` (the test
+    client answers within milliseconds)."""
+    from sqlalchemy import select
+
+    from stylestudy.evalserver.db import Participant
+
+    with app.config["DB_SESSIONMAKER"]() as session:
+        query = select(Participant).where(Participant.served_at.is_not(None))
+        if external_id is not None:
+            query = query.where(Participant.external_id == external_id)
+        for p in session.scalars(query):
+            p.served_at = p.served_at - timedelta(seconds=seconds)
+        session.commit()

@@ -114,6 +114,7 @@ class Protocol:
     # "methods": information about the methods' mean scores | "items": every (item, method) score |
     # "ranking": the expected number of method pairs put in the right order | "ranking+methods": both,
     # each as a share of its best pair's
+    in_flight_seconds: float = 60.0  # adaptive: a pair handed out and unanswered this long no longer counts as pending
     # --- viewing (evalserver.viewing) ---
     display: str = "native"  # native | device | fit: the scale at which stimuli are shown (DISPLAY_MODES)
     answer_with_images: bool = False  # the images stay in view while the answer is given (imported acr/pairwise)

@@ -1,0 +1,163 @@
+"""The server's second trust round (issue 32): bots cannot steer or close an adaptive study,
+screen-outs stay out, references cannot leak, acknowledged means stored.
+
+Every test runs the real server (Flask test client or gunicorn) on SQLite and PostgreSQL where
+storage is involved."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from stylestudy.evalserver.app import create_app
+from tests.conftest import import_run, pace
+
+TOKEN = "admin-secret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _adaptive_run(import_source, tmp_path, name="run", **settings):
+    values = {"sampling": "adaptive", "pairs_per_participant": 6, **settings}
+    return import_run(import_source, tmp_path / name, "pairwise", **values)
+
+
+def _status(app) -> dict:
+    return app.test_client().get("/admin/status.json", headers=AUTH).get_json()
+
+
+def _counts_agree(app) -> list:
+    """The live counts, checked against a recount from the ratings."""
+    from stylestudy.evalserver import adaptive_store
+
+    with app.config["DB_SESSIONMAKER"]() as session:
+        live = sorted(adaptive_store.counts(session))
+        assert [row for row in live if any(row[3:])] == adaptive_store.counts_from_ratings(session, app.config["MANIFEST"])
+        return live
+
+
+def _join(app, pid):
+    c = app.test_client()
+    assert c.post("/start", data={"consent": "yes", "PROLIFIC_PID": pid}).status_code == 302
+    c.post("/briefing")
+    return c
+
+
+def _answer_all(app, pid, human: bool, choice=1):
+    """Answer every trial: at once (a bot: every answer too_fast) or at a human's pace."""
+    c = _join(app, pid)
+    while not (s := c.get("/api/state").get_json())["done"]:
+        if human:
+            pace(app, pid)
+        r = c.post(f"/api/trials/{s['trial']}", json={"choice": choice, "shown_ms": [250, 250]})
+        assert r.status_code == 200, r.get_json()
+        if r.get_json()["redirect"] and "screened" in r.get_json()["redirect"]:
+            break
+    return c
+
+
+def _first_pair(app, pid) -> str:
+    c = _join(app, pid)
+    assert c.get("/api/state").status_code == 200
+    from stylestudy.evalserver.db import Participant
+
+    with app.config["DB_SESSIONMAKER"]() as session:
+        return session.query(Participant).filter_by(external_id=pid).one().order[0]["pair_id"]
+
+
+# --- High: bots close adaptive studies ------------------------------------------------------------
+
+def test_instant_bots_and_silent_fetchers_neither_close_the_study_nor_steer_the_next_pair(
+        import_source, tmp_path, db_url):
+    """10 scripted participants answering every trial at once (60 answers, all too_fast) and 12
+    who fetch a trial and never answer: the study with stop_when = comparisons:40 stays open,
+    nothing is counted, and once the silent fetchers' lease ran out an honest participant gets
+    the very pair they would get on an empty study."""
+    import time
+
+    from stylestudy.evalserver.app import default_db_url
+
+    settings = {"stop_when": ["comparisons:40"], "in_flight_seconds": 0.5}
+    run = _adaptive_run(import_source, tmp_path, **settings)
+    app = create_app(run, db_url, admin_token=TOKEN)
+    for i in range(10):
+        _answer_all(app, f"bot{i}", human=False)
+    silent = [_join(app, f"silent{i}") for i in range(12)]
+    for c in silent:
+        assert c.get("/api/state").status_code == 200
+    status = _status(app)
+    assert status["open"] is True and status["adaptive"]["comparisons"] == 0
+    assert status["adaptive"]["in_flight"] == 12 and status["adaptive"]["stopped_by"] == ""
+    time.sleep(0.6)  # the lease (in_flight_seconds = 0.5) runs out
+    assert _status(app)["adaptive"]["in_flight"] == 0
+    honest = _first_pair(app, "honest")
+    fresh = create_app(_adaptive_run(import_source, tmp_path, "fresh", **settings),
+                       default_db_url(tmp_path / "fresh"), admin_token=TOKEN)
+    assert honest == _first_pair(fresh, "honest")
+    rows = list(csv.DictReader(io.StringIO(app.test_client().get("/admin/export.csv", headers=AUTH).get_data(
+        as_text=True))))
+    assert len(rows) == 10 * 6 * 2 and all("too_fast" in r["flags"].split(";") for r in rows)  # stored, flagged
+    assert not any(any(row[3:]) for row in _counts_agree(app))
+
+
+def test_honest_answers_close_the_study_and_stay_closed_only_then(import_source, tmp_path, db_url):
+    run = _adaptive_run(import_source, tmp_path, stop_when=["comparisons:6"])
+    app = create_app(run, db_url, admin_token=TOKEN)
+    _answer_all(app, "bot", human=False)
+    assert _status(app)["open"] is True
+    _answer_all(app, "human", human=True)
+    status = _status(app)
+    assert status["open"] is False and status["adaptive"]["comparisons"] == 6
+    _counts_agree(app)
+
+
+def test_the_admin_excludes_a_participant_from_the_live_state_and_the_export_says_so(
+        import_source, tmp_path, db_url):
+    run = _adaptive_run(import_source, tmp_path, pairs_per_participant=3)
+    app = create_app(run, db_url, admin_token=TOKEN)
+    _answer_all(app, "a", human=True, choice=1)
+    _answer_all(app, "b", human=True, choice=2)
+    assert _status(app)["adaptive"]["comparisons"] == 6
+    with_both = _counts_agree(app)
+    from stylestudy.evalserver.db import Participant
+
+    with app.config["DB_SESSIONMAKER"]() as session:
+        public = session.query(Participant).filter_by(external_id="b").one().public_id
+    admin = app.test_client()
+    r = admin.post(f"/admin/participants/{public}/exclusion", data={"exclude": "1"}, headers=AUTH)
+    assert r.status_code == 302
+    assert _status(app)["adaptive"]["comparisons"] == 3
+    _counts_agree(app)
+    rows = list(csv.DictReader(io.StringIO(admin.get("/admin/export.csv", headers=AUTH).get_data(as_text=True))))
+    flagged = {r["external_id"] for r in rows if "excluded" in r["flags"].split(";")}
+    assert flagged == {"b"} and len(rows) == 12  # nothing deleted
+    assert "Include again" in admin.get("/admin/", headers=AUTH).get_data(as_text=True)
+    admin.post(f"/admin/participants/{public}/exclusion", data={"exclude": "1"}, headers=AUTH)  # twice: once
+    assert _status(app)["adaptive"]["comparisons"] == 3
+    admin.post(f"/admin/participants/{public}/exclusion", data={"exclude": "0"}, headers=AUTH)
+    assert _status(app)["adaptive"]["comparisons"] == 6 and _counts_agree(app) == with_both
+    assert admin.post("/admin/participants/nobody/exclusion", data={"exclude": "1"}, headers=AUTH).status_code == 404
+    assert app.test_client().post(f"/admin/participants/{public}/exclusion", data={"exclude": "1"}).status_code == 401
+
+
+def test_a_screened_out_participants_answers_leave_the_live_state(import_source, tmp_path, db_url):
+    """attention_screen_out = 1: the answers given before the failed check are taken back out."""
+    run = _adaptive_run(import_source, tmp_path, pairs_per_participant=3, attention_checks=1,
+                        attention_screen_out=1)
+    app = create_app(run, db_url, admin_token=TOKEN)
+    from stylestudy.evalserver.db import Participant
+
+    c = _join(app, "careless")
+    answered = 0
+    while not (s := c.get("/api/state").get_json())["done"]:
+        with app.config["DB_SESSIONMAKER"]() as session:
+            entry = session.query(Participant).filter_by(external_id="careless").one().order[s["trial"] - 1]
+        pace(app, "careless")
+        if entry["role"] == "attention":
+            assert answered >= 1 and _status(app)["adaptive"]["comparisons"] == answered
+            r = c.post(f"/api/trials/{s['trial']}", json={"choice": 3 - entry["attention"], "shown_ms": [250, 250]})
+            assert r.status_code == 200
+            break
+        c.post(f"/api/trials/{s['trial']}", json={"choice": 1, "shown_ms": [250, 250]})
+        answered += 1
+    assert _status(app)["adaptive"]["comparisons"] == 0
+    _counts_agree(app)
