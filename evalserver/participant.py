@@ -41,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from stylestudy.engine.study.manifest import Condition, StudyManifest
 from stylestudy.evalserver import adaptive_store, answer_rules, flow_log
 from stylestudy.evalserver.db import Participant, Rating, get_setting, utcnow
-from stylestudy.evalserver.external_ids import BadExternalId, ids_from, may_resume, participant_id
+from stylestudy.evalserver.external_ids import BadExternalId, ids_from, joins_without_id, may_resume, participant_id
 from stylestudy.evalserver.i18n import default_text
 from stylestudy.evalserver.practice import practice_plan
 from stylestudy.evalserver.schedule import seed_for, trial_plan
@@ -163,7 +163,12 @@ def start():
     if external_id:
         p = g.db.scalar(select(Participant).where(Participant.external_id == external_id))
         if p is not None and not _may_resume(p, ids):
-            return _taken()
+            return _taken(p)
+    elif not joins_without_id(_manifest().protocol):
+        _record_refusal(flow_log.REFUSED, "no_id")
+        return render_template("message.html", title=_title(), heading=_("This link is not valid"),
+                               message=_("This link has no participant id. Please open the study from the link "
+                                         "you were given.")), 400
     if p is None:
         if not _is_open():
             _record_refusal(flow_log.REFUSED, "study_closed")
@@ -192,7 +197,7 @@ def start():
             g.db.rollback()
             p = g.db.scalar(select(Participant).where(Participant.external_id == external_id))
             if not _may_resume(p, ids):
-                return _taken()
+                return _taken(p)
     session["participant"] = p.public_id
     session.permanent = True
     return redirect(_next_page(p))
@@ -214,8 +219,14 @@ def _bad_id(exc: BadExternalId):
                            message=str(exc)), 400
 
 
-def _taken():
-    """A known id from a browser that cannot prove it is that participant's: nothing is stored."""
+def _taken(p: Participant):
+    """A known id from a browser that cannot prove it is that participant's: nothing is stored.
+    A screened-out id is told it was screened out (without the screen-out code: that went to
+    the browser the server screened out), not to go back to the browser it started in."""
+    if p.screened_out:
+        m = _manifest()
+        return render_template("screened_out.html", title=_title(), reason=p.screened_out, code="", again=True,
+                               redirect_url=m.protocol.screen_out_url), 409
     return render_template("message.html", title=_title(), heading=_("This id has already started"),
                            message=_("This participant id has already started the study. Please continue in the "
                                      "browser (and window) you started in; if that is not possible, contact the "
@@ -444,14 +455,16 @@ def done():
 
 @participant.get("/screened-out")
 def screened_out():
-    """A gate refused this participant: say why in plain words, give the screen-out code and send
+    """A gate refused this participant: say why in plain words, give the screen-out code (only to
+    a participant with a participant id: a code is for returning that id's submission) and send
     them back (Prolific's "screened out" return) when the study names where."""
     p = _current()
     if p is None or not p.screened_out:
         return redirect(url_for("participant.welcome"))
     m = _manifest()
-    return render_template("screened_out.html", title=_title(), reason=p.screened_out,
-                           code=m.protocol.screen_out_code, redirect_url=m.protocol.screen_out_url)
+    return render_template("screened_out.html", title=_title(), reason=p.screened_out, again=False,
+                           code=m.protocol.screen_out_code if p.external_id else "",
+                           redirect_url=m.protocol.screen_out_url)
 
 
 @participant.post("/api/environment")

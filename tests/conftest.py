@@ -106,6 +106,7 @@ image_seconds = 0.25
 rating_seconds = 2.0
 participants = 3
 completion_code = "C0DE42"
+allow_no_id = true
 """
 
 
@@ -142,11 +143,12 @@ def import_source(tmp_path_factory):
 
 def import_run(source, dest, protocol: str, **settings) -> Path:
     """``stylestudy import`` of ``source`` into ``dest`` with a study file holding ``settings``
-    under [protocol] (short durations for tests)."""
+    under [protocol] (short durations; joins without an id allowed unless ``allow_no_id`` is given)."""
     from stylestudy.engine.study.importer import import_images
 
-    values = {"image_seconds": 0.25, "rating_seconds": 2.0, "completion_code": "C0DE42", **settings}
-    lines = ["[protocol]"] + [f"{k} = {_toml(v)}" for k, v in values.items()]
+    values = {"image_seconds": 0.25, "rating_seconds": 2.0, "completion_code": "C0DE42", "allow_no_id": True,
+              **settings}
+    lines = ["[protocol]"] + [f"{k} = {_toml(v)}" for k, v in values.items() if v is not None]  # None: not set
     study_file = dest.parent / f"{dest.name}-study.toml"
     study_file.write_text("[study]\nname = \"imported\"\n" + "\n".join(lines) + "\n")
     import_images(source, dest, protocol, study_file)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
+
 from stylestudy.evalserver.app import create_app
 from tests.conftest import import_run, pace
 
@@ -161,3 +163,83 @@ def test_a_screened_out_participants_answers_leave_the_live_state(import_source,
         answered += 1
     assert _status(app)["adaptive"]["comparisons"] == 0
     _counts_agree(app)
+
+
+# --- Medium: screen-out bypass --------------------------------------------------------------------
+
+PHONE = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148"}
+
+
+def test_participant_ids_are_normalised():
+    from stylestudy.evalserver.external_ids import BadExternalId, ids_from
+
+    for variant in ("AbC123", "abc123_", " abc123 ", "ABC123.-", "abc123"):
+        assert ids_from({"PROLIFIC_PID": variant})["PROLIFIC_PID"] == "abc123"
+    assert ids_from({"SESSION_ID": "Sess_"})["SESSION_ID"] == "Sess_"  # only participant ids
+    with pytest.raises(BadExternalId, match="no letters or digits"):
+        ids_from({"pid": "__"})
+
+
+def _screened_out_phone(app, pid):
+    c = app.test_client()
+    r = c.post("/start", data={"consent": "yes", "PROLIFIC_PID": pid}, headers=PHONE)
+    assert r.headers["Location"].endswith("/screened-out")
+    return c
+
+
+@pytest.mark.parametrize("language, said", [("en", "screened out of the study earlier"),
+                                            ("ko", "이전에 연구에서 제외되었으므로")])
+def test_a_screened_out_id_stays_out_in_any_spelling_and_any_browser(import_source, tmp_path, db_url, language,
+                                                                     said):
+    run = import_run(import_source, tmp_path / "run", "pairwise", allow_mobile=False, screen_out_code="SCR33N",
+                     allow_no_id=None, language=language)
+    app = create_app(run, db_url, admin_token=TOKEN)
+    first = _screened_out_phone(app, "Scr-1")
+    assert "SCR33N" in first.get("/screened-out").get_data(as_text=True)
+    for variant in ("SCR-1", "scr-1_", " scr-1 ", "scr-1"):
+        r = app.test_client().post("/start", data={"consent": "yes", "PROLIFIC_PID": variant})
+        page = r.get_data(as_text=True)
+        assert r.status_code == 409 and said in page and "SCR33N" not in page, variant
+        assert "started in" not in page and "시작한 브라우저" not in page  # not "continue in the browser you started in"
+    anonymous = app.test_client().post("/start", data={"consent": "yes"})
+    assert anonymous.status_code == 400  # a study with a completion code: no joins without an id
+    with app.config["DB_SESSIONMAKER"]() as session:
+        from stylestudy.evalserver.db import Participant
+
+        assert [p.external_id for p in session.query(Participant)] == ["scr-1"]
+
+
+def test_the_screen_out_code_goes_only_to_a_participant_id(import_source, tmp_path, db_url):
+    """A cookieless request claiming a phone, no id (joins without an id allowed): screened out,
+    but no screen-out code; with an id, the code."""
+    run = import_run(import_source, tmp_path / "run", "pairwise", allow_mobile=False, screen_out_code="SCR33N",
+                     allow_no_id=True)
+    app = create_app(run, db_url, admin_token=TOKEN)
+    c = app.test_client()
+    assert c.post("/start", data={"consent": "yes"}, headers=PHONE).headers["Location"].endswith("/screened-out")
+    page = c.get("/screened-out").get_data(as_text=True)
+    assert "phones and tablets" in page and "SCR33N" not in page
+    assert "SCR33N" in _screened_out_phone(app, "phone-2").get("/screened-out").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("settings, anonymous_ok", [({"completion_code": "C0DE42", "allow_no_id": None}, False),
+                                                    ({"completion_code": "", "allow_no_id": None}, True),
+                                                    ({"completion_code": "C0DE42", "allow_no_id": True}, True)])
+def test_joining_without_an_id_is_off_by_default_with_a_completion_code(import_source, tmp_path, settings,
+                                                                         anonymous_ok):
+    run = import_run(import_source, tmp_path / "run", "pairwise", **settings)
+    app = create_app(run, admin_token=TOKEN)
+    r = app.test_client().post("/start", data={"consent": "yes"})
+    if anonymous_ok:
+        assert r.status_code == 302
+    else:
+        assert r.status_code == 400 and "no participant id" in r.get_data(as_text=True)
+        assert _status(app)["participants"] == 0 and _status(app)["flow"]["refused"].get("no_id") == 1
+    assert app.test_client().post("/start", data={"consent": "yes", "pid": "p-1"}).status_code == 302
+
+
+def test_allow_no_id_must_be_true_or_false(import_source, tmp_path):
+    from stylestudy.engine.study.errors import StyleStudyError
+
+    with pytest.raises(StyleStudyError, match="allow_no_id.*true or false"):
+        import_run(import_source, tmp_path / "run", "pairwise", allow_no_id="yes")

@@ -131,6 +131,8 @@ class Protocol:
     resume: str = "cookie"
     # screen a participant out after this many failed attention checks (0: never; failures are flagged only)
     attention_screen_out: int = 0
+    # joining without a participant id (PROLIFIC_PID or pid): None = only when there is no completion_code
+    allow_no_id: bool | None = None
 
     @property
     def image_ms(self) -> int:

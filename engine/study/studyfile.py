@@ -179,10 +179,11 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
         language=r.string(prot_t, "protocol", "language", "en", LANGUAGES),
         resume=r.string(prot_t, "protocol", "resume", "cookie", RESUME_POLICIES),
         attention_screen_out=r.number(prot_t, "protocol", "attention_screen_out", 0, integer=True),
+        allow_no_id=prot_t.get("allow_no_id"),
     )
     _check_sampling(r, protocol, kind_given="kind" in prot_t or not importing)
-    for key in ("no_preference", "answer_with_images", "allow_mobile", "fullscreen"):
-        if not isinstance(getattr(protocol, key), bool):
+    for key in ("no_preference", "answer_with_images", "allow_mobile", "fullscreen", "allow_no_id"):
+        if not isinstance(getattr(protocol, key), bool) and not (key == "allow_no_id" and protocol.allow_no_id is None):
             raise r.fail("protocol", key, f"must be true or false, got {getattr(protocol, key)!r}")
     for ref in protocol.references:
         if ref not in REFERENCE_KINDS:
