@@ -243,3 +243,123 @@ def test_allow_no_id_must_be_true_or_false(import_source, tmp_path):
 
     with pytest.raises(StyleStudyError, match="allow_no_id.*true or false"):
         import_run(import_source, tmp_path / "run", "pairwise", allow_no_id="yes")
+
+
+# --- Medium: reference paths ----------------------------------------------------------------------
+
+def _with_style_references(import_source, tmp_path, name="src"):
+    import shutil
+
+    from PIL import Image
+
+    src = tmp_path / name
+    shutil.copytree(import_source, src)
+    (src / "_style").mkdir()
+    for i, item in enumerate(("bridge", "harbour", "lake", "tower")):
+        Image.new("RGB", (10 + i, 12), (i * 40, 0, 0)).save(src / "_style" / f"{item}.png")
+    return src
+
+
+def _edit_manifest(run, edit) -> None:
+    import json
+
+    path = run / "manifest.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+
+
+def _serve_refused(run, message: str) -> None:
+    from stylestudy.engine.study.errors import StyleStudyError
+
+    with pytest.raises(StyleStudyError, match=message) as info:
+        create_app(run, admin_token=TOKEN)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("target, message", [("admin_token", "not inside"), ("../../../etc/passwd", "not inside"),
+                                             ("manifest.json", "not inside"), ("references/.url_key", "hidden"),
+                                             ("references", "not inside")])
+def test_a_reference_outside_the_references_folder_is_never_served(import_source, tmp_path, target, message):
+    run = import_run(_with_style_references(import_source, tmp_path), tmp_path / "run", "acr", references=["style"])
+    create_app(run, admin_token=TOKEN)  # as imported: served
+    if target.startswith("references/."):
+        (run / target).write_bytes((run / ".url_key").read_bytes() if (run / ".url_key").exists() else b"secret")
+
+    def point(doc):
+        doc["stimuli"][0]["style_image"] = target
+
+    _edit_manifest(run, point)
+    _serve_refused(run, message)
+
+
+def test_a_reference_link_out_or_a_changed_reference_is_refused(import_source, tmp_path):
+    run = import_run(_with_style_references(import_source, tmp_path), tmp_path / "run", "acr", references=["style"])
+    doc_path = run / "manifest.json"
+    original = doc_path.read_text()
+    import json
+
+    first = json.loads(original)["stimuli"][0]
+    assert len(first["style_image_sha256"]) == 64  # recorded at import
+    reference = run / first["style_image"]
+    data = reference.read_bytes()
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(data)
+    reference.unlink()
+    reference.symlink_to(secret)  # a link out of the run
+    _serve_refused(run, "not inside")
+    reference.unlink()
+    from PIL import Image
+
+    Image.new("RGB", (10, 12), (1, 2, 3)).save(reference)  # other pixels under the same name
+    _serve_refused(run, "has changed")
+
+    def legacy(doc):  # a manifest made before the SHA-256 field: the file name is the check
+        for c in doc["stimuli"]:
+            c.pop("style_image_sha256", None)
+
+    _edit_manifest(run, legacy)
+    _serve_refused(run, "has changed")
+    reference.write_bytes(data)
+    create_app(run, admin_token=TOKEN)
+
+
+def test_import_confines_references_to_the_source_folder_and_applies_max_pixels(import_source, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    from stylestudy.engine.study.importer import ImportProblem, import_images
+
+    src = _with_style_references(import_source, tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    Image.new("RGB", (11, 12)).save(outside / "harbour.png")
+    (src / "_style" / "harbour.png").unlink()
+    (src / "_style" / "harbour.png").symlink_to(outside / "harbour.png")
+    with pytest.raises(ImportProblem, match="harbour.*outside the source folder"):
+        import_run(src, tmp_path / "r1", "acr", references=["style"])
+    shutil.rmtree(src / "_style")
+    (src / "_style").symlink_to(outside, target_is_directory=True)  # the whole folder a link out
+    for item in ("bridge", "lake", "tower"):
+        Image.new("RGB", (11, 12)).save(outside / f"{item}.png")
+    with pytest.raises(ImportProblem, match="outside the source folder"):
+        import_run(src, tmp_path / "r2", "acr", references=["style"])
+    (src / "_style").unlink()
+    rows = ["method,item,path,style_image"]  # a CSV naming a reference by an absolute and a ../ path
+    for method in ("adain", "ours"):
+        for item in ("bridge", "harbour"):
+            ref = str(outside / f"{item}.png") if item == "bridge" else f"../outside/{item}.png"
+            rows.append(f"{method},{item},{method}/{item}.png,{ref}")
+    (src / "list.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(ImportProblem) as info:
+        import_images(src / "list.csv", tmp_path / "r3", "pairwise")
+    for item in ("bridge", "harbour"):  # both named, in one line
+        assert f"style reference of {item}: " in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).count("outside the source folder") == 2
+    shutil.rmtree(src)
+    src = _with_style_references(import_source, tmp_path)
+    Image.new("RGB", (400, 300)).save(src / "_style" / "lake.png")  # 120 000 pixels
+    with pytest.raises(ImportProblem, match="style reference of lake: .*more than --max-pixels 100000"):
+        import_images(src, tmp_path / "r4", "acr", max_pixels=100_000)
+    assert not (tmp_path / "r4").exists()

@@ -276,9 +276,17 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
         encoded[key] = (png, size, file_sha256(s.path))
 
     references: dict[tuple[str, str], tuple[bytes, str]] = {}  # (kind, item) -> (png, stored path)
+    source_root = source_dir if source_dir.is_dir() else source_dir.parent
     for (kind, item), path in find_references(source_dir, items, problems).items():
+        if not _inside(path, source_root):  # an absolute or ../ CSV path, a _style link: confined like stimuli
+            problems.append(f"{kind} reference of {item}: {path} is outside the source folder {source_root}; "
+                            "copy it into that folder")
+            continue
         try:
-            png = _decode(Source("", item, path, str(path)))[0]
+            png = _decode(Source("", item, path, str(path)), max_pixels)[0]
+        except TooLarge as exc:
+            problems.append(f"{kind} reference of {item}: {exc}")
+            continue
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad files
             problems.append(f"{kind} reference of {item}: not a readable image ({type(exc).__name__})")
             continue
@@ -349,6 +357,8 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
                 "height": height, "source": s.relative, "source_sha256": source_sha,
                 **{f"{kind}_image": references[(kind, item)][1] for kind in ("style", "content")
                    if (kind, item) in references},
+                **{f"{kind}_image_sha256": hashlib.sha256(references[(kind, item)][0]).hexdigest()
+                   for kind in ("style", "content") if (kind, item) in references},
                 "conversions": conversions[(m, item)],
             })
     for png, path in references.values():
