@@ -146,3 +146,9 @@ def kept(row_flags: list[str]) -> bool:
     """Whether a trial's answer counts live (adaptive sampling, stop rules): none of its rows has
     a flag in ``NOT_KEPT``."""
     return not any(set(f.split(";")) & set(NOT_KEPT) for f in row_flags)
+
+
+def mostly_too_fast(too_fast_trials: int, answered_trials: int) -> bool:
+    """Whether a participant's answers are mostly ``too_fast`` (more than half of the trials they
+    answered): the completion code is then withheld (``incomplete_code`` instead, if set)."""
+    return answered_trials > 0 and 2 * too_fast_trials > answered_trials

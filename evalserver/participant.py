@@ -449,8 +449,18 @@ def done():
     if p is None or not p.completed_at:
         return redirect(url_for("participant.welcome"))
     m = _manifest()
-    return render_template("done.html", title=_title(), code=m.protocol.completion_code,
+    if _mostly_too_fast(p):  # a script, or someone who clicked through: no completion code, no return link
+        return render_template("done.html", title=_title(), code=m.protocol.incomplete_code, incomplete=True,
+                               redirect_url="")
+    return render_template("done.html", title=_title(), code=m.protocol.completion_code, incomplete=False,
                            redirect_url=m.protocol.redirect_url)
+
+
+def _mostly_too_fast(p: Participant) -> bool:
+    trials = func.count(func.distinct(Rating.trial))
+    answered = g.db.scalar(select(trials).where(Rating.participant_id == p.id))
+    too_fast = g.db.scalar(select(trials).where(Rating.participant_id == p.id, Rating.flags.contains("too_fast")))
+    return answer_rules.mostly_too_fast(too_fast, answered)
 
 
 @participant.get("/screened-out")

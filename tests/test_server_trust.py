@@ -363,3 +363,40 @@ def test_import_confines_references_to_the_source_folder_and_applies_max_pixels(
     with pytest.raises(ImportProblem, match="style reference of lake: .*more than --max-pixels 100000"):
         import_images(src, tmp_path / "r4", "acr", max_pixels=100_000)
     assert not (tmp_path / "r4").exists()
+
+
+# --- Medium: the completion code for nothing ------------------------------------------------------
+
+def _finish(app, pid, human_trials: int):
+    """Join and answer every trial, the first ``human_trials`` at a human's pace, the rest at once."""
+    c = _join(app, pid)
+    n = 0
+    while not (s := c.get("/api/state").get_json())["done"]:
+        if n < human_trials:
+            pace(app, pid)
+        assert c.post(f"/api/trials/{s['trial']}", json={"choice": 1, "shown_ms": [250, 250]}).status_code == 200
+        n += 1
+    return c, n
+
+
+@pytest.mark.parametrize("incomplete_code", ["", "INC0MPL"])
+def test_mostly_too_fast_gets_no_completion_code(import_source, tmp_path, db_url, incomplete_code):
+    run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=4,
+                     redirect_url="https://app.prolific.com/submissions/complete?cc=C0DE42",
+                     incomplete_code=incomplete_code)
+    app = create_app(run, db_url, admin_token=TOKEN)
+    bot, trials = _finish(app, "bot", human_trials=0)
+    page = bot.get("/done").get_data(as_text=True)
+    assert "C0DE42" not in page and "cannot count as completed" in page  # neither the code nor the return link
+    assert (incomplete_code in page) if incomplete_code else 'id="incomplete-code"' not in page
+    half, _ = _finish(app, "half", human_trials=trials // 2)  # half too fast: not "mostly"
+    assert "C0DE42" in half.get("/done").get_data(as_text=True)
+    rushed, _ = _finish(app, "rushed", human_trials=trials // 2 - 1)
+    assert "C0DE42" not in rushed.get("/done").get_data(as_text=True)
+
+
+def test_mostly_too_fast_by_hand():
+    from stylestudy.evalserver.answer_rules import mostly_too_fast
+
+    assert [mostly_too_fast(k, 4) for k in range(5)] == [False, False, False, True, True]
+    assert mostly_too_fast(0, 0) is False

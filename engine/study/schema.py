@@ -131,6 +131,9 @@ class Protocol:
     resume: str = "cookie"
     # screen a participant out after this many failed attention checks (0: never; failures are flagged only)
     attention_screen_out: int = 0
+    # shown instead of completion_code to a participant most of whose trials were answered too_fast
+    # (sooner than the displays take): "" = no code at all
+    incomplete_code: str = ""
     # joining without a participant id (PROLIFIC_PID or pid): None = only when there is no completion_code
     allow_no_id: bool | None = None
 

@@ -179,6 +179,7 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
         language=r.string(prot_t, "protocol", "language", "en", LANGUAGES),
         resume=r.string(prot_t, "protocol", "resume", "cookie", RESUME_POLICIES),
         attention_screen_out=r.number(prot_t, "protocol", "attention_screen_out", 0, integer=True),
+        incomplete_code=r.string(prot_t, "protocol", "incomplete_code", ""),
         allow_no_id=prot_t.get("allow_no_id"),
     )
     _check_sampling(r, protocol, kind_given="kind" in prot_t or not importing)
@@ -207,7 +208,7 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
         raise r.fail("protocol", "gold_ratings", "gold_method and gold_ratings go together (the gold items' method "
                                                  "and the ratings that count as right for them)")
     shown = [(key, getattr(protocol, key)) for key in ("title", "consent_text", "question", "completion_code",
-                                                       "screen_out_code")]
+                                                       "screen_out_code", "incomplete_code")]
     for key, text in shown + [("scale", label) for label in protocol.scale]:  # participant-facing: no unblinding
         named = [m for m in methods if re.search(rf"\b{re.escape(m.lower())}\b", text.lower())]
         if named:
