@@ -400,3 +400,99 @@ def test_mostly_too_fast_by_hand():
 
     assert [mostly_too_fast(k, 4) for k in range(5)] == [False, False, False, True, True]
     assert mostly_too_fast(0, 0) is False
+
+
+# --- tests that guard what they claim (surviving mutants) -----------------------------------------
+
+def test_a_commit_that_fails_is_never_acknowledged(import_source, tmp_path, db_url):
+    """The database fails at the commit itself (not before it): the answer gets 503 and no
+    acknowledgement, nothing of it is stored, and the retry stores it once."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=2)
+    app = create_app(run, db_url, admin_token=TOKEN)
+    c = _join(app, "outage")
+    s = c.get("/api/state").get_json()
+    failing = {"on": True}
+
+    def fail_at_commit(_connection):  # noqa: ANN001
+        if failing["on"]:
+            raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    event.listen(app.config["DB_ENGINE"], "commit", fail_at_commit)
+    r = c.post(f"/api/trials/{s['trial']}", json={"choice": 1, "shown_ms": [250, 250]})
+    failing["on"] = False
+    assert r.status_code == 503 and "ok" not in r.get_json() and r.headers["Retry-After"]
+    assert _status(app)["ratings"] == 0 and c.get("/api/state").get_json()["trial"] == s["trial"]
+    r = c.post(f"/api/trials/{s['trial']}", json={"choice": 1, "shown_ms": [250, 250]})
+    assert r.status_code == 200 and r.get_json()["ok"] is True and r.get_json()["duplicate"] is False
+    assert _status(app)["ratings"] == 2
+
+
+def test_cookie_or_session_never_resumes_by_the_participant_id_alone(import_source, tmp_path, db_url):
+    """Neither the stored nor the presented attempt has a SESSION_ID: no proof, no resume."""
+    from stylestudy.evalserver.external_ids import may_resume
+
+    assert may_resume("cookie_or_session", False, None, None) is False
+    assert may_resume("cookie_or_session", False, "", "") is False
+    run = import_run(import_source, tmp_path / "run", "pairwise", resume="cookie_or_session")
+    app = create_app(run, db_url, admin_token=TOKEN)
+    _join(app, "no-session")
+    r = app.test_client().post("/start", data={"consent": "yes", "PROLIFIC_PID": "no-session"})
+    assert r.status_code == 409 and "already started" in r.get_data(as_text=True)
+
+
+HOSTILE = "=HYPERLINK(\"http://evil\",\"x\")"
+
+
+def test_hostile_text_in_every_column_of_both_exports_is_neutralised(import_source, tmp_path, db_url):
+    """Every text a participant (or anything else) could put in the database, in every text column
+    of the ratings and the participants CSV (admin and command line), starts no formula."""
+    from sqlalchemy import text
+
+    from stylestudy.cli import main
+
+    run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=2)
+    app = create_app(run, db_url, admin_token=TOKEN)
+    c = app.test_client()
+    c.post("/start", data={"consent": "yes", "PROLIFIC_PID": "p1", "STUDY_ID": "s", "SESSION_ID": "x"},
+           headers={"User-Agent": HOSTILE})
+    c.post("/briefing")
+    while not (s := c.get("/api/state").get_json())["done"]:
+        c.post(f"/api/trials/{s['trial']}", json={"choice": 1, "shown_ms": [250, 250]})
+    with app.config["DB_SESSIONMAKER"]() as session:
+        session.execute(text("UPDATE participants SET external_id = :h, external_study_id = :h, "
+                             "external_session_id = :h, viewport = :h, screen = :h, pointer = :h, "
+                             "screened_out = :h"), {"h": "+" + HOSTILE[1:9]})
+        unique = ":h || CAST(id AS VARCHAR(10))"  # (participant, pair, condition) stays unique
+        session.execute(text(f"UPDATE ratings SET pair_id = {unique}, condition_id = {unique}, image_id = :h, "
+                             "method = :h, block = :h, row_label = :h, column_label = :h, flags = :h"),
+                        {"h": "-" + HOSTILE[1:9]})
+        session.commit()
+    ratings, people = tmp_path / "ratings.csv", tmp_path / "people.csv"
+    assert main(["export", str(run), "-o", str(ratings), "--participants", str(people),
+                 *(["--db", db_url] if db_url else [])]) == 0
+    admin_csv = app.test_client().get("/admin/export.csv", headers=AUTH).get_data(as_text=True)
+    assert ratings.read_text() == admin_csv
+    numeric = {"trial", "row", "column", "position", "rating", "response_ms", "shown_ms", "attention", "trials",
+               "trials_done", "shown_width", "shown_height", "device_pixel_ratio", "image_width", "image_height"}
+    for table in (admin_csv, people.read_text()):
+        rows = list(csv.DictReader(io.StringIO(table)))
+        assert rows
+        for row in rows:
+            texts = {k: v for k, v in row.items() if k not in numeric}
+            assert not [k for k, v in texts.items() if v.startswith(("=", "+", "-", "@", "\t", "\r"))], row
+            assert row["user_agent"] == "'" + HOSTILE  # the real header, neutralised
+
+
+def test_sqlite_writes_are_durable(tmp_path):
+    """synchronous=FULL (a committed rating survives power loss) in WAL mode, on every connection."""
+    from stylestudy.evalserver.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    for _ in range(2):
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()
