@@ -14,6 +14,8 @@ from stylestudy.engine.study.schema import Protocol
 from stylestudy.evalserver.viewing import VIEWING_KEYS, BadViewing, parse_shown_sizes, viewing_flags
 
 DISPLAY_TOLERANCE_MS = 50.0
+LATE_SLACK_MS = 5000.0  # beyond the displays and the rating time: loading images, the network, a retry
+CLOCK_TOLERANCE_MS = 1000.0  # the page may say its times took this much longer than the server saw
 SUBMISSION_KEYS = {"ratings", "choice", "shown_ms", "response_ms", "blur"} | VIEWING_KEYS
 NO_PREFERENCE = 0  # the pairwise "choice" value of "No preference"
 NOT_KEPT = ("timeout", "short_display", "too_fast")  # answers stored but not counted by the adaptive sampler
@@ -118,15 +120,24 @@ def least_ms(p: Protocol, shown_ms: list) -> float:
 
 
 def trial_flags(body: dict, served_count: int, elapsed_ms: float, protocol: Protocol) -> list[str]:
-    """The flags every row of a trial shares: ``blur``, ``restarted`` (served more than once), the
-    page's viewing flags and ``too_fast`` (the server saw less time between serving the trial and
-    its answer than the displays need, or than the page said they took)."""
+    """The flags every row of a trial shares, ``elapsed_ms`` being the server's time from serving
+    the trial to its answer: ``blur``, ``restarted`` (served more than once), the page's viewing
+    flags, ``too_fast`` (less than the displays need, or than the page said they took),
+    ``late`` (more than the displays and the rating time plus ``LATE_SLACK_MS``) and
+    ``clock_mismatch`` (the page's displays and response time add up to more than the server
+    saw, beyond ``CLOCK_TOLERANCE_MS``)."""
     flags = ["blur"] if body["blur"] else []
     if served_count > 1:
         flags.append("restarted")
     flags += body["viewing_flags"]
-    if elapsed_ms < least_ms(protocol, body["shown_ms"]) - DISPLAY_TOLERANCE_MS:
+    least = least_ms(protocol, body["shown_ms"])
+    if elapsed_ms < least - DISPLAY_TOLERANCE_MS:
         flags.append("too_fast")
+    if elapsed_ms > least + protocol.rating_ms + LATE_SLACK_MS:
+        flags.append("late")
+    responses = [v for v in body["response_ms"] if v is not None]
+    if responses and least + max(responses) > elapsed_ms + CLOCK_TOLERANCE_MS:
+        flags.append("clock_mismatch")
     return flags
 
 

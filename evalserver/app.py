@@ -33,7 +33,8 @@ from stylestudy.evalserver.schedule import trial_plan
 from stylestudy.evalserver.validate import checked_manifest, private_sqlite_file
 
 MAX_BODY_BYTES = 16 * 1024  # a submission is a few hundred bytes
-WRITING_GET_ENDPOINTS = {"participant.api_state"}  # records when the current trial was served
+# record when the current trial was served, and when its images were fetched
+WRITING_GET_ENDPOINTS = {"participant.api_state", "participant.stimulus"}
 RETRY_AFTER_SECONDS = 2
 
 

@@ -115,6 +115,17 @@ class Rating(Base):
     participant: Mapped[Participant] = relationship(back_populates="ratings")
 
 
+class ImageFetch(Base):
+    """When a trial's image (or reference) URL was last handed out: once per serving of the trial,
+    so a page cannot look at a stimulus again after its display (``evalserver.participant``)."""
+
+    __tablename__ = "image_fetches"
+
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), primary_key=True)
+    place: Mapped[str] = mapped_column(String(64), primary_key=True)  # "trial:N:P" or "ref:N:KIND"
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class AdminSession(Base):
     """A logged-in admin browser: the cookie holds only this random id; CSRF token per session."""
 

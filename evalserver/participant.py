@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 
 from stylestudy.engine.study.manifest import Condition, StudyManifest
 from stylestudy.evalserver import adaptive_store, answer_rules, flow_log
-from stylestudy.evalserver.db import Participant, Rating, get_setting, utcnow
+from stylestudy.evalserver.db import ImageFetch, Participant, Rating, get_setting, utcnow
 from stylestudy.evalserver.external_ids import BadExternalId, ids_from, joins_without_id, may_resume, participant_id
 from stylestudy.evalserver.i18n import default_text
 from stylestudy.evalserver.practice import practice_plan
@@ -420,20 +420,47 @@ def _progress(p: Participant) -> dict:
     return {"done": False, "next_trial": p.current_trial, "redirect": None}
 
 
+def _first_fetch(p: Participant, place: str) -> bool:
+    """Whether this is the first fetch of a trial's image (or reference) since the trial was
+    served; recorded.  Briefing examples may be fetched again (the briefing page can reload)."""
+    if place.startswith("briefing:"):
+        return True
+    if p.served_at is None:  # not served (yet, or again): nothing of it is on screen
+        return False
+    now = utcnow()
+    if g.db.get(ImageFetch, (p.id, place)) is None:
+        g.db.add(ImageFetch(participant_id=p.id, place=place, fetched_at=now))
+        try:
+            g.db.commit()
+            return True
+        except IntegrityError:  # a second fetch at the same moment
+            g.db.rollback()
+            return False
+    fresh = g.db.execute(update(ImageFetch).where(ImageFetch.participant_id == p.id, ImageFetch.place == place,
+                                                  ImageFetch.fetched_at < p.served_at).values(fetched_at=now))
+    g.db.commit()
+    return fresh.rowcount == 1
+
+
 @participant.get("/s/<token>")
 def stimulus(token: str):
-    """An image, only to its participant, only while it is in use."""
+    """An image, only to its participant, only while it is in use, once per serving of its trial
+    (a second fetch is 410: the page already has it; ``restarted`` trials fetch afresh)."""
     p = _current()
     if p is None or len(token) != 32:
         abort(404)
     for place, condition in _shown_now(p).items():
         if hmac.compare_digest(image_token(p.public_id, place), token):
+            if not _first_fetch(p, place):
+                abort(410)
             response = send_file(open(_manifest().image_file(condition), "rb"), mimetype="image/png",
                                  conditional=False, etag=False, last_modified=None, max_age=0)
             response.headers["Cache-Control"] = "no-store"
             return response
     for place, path in _references_now(p).items():
         if hmac.compare_digest(image_token(p.public_id, place), token):
+            if not _first_fetch(p, place):
+                abort(410)
             file = _manifest().run_dir / path  # (an absolute path stays itself)
             kind = "image/jpeg" if file.suffix.lower() in (".jpg", ".jpeg") else "image/png"
             response = send_file(open(file, "rb"), mimetype=kind, conditional=False, etag=False,

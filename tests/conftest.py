@@ -374,10 +374,10 @@ def browser(chromium):
         b.close()
 
 
-def pace(app, external_id: str | None = None, seconds: float = 10.0) -> None:
+def pace(app, external_id: str | None = None, seconds: float = 1.0) -> None:
     """As if every trial now being shown (to ``external_id``, or to anyone) had been served
-    ``seconds`` earlier: an answer sent next is at a human's pace, not ``too_fast`` (the test
-    client answers within milliseconds)."""
+    ``seconds`` earlier: an answer sent next is at a human's pace, neither ``too_fast`` (the test
+    client answers within milliseconds) nor ``late``."""
     from sqlalchemy import select
 
     from stylestudy.evalserver.db import Participant

@@ -78,3 +78,17 @@ def test_gold_items_fail_only_outside_their_ratings():
     assert rules.answers(body, {}, "acr", ("photo", [4, 5]), [gold]) == [(2, ["gold_failed"])]
     body = rules.validate({"ratings": [5]}, "acr", 1, 5, False)
     assert rules.answers(body, {}, "acr", ("photo", [4, 5]), [gold]) == [(5, [])]
+
+
+def test_late_and_clock_mismatch_by_the_servers_clock():
+    """Window: the displays (2 x 250 ms) + the rating time (2 s) + LATE_SLACK_MS (5 s) = 7.5 s; the
+    page's displays and response time may exceed the server's time by at most 1 s."""
+    paired = Protocol(kind="paired", image_seconds=0.25, rating_seconds=2.0)
+    body = _body(response_ms=[500.0, 500.0])
+    assert "late" not in rules.trial_flags(body, 1, 7500.0, paired)
+    assert "late" in rules.trial_flags(body, 1, 7501.0, paired)
+    assert "late" in rules.trial_flags(body, 1, 12_000.0, paired)  # 12 s after serving, claiming 500 ms
+    body = _body(response_ms=[1500.0, 2500.0])  # 500 ms of displays + 2.5 s: the server must have seen 2 s
+    assert "clock_mismatch" in rules.trial_flags(body, 1, 1999.0, paired)
+    assert "clock_mismatch" not in rules.trial_flags(body, 1, 2000.0, paired)
+    assert "clock_mismatch" not in rules.trial_flags(_body(response_ms=[None, None]), 1, 600.0, paired)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 
@@ -496,3 +497,47 @@ def test_sqlite_writes_are_durable(tmp_path):
             assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+
+
+# --- server-side timing ---------------------------------------------------------------------------
+
+def test_a_trial_image_is_fetched_once_per_serving(import_source, tmp_path, db_url):
+    run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=2)
+    app = create_app(run, db_url, admin_token=TOKEN)
+    c = _join(app, "looker")
+    state = c.get("/api/state").get_json()
+    first = [c.get(url) for url in state["images"]]
+    assert [r.status_code for r in first] == [200, 200] and all(r.data.startswith(b"\x89PNG") for r in first)
+    assert [c.get(url).status_code for url in state["images"]] == [410, 410]  # a second look is refused
+    again = c.get("/api/state").get_json()  # a refresh restarts the trial (flagged restarted): fetched afresh
+    assert again["images"] == state["images"]
+    assert [c.get(url).data for url in again["images"]] == [r.data for r in first]
+    assert [c.get(url).status_code for url in again["images"]] == [410, 410]
+    pace(app, "looker")
+    assert c.post(f"/api/trials/{state['trial']}", json={"choice": 1, "shown_ms": [250, 250]}).status_code == 200
+    assert [c.get(url).status_code for url in state["images"]] == [404, 404]  # answered: gone
+
+
+def test_an_answer_long_after_serving_is_flagged_late(import_source, tmp_path, db_url):
+    run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=2)
+    app = create_app(run, db_url, admin_token=TOKEN)
+    c = _join(app, "slow")
+    for trial, seconds in ((1, 12.0), (2, 1.0)):
+        assert c.get("/api/state").get_json()["trial"] == trial
+        pace(app, "slow", seconds=seconds)
+        body = {"choice": 1, "shown_ms": [250, 250], "response_ms": [500]}
+        assert c.post(f"/api/trials/{trial}", json=body).status_code == 200
+    rows = list(csv.DictReader(io.StringIO(app.test_client().get("/admin/export.csv", headers=AUTH).get_data(
+        as_text=True))))
+    late = {int(r["trial"]) for r in rows if "late" in r["flags"].split(";")}
+    assert late == {1}
+
+
+def test_briefing_examples_may_be_fetched_again(run_copy):
+    app = create_app(run_copy, admin_token=TOKEN)
+    c = app.test_client()
+    c.post("/start", data={"consent": "yes", "PROLIFIC_PID": "reader"})
+    urls = re.findall(r'src="(/s/[0-9a-f]{32})"', c.get("/briefing").get_data(as_text=True))
+    assert len(urls) == 2
+    for _ in range(2):  # the briefing page can be reloaded
+        assert [c.get(u).status_code for u in urls] == [200, 200]
