@@ -541,3 +541,38 @@ def test_briefing_examples_may_be_fetched_again(run_copy):
     assert len(urls) == 2
     for _ in range(2):  # the briefing page can be reloaded
         assert [c.get(u).status_code for u in urls] == [200, 200]
+
+
+# --- analyze leaves too_fast out by default and says so -------------------------------------------
+
+def test_analyze_leaves_too_fast_and_excluded_out_by_default_and_says_so(import_source, tmp_path):
+    import json
+
+    from stylestudy.cli import main
+
+    run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=3)
+    app = create_app(run, admin_token=TOKEN)
+    for i in range(4):
+        _answer_all(app, f"human{i}", human=True, choice=1 + i % 2)
+    _answer_all(app, "bot", human=False)
+    report = tmp_path / "report"
+    assert main(["analyze", str(run), "--out", str(report), "--bootstrap", "100"]) == 0
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["comparisons"] == 4 * 3  # the bot's 3 are left out
+    assert "too_fast" in summary["excluded_flags"] and summary["counts"]["excluded_by_flags"] == 3 * 2
+    assert "6 excluded by flags (timeout, short_display, too_fast, excluded)" in (report / "report.md").read_text()
+    kept = tmp_path / "kept"
+    assert main(["analyze", str(run), "--out", str(kept), "--bootstrap", "100", "--exclude-flags",
+                 "timeout,short_display"]) == 0
+    assert json.loads((kept / "summary.json").read_text())["comparisons"] == 5 * 3
+
+
+def test_analyze_of_only_too_fast_answers_is_a_one_line_error(import_source, tmp_path, capsys):
+    from stylestudy.cli import main
+
+    run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=3)
+    app = create_app(run, admin_token=TOKEN)
+    _answer_all(app, "bot", human=False)
+    assert main(["analyze", str(run), "--out", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "every rating is excluded by flags" in err and "--exclude-flags" in err and len(err.splitlines()) == 1
