@@ -36,6 +36,9 @@ MAX_BODY_BYTES = 16 * 1024  # a submission is a few hundred bytes
 # record when the current trial was served, and when its images were fetched
 WRITING_GET_ENDPOINTS = {"participant.api_state", "participant.stimulus"}
 RETRY_AFTER_SECONDS = 2
+# every page: only this server's scripts, styles, images and forms (no inline script), in no frame
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 def default_db_url(run_dir: str | Path) -> str:
@@ -149,6 +152,8 @@ def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str 
 
     @app.after_request
     def _headers(response):  # noqa: ANN001
+        response.headers.setdefault("X-Frame-Options", "DENY")  # no page of the study inside another site's frame
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("Cache-Control", "no-store")

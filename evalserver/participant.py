@@ -46,6 +46,7 @@ from stylestudy.evalserver.i18n import default_text
 from stylestudy.evalserver.practice import practice_plan
 from stylestudy.evalserver.schedule import seed_for, trial_plan
 from stylestudy.evalserver.viewing import (
+    BadViewing,
     image_size,
     parse_environment,
     reference_file,
@@ -180,7 +181,12 @@ def start():
                         order=[], current_trial=1,
                         external_study_id=ids["STUDY_ID"], external_session_id=ids["SESSION_ID"],
                         user_agent=request.headers.get("User-Agent", "")[:400])
-        env = parse_environment(request.form.get("environment", ""), p.user_agent)
+        try:
+            env = parse_environment(request.form.get("environment", ""), p.user_agent)
+        except BadViewing as exc:
+            _record_refusal(flow_log.REFUSED, "bad_environment")
+            return render_template("message.html", title=_title(), heading=_("This link is not valid"),
+                                   message=str(exc)), 400
         p.viewport, p.screen, p.pointer = env.size_text("viewport") or None, env.size_text("screen") or None, \
             env.pointer or None
         p.screened_out = screen_out_reason(_manifest(), env)
@@ -510,7 +516,10 @@ def environment():
     p = _current()
     if p is None:
         return jsonify(error="no participant; start from the welcome page"), 401
-    env = parse_environment(request.get_json(force=True, silent=True), p.user_agent)
+    try:
+        env = parse_environment(request.get_json(force=True, silent=True), p.user_agent)
+    except RecursionError:  # the JSON parser gave up on thousands of nested brackets
+        return jsonify(error="the environment must be a JSON object, not deeply nested lists"), 400
     values = {k: v for k, v in (("viewport", env.size_text("viewport")), ("screen", env.size_text("screen")),
                                 ("pointer", env.pointer)) if v}
     if values and not p.screened_out:

@@ -576,3 +576,52 @@ def test_analyze_of_only_too_fast_answers_is_a_one_line_error(import_source, tmp
     assert main(["analyze", str(run), "--out", str(tmp_path / "report")]) == 2
     err = capsys.readouterr().err.strip()
     assert "every rating is excluded by flags" in err and "--exclude-flags" in err and len(err.splitlines()) == 1
+
+
+# --- Low ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", ["redirect_url", "screen_out_url"])
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "data:text/html,x", "//evil.example", "ftp://x",
+                                 "https://a b", "https://x<svg>"])
+def test_a_return_address_must_be_a_web_address(import_source, tmp_path, key, url):
+    from stylestudy.engine.study.errors import StyleStudyError
+
+    with pytest.raises(StyleStudyError, match=f"{key}.*http:// or https://") as info:
+        import_run(import_source, tmp_path / "run", "pairwise", **{key: url})
+    assert "\n" not in str(info.value)
+
+
+def test_every_page_forbids_frames_and_inline_scripts(import_source, tmp_path):
+    run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=1,
+                     redirect_url="https://app.prolific.com/submissions/complete?cc=C0DE42")
+    app = create_app(run, admin_token=TOKEN)
+    c = _join(app, "framed")
+    s = c.get("/api/state").get_json()
+    pace(app, "framed")
+    c.post(f"/api/trials/{s['trial']}", json={"choice": 1, "shown_ms": [250, 250]})
+    responses = [c.get(p) for p in ("/", "/briefing", "/trial", "/done", "/api/state")]
+    responses += [app.test_client().get(p) for p in ("/admin/login", "/admin/")]
+    responses.append(app.test_client().get("/admin/", headers=AUTH))
+    for r in responses:
+        assert r.headers["X-Frame-Options"] == "DENY", r.request.path
+        csp = r.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self';" in csp and "unsafe-inline" not in csp
+    done = c.get("/done").get_data(as_text=True)
+    assert "<script>" not in done and 'content="3;url=https://app.prolific.com/submissions/complete?cc=C0DE42"' in done
+
+
+def test_deeply_nested_json_is_a_400_everywhere(import_source, tmp_path, db_url):
+    run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=1)
+    app = create_app(run, db_url, admin_token=TOKEN)
+    deep = "[" * 7000 + "]" * 7000  # under the 16 KiB body limit, far over the JSON parser's depth
+    c = app.test_client()
+    form_deep = "[" * 2400 + "]" * 2400  # a form encodes each bracket in 3 bytes
+    r = c.post("/start", data={"consent": "yes", "PROLIFIC_PID": "deep", "environment": form_deep})
+    assert r.status_code == 400 and "nested" in r.get_data(as_text=True)
+    assert _status(app)["participants"] == 0
+    c = _join(app, "deep2")
+    r = c.post("/api/environment", data=deep, content_type="application/json")
+    assert r.status_code == 400 and "nested" in r.get_json()["error"]
+    s = c.get("/api/state").get_json()
+    r = c.post(f"/api/trials/{s['trial']}", data=deep, content_type="application/json")
+    assert r.status_code == 400 and "nested" in r.get_json()["error"]

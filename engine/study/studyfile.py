@@ -189,6 +189,10 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
     for ref in protocol.references:
         if ref not in REFERENCE_KINDS:
             raise r.fail("protocol", "references", f"unknown reference {ref!r}; use {', '.join(REFERENCE_KINDS)}")
+    for key in ("redirect_url", "screen_out_url"):  # followed by the participant's browser: a web address only
+        url = getattr(protocol, key)
+        if url and not re.fullmatch(r"https?://[^\s\"'<>]+", url):
+            raise r.fail("protocol", key, f"must be an http:// or https:// address, got {url!r}")
     if protocol.min_viewport and len(protocol.min_viewport) != 2:
         raise r.fail("protocol", "min_viewport", f"must be [width, height] in CSS pixels, got {protocol.min_viewport}")
     if protocol.practice < 0:
