@@ -625,3 +625,20 @@ def test_deeply_nested_json_is_a_400_everywhere(import_source, tmp_path, db_url)
     s = c.get("/api/state").get_json()
     r = c.post(f"/api/trials/{s['trial']}", data=deep, content_type="application/json")
     assert r.status_code == 400 and "nested" in r.get_json()["error"]
+
+
+def test_wrong_admin_tokens_back_off_per_address(run_copy):
+    app = create_app(run_copy, admin_token=TOKEN)
+    attacker = app.test_client()
+    for _ in range(5):  # FREE_FAILURES wrong tokens, by form and by header
+        assert attacker.post("/admin/login", data={"token": "guess"}).status_code == 401
+    r = attacker.post("/admin/login", data={"token": TOKEN})  # even the right one must wait now
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) == 30
+    assert attacker.get("/admin/", headers=AUTH).status_code == 429
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "10.0.0.2"
+    assert other.get("/admin/status.json", headers=AUTH).status_code == 200  # another address is not held up
+    for _ in range(4):
+        assert other.get("/admin/", headers={"Authorization": "Bearer guess"}).status_code == 401
+    assert other.get("/admin/", headers=AUTH).status_code == 200  # the right token clears its count
+    assert other.get("/admin/", headers={"Authorization": "Bearer guess"}).status_code == 401
