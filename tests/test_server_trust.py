@@ -642,3 +642,20 @@ def test_wrong_admin_tokens_back_off_per_address(run_copy):
         assert other.get("/admin/", headers={"Authorization": "Bearer guess"}).status_code == 401
     assert other.get("/admin/", headers=AUTH).status_code == 200  # the right token clears its count
     assert other.get("/admin/", headers={"Authorization": "Bearer guess"}).status_code == 401
+
+
+def test_run_folders_are_0755_whatever_the_umask(import_source, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0)
+    try:
+        run = import_run(_with_style_references(import_source, tmp_path), tmp_path / "run", "acr",
+                         references=["style"])
+        from stylestudy.engine.study.files import atomic_write_bytes
+
+        atomic_write_bytes(tmp_path / "a" / "b" / "f.txt", b"x")
+    finally:
+        os.umask(old)
+    for folder in (run, run / "stimuli", run / "references", tmp_path / "a", tmp_path / "a" / "b"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o755, folder
