@@ -659,3 +659,32 @@ def test_run_folders_are_0755_whatever_the_umask(import_source, tmp_path):
         os.umask(old)
     for folder in (run, run / "stimuli", run / "references", tmp_path / "a", tmp_path / "a" / "b"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o755, folder
+
+
+# --- blinding -------------------------------------------------------------------------------------
+
+def test_import_leaves_no_alpha_channel(import_source, tmp_path):
+    """An opaque RGBA method's PNG would be colour type 6 and 4 bytes a pixel longer: a tell."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from stylestudy.engine.study.manifest import StudyManifest
+
+    src = tmp_path / "src"
+    shutil.copytree(import_source, src)
+    opaque = Image.open(src / "ours" / "bridge.png").convert("RGBA")
+    opaque.save(src / "ours" / "bridge.png")
+    see_through = np.array(Image.open(src / "adain" / "lake.png").convert("RGBA"))
+    see_through[:10, :, 3] = 0  # the top rows transparent
+    Image.fromarray(see_through, "RGBA").save(src / "adain" / "lake.png")
+    m = StudyManifest.load(import_run(src, tmp_path / "run", "pairwise"))
+    for cid in m.by_id:
+        data = m.image_file(cid).read_bytes()
+        assert data[25] == 2, cid  # IHDR colour type 2: RGB, every stimulus
+    assert m.by_id["bridge:ours"].get("conversions") == ["opaque alpha channel dropped"]
+    assert np.array_equal(np.array(Image.open(m.image_file("bridge:ours"))), np.array(opaque.convert("RGB")))
+    lake = np.array(Image.open(m.image_file("lake:adain")))
+    assert (lake[:10] == 255).all() and np.array_equal(lake[10:], see_through[10:, :, :3])
+    assert m.by_id["lake:adain"].get("conversions") == ["transparency composited onto white"]

@@ -178,6 +178,19 @@ def _to_srgb(image, icc: bytes):
     return converted, name
 
 
+def _flattened(image):
+    """RGB pixels of an RGBA image: an opaque alpha channel dropped, transparency composited onto
+    white (as the engine's loader does); (image, the conversion in words)."""
+    from PIL import Image
+
+    alpha = image.getchannel("A")
+    if alpha.getextrema() == (255, 255):
+        return image.convert("RGB"), "opaque alpha channel dropped"
+    flat = Image.new("RGB", image.size, (255, 255, 255))
+    flat.paste(image.convert("RGB"), mask=alpha)
+    return flat, "transparency composited onto white"
+
+
 def _decode(source: Source, max_pixels: int = MAX_PIXELS) -> tuple[bytes, tuple[int, int], list[str]]:
     """The image as metadata-free PNG bytes, its size and the conversions made (EXIF orientation,
     ICC profile to sRGB, 16-bit to 8-bit); raises TooLarge, or OSError/ValueError if unreadable."""
@@ -206,6 +219,9 @@ def _decode(source: Source, max_pixels: int = MAX_PIXELS) -> tuple[bytes, tuple[
             conversions.append(f"ICC profile {name!r} converted to sRGB")
         if image.mode not in ("RGB", "RGBA"):
             image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
+        if image.mode == "RGBA":  # no alpha reaches a participant: its bytes would tell one method's images apart
+            image, note = _flattened(image)
+            conversions.append(note)
         image.info = {}  # no text, exif or icc (the pixels are sRGB now): nothing but the pixels
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", optimize=False)
