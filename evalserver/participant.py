@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import math
+import random
 import secrets
 
 from flask import (
@@ -45,6 +47,7 @@ from stylestudy.evalserver.external_ids import BadExternalId, ids_from, joins_wi
 from stylestudy.evalserver.i18n import default_text
 from stylestudy.evalserver.practice import practice_plan
 from stylestudy.evalserver.schedule import seed_for, trial_plan
+from stylestudy.evalserver.stimulus_bytes import reencoded
 from stylestudy.evalserver.viewing import (
     BadViewing,
     image_size,
@@ -247,8 +250,10 @@ def briefing():
     if p.screened_out:
         return redirect(_next_page(p))
     m = _manifest()
-    examples = [{"url": _image_url(p, f"briefing:{k}"), "caption": _("Example %(k)d", k=k)}
-                for k in range(1, len(m.briefing) + 1)]
+    order = list(range(1, len(m.briefing) + 1))
+    random.Random(p.seed).shuffle(order)  # per participant: the manifest's (method) order is no tell
+    examples = [{"url": _image_url(p, f"briefing:{k}"), "caption": _("Example %(k)d", k=shown)}
+                for shown, k in enumerate(order, start=1)]
     practice = sum(1 for e in p.order if e.get("role") == "practice")
     return render_template("briefing.html", title=_title(), scale=[default_text(x) for x in m.protocol.scale],
                            examples=examples, protocol=m.protocol, trials=len(p.order) - practice, practice=practice,
@@ -448,6 +453,11 @@ def _first_fetch(p: Participant, place: str) -> bool:
     return fresh.rowcount == 1
 
 
+def _is_repeat(p: Participant, place: str) -> bool:
+    kind, _, rest = place.partition(":")
+    return kind == "trial" and p.order[int(rest.split(":")[0]) - 1].get("role") == "repeat"
+
+
 @participant.get("/s/<token>")
 def stimulus(token: str):
     """An image, only to its participant, only while it is in use, once per serving of its trial
@@ -459,7 +469,10 @@ def stimulus(token: str):
         if hmac.compare_digest(image_token(p.public_id, place), token):
             if not _first_fetch(p, place):
                 abort(410)
-            response = send_file(open(_manifest().image_file(condition), "rb"), mimetype="image/png",
+            data = _manifest().image_file(condition).read_bytes()
+            if _is_repeat(p, place):  # the same pixels in other bytes: hashing cannot spot a hidden repeat
+                data = reencoded(data)
+            response = send_file(io.BytesIO(data), mimetype="image/png",
                                  conditional=False, etag=False, last_modified=None, max_age=0)
             response.headers["Cache-Control"] = "no-store"
             return response

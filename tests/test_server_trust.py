@@ -7,6 +7,7 @@ storage is involved."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 
@@ -688,3 +689,55 @@ def test_import_leaves_no_alpha_channel(import_source, tmp_path):
     lake = np.array(Image.open(m.image_file("lake:adain")))
     assert (lake[:10] == 255).all() and np.array_equal(lake[10:], see_through[10:, :, :3])
     assert m.by_id["lake:adain"].get("conversions") == ["transparency composited onto white"]
+
+
+def test_hidden_repeats_differ_in_bytes_not_in_pixels(import_source, tmp_path, db_url):
+    import hashlib
+
+    import numpy as np
+    from PIL import Image
+
+    from stylestudy.evalserver.db import Participant
+
+    run = import_run(import_source, tmp_path / "run", "acr", repeats=2)
+    app = create_app(run, db_url, admin_token=TOKEN)
+    c = _join(app, "hasher")
+    with app.config["DB_SESSIONMAKER"]() as session:
+        plan = session.query(Participant).filter_by(external_id="hasher").one().order
+    seen: dict[str, bytes] = {}  # condition -> bytes of its first showing
+    repeats = 0
+    while not (s := c.get("/api/state").get_json())["done"]:
+        data = c.get(s["images"][0]).data
+        entry = plan[s["trial"] - 1]
+        cid = entry["conditions"][0]
+        if entry["role"] == "repeat":
+            repeats += 1
+            assert hashlib.sha256(data).digest() != hashlib.sha256(seen[cid]).digest()
+            first, again = (np.array(Image.open(io.BytesIO(b))) for b in (seen[cid], data))
+            assert np.array_equal(first, again)
+        else:
+            seen.setdefault(cid, data)
+        pace(app, "hasher")
+        c.post(f"/api/trials/{s['trial']}", json={"ratings": [3], "shown_ms": [250]})
+    assert repeats == 2
+
+
+def test_briefing_examples_come_in_an_order_of_their_own_per_participant(run_copy):
+    import hmac
+
+    from stylestudy.evalserver.db import Participant
+
+    app = create_app(run_copy, admin_token=TOKEN)
+    orders = set()
+    for i in range(8):
+        c = app.test_client()
+        c.post("/start", data={"consent": "yes", "PROLIFIC_PID": f"brief-{i}"})
+        page = c.get("/briefing").get_data(as_text=True)
+        with app.config["DB_SESSIONMAKER"]() as session:
+            public = session.query(Participant).filter_by(external_id=f"brief-{i}").one().public_id
+        place_of = {hmac.new(app.config["URL_KEY"].encode(), f"{public}:briefing:{k}".encode(),
+                             hashlib.sha256).hexdigest()[:32]: k for k in (1, 2)}  # the manifest's order
+        shown = [place_of[u[3:]] for u in re.findall(r'src="(/s/[0-9a-f]{32})"', page)]
+        assert sorted(shown) == [1, 2] and page.index("Example 1") < page.index("Example 2")
+        orders.add(tuple(shown))
+    assert orders == {(1, 2), (2, 1)}  # both orders occur (8 participants, seeded per participant)
