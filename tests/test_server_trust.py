@@ -741,3 +741,19 @@ def test_briefing_examples_come_in_an_order_of_their_own_per_participant(run_cop
         assert sorted(shown) == [1, 2] and page.index("Example 1") < page.index("Example 2")
         orders.add(tuple(shown))
     assert orders == {(1, 2), (2, 1)}  # both orders occur (8 participants, seeded per participant)
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "BMP", "ICO", "JPEG"])
+def test_import_decodes_only_what_the_name_says(import_source, tmp_path, fmt):
+    import shutil
+
+    from PIL import Image
+
+    from stylestudy.engine.study.importer import ImportProblem
+
+    src = tmp_path / "src"
+    shutil.copytree(import_source, src)
+    Image.open(src / "ours" / "bridge.png").convert("RGB").save(src / "ours" / "bridge.png", format=fmt)
+    with pytest.raises(ImportProblem, match=f"ours/bridge.png: .*name says PNG but its content is {fmt}"):
+        import_run(src, tmp_path / "run", "pairwise")
+    assert not (tmp_path / "run").exists()

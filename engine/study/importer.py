@@ -39,6 +39,7 @@ from stylestudy.engine.study.schema import ACR_QUESTION, P910_ACR_SCALE
 from stylestudy.engine.study.studyfile import load_import_settings
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+FORMAT_OF_SUFFIX = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}  # the decoder a name allows
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # matched whole (fullmatch): no trailing newline
 MAX_PIXELS = 16_000_000  # default --max-pixels: a 4000x4000 picture; a browser shows far less
 MAX_METHOD, MAX_ITEM = 24, 48  # a pairwise trial id "<item>:<a>|<b>" fits the database's 128
@@ -142,7 +143,8 @@ class TooLarge(ValueError):
 
 
 def _open(path: Path, max_pixels: int):
-    """The image, opened (header only) and checked against ``max_pixels`` before any decoding."""
+    """The image, opened (header only) and checked against ``max_pixels`` and its name's format
+    before any decoding."""
     from PIL import Image
 
     try:
@@ -156,6 +158,12 @@ def _open(path: Path, max_pixels: int):
         size = f"{image.width}x{image.height} = {image.width * image.height / 1e6:.1f} Mpx"
         image.close()
         raise TooLarge(f"{size}, more than --max-pixels {max_pixels}; downscale it or raise --max-pixels")
+    expected = FORMAT_OF_SUFFIX.get(Path(path).suffix.lower())
+    if image.format != expected:  # the decoder is the one the name says, or none: no TIFF/BMP/ICO named .png
+        found = image.format
+        image.close()
+        raise ValueError(f"its name says {expected or 'no image format we read'} but its content is {found}; "
+                         "save it as PNG or JPEG under the matching name")
     return image
 
 
