@@ -22,6 +22,7 @@ import io
 import math
 import random
 import secrets
+import time
 
 from flask import (
     Blueprint,
@@ -178,6 +179,11 @@ def start():
             _record_refusal(flow_log.REFUSED, "study_closed")
             return render_template("message.html", title=_title(), heading=_("Study closed"),
                                    message=_("This study is not accepting new participants.")), 403
+        if not _join_allowed():
+            _record_refusal(flow_log.REFUSED, "join_limit")
+            return render_template("message.html", title=_title(), heading=_("One moment, please"),
+                                   message=_("The study is busy. Please wait a few seconds and reload this page; "
+                                             "nothing is lost.")), 429
         public_id = secrets.token_hex(16)
         seed = seed_for(external_id or public_id)
         p = Participant(public_id=public_id, external_id=external_id, id_source=source, seed=seed,
@@ -210,6 +216,21 @@ def start():
     session["participant"] = p.public_id
     session.permanent = True
     return redirect(_next_page(p))
+
+
+def _join_allowed() -> bool:
+    """``JOIN_LIMIT`` (joins, seconds): whether this address may start one more participant now
+    (a sliding window per worker process); the join is counted when allowed."""
+    limit = current_app.config.get("JOIN_LIMIT")
+    if not limit:
+        return True
+    joins, seconds = limit
+    windows: dict = current_app.extensions.setdefault("stylestudy_joins", {})
+    now = time.monotonic()
+    recent = [t for t in windows.get(request.remote_addr or "", []) if now - t < seconds]
+    allowed = len(recent) < joins
+    windows[request.remote_addr or ""] = recent + [now] if allowed else recent
+    return allowed
 
 
 def _record_refusal(event: str, reason: str = "") -> None:

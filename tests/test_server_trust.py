@@ -757,3 +757,34 @@ def test_import_decodes_only_what_the_name_says(import_source, tmp_path, fmt):
     with pytest.raises(ImportProblem, match=f"ours/bridge.png: .*name says PNG but its content is {fmt}"):
         import_run(src, tmp_path / "run", "pairwise")
     assert not (tmp_path / "run").exists()
+
+
+def test_joins_per_address_are_limited(import_source, tmp_path, db_url, monkeypatch):
+    monkeypatch.setenv("STYLESTUDY_JOIN_LIMIT", "3/600")
+    run = import_run(import_source, tmp_path / "run", "pairwise")
+    app = create_app(run, db_url, admin_token=TOKEN)
+    for i in range(3):
+        assert app.test_client().post("/start", data={"consent": "yes", "pid": f"j{i}"}).status_code == 302
+    r = app.test_client().post("/start", data={"consent": "yes", "pid": "j3"})
+    assert r.status_code == 429 and "wait a few seconds" in r.get_data(as_text=True)
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "10.0.0.9"
+    assert other.post("/start", data={"consent": "yes", "pid": "j4"}).status_code == 302
+    status = _status(app)
+    assert status["participants"] == 4 and status["flow"]["refused"] == {"join_limit": 1}
+
+
+@pytest.mark.parametrize("value, limit", [("", (60, 600.0)), ("0", None), ("5/30", (5, 30.0))])
+def test_the_join_limit_setting(value, limit):
+    from stylestudy.evalserver.app import join_limit
+
+    assert join_limit(value) == limit
+
+
+@pytest.mark.parametrize("value", ["5", "a/b", "0/10", "5/0", "-1/5"])
+def test_a_bad_join_limit_is_a_one_line_error(value):
+    from stylestudy.engine.study.errors import StyleStudyError
+    from stylestudy.evalserver.app import join_limit
+
+    with pytest.raises(StyleStudyError, match="STYLESTUDY_JOIN_LIMIT must be JOINS/SECONDS"):
+        join_limit(value)
