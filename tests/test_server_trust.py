@@ -76,11 +76,12 @@ def test_instant_bots_and_silent_fetchers_neither_close_the_study_nor_steer_the_
     who fetch a trial and never answer: the study with stop_when = comparisons:40 stays open,
     nothing is counted, and once the silent fetchers' lease ran out an honest participant gets
     the very pair they would get on an empty study."""
-    import time
+    from datetime import timedelta
 
+    from stylestudy.evalserver.adaptive_store import AdaptiveTrial
     from stylestudy.evalserver.app import default_db_url
 
-    settings = {"stop_when": ["comparisons:40"], "in_flight_seconds": 0.5}
+    settings = {"stop_when": ["comparisons:40"], "in_flight_seconds": 30}
     run = _adaptive_run(import_source, tmp_path, **settings)
     app = create_app(run, db_url, admin_token=TOKEN)
     for i in range(10):
@@ -91,7 +92,10 @@ def test_instant_bots_and_silent_fetchers_neither_close_the_study_nor_steer_the_
     status = _status(app)
     assert status["open"] is True and status["adaptive"]["comparisons"] == 0
     assert status["adaptive"]["in_flight"] == 12 and status["adaptive"]["stopped_by"] == ""
-    time.sleep(0.6)  # the lease (in_flight_seconds = 0.5) runs out
+    with app.config["DB_SESSIONMAKER"]() as session:  # 31 s pass: the lease (in_flight_seconds = 30) runs out
+        for t in session.query(AdaptiveTrial).filter(AdaptiveTrial.answered_at.is_(None)):
+            t.assigned_at = t.assigned_at - timedelta(seconds=31)
+        session.commit()
     assert _status(app)["adaptive"]["in_flight"] == 0
     honest = _first_pair(app, "honest")
     fresh = create_app(_adaptive_run(import_source, tmp_path, "fresh", **settings),
