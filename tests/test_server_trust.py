@@ -18,6 +18,10 @@ from tests.conftest import import_run, pace
 
 TOKEN = "admin-secret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# where a bot's answer must be too_fast and a human's must not: a 3 s display, so a bot's instant
+# answer stays too_fast even on a loaded machine (0.25 s can pass before a slow test client answers)
+SLOW = {"image_seconds": 3.0}
+HUMAN_SECONDS = 4.0  # a human's time from serving to answer there (not late either: 3 + 2 + 5 s)
 
 
 def _adaptive_run(import_source, tmp_path, name="run", **settings):
@@ -51,8 +55,8 @@ def _answer_all(app, pid, human: bool, choice=1):
     c = _join(app, pid)
     while not (s := c.get("/api/state").get_json())["done"]:
         if human:
-            pace(app, pid)
-        r = c.post(f"/api/trials/{s['trial']}", json={"choice": choice, "shown_ms": [250, 250]})
+            pace(app, pid, HUMAN_SECONDS)
+        r = c.post(f"/api/trials/{s['trial']}", json={"choice": choice, "shown_ms": [s["image_ms"]] * 2})
         assert r.status_code == 200, r.get_json()
         if r.get_json()["redirect"] and "screened" in r.get_json()["redirect"]:
             break
@@ -81,7 +85,7 @@ def test_instant_bots_and_silent_fetchers_neither_close_the_study_nor_steer_the_
     from stylestudy.evalserver.adaptive_store import AdaptiveTrial
     from stylestudy.evalserver.app import default_db_url
 
-    settings = {"stop_when": ["comparisons:40"], "in_flight_seconds": 30}
+    settings = {"stop_when": ["comparisons:40"], "in_flight_seconds": 30, **SLOW}
     run = _adaptive_run(import_source, tmp_path, **settings)
     app = create_app(run, db_url, admin_token=TOKEN)
     for i in range(10):
@@ -108,7 +112,7 @@ def test_instant_bots_and_silent_fetchers_neither_close_the_study_nor_steer_the_
 
 
 def test_honest_answers_close_the_study_and_stay_closed_only_then(import_source, tmp_path, db_url):
-    run = _adaptive_run(import_source, tmp_path, stop_when=["comparisons:6"])
+    run = _adaptive_run(import_source, tmp_path, stop_when=["comparisons:6"], **SLOW)
     app = create_app(run, db_url, admin_token=TOKEN)
     _answer_all(app, "bot", human=False)
     assert _status(app)["open"] is True
@@ -379,8 +383,9 @@ def _finish(app, pid, human_trials: int):
     n = 0
     while not (s := c.get("/api/state").get_json())["done"]:
         if n < human_trials:
-            pace(app, pid)
-        assert c.post(f"/api/trials/{s['trial']}", json={"choice": 1, "shown_ms": [250, 250]}).status_code == 200
+            pace(app, pid, HUMAN_SECONDS)
+        shown = [s["image_ms"]] * 2  # the displays as the page would measure them
+        assert c.post(f"/api/trials/{s['trial']}", json={"choice": 1, "shown_ms": shown}).status_code == 200
         n += 1
     return c, n
 
@@ -389,7 +394,7 @@ def _finish(app, pid, human_trials: int):
 def test_mostly_too_fast_gets_no_completion_code(import_source, tmp_path, db_url, incomplete_code):
     run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=4,
                      redirect_url="https://app.prolific.com/submissions/complete?cc=C0DE42",
-                     incomplete_code=incomplete_code)
+                     incomplete_code=incomplete_code, **SLOW)
     app = create_app(run, db_url, admin_token=TOKEN)
     bot, trials = _finish(app, "bot", human_trials=0)
     page = bot.get("/done").get_data(as_text=True)
@@ -555,7 +560,7 @@ def test_analyze_leaves_too_fast_and_excluded_out_by_default_and_says_so(import_
 
     from stylestudy.cli import main
 
-    run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=3)
+    run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=3, **SLOW)
     app = create_app(run, admin_token=TOKEN)
     for i in range(4):
         _answer_all(app, f"human{i}", human=True, choice=1 + i % 2)
@@ -575,7 +580,7 @@ def test_analyze_leaves_too_fast_and_excluded_out_by_default_and_says_so(import_
 def test_analyze_of_only_too_fast_answers_is_a_one_line_error(import_source, tmp_path, capsys):
     from stylestudy.cli import main
 
-    run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=3)
+    run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=3, **SLOW)
     app = create_app(run, admin_token=TOKEN)
     _answer_all(app, "bot", human=False)
     assert main(["analyze", str(run), "--out", str(tmp_path / "report")]) == 2
