@@ -61,8 +61,9 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="report", help="output folder (default report/)")
     p.add_argument("--ddof", type=int, choices=[0, 1], default=1, help="standard deviation: 1 = sample (default)")
     p.add_argument("--decimals", type=decimals, default=(1, 2), help="decimals of mean,std (default 1,2 as in the paper)")
-    p.add_argument("--exclude-flags", default="timeout,short_display",
-                   help="ratings with any of these flags are left out (counted); '' keeps all")
+    p.add_argument("--exclude-flags", default=None,
+                   help="ratings with any of these flags are left out (counted; default timeout,short_display,"
+                        "too_fast,excluded); '' keeps all")
     p.add_argument("--screen", choices=["flag", "bt500", "loo", "both"], default="flag",
                    help="rater screening (Table 1 studies): flag only (default), or exclude the raters BT.500 rejects "
                         "(bt500), whose correlation with the others' MOS is below --rater-min-r (loo), or either (both)")
@@ -90,10 +91,11 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_analyze(args: argparse.Namespace) -> int:
+    from stylestudy.analysis.ratings import DEFAULT_EXCLUDE_FLAGS
     from stylestudy.analysis.report import AnalyzeOptions, analyze
 
-    options = AnalyzeOptions(out=Path(args.out), ddof=args.ddof, decimals=args.decimals,
-                             exclude_flags=tuple(f for f in args.exclude_flags.split(",") if f),
+    flags = DEFAULT_EXCLUDE_FLAGS if args.exclude_flags is None else tuple(f for f in args.exclude_flags.split(",") if f)
+    options = AnalyzeOptions(out=Path(args.out), ddof=args.ddof, decimals=args.decimals, exclude_flags=flags,
                              screen=args.screen, compare_paper=args.compare_paper, seed=args.seed,
                              duplicates=args.duplicates, db_url=args.db, bootstrap=args.bootstrap,
                              rater_min_r=args.rater_min_r, mixed_slopes=args.mixed_slopes,

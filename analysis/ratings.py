@@ -19,6 +19,9 @@ from stylestudy.evalserver.spreadsheet_cells import restore
 
 PAPER_THRESHOLDS = {"a": 4.0, "b": 2.0}
 DUPLICATE_POLICIES = ("error", "first", "mean")
+# answers left out unless --exclude-flags says otherwise: no answer, a display the page did not
+# show for its time, an answer sooner than the displays take, a participant the admin excluded
+DEFAULT_EXCLUDE_FLAGS = ("timeout", "short_display", "too_fast", "excluded")
 
 
 @dataclass
@@ -137,7 +140,7 @@ def _attention_failed(flags: set[str]) -> bool:
 
 
 def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
-                 exclude_flags: tuple[str, ...] = ("timeout", "short_display"), duplicates: str = "error",
+                 exclude_flags: tuple[str, ...] = DEFAULT_EXCLUDE_FLAGS, duplicates: str = "error",
                  db_url: str | None = None) -> RatingSet:
     source = Path(source)
     frame, manifest, described = _read_source(source, db_url)

@@ -17,10 +17,11 @@ from stylestudy.analysis.column_labels import column_labels
 from stylestudy.analysis.page import embed_png
 from stylestudy.analysis.protocol_report import analyze_protocol, is_generic
 from stylestudy.analysis.raters import agreement, bt500_screening, loo_correlation
-from stylestudy.analysis.ratings import RatingSet, load_ratings
+from stylestudy.analysis.ratings import DEFAULT_EXCLUDE_FLAGS, RatingSet, load_ratings
 from stylestudy.analysis.stats import attainability_note, cell_tests, mixed_model, omnibus
 from stylestudy.analysis.viewing import viewing_line
 from stylestudy.engine.study.claims_text import format_claims
+from stylestudy.engine.study.errors import StyleStudyError
 
 
 @dataclass
@@ -28,7 +29,7 @@ class AnalyzeOptions:
     out: Path
     ddof: int = 1
     decimals: tuple[int, int] = (1, 2)
-    exclude_flags: tuple[str, ...] = ("timeout", "short_display")
+    exclude_flags: tuple[str, ...] = DEFAULT_EXCLUDE_FLAGS
     screen: str = "flag"  # "flag" (report only), or exclude raters flagged by "bt500", "loo" or "both" rules
     compare_paper: bool = False
     seed: int = 0
@@ -58,6 +59,10 @@ def _fmt_ci(ci) -> str:
 
 def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | None = None) -> dict:
     ratings: RatingSet = load_ratings(source, manifest, options.exclude_flags, options.duplicates, options.db_url)
+    if ratings.usable.empty and ratings.counts["excluded_by_flags"]:
+        raise StyleStudyError(f"{source}: every rating is excluded by flags ({', '.join(ratings.excluded_flags)}; "
+                              f"{ratings.counts['excluded_by_flags']} ratings); to keep some, give --exclude-flags "
+                              "without the flag (e.g. timeout,short_display keeps too_fast answers)")
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
 

@@ -5,11 +5,18 @@ Two tables, written in the same transactions as the participant's plan and ratin
 * ``adaptive_trials``: one row per adaptive trial handed out (participant, trial, item, the two
   methods, when) and, once answered, its outcome.  Unique per (participant, trial), so two
   workers serving the same trial at once cannot both hand out a pair: the loser re-reads the
-  winner's.  Unanswered rows younger than ``IN_FLIGHT_SECONDS`` are the pairs in flight.
+  winner's.  Unanswered rows younger than ``[protocol] in_flight_seconds`` (a lease, 60 s by
+  default) of participants still in the study are the pairs in flight.
 * ``adaptive_counts``: per (item, a, b) the answered comparisons (a preferred, b preferred,
-  no preference), incremented atomically (``INSERT ... ON CONFLICT DO UPDATE``) when the
-  trial's ratings are committed, so no comparison is lost or counted twice; the same numbers
-  can be recounted from the ratings (``counts_from_ratings``).
+  no preference) that the analysis would keep, incremented atomically (``INSERT ... ON
+  CONFLICT DO UPDATE``) when the trial's ratings are committed, so no comparison is lost or
+  counted twice; the same numbers can be recounted from the ratings (``counts_from_ratings``).
+
+Only kept answers move the sampler and its stop rules: an answer flagged ``too_fast``,
+``short_display`` or ``timeout`` is stored but not counted, and a participant who is screened
+out (attention) or excluded by the admin has every counted answer taken back out (and back in
+when the admin includes them again).  So scripted participants answering instantly cannot
+close a study with ``stop_when``, and nothing they sent stays in the live state.
 
 Every worker derives the posterior from these counts on each request (no in-process state), so
 any number of gunicorn workers, a restart or a kill -9 give the same posterior.
@@ -20,16 +27,16 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, UniqueConstraint, func, select, update
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import flag_modified
 
 from stylestudy.engine.study.manifest import StudyManifest
 from stylestudy.evalserver.adaptive import Design, next_entry, outcome_of, posterior, stop_reasons, summary
+from stylestudy.evalserver.answer_rules import NOT_KEPT
 from stylestudy.evalserver.db import Base, Participant, Rating, get_setting, set_setting, utcnow
 from stylestudy.evalserver.pairwise_posterior import Posterior
 
-IN_FLIGHT_SECONDS = 300.0  # a pair handed out and unanswered for longer is taken as abandoned
 STOPPED_SETTING = "adaptive_stopped"  # the stop rules that closed the study (admin page)
 
 
@@ -46,6 +53,8 @@ class AdaptiveTrial(Base):
     assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     outcome: Mapped[float | None] = mapped_column(Float, nullable=True)  # 1 a preferred, 0 b, 0.5 no preference
+    kept: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # an answer the analysis would keep
+    counted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # in adaptive_counts now
 
 
 class AdaptiveCount(Base):
@@ -76,10 +85,15 @@ def counts(session: Session) -> list[tuple]:
                                                      AdaptiveCount.a_wins, AdaptiveCount.b_wins, AdaptiveCount.ties))]
 
 
-def in_flight(session: Session, design: Design, now: datetime, exclude_participant: int | None = None) -> Counter:
-    cutoff = now - timedelta(seconds=IN_FLIGHT_SECONDS)
+def in_flight(session: Session, design: Design, now: datetime, lease_seconds: float,
+              exclude_participant: int | None = None) -> Counter:
+    """The pairs handed out less than ``lease_seconds`` ago and not answered, of participants
+    neither screened out nor excluded."""
+    cutoff = now - timedelta(seconds=lease_seconds)
     query = (select(AdaptiveTrial.item, AdaptiveTrial.a, AdaptiveTrial.b)
-             .where(AdaptiveTrial.answered_at.is_(None), AdaptiveTrial.assigned_at >= cutoff))
+             .join(Participant, Participant.id == AdaptiveTrial.participant_id)
+             .where(AdaptiveTrial.answered_at.is_(None), AdaptiveTrial.assigned_at >= cutoff,
+                    Participant.screened_out.is_(None), Participant.excluded_at.is_(None)))
     if exclude_participant is not None:
         query = query.where(AdaptiveTrial.participant_id != exclude_participant)
     out: Counter = Counter()
@@ -107,7 +121,8 @@ def assign_current(session: Session, p: Participant, manifest: StudyManifest) ->
     shown = [design.key(item, a, b) for item, a, b in session.execute(
         select(AdaptiveTrial.item, AdaptiveTrial.a, AdaptiveTrial.b).where(AdaptiveTrial.participant_id == p.id))]
     filled, (k, i, j) = next_entry(manifest, design, current_posterior(session, manifest), [x for x in shown if x],
-                                   in_flight(session, design, now, exclude_participant=p.id), p.seed,
+                                   in_flight(session, design, now, manifest.protocol.in_flight_seconds,
+                                             exclude_participant=p.id), p.seed,
                                    p.current_trial, entry)
     item, a, b = design.items[k], design.methods[i], design.methods[j]
     order = list(p.order)
@@ -119,18 +134,26 @@ def assign_current(session: Session, p: Participant, manifest: StudyManifest) ->
 
 
 def record_outcome(session: Session, p: Participant, trial: int, entry: dict, choice: int | None,
-                   manifest: StudyManifest) -> None:
+                   manifest: StudyManifest, kept: bool) -> None:
     """Store the answer of an adaptive trial (inside the transaction that stores its ratings):
-    ``choice`` 1/2 = the image shown first/second, 0 = no preference, None = no answer."""
+    ``choice`` 1/2 = the image shown first/second, 0 = no preference, None = no answer; ``kept``:
+    none of its rows has a flag the analysis excludes.  Counted only when kept, answered and the
+    participant is still in the study."""
     if not is_adaptive(entry):
         return
     item, a, b, outcome = outcome_of(manifest, entry, choice)
-    now = utcnow()
+    kept = kept and outcome is not None
+    counted = kept and not p.screened_out and not p.excluded_at
     session.execute(update(AdaptiveTrial).where(AdaptiveTrial.participant_id == p.id, AdaptiveTrial.trial == trial)
-                    .values(answered_at=now, outcome=outcome))
-    if outcome is None:
-        return
-    add = {"a_wins": int(outcome == 1.0), "b_wins": int(outcome == 0.0), "ties": int(outcome == 0.5)}
+                    .values(answered_at=utcnow(), outcome=outcome, kept=kept, counted=counted))
+    if counted:
+        _add(session, item, a, b, outcome, 1)
+
+
+def _add(session: Session, item: str, a: str, b: str, outcome: float, sign: int) -> None:
+    """Add (``sign`` 1) or take back (-1) one answered comparison, atomically."""
+    add = {"a_wins": sign * int(outcome == 1.0), "b_wins": sign * int(outcome == 0.0),
+           "ties": sign * int(outcome == 0.5)}
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -140,6 +163,29 @@ def record_outcome(session: Session, p: Participant, trial: int, entry: dict, ch
     session.execute(statement.on_conflict_do_update(
         index_elements=["item", "a", "b"],
         set_={k: getattr(AdaptiveCount, k) + getattr(statement.excluded, k) for k in add}))
+
+
+def withdraw(session: Session, participant_id: int) -> int:
+    """Take every counted answer of a participant out of the counts (screened out, excluded by
+    the admin), inside the caller's transaction; returns how many."""
+    rows = session.scalars(select(AdaptiveTrial).where(AdaptiveTrial.participant_id == participant_id,
+                                                       AdaptiveTrial.counted.is_(True))).all()
+    for t in rows:
+        _add(session, t.item, t.a, t.b, t.outcome, -1)
+        t.counted = False
+    return len(rows)
+
+
+def reinstate(session: Session, participant_id: int) -> int:
+    """Count again the kept answers of a participant the admin includes again (not one screened
+    out); returns how many."""
+    rows = session.scalars(select(AdaptiveTrial).join(Participant, Participant.id == AdaptiveTrial.participant_id)
+                           .where(AdaptiveTrial.participant_id == participant_id, AdaptiveTrial.kept.is_(True),
+                                  AdaptiveTrial.counted.is_not(True), Participant.screened_out.is_(None))).all()
+    for t in rows:
+        _add(session, t.item, t.a, t.b, t.outcome, 1)
+        t.counted = True
+    return len(rows)
 
 
 def close_if_done(session: Session, manifest: StudyManifest) -> list[str]:
@@ -159,17 +205,21 @@ def close_if_done(session: Session, manifest: StudyManifest) -> list[str]:
 def status(session: Session, manifest: StudyManifest) -> dict:
     """The admin's view (see ``adaptive.summary``) plus what closed the study, if a rule did."""
     design = design_of(manifest)
-    out = summary(design, current_posterior(session, manifest), in_flight(session, design, utcnow()),
-                  manifest.protocol.stop_when)
+    out = summary(design, current_posterior(session, manifest),
+                  in_flight(session, design, utcnow(), manifest.protocol.in_flight_seconds), manifest.protocol.stop_when)
     out["stopped_by"] = get_setting(session, STOPPED_SETTING, "")
     return out
 
 
 def counts_from_ratings(session: Session, manifest: StudyManifest) -> list[tuple]:
-    """The same counts recounted from the ratings (the adaptive trials' rated rows): a check."""
+    """The same counts recounted from the ratings (the adaptive trials' rated rows of participants
+    still in the study, none of a trial's rows with a flag the analysis excludes): a check."""
     design = design_of(manifest)
     rows = session.execute(select(Rating.participant_id, Rating.trial, Rating.pair_id, Rating.method, Rating.rating,
-                                  Rating.flags).where(Rating.attention.is_(False), Rating.pair_id.contains("|"))
+                                  Rating.flags)
+                           .join(Participant, Participant.id == Rating.participant_id)
+                           .where(Rating.attention.is_(False), Rating.pair_id.contains("|"),
+                                  Participant.screened_out.is_(None), Participant.excluded_at.is_(None))
                            .order_by(Rating.participant_id, Rating.trial, Rating.position))
     trials: dict[tuple, list] = {}
     for pid, trial, pair_id, method, rating, flags in rows:
@@ -178,7 +228,8 @@ def counts_from_ratings(session: Session, manifest: StudyManifest) -> list[tuple
     for (_, _, pair_id), answers in trials.items():
         item, pair = pair_id.rsplit(":", 1)
         a, b = pair.split("|")
-        if design.key(item, a, b) is None or len(answers) != 2 or any(r is None for _, r, _ in answers):
+        if design.key(item, a, b) is None or len(answers) != 2 or any(r is None for _, r, _ in answers) \
+                or any(set(f.split(";")) & set(NOT_KEPT) for _, _, f in answers):
             continue
         row = out.setdefault((item, a, b), [0, 0, 0])
         if "no_preference" in answers[0][2].split(";"):

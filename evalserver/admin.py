@@ -6,13 +6,19 @@ Two ways in, both compared in constant time:
 * browsers: the login form POSTs the token (never in a URL, so never in a server or proxy log).
   The session cookie then holds only a random admin-session id, looked up in the database with
   its expiry; every state-changing form carries that session's CSRF token.
+
+After ``FREE_FAILURES`` wrong tokens in a row from one address (form or header), that address
+waits before its next try (429 with ``Retry-After``: 30 s, doubling per further failure, at most
+an hour), so the token cannot be guessed at request speed; counted per worker process.
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
+import math
 import secrets
+import time
 from datetime import timedelta
 
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, session, url_for
@@ -25,11 +31,45 @@ from stylestudy.evalserver.flow_log import flow_counts
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 SESSION_HOURS = 12
+FREE_FAILURES = 5  # wrong tokens from one address before it must wait
+BACKOFF_SECONDS = 30.0  # the first wait; it doubles with every further failure, up to an hour
 
 
 def _token_ok(candidate: str | None) -> bool:
     expected = current_app.config["ADMIN_TOKEN"]
     return bool(candidate) and hmac.compare_digest(candidate.encode(), expected.encode())
+
+
+def _failures() -> dict[str, tuple[int, float]]:
+    """address -> (wrong tokens in a row, monotonic time before which it is refused); per worker."""
+    return current_app.extensions.setdefault("stylestudy_admin_failures", {})
+
+
+def _locked_for() -> float:
+    """Seconds this address must still wait before it may try a token again (0: it may)."""
+    _, until = _failures().get(request.remote_addr or "", (0, 0.0))
+    return max(0.0, until - time.monotonic())
+
+
+def _checked(candidate: str | None) -> bool:
+    """``_token_ok``, counting wrong tokens per address: after ``FREE_FAILURES`` each one more
+    doubles the wait (``BACKOFF_SECONDS`` first); the right token clears the count."""
+    address = request.remote_addr or ""
+    if _token_ok(candidate):
+        _failures().pop(address, None)
+        return True
+    count = _failures().get(address, (0, 0.0))[0] + 1
+    wait = min(BACKOFF_SECONDS * 2 ** (count - FREE_FAILURES), 3600.0) if count >= FREE_FAILURES else 0.0
+    _failures()[address] = (count, time.monotonic() + wait)
+    return False
+
+
+def _too_many():
+    wait = math.ceil(_locked_for())
+    response = Response(f"too many wrong admin tokens from this address; try again in {wait} s", status=429,
+                        mimetype="text/plain")
+    response.headers["Retry-After"] = str(wait)
+    return response
 
 
 def _admin_session() -> AdminSession | None:
@@ -47,7 +87,9 @@ def admin_required(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer ") and _token_ok(header[7:]):
+        if header.startswith("Bearer ") and _locked_for():
+            return _too_many()
+        if header.startswith("Bearer ") and _checked(header[7:]):
             g.admin_csrf = None  # a header, not a cookie: a cross-site form cannot send it
             return view(*args, **kwargs)
         row = _admin_session()
@@ -71,7 +113,9 @@ def login_form():
 
 @admin.post("/login")
 def login():
-    if not _token_ok(request.form.get("token")):
+    if _locked_for():
+        return _too_many()
+    if not _checked(request.form.get("token")):
         return render_template("admin_login.html", title="Admin login", failed=True), 401
     row = AdminSession(id=secrets.token_hex(32), csrf=secrets.token_hex(32),
                        expires_at=utcnow() + timedelta(hours=SESSION_HOURS))
@@ -130,6 +174,26 @@ def _adaptive(manifest) -> dict | None:
 @admin_required
 def set_state():
     set_setting(g.db, "study_open", "1" if request.form.get("open") == "1" else "0")
+    g.db.commit()
+    return redirect(url_for("admin.index"))
+
+
+@admin.post("/participants/<public_id>/exclusion")
+@admin_required
+def exclusion(public_id: str):
+    """Exclude a participant's answers from the live adaptive state (``exclude=1``; the export
+    flags their rows ``excluded``) or include them again (``exclude=0``)."""
+    p = g.db.scalar(select(Participant).where(Participant.public_id == public_id))
+    if p is None:
+        abort(404)
+    if request.form.get("exclude") == "1" and not p.excluded_at:
+        p.excluded_at = utcnow()
+        g.db.flush()
+        adaptive_store.withdraw(g.db, p.id)
+    elif request.form.get("exclude") == "0" and p.excluded_at:
+        p.excluded_at = None
+        g.db.flush()
+        adaptive_store.reinstate(g.db, p.id)
     g.db.commit()
     return redirect(url_for("admin.index"))
 

@@ -33,8 +33,13 @@ from stylestudy.evalserver.schedule import trial_plan
 from stylestudy.evalserver.validate import checked_manifest, private_sqlite_file
 
 MAX_BODY_BYTES = 16 * 1024  # a submission is a few hundred bytes
-WRITING_GET_ENDPOINTS = {"participant.api_state"}  # records when the current trial was served
+# record when the current trial was served, and when its images were fetched
+WRITING_GET_ENDPOINTS = {"participant.api_state", "participant.stimulus"}
 RETRY_AFTER_SECONDS = 2
+DEFAULT_JOIN_LIMIT = "60/600"  # new participants per address (a lab or a campus may share one) per 10 minutes
+# every page: only this server's scripts, styles, images and forms (no inline script), in no frame
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 def default_db_url(run_dir: str | Path) -> str:
@@ -50,6 +55,19 @@ def database_url(run_dir: str | Path, db_url: str | None = None, must_exist: boo
         raise StyleStudyError(f"no ratings database at {url[len('sqlite:///'):]}; run 'stylestudy serve' first, "
                               "give --db URL, or (analyze) an exported CSV")
     return url
+
+
+def join_limit(text: str) -> tuple[int, float] | None:
+    """``STYLESTUDY_JOIN_LIMIT`` = ``JOINS/SECONDS``: at most that many new participants from one
+    address in any such window (default ``60/600``); ``0`` turns the limit off."""
+    text = text.strip() or DEFAULT_JOIN_LIMIT
+    if text == "0":
+        return None
+    joins, _, seconds = text.partition("/")
+    if not (joins.isdigit() and int(joins) > 0 and seconds.isdigit() and int(seconds) > 0):
+        raise StyleStudyError(f"STYLESTUDY_JOIN_LIMIT must be JOINS/SECONDS (e.g. {DEFAULT_JOIN_LIMIT}) or 0 "
+                              f"(no limit), got {text!r}")
+    return int(joins), float(seconds)
 
 
 class HttpsAwareSessionInterface(SecureCookieSessionInterface):
@@ -96,6 +114,7 @@ def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str 
         DB_ENGINE=engine,
         DB_SESSIONMAKER=Session,
     )
+    app.config["JOIN_LIMIT"] = join_limit(os.environ.get("STYLESTUDY_JOIN_LIMIT", ""))
     if overrides:
         app.config.update(overrides)
     if proxies is None:
@@ -148,6 +167,8 @@ def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str 
 
     @app.after_request
     def _headers(response):  # noqa: ANN001
+        response.headers.setdefault("X-Frame-Options", "DENY")  # no page of the study inside another site's frame
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("Cache-Control", "no-store")

@@ -64,6 +64,8 @@ class Participant(Base):
     pointer: Mapped[str | None] = mapped_column(String(16), nullable=True)
     screened_out: Mapped[str | None] = mapped_column(String(64), nullable=True)  # mobile | screen_too_small
     screened_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # the admin left this participant's answers out of the live adaptive state (export: flag "excluded")
+    excluded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     ratings: Mapped[list["Rating"]] = relationship(back_populates="participant", order_by="Rating.trial")
 
@@ -111,6 +113,17 @@ class Rating(Base):
     image_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     participant: Mapped[Participant] = relationship(back_populates="ratings")
+
+
+class ImageFetch(Base):
+    """When a trial's image (or reference) URL was last handed out: once per serving of the trial,
+    so a page cannot look at a stimulus again after its display (``evalserver.participant``)."""
+
+    __tablename__ = "image_fetches"
+
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), primary_key=True)
+    place: Mapped[str] = mapped_column(String(64), primary_key=True)  # "trial:N:P" or "ref:N:KIND"
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AdminSession(Base):
@@ -212,7 +225,7 @@ def make_engine(url: str, timeout: float = 30.0, writer: bool = False) -> Engine
 
 def _add_missing_columns(connection) -> None:  # noqa: ANN001
     """A database made by an earlier stylestudy gains the columns added since (all nullable)."""
-    for table in (Participant.__table__, Rating.__table__):
+    for table in Base.metadata.sorted_tables:
         present = {c["name"] for c in inspect(connection).get_columns(table.name)}
         for column in table.columns:
             if column.name not in present and column.nullable:

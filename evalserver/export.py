@@ -7,7 +7,8 @@ trial's protocol (paired, acr, pairwise) and ``role`` what the trial was for: ``
 trials ``rating`` is 1 for the preferred image and 0 for the other (both 0, flag
 ``no_preference``, when the participant had none).  ``role`` ``practice``: a practice trial
 (never analysed).  Text cells that a spreadsheet would run as a formula start with an apostrophe
-(``evalserver.spreadsheet_cells``); the analysis removes it.  The viewing columns say at which size each image was shown.
+(``evalserver.spreadsheet_cells``); the analysis removes it.  Every row of a participant the admin
+excluded carries the flag ``excluded``.  The viewing columns say at which size each image was shown.
 
 ``export_participants_csv``: one row per participant (who started, finished, or was screened out
 by a gate and why), for the participant flow.
@@ -61,7 +62,8 @@ def export_rows(session: Session) -> list[dict]:
             "pair_id": r.pair_id, "condition_id": r.condition_id, "block": r.block, "row": r.row, "column": r.column,
             "column_label": r.column_label, "method": r.method, "image_id": r.image_id,
             "position": r.position, "rating": "" if r.rating is None else r.rating,
-            "response_ms": _num(r.response_ms), "shown_ms": _num(r.shown_ms), "flags": r.flags,
+            "response_ms": _num(r.response_ms), "shown_ms": _num(r.shown_ms),
+            "flags": ";".join(sorted({*filter(None, r.flags.split(";")), "excluded"})) if p.excluded_at else r.flags,
             "rated_at": _iso(r.rated_at), "row_label": r.row_label, "attention": int(r.attention),
             "served_at": _iso(r.served_at), "external_study_id": p.external_study_id or "",
             "external_session_id": p.external_session_id or "", "protocol": plan.get("protocol", "paired"),

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import math
+import random
 import secrets
+import time
 
 from flask import (
     Blueprint,
@@ -39,30 +42,23 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from stylestudy.engine.study.manifest import Condition, StudyManifest
-from stylestudy.evalserver import adaptive_store, flow_log
-from stylestudy.evalserver.db import Participant, Rating, get_setting, utcnow
-from stylestudy.evalserver.external_ids import BadExternalId, ids_from, may_resume, participant_id
+from stylestudy.evalserver import adaptive_store, answer_rules, flow_log
+from stylestudy.evalserver.db import ImageFetch, Participant, Rating, get_setting, utcnow
+from stylestudy.evalserver.external_ids import BadExternalId, ids_from, joins_without_id, may_resume, participant_id
 from stylestudy.evalserver.i18n import default_text
 from stylestudy.evalserver.practice import practice_plan
 from stylestudy.evalserver.schedule import seed_for, trial_plan
+from stylestudy.evalserver.stimulus_bytes import reencoded
 from stylestudy.evalserver.viewing import (
-    VIEWING_KEYS,
     BadViewing,
     image_size,
     parse_environment,
-    parse_shown_sizes,
     reference_file,
     screen_out_reason,
     view_settings,
-    viewing_flags,
 )
 
 participant = Blueprint("participant", __name__)
-
-DISPLAY_TOLERANCE_MS = 50.0
-SUBMISSION_KEYS = {"ratings", "choice", "shown_ms", "response_ms", "blur"} | VIEWING_KEYS
-NO_PREFERENCE = 0  # the pairwise "choice" value of "No preference"
-
 
 def _manifest() -> StudyManifest:
     return current_app.config["MANIFEST"]
@@ -154,15 +150,9 @@ def welcome():
     except BadExternalId as exc:
         return _bad_id(exc)
     trials = current_app.config["TRIALS_PER_PARTICIPANT"]
-    minutes = math.ceil(trials * (_displays(m) * m.protocol.image_ms + m.protocol.rating_ms) / 60000) + 2
+    minutes = math.ceil(trials * (answer_rules.displays(m.protocol) * m.protocol.image_ms + m.protocol.rating_ms) / 60000) + 2
     return render_template("welcome.html", title=_title(), ids=ids, minutes=minutes, trials=trials,
                            protocol=m.protocol, is_open=_is_open(), question=default_text(m.protocol.question))
-
-
-def _displays(m: StudyManifest) -> int:
-    """How many image displays (of image_seconds each) one trial takes."""
-    p = m.protocol
-    return 1 if p.kind == "acr" or (p.kind == "pairwise" and p.layout == "side_by_side") else 2
 
 
 @participant.post("/start")
@@ -181,19 +171,34 @@ def start():
     if external_id:
         p = g.db.scalar(select(Participant).where(Participant.external_id == external_id))
         if p is not None and not _may_resume(p, ids):
-            return _taken()
+            return _taken(p)
+    elif not joins_without_id(_manifest().protocol):
+        _record_refusal(flow_log.REFUSED, "no_id")
+        return render_template("message.html", title=_title(), heading=_("This link is not valid"),
+                               message=_("This link has no participant id. Please open the study from the link "
+                                         "you were given.")), 400
     if p is None:
         if not _is_open():
             _record_refusal(flow_log.REFUSED, "study_closed")
             return render_template("message.html", title=_title(), heading=_("Study closed"),
                                    message=_("This study is not accepting new participants.")), 403
+        if not _join_allowed():
+            _record_refusal(flow_log.REFUSED, "join_limit")
+            return render_template("message.html", title=_title(), heading=_("One moment, please"),
+                                   message=_("The study is busy. Please wait a few seconds and reload this page; "
+                                             "nothing is lost.")), 429
         public_id = secrets.token_hex(16)
         seed = seed_for(external_id or public_id)
         p = Participant(public_id=public_id, external_id=external_id, id_source=source, seed=seed,
                         order=[], current_trial=1,
                         external_study_id=ids["STUDY_ID"], external_session_id=ids["SESSION_ID"],
                         user_agent=request.headers.get("User-Agent", "")[:400])
-        env = parse_environment(request.form.get("environment", ""), p.user_agent)
+        try:
+            env = parse_environment(request.form.get("environment", ""), p.user_agent)
+        except BadViewing as exc:
+            _record_refusal(flow_log.REFUSED, "bad_environment")
+            return render_template("message.html", title=_title(), heading=_("This link is not valid"),
+                                   message=str(exc)), 400
         p.viewport, p.screen, p.pointer = env.size_text("viewport") or None, env.size_text("screen") or None, \
             env.pointer or None
         p.screened_out = screen_out_reason(_manifest(), env)
@@ -210,10 +215,25 @@ def start():
             g.db.rollback()
             p = g.db.scalar(select(Participant).where(Participant.external_id == external_id))
             if not _may_resume(p, ids):
-                return _taken()
+                return _taken(p)
     session["participant"] = p.public_id
     session.permanent = True
     return redirect(_next_page(p))
+
+
+def _join_allowed() -> bool:
+    """``JOIN_LIMIT`` (joins, seconds): whether this address may start one more participant now
+    (a sliding window per worker process); the join is counted when allowed."""
+    limit = current_app.config.get("JOIN_LIMIT")
+    if not limit:
+        return True
+    joins, seconds = limit
+    windows: dict = current_app.extensions.setdefault("stylestudy_joins", {})
+    now = time.monotonic()
+    recent = [t for t in windows.get(request.remote_addr or "", []) if now - t < seconds]
+    allowed = len(recent) < joins
+    windows[request.remote_addr or ""] = recent + [now] if allowed else recent
+    return allowed
 
 
 def _record_refusal(event: str, reason: str = "") -> None:
@@ -232,8 +252,14 @@ def _bad_id(exc: BadExternalId):
                            message=str(exc)), 400
 
 
-def _taken():
-    """A known id from a browser that cannot prove it is that participant's: nothing is stored."""
+def _taken(p: Participant):
+    """A known id from a browser that cannot prove it is that participant's: nothing is stored.
+    A screened-out id is told it was screened out (without the screen-out code: that went to
+    the browser the server screened out), not to go back to the browser it started in."""
+    if p.screened_out:
+        m = _manifest()
+        return render_template("screened_out.html", title=_title(), reason=p.screened_out, code="", again=True,
+                               redirect_url=m.protocol.screen_out_url), 409
     return render_template("message.html", title=_title(), heading=_("This id has already started"),
                            message=_("This participant id has already started the study. Please continue in the "
                                      "browser (and window) you started in; if that is not possible, contact the "
@@ -248,8 +274,10 @@ def briefing():
     if p.screened_out:
         return redirect(_next_page(p))
     m = _manifest()
-    examples = [{"url": _image_url(p, f"briefing:{k}"), "caption": _("Example %(k)d", k=k)}
-                for k in range(1, len(m.briefing) + 1)]
+    order = list(range(1, len(m.briefing) + 1))
+    random.Random(p.seed).shuffle(order)  # per participant: the manifest's (method) order is no tell
+    examples = [{"url": _image_url(p, f"briefing:{k}"), "caption": _("Example %(k)d", k=shown)}
+                for shown, k in enumerate(order, start=1)]
     practice = sum(1 for e in p.order if e.get("role") == "practice")
     captions = {"style": _("Style painting"), "content": _("Original photo")}
     references = [{"url": _image_url(p, place), "caption": captions[place.rsplit(":", 1)[1]]}
@@ -333,90 +361,6 @@ def api_state():
     return jsonify(_trial_state(p))
 
 
-class BadSubmission(ValueError):
-    pass
-
-
-def _milliseconds(body: dict, key: str, count: int) -> list:
-    values = body.get(key, [None] * count)
-    if not isinstance(values, list) or len(values) != count:
-        raise BadSubmission(f"{key} must be a list of {count} numbers or nulls")
-    for v in values:
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 3.6e6):
-            raise BadSubmission(f"{key} values must be milliseconds (0..3600000) or null")
-    return values
-
-
-def _validate(body, kind: str, images: int, scale_points: int, no_preference: bool) -> dict:
-    """The submission of one trial: ``ratings`` (one per image, paired and acr) or ``choice``
-    (pairwise: 1, 2, 0 = no preference when offered, or null), ``shown_ms`` per image,
-    ``response_ms`` per answer, ``blur``."""
-    if not isinstance(body, dict):
-        raise BadSubmission("body must be a JSON object")
-    unknown = set(body) - SUBMISSION_KEYS
-    if unknown:
-        raise BadSubmission(f"unknown field(s): {', '.join(sorted(unknown))}")
-    out = {"blur": body.get("blur", False)}
-    if not isinstance(out["blur"], bool):
-        raise BadSubmission("blur must be true or false")
-    if kind == "pairwise":
-        if "ratings" in body:
-            raise BadSubmission("this trial takes a choice (1, 2" + (", 0 = no preference" if no_preference else "")
-                                + " or null), not ratings")
-        choice = body.get("choice")
-        allowed = (1, 2, NO_PREFERENCE) if no_preference else (1, 2)
-        if choice is not None and (isinstance(choice, bool) or choice not in allowed):
-            raise BadSubmission(f"choice must be one of {', '.join(map(str, allowed))} or null")
-        out["choice"] = choice
-        answers = 1
-    else:
-        if "choice" in body:
-            raise BadSubmission("this trial takes ratings, not a choice")
-        ratings = body.get("ratings")
-        if not isinstance(ratings, list) or len(ratings) != images:
-            raise BadSubmission(f"ratings must be a list of {images} value(s), one per image")
-        for r in ratings:
-            if r is not None and (isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= scale_points):
-                raise BadSubmission(f"each rating must be an integer 1..{scale_points} or null")
-        out["ratings"] = ratings
-        answers = images
-    out["shown_ms"] = _milliseconds(body, "shown_ms", images)
-    out["response_ms"] = _milliseconds(body, "response_ms", answers)
-    try:
-        out["sizes"], out["dpr"] = parse_shown_sizes(body, images)
-    except BadViewing as exc:
-        raise BadSubmission(str(exc)) from None
-    out["viewing_flags"] = viewing_flags(body)
-    return out
-
-
-def _attention_failed(plan: dict, answer: int | None) -> bool:
-    """One rule for every protocol: an attention check passes only with the answer it asked
-    for; a timeout (None) or "No preference" (0) fails it."""
-    return bool(plan.get("attention")) and answer != plan["attention"]
-
-
-def _answers(body: dict, plan: dict, kind: str, gold: tuple[str, list[int]], conditions: list[Condition]) -> list:
-    """(rating to store, flags) per shown image."""
-    if kind == "pairwise":
-        choice = body["choice"]
-        failed = ["attention_failed"] if _attention_failed(plan, choice) else []
-        if choice is None:
-            return [(None, ["timeout", *failed])] * 2
-        if choice == NO_PREFERENCE:
-            return [(0, ["no_preference", *failed])] * 2
-        return [(int(choice == pos), list(failed)) for pos in (1, 2)]
-    out = []
-    for rating, c in zip(body["ratings"], conditions):
-        flags = ["timeout"] if rating is None else []
-        if _attention_failed(plan, rating):
-            flags.append("attention_failed")
-        if rating is not None and c.method == gold[0] and rating not in gold[1] and not plan.get("attention"):
-            flags.append("gold_failed")
-        out.append((rating, flags))
-    return out
-
-
 def _acknowledged(p: Participant, trial: int, duplicate: bool):
     """The participant's receipt: stored (or already stored), and what comes next.  Nothing of
     what was stored (flags, roles, QC state) is in it: a participant must not learn that an
@@ -446,33 +390,23 @@ def submit(trial: int):
     if not conditions:
         return jsonify(error=f"trial {trial} has not been served yet; fetch /api/state first"), 409
     try:
-        body = _validate(request.get_json(force=True, silent=True), kind, len(conditions), len(m.protocol.scale),
-                         m.protocol.no_preference)
-    except BadSubmission as exc:
+        body = answer_rules.validate(request.get_json(force=True, silent=True), kind, len(conditions),
+                                     len(m.protocol.scale), m.protocol.no_preference)
+    except answer_rules.BadSubmission as exc:
         return jsonify(error=str(exc)), 400
     except RecursionError:  # thousands of nested brackets: the JSON parser gives up
         return jsonify(error="body must be a JSON object, not deeply nested lists"), 400
     served_at = p.served_at
     now = utcnow()
-    common = []
-    if body["blur"]:
-        common.append("blur")
-    if p.served_count > 1:
-        common.append("restarted")
-    common += body["viewing_flags"]
     served = served_at if served_at.tzinfo else served_at.replace(tzinfo=now.tzinfo)
-    if (now - served).total_seconds() * 1000 < _least_ms(m, body["shown_ms"]) - DISPLAY_TOLERANCE_MS:
-        common.append("too_fast")  # the server saw less time than the displays need or were said to take
-    answers = _answers(body, plan, kind, (m.protocol.gold_method, m.protocol.gold_ratings), conditions)
+    common = answer_rules.trial_flags(body, p.served_count, (now - served).total_seconds() * 1000, m.protocol)
+    answers = answer_rules.answers(body, plan, kind, (m.protocol.gold_method, m.protocol.gold_ratings), conditions)
     role = plan.get("role", "attention" if plan.get("attention") else "rated")
     block_of = {"attention": "attention", "practice": "practice"}
-    for position, (c, (rating, answer_flags)) in enumerate(zip(conditions, answers), start=1):
+    row_flags = [answer_rules.image_flags(common, answer[1], shown, m.protocol, role)
+                 for answer, shown in zip(answers, body["shown_ms"])]
+    for position, (c, (rating, _flags), flags) in enumerate(zip(conditions, answers, row_flags), start=1):
         shown = body["shown_ms"][position - 1]
-        flags = common + answer_flags
-        if shown is None or abs(shown - m.protocol.image_ms) > DISPLAY_TOLERANCE_MS:
-            flags.append("short_display")
-        if role == "repeat":
-            flags.append("repeat")
         response_ms = body["response_ms"][min(position, len(body["response_ms"])) - 1]
         size = body["sizes"][position - 1]
         width, height = image_size(m, c)
@@ -480,7 +414,7 @@ def submit(trial: int):
             participant_id=p.id, trial=trial, position=position, pair_id=plan["pair_id"], condition_id=c.id,
             image_id=c.image_id, method=c.method, block=block_of.get(role, c.block), row=c.row,
             row_label=c.row_label, column=c.column, column_label=c.column_label, rating=rating,
-            response_ms=response_ms, shown_ms=shown, flags=";".join(sorted(set(flags))),
+            response_ms=response_ms, shown_ms=shown, flags=flags,
             attention=role == "attention", served_at=served_at, rated_at=now,
             shown_width=size[0] if size else None, shown_height=size[1] if size else None,
             device_pixel_ratio=body["dpr"], image_width=width, image_height=height,
@@ -493,7 +427,9 @@ def submit(trial: int):
                                         **({"screened_out": "attention", "screened_out_at": now} if ends else {})))
         if advanced.rowcount != 1:
             raise IntegrityError("trial already advanced", None, None)
-        adaptive_store.record_outcome(g.db, p, trial, plan, body.get("choice"), m)
+        adaptive_store.record_outcome(g.db, p, trial, plan, body.get("choice"), m, answer_rules.kept(row_flags))
+        if ends:  # a screened-out participant's answers leave the live state
+            adaptive_store.withdraw(g.db, p.id)
         g.db.commit()  # committed before the response is sent
         duplicate = False
         adaptive_store.close_if_done(g.db, m)
@@ -502,15 +438,6 @@ def submit(trial: int):
         duplicate = True
     g.db.refresh(p)
     return _acknowledged(p, trial, duplicate)
-
-
-def _least_ms(m: StudyManifest, shown_ms: list) -> float:
-    """The least time a trial takes between being served and answered: its displays as the
-    protocol sets them, or as the page measured them when it says they took longer."""
-    measured = [v for v in shown_ms if v is not None]
-    together = _displays(m) == 1  # one display of every image at once (acr, side by side)
-    said = (max(measured) if together else sum(measured)) if measured else 0.0
-    return max(_displays(m) * m.protocol.image_ms, said)
 
 
 def _attention_screens_out(p: Participant, m: StudyManifest, role: str, answers: list) -> bool:
@@ -532,20 +459,55 @@ def _progress(p: Participant) -> dict:
     return {"done": False, "next_trial": p.current_trial, "redirect": None}
 
 
+def _first_fetch(p: Participant, place: str) -> bool:
+    """Whether this is the first fetch of a trial's image (or reference) since the trial was
+    served; recorded.  Briefing examples may be fetched again (the briefing page can reload)."""
+    if place.startswith("briefing:"):
+        return True
+    if p.served_at is None:  # not served (yet, or again): nothing of it is on screen
+        return False
+    now = utcnow()
+    if g.db.get(ImageFetch, (p.id, place)) is None:
+        g.db.add(ImageFetch(participant_id=p.id, place=place, fetched_at=now))
+        try:
+            g.db.commit()
+            return True
+        except IntegrityError:  # a second fetch at the same moment
+            g.db.rollback()
+            return False
+    fresh = g.db.execute(update(ImageFetch).where(ImageFetch.participant_id == p.id, ImageFetch.place == place,
+                                                  ImageFetch.fetched_at < p.served_at).values(fetched_at=now))
+    g.db.commit()
+    return fresh.rowcount == 1
+
+
+def _is_repeat(p: Participant, place: str) -> bool:
+    kind, _, rest = place.partition(":")
+    return kind == "trial" and p.order[int(rest.split(":")[0]) - 1].get("role") == "repeat"
+
+
 @participant.get("/s/<token>")
 def stimulus(token: str):
-    """An image, only to its participant, only while it is in use."""
+    """An image, only to its participant, only while it is in use, once per serving of its trial
+    (a second fetch is 410: the page already has it; ``restarted`` trials fetch afresh)."""
     p = _current()
     if p is None or len(token) != 32:
         abort(404)
     for place, condition in _shown_now(p).items():
         if hmac.compare_digest(image_token(p.public_id, place), token):
-            response = send_file(open(_manifest().image_file(condition), "rb"), mimetype="image/png",
+            if not _first_fetch(p, place):
+                abort(410)
+            data = _manifest().image_file(condition).read_bytes()
+            if _is_repeat(p, place):  # the same pixels in other bytes: hashing cannot spot a hidden repeat
+                data = reencoded(data)
+            response = send_file(io.BytesIO(data), mimetype="image/png",
                                  conditional=False, etag=False, last_modified=None, max_age=0)
             response.headers["Cache-Control"] = "no-store"
             return response
     for place, path in _references_now(p).items():
         if hmac.compare_digest(image_token(p.public_id, place), token):
+            if not _first_fetch(p, place):
+                abort(410)
             file = _manifest().run_dir / path  # (an absolute path stays itself)
             kind = "image/jpeg" if file.suffix.lower() in (".jpg", ".jpeg") else "image/png"
             response = send_file(open(file, "rb"), mimetype=kind, conditional=False, etag=False,
@@ -561,20 +523,32 @@ def done():
     if p is None or not p.completed_at:
         return redirect(url_for("participant.welcome"))
     m = _manifest()
-    return render_template("done.html", title=_title(), code=m.protocol.completion_code,
+    if _mostly_too_fast(p):  # a script, or someone who clicked through: no completion code, no return link
+        return render_template("done.html", title=_title(), code=m.protocol.incomplete_code, incomplete=True,
+                               redirect_url="")
+    return render_template("done.html", title=_title(), code=m.protocol.completion_code, incomplete=False,
                            redirect_url=m.protocol.redirect_url)
+
+
+def _mostly_too_fast(p: Participant) -> bool:
+    trials = func.count(func.distinct(Rating.trial))
+    answered = g.db.scalar(select(trials).where(Rating.participant_id == p.id))
+    too_fast = g.db.scalar(select(trials).where(Rating.participant_id == p.id, Rating.flags.contains("too_fast")))
+    return answer_rules.mostly_too_fast(too_fast, answered)
 
 
 @participant.get("/screened-out")
 def screened_out():
-    """A gate refused this participant: say why in plain words, give the screen-out code and send
+    """A gate refused this participant: say why in plain words, give the screen-out code (only to
+    a participant with a participant id: a code is for returning that id's submission) and send
     them back (Prolific's "screened out" return) when the study names where."""
     p = _current()
     if p is None or not p.screened_out:
         return redirect(url_for("participant.welcome"))
     m = _manifest()
-    return render_template("screened_out.html", title=_title(), reason=p.screened_out,
-                           code=m.protocol.screen_out_code, redirect_url=m.protocol.screen_out_url)
+    return render_template("screened_out.html", title=_title(), reason=p.screened_out, again=False,
+                           code=m.protocol.screen_out_code if p.external_id else "",
+                           redirect_url=m.protocol.screen_out_url)
 
 
 @participant.post("/api/environment")
@@ -583,7 +557,10 @@ def environment():
     p = _current()
     if p is None:
         return jsonify(error="no participant; start from the welcome page"), 401
-    env = parse_environment(request.get_json(force=True, silent=True), p.user_agent)
+    try:
+        env = parse_environment(request.get_json(force=True, silent=True), p.user_agent)
+    except RecursionError:  # the JSON parser gave up on thousands of nested brackets
+        return jsonify(error="the environment must be a JSON object, not deeply nested lists"), 400
     values = {k: v for k, v in (("viewport", env.size_text("viewport")), ("screen", env.size_text("screen")),
                                 ("pointer", env.pointer)) if v}
     if values and not p.screened_out:

@@ -57,11 +57,14 @@ def _pair(value) -> tuple[int, int] | None:
 
 
 def parse_environment(text: str | dict | None, user_agent: str) -> Environment:
-    """The environment the page posted (JSON); anything malformed is left unknown, not trusted."""
+    """The environment the page posted (JSON); anything malformed is left unknown, not trusted.
+    BadViewing for JSON nested too deeply to parse (thousands of brackets)."""
     data = text
     if isinstance(text, str):
         try:
             data = json.loads(text) if text else {}
+        except RecursionError:
+            raise BadViewing("environment must be a JSON object, not deeply nested lists") from None
         except ValueError:
             data = {}
     if not isinstance(data, dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,7 @@ image_seconds = 0.25
 rating_seconds = 2.0
 participants = 3
 completion_code = "C0DE42"
+allow_no_id = true
 """
 
 
@@ -141,11 +143,12 @@ def import_source(tmp_path_factory):
 
 def import_run(source, dest, protocol: str, **settings) -> Path:
     """``stylestudy import`` of ``source`` into ``dest`` with a study file holding ``settings``
-    under [protocol] (short durations for tests)."""
+    under [protocol] (short durations; joins without an id allowed unless ``allow_no_id`` is given)."""
     from stylestudy.engine.study.importer import import_images
 
-    values = {"image_seconds": 0.25, "rating_seconds": 2.0, "completion_code": "C0DE42", **settings}
-    lines = ["[protocol]"] + [f"{k} = {_toml(v)}" for k, v in values.items()]
+    values = {"image_seconds": 0.25, "rating_seconds": 2.0, "completion_code": "C0DE42", "allow_no_id": True,
+              **settings}
+    lines = ["[protocol]"] + [f"{k} = {_toml(v)}" for k, v in values.items() if v is not None]  # None: not set
     study_file = dest.parent / f"{dest.name}-study.toml"
     study_file.write_text("[study]\nname = \"imported\"\n" + "\n".join(lines) + "\n")
     import_images(source, dest, protocol, study_file)
@@ -190,7 +193,8 @@ class LiveServer:
 
         self.run_dir, self.port = run_dir, port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = dict(os.environ, STYLESTUDY_ADMIN_TOKEN="live-token", **(env or {}))
+        self.env = dict(os.environ, STYLESTUDY_ADMIN_TOKEN="live-token", STYLESTUDY_JOIN_LIMIT="0",  # bursts
+                        **(env or {}))
         if gunicorn_workers:
             self.cmd = [sys.executable, "-m", "gunicorn", "-w", str(gunicorn_workers), "--threads", str(threads), "-b",
                         f"127.0.0.1:{self.port}", f"stylestudy.evalserver.wsgi:create_app('{run_dir}')"]
@@ -369,3 +373,20 @@ def browser(chromium):
         b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         yield b
         b.close()
+
+
+def pace(app, external_id: str | None = None, seconds: float = 1.0) -> None:
+    """As if every trial now being shown (to ``external_id``, or to anyone) had been served
+    ``seconds`` earlier: an answer sent next is at a human's pace, neither ``too_fast`` (the test
+    client answers within milliseconds) nor ``late``."""
+    from sqlalchemy import select
+
+    from stylestudy.evalserver.db import Participant
+
+    with app.config["DB_SESSIONMAKER"]() as session:
+        query = select(Participant).where(Participant.served_at.is_not(None))
+        if external_id is not None:
+            query = query.where(Participant.external_id == external_id)
+        for p in session.scalars(query):
+            p.served_at = p.served_at - timedelta(seconds=seconds)
+        session.commit()

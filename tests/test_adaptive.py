@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from stylestudy.evalserver.app import create_app, default_db_url
-from tests.conftest import IMPORT_ITEMS, IMPORT_METHODS, LiveServer, import_run
+from tests.conftest import IMPORT_ITEMS, IMPORT_METHODS, LiveServer, import_run, pace
 
 TOKEN = "admin-secret-token"
 
@@ -242,6 +242,7 @@ def _take(app, pid, referee, manifest, served):
         else:
             served.append("|".join(sorted(methods)))
             choice = 1 + methods.index(referee.winner(*methods))
+        pace(app, pid)  # answered at a human's pace: counted
         reply = c.post(f"/api/trials/{s['trial']}", json={"choice": choice, "shown_ms": [250, 250]})
         assert reply.status_code == 200, reply.get_json()
     return r
@@ -416,6 +417,7 @@ def _participant(url: str, pid: str, run, stop: threading.Event | None = None, c
         if state["done"]:
             break
         trial, choice = state["trial"], 1 + state["trial"] % 2
+        threading.Event().wait(0.3)  # the display's 250 ms: an answer sooner is too_fast and not counted
         with ThreadPoolExecutor(2) as pool:
             replies = list(pool.map(lambda _, t=trial, c=choice: client.submit(t, choice=c, shown_ms=[250, 250],
                                                                                response_ms=[400]), range(2)))
@@ -496,6 +498,7 @@ def _answered(run, db_url):
     ({"kind": "pairwise", "adaptive_target": "items"}, "steers adaptive sampling"),
     ({"kind": "pairwise", "sampling": "adaptive", "adaptive_target": "both"},
      "must be one of methods, items, ranking, ranking+methods"),
+    ({"kind": "pairwise", "sampling": "adaptive", "in_flight_seconds": 0}, "in_flight_seconds"),
 ])
 def test_bad_sampling_settings_are_one_line_errors(tmp_path, settings, message):
     from stylestudy.engine.study.errors import StyleStudyError

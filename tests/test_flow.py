@@ -9,6 +9,7 @@ import re
 import pytest
 
 from stylestudy.evalserver.app import create_app
+from tests.conftest import pace
 
 TOKEN = "admin-secret-token"
 GOOD = {"ratings": [4, 2], "shown_ms": [250.0, 251.0], "response_ms": [900.0, 1300.0], "blur": False}
@@ -28,6 +29,7 @@ def _arrive_and_start(app, pid, brief=True, trials=0):
         c.post("/briefing")
     for _ in range(trials):
         s = c.get("/api/state").get_json()
+        pace(app, pid)  # not too_fast: analyze leaves those out
         assert c.post(f"/api/trials/{s['trial']}", json=GOOD).status_code == 200
     return c
 

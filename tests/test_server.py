@@ -11,6 +11,7 @@ import pytest
 
 from stylestudy.evalserver.app import create_app
 from stylestudy.evalserver.export import COLUMNS
+from tests.conftest import pace
 
 TOKEN = "admin-secret-token"
 GOOD = {"ratings": [4, 2], "shown_ms": [250.0, 251.0], "response_ms": [900.0, 1300.0], "blur": False}
@@ -41,11 +42,14 @@ def _state(client):
     return r.get_json()
 
 
-def _complete(client, ratings=(4, 2)):
+def _complete(client, ratings=(4, 2), app=None):
+    """Answer every trial (at a human's pace when ``app`` is given: not too_fast)."""
     while True:
         s = _state(client)
         if s["done"]:
             return
+        if app is not None:
+            pace(app)
         r = client.post(f"/api/trials/{s['trial']}", json=dict(GOOD, ratings=list(ratings)))
         assert r.status_code == 200
 
@@ -73,7 +77,7 @@ def test_full_flow_and_export(app):
     assert c.get("/trial").status_code == 200
     first = _state(c)
     assert first["trial"] == 1 and first["total"] == 4 and first["image_ms"] == 250 and first["rating_ms"] == 2000
-    _complete(c)
+    _complete(c, app=app)
     assert _state(c)["done"] is True
     done = c.get("/done").data.decode()
     assert "C0DE42" in done

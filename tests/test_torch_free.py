@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 
-from tests.conftest import _pattern, free_port, stylestudy_without
+from tests.conftest import _pattern, free_port, pace, stylestudy_without
 
 NO_TORCH = stylestudy_without("torch", "torchvision", check=(
     "loaded = [m for m in sys.modules if m.startswith(('torch', 'stylestudy.engine.neural', 'stylestudy.engine.produce'))]\n"
@@ -29,6 +29,7 @@ def test_later_stages_run_without_torch(run_copy, tmp_path):
         c.post("/start", data={"consent": "yes", "PROLIFIC_PID": pid})
         c.post("/briefing")
         while not (state := c.get("/api/state").get_json())["done"]:
+            pace(app, pid)  # not too_fast: analyze leaves those out
             c.post(f"/api/trials/{state['trial']}", json={"ratings": [2, 4], "shown_ms": [250, 250]})
 
     port = free_port()

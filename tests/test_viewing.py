@@ -57,9 +57,9 @@ def test_a_run_made_before_display_settings_keeps_fit(import_source, tmp_path):
     assert p.display == "fit" and p.answer_with_images is False and p.practice == 0
 
 
-def _start(client, environment: dict | None) -> str:
+def _start(client, environment: dict | None, pid: str | None = None) -> str:
     client.get("/")
-    data = {"consent": "yes"}
+    data = {"consent": "yes", **({"PROLIFIC_PID": pid} if pid else {})}
     if environment is not None:
         data["environment"] = json.dumps(environment)
     return client.post("/start", data=data).headers["Location"]
@@ -76,9 +76,9 @@ def test_gates_screen_out_and_record(import_source, tmp_path, db_url):
     small = dict(DESKTOP, screen=[1024, 600])
     cases = [(DESKTOP, None), (phone, "mobile"), (small, "screen_too_small"), (None, None),
              (dict(DESKTOP, mobile=False), None)]
-    for env, reason in cases:
+    for n, (env, reason) in enumerate(cases):
         with app.test_client() as client:
-            where = _start(client, env)
+            where = _start(client, env, f"gate-{n}")  # the screen-out code goes to a participant id only
             assert where.endswith("/screened-out" if reason else "/briefing"), (env, where)
             if reason:
                 page = client.get("/screened-out").get_data(as_text=True)

@@ -31,7 +31,7 @@ from stylestudy.engine.produce.plan import (
 from stylestudy.engine.produce.runfiles import finished_record
 from stylestudy.engine.produce.write import write_rendered, write_run_manifest
 from stylestudy.engine.study.errors import StyleStudyError
-from stylestudy.engine.study.files import file_sha256
+from stylestudy.engine.study.files import file_sha256, make_dirs
 from stylestudy.engine.study.jobs import expand_jobs, filter_jobs
 from stylestudy.engine.study.studyfile import load_study
 
@@ -63,7 +63,7 @@ def generate(study_path: str | Path, run_dir: str | Path | None = None, device: 
         raise StyleStudyError(f"unknown executor {executor!r}; use {' or '.join(EXECUTORS)}")
     study = load_study(study_path)
     run_dir = Path(run_dir or Path("runs") / study.name)
-    (run_dir / "stimuli").mkdir(parents=True, exist_ok=True)
+    make_dirs(run_dir / "stimuli")
     shutil.copyfile(study.folder / "study.toml", run_dir / "study.toml")
     paths = {name: resolve_image(study, name, run_dir) for name in used_images(study)}
     image_sha = {name: file_sha256(p) for name, p in paths.items()}

@@ -11,12 +11,30 @@ import os
 import tempfile
 from pathlib import Path
 
+DIRECTORY_MODE = 0o755  # run folders: a server under another account reads the stimuli; only the owner writes
+
+
+def make_dirs(path: str | os.PathLike, mode: int = DIRECTORY_MODE) -> None:
+    """``path`` and its missing parents, each with ``mode`` whatever the umask (``mkdir`` alone
+    would give 0777 under umask 000)."""
+    missing = []
+    folder = Path(path)
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode)
+        except FileExistsError:  # made at the same moment by another process: its mode stays
+            continue
+        os.chmod(folder, mode)
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
     """Write to a temp file beside ``path`` then rename, so a crash never leaves a partial file.
     The file is private (0600) unless ``mode`` says otherwise (stimuli and manifests: 0644)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         if mode is not None:

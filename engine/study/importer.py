@@ -39,6 +39,7 @@ from stylestudy.engine.study.schema import ACR_QUESTION, P910_ACR_SCALE
 from stylestudy.engine.study.studyfile import load_import_settings
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+FORMAT_OF_SUFFIX = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}  # the decoder a name allows
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # matched whole (fullmatch): no trailing newline
 MAX_PIXELS = 16_000_000  # default --max-pixels: a 4000x4000 picture; a browser shows far less
 MAX_METHOD, MAX_ITEM = 24, 48  # a pairwise trial id "<item>:<a>|<b>" fits the database's 128
@@ -142,7 +143,8 @@ class TooLarge(ValueError):
 
 
 def _open(path: Path, max_pixels: int):
-    """The image, opened (header only) and checked against ``max_pixels`` before any decoding."""
+    """The image, opened (header only) and checked against ``max_pixels`` and its name's format
+    before any decoding."""
     from PIL import Image
 
     try:
@@ -156,6 +158,12 @@ def _open(path: Path, max_pixels: int):
         size = f"{image.width}x{image.height} = {image.width * image.height / 1e6:.1f} Mpx"
         image.close()
         raise TooLarge(f"{size}, more than --max-pixels {max_pixels}; downscale it or raise --max-pixels")
+    expected = FORMAT_OF_SUFFIX.get(Path(path).suffix.lower())
+    if image.format != expected:  # the decoder is the one the name says, or none: no TIFF/BMP/ICO named .png
+        found = image.format
+        image.close()
+        raise ValueError(f"its name says {expected or 'no image format we read'} but its content is {found}; "
+                         "save it as PNG or JPEG under the matching name")
     return image
 
 
@@ -176,6 +184,19 @@ def _to_srgb(image, icc: bytes):
     if alpha is not None:
         converted.putalpha(alpha)
     return converted, name
+
+
+def _flattened(image):
+    """RGB pixels of an RGBA image: an opaque alpha channel dropped, transparency composited onto
+    white (as the engine's loader does); (image, the conversion in words)."""
+    from PIL import Image
+
+    alpha = image.getchannel("A")
+    if alpha.getextrema() == (255, 255):
+        return image.convert("RGB"), "opaque alpha channel dropped"
+    flat = Image.new("RGB", image.size, (255, 255, 255))
+    flat.paste(image.convert("RGB"), mask=alpha)
+    return flat, "transparency composited onto white"
 
 
 def _decode(source: Source, max_pixels: int = MAX_PIXELS) -> tuple[bytes, tuple[int, int], list[str]]:
@@ -206,6 +227,9 @@ def _decode(source: Source, max_pixels: int = MAX_PIXELS) -> tuple[bytes, tuple[
             conversions.append(f"ICC profile {name!r} converted to sRGB")
         if image.mode not in ("RGB", "RGBA"):
             image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
+        if image.mode == "RGBA":  # no alpha reaches a participant: its bytes would tell one method's images apart
+            image, note = _flattened(image)
+            conversions.append(note)
         image.info = {}  # no text, exif or icc (the pixels are sRGB now): nothing but the pixels
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", optimize=False)
@@ -278,9 +302,17 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
         encoded[key] = (png, size, file_sha256(s.path))
 
     references: dict[tuple[str, str], tuple[bytes, str]] = {}  # (kind, item) -> (png, stored path)
+    source_root = source_dir if source_dir.is_dir() else source_dir.parent
     for (kind, item), path in find_references(source_dir, items, problems).items():
+        if not _inside(path, source_root):  # an absolute or ../ CSV path, a _style link: confined like stimuli
+            problems.append(f"{kind} reference of {item}: {path} is outside the source folder {source_root}; "
+                            "copy it into that folder")
+            continue
         try:
-            png = _decode(Source("", item, path, str(path)))[0]
+            png = _decode(Source("", item, path, str(path)), max_pixels)[0]
+        except TooLarge as exc:
+            problems.append(f"{kind} reference of {item}: {exc}")
+            continue
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad files
             problems.append(f"{kind} reference of {item}: not a readable image ({type(exc).__name__})")
             continue
@@ -351,6 +383,8 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
                 "height": height, "source": s.relative, "source_sha256": source_sha,
                 **{f"{kind}_image": references[(kind, item)][1] for kind in ("style", "content")
                    if (kind, item) in references},
+                **{f"{kind}_image_sha256": hashlib.sha256(references[(kind, item)][0]).hexdigest()
+                   for kind in ("style", "content") if (kind, item) in references},
                 "conversions": conversions[(m, item)],
             })
     for png, path in references.values():

@@ -114,6 +114,7 @@ class Protocol:
     # "methods": information about the methods' mean scores | "items": every (item, method) score |
     # "ranking": the expected number of method pairs put in the right order | "ranking+methods": both,
     # each as a share of its best pair's
+    in_flight_seconds: float = 60.0  # adaptive: a pair handed out and unanswered this long no longer counts as pending
     # --- viewing (evalserver.viewing) ---
     display: str = "native"  # native | device | fit: the scale at which stimuli are shown (DISPLAY_MODES)
     answer_with_images: bool = False  # the images stay in view while the answer is given (imported acr/pairwise)
@@ -130,6 +131,11 @@ class Protocol:
     resume: str = "cookie"
     # screen a participant out after this many failed attention checks (0: never; failures are flagged only)
     attention_screen_out: int = 0
+    # shown instead of completion_code to a participant most of whose trials were answered too_fast
+    # (sooner than the displays take): "" = no code at all
+    incomplete_code: str = ""
+    # joining without a participant id (PROLIFIC_PID or pid): None = only when there is no completion_code
+    allow_no_id: bool | None = None
 
     @property
     def image_ms(self) -> int:

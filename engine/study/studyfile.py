@@ -166,6 +166,7 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
         sampling=r.string(prot_t, "protocol", "sampling", "balanced", PAIRWISE_SAMPLING),
         stop_when=r.strings(prot_t, "protocol", "stop_when", []),
         adaptive_target=r.string(prot_t, "protocol", "adaptive_target", "methods", ADAPTIVE_TARGETS),
+        in_flight_seconds=r.number(prot_t, "protocol", "in_flight_seconds", 60.0, positive=True),
         display=r.string(prot_t, "protocol", "display", "native", DISPLAY_MODES),
         answer_with_images=prot_t.get("answer_with_images", False),
         references=r.strings(prot_t, "protocol", "references", []),
@@ -178,14 +179,20 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
         language=r.string(prot_t, "protocol", "language", "en", LANGUAGES),
         resume=r.string(prot_t, "protocol", "resume", "cookie", RESUME_POLICIES),
         attention_screen_out=r.number(prot_t, "protocol", "attention_screen_out", 0, integer=True),
+        incomplete_code=r.string(prot_t, "protocol", "incomplete_code", ""),
+        allow_no_id=prot_t.get("allow_no_id"),
     )
     _check_sampling(r, protocol, kind_given="kind" in prot_t or not importing)
-    for key in ("no_preference", "answer_with_images", "allow_mobile", "fullscreen"):
-        if not isinstance(getattr(protocol, key), bool):
+    for key in ("no_preference", "answer_with_images", "allow_mobile", "fullscreen", "allow_no_id"):
+        if not isinstance(getattr(protocol, key), bool) and not (key == "allow_no_id" and protocol.allow_no_id is None):
             raise r.fail("protocol", key, f"must be true or false, got {getattr(protocol, key)!r}")
     for ref in protocol.references:
         if ref not in REFERENCE_KINDS:
             raise r.fail("protocol", "references", f"unknown reference {ref!r}; use {', '.join(REFERENCE_KINDS)}")
+    for key in ("redirect_url", "screen_out_url"):  # followed by the participant's browser: a web address only
+        url = getattr(protocol, key)
+        if url and not re.fullmatch(r"https?://[^\s\"'<>]+", url):
+            raise r.fail("protocol", key, f"must be an http:// or https:// address, got {url!r}")
     if protocol.min_viewport and len(protocol.min_viewport) != 2:
         raise r.fail("protocol", "min_viewport", f"must be [width, height] in CSS pixels, got {protocol.min_viewport}")
     if protocol.practice < 0:
@@ -205,7 +212,7 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
         raise r.fail("protocol", "gold_ratings", "gold_method and gold_ratings go together (the gold items' method "
                                                  "and the ratings that count as right for them)")
     shown = [(key, getattr(protocol, key)) for key in ("title", "consent_text", "question", "completion_code",
-                                                       "screen_out_code")]
+                                                       "screen_out_code", "incomplete_code")]
     for key, text in shown + [("scale", label) for label in protocol.scale]:  # participant-facing: no unblinding
         named = [m for m in methods if re.search(rf"\b{re.escape(m.lower())}\b", text.lower())]
         if named:
