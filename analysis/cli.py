@@ -90,7 +90,7 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_analyze(args: argparse.Namespace) -> int:
-    from stylestudy.analysis.report import AnalyzeOptions, analyze
+    from stylestudy.analysis.analyze import AnalyzeOptions, analyze
 
     options = AnalyzeOptions(out=Path(args.out), ddof=args.ddof, decimals=args.decimals,
                              exclude_flags=tuple(f for f in args.exclude_flags.split(",") if f),
@@ -119,7 +119,7 @@ def register_audit_table(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_audit(args: argparse.Namespace) -> int:
-    from stylestudy.analysis.audit import audit_summary, audit_table, load_published
+    from stylestudy.analysis.table1.audit import audit_summary, audit_table, load_published
 
     if math.comb(args.n + args.k - 1, args.k - 1) > MAX_MULTISETS:
         raise StyleStudyError(f"-n {args.n} -k {args.k} means {math.comb(args.n + args.k - 1, args.k - 1):,} rating "
@@ -165,14 +165,14 @@ def register_simulate(sub: argparse._SubParsersAction) -> None:
 def _run_simulate(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from stylestudy.analysis import simulate
+    from stylestudy.analysis.table1 import simulate
     from stylestudy.engine.study.files import atomic_write_bytes
 
     if args.sampling and args.qualities is None:
         raise StyleStudyError("--sampling chooses how simulated participants get their pairs: give --study RUN "
                               "--qualities ... as well")
     if args.from_paper:
-        from stylestudy.analysis.audit import load_published
+        from stylestudy.analysis.table1.audit import load_published
 
         table = load_published(args.table)
         cells, notes = simulate.reconstruct_cells(table, args.participants, 5, args.seed)

@@ -11,11 +11,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from stylestudy.analysis.audit import audit_cell, audit_table, load_published
-from stylestudy.analysis.raters import agreement, bt500_screening, icc
-from stylestudy.analysis.ratings import load_ratings
-from stylestudy.analysis.simulate import from_design, from_published, reconstruct_cells
-from stylestudy.analysis.stats import (
+from stylestudy.analysis.ratings.raters import agreement, bt500_screening, icc
+from stylestudy.analysis.ratings.stats import (
     attainability_note,
     cell_tests,
     cohens_dz,
@@ -25,7 +22,10 @@ from stylestudy.analysis.stats import (
     rank_biserial,
     wilcoxon_exact,
 )
-from stylestudy.analysis.table import caption, table_frame, to_latex, to_markdown
+from stylestudy.analysis.sources.ratings import load_ratings
+from stylestudy.analysis.table1.audit import audit_cell, audit_table, load_published
+from stylestudy.analysis.table1.simulate import from_design, from_published, reconstruct_cells
+from stylestudy.analysis.table1.table import caption, table_frame, to_latex, to_markdown
 from stylestudy.engine.study.errors import StyleStudyError
 
 

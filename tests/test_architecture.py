@@ -127,7 +127,7 @@ def test_no_import_circles():
 def test_the_checker_sees_a_circle_and_a_backward_import(tmp_path):
     """Negative control: the walker finds function-local imports, so a planted circle is caught."""
     planted = tmp_path / "m.py"
-    planted.write_text("def f():\n    from stylestudy.analysis.report import analyze\n")
+    planted.write_text("def f():\n    from stylestudy.analysis.analyze import analyze\n")
     found = imports("stylestudy.engine.study.manifest", planted)
-    assert ("stylestudy.analysis.report", 2) in found
-    assert stage("stylestudy.analysis.report") > stage("stylestudy.engine.study.manifest")
+    assert ("stylestudy.analysis.analyze", 2) in found
+    assert stage("stylestudy.analysis.analyze") > stage("stylestudy.engine.study.manifest")

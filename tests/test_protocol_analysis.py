@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from stylestudy.analysis import preference, preference_tests, scores, simulate
+from stylestudy.analysis.pairwise import preference, preference_tests
+from stylestudy.analysis.ratings import scores
+from stylestudy.analysis.table1 import simulate
 from stylestudy.engine.study.manifest import StudyManifest
 from tests.conftest import import_run
 
@@ -111,7 +113,7 @@ def test_repeat_consistency_and_gold_by_hand():
 
 
 def test_acr_analysis_ranks_planted_methods_and_writes_the_report(import_source, tmp_path):
-    from stylestudy.analysis.report import AnalyzeOptions, analyze
+    from stylestudy.analysis.analyze import AnalyzeOptions, analyze
 
     run = import_run(import_source, tmp_path / "run", "acr", repeats=2)
     manifest = StudyManifest.load(run)
@@ -137,7 +139,7 @@ def test_paired_mixed_model_fits_every_rating_of_the_reference(import_source, tm
     mixed model takes each of those ratings, not their per-participant mean (averaged, the
     reference's rows are less noisy than the model's one residual variance assumes, and the test
     was conservative), and says how it treated a rater x method variance at 0."""
-    from stylestudy.analysis.report import AnalyzeOptions, analyze
+    from stylestudy.analysis.analyze import AnalyzeOptions, analyze
 
     run = import_run(import_source, tmp_path / "run", "paired", reference="photo")
     frame = simulate.from_protocol(StudyManifest.load(run), {"photo": 0.0, "adain": 0.0, "ours": 1.0}, 12, seed=8)
@@ -156,7 +158,7 @@ def test_paired_mixed_model_fits_every_rating_of_the_reference(import_source, tm
 def test_acr_inverted_rater_is_flagged_and_the_ranking_shown_without_them(import_source, tmp_path):
     """One participant rates on a reversed scale: the leave-one-out correlation names them, and the
     report gives the MOS again without them (the path that reads the flagged raters' ratings out)."""
-    from stylestudy.analysis.report import AnalyzeOptions, analyze
+    from stylestudy.analysis.analyze import AnalyzeOptions, analyze
 
     run = import_run(import_source, tmp_path / "run", "acr")
     frame = simulate.from_protocol(StudyManifest.load(run), {"photo": -1.5, "adain": 0.0, "ours": 0.8}, 10, seed=3)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from stylestudy.analysis.ratings import RatingSet
+from stylestudy.analysis.sources.ratings import RatingSet
 
 
 def database_counts(source: Path, db_url: str | None) -> dict | None:
@@ -120,7 +120,7 @@ def add_to_report(out: Path, summary: dict, flow: dict) -> None:
     """The flow appended to the report's Markdown and HTML, and into summary.json."""
     import json
 
-    from stylestudy.analysis.page import embed_png
+    from stylestudy.analysis.render.page import embed_png
 
     figure = flow_figure(flow, out)
     md = out / "report.md"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from stylestudy.analysis.separation import GraphCheck
+from stylestudy.analysis.pairwise.separation import GraphCheck
 
 MIN_PARTICIPANTS = 3  # an interval or test across participants needs at least three
 MIN_PER_PAIR = 5  # comparisons (pairwise) of each method pair, or participants who rated both (ratings)

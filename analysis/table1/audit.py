@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-PAPER_TABLE = Path(__file__).parent / "data" / "paper_table1.csv"
+PAPER_TABLE = Path(__file__).parent.parent / "data" / "paper_table1.csv"
 EPS = 1e-9
 
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from stylestudy.analysis.audit import load_published
-from stylestudy.analysis.ratings import RatingSet
-from stylestudy.analysis.table import METHOD_ORDER, METHOD_SHORT
+from stylestudy.analysis.sources.ratings import RatingSet
+from stylestudy.analysis.table1.audit import load_published
+from stylestudy.analysis.table1.table import METHOD_ORDER, METHOD_SHORT
 
 # The label forms engine/jobs.py writes: "λos=0.01", "relu4_4 ×100", "256 px".
 _LAMBDA_OS = re.compile(r"^λos=(\S+)$")

@@ -14,7 +14,8 @@ import pandas as pd
 from scipy import optimize
 from scipy import stats as sps
 
-from stylestudy.analysis import pairwise_scale, scaling, separation
+from stylestudy.analysis.pairwise import scale as pairwise_scale
+from stylestudy.analysis.pairwise import scaling, separation
 
 
 def _counts(comps: pd.DataFrame, methods: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ than by enumerating the 2^n sign flips; the sign test (exact binomial); the pair
 CIs of each method's mean and of the difference (t-based and bootstrap).  Holm and
 Benjamini-Hochberg across cells on the Wilcoxon p.  Omnibus (the headline): per-participant mean
 difference (normalized - baseline) per block and overall, by ``paired_test``; then a linear mixed
-model rating ~ method + (0 + method | participant) + (0 + method | cell) (``analysis.lmm``:
+model rating ~ method + (0 + method | participant) + (0 + method | cell) (``analysis.models.lmm``:
 by-participant and by-cell method slopes, REML, Satterthwaite df), or the simpler model it falls
 back to.
 """
@@ -27,7 +27,7 @@ import pandas as pd
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from stylestudy.analysis.lmm import fit_methods
+from stylestudy.analysis.models.lmm import fit_methods
 
 ALPHA = 0.05
 
@@ -35,7 +35,7 @@ ALPHA = 0.05
 def paired_cells(usable: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
     """(block, row, column) -> participants x {baseline, normalized}, complete pairs only.
 
-    One rating per participant and condition is guaranteed upstream (``analysis.ratings``);
+    One rating per participant and condition is guaranteed upstream (``analysis.sources.ratings``);
     ``pivot`` raises rather than silently keep one of two."""
     out = {}
     for key, part in usable.groupby(["block", "row", "column"]):
@@ -276,8 +276,8 @@ def omnibus(usable: pd.DataFrame) -> pd.DataFrame:
 
 def mixed_model(usable: pd.DataFrame, selection: str = "items", variances: str = "unrestricted") -> dict:
     """normalized - baseline from ``rating ~ method + (0 + method | participant) + (0 + method |
-    cell)`` (method slopes by participant and by cell, crossed; REML, Satterthwaite df; ``analysis.lmm``),
-    or the simpler model ``analysis.lmm`` falls back to, which the result names."""
+    cell)`` (method slopes by participant and by cell, crossed; REML, Satterthwaite df; ``analysis.models.lmm``),
+    or the simpler model ``analysis.models.lmm`` falls back to, which the result names."""
 
     data = usable[["rating", "method", "participant_id", "block", "row", "column"]].copy()
     data["cell"] = data["block"].astype(str) + "-" + data["row"].astype(str) + "-" + data["column"].astype(str)

@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from stylestudy.analysis import figures, flow, table
-from stylestudy.analysis.audit import load_published
-from stylestudy.analysis.column_labels import column_labels
-from stylestudy.analysis.page import embed_png
-from stylestudy.analysis.protocol_report import analyze_protocol, is_generic
-from stylestudy.analysis.raters import agreement, bt500_screening, loo_correlation
-from stylestudy.analysis.ratings import RatingSet, load_ratings
-from stylestudy.analysis.stats import attainability_note, cell_tests, mixed_model, omnibus
-from stylestudy.analysis.viewing import viewing_line
+from stylestudy.analysis.protocols import analyze_protocol, is_generic
+from stylestudy.analysis.ratings.raters import agreement, bt500_screening, loo_correlation
+from stylestudy.analysis.ratings.stats import attainability_note, cell_tests, mixed_model, omnibus
+from stylestudy.analysis.render.page import embed_png
+from stylestudy.analysis.sources import flow
+from stylestudy.analysis.sources.ratings import RatingSet, load_ratings
+from stylestudy.analysis.sources.viewing import viewing_line
+from stylestudy.analysis.table1 import figures, table
+from stylestudy.analysis.table1.audit import load_published
+from stylestudy.analysis.table1.column_labels import column_labels
 from stylestudy.engine.study.claims_text import format_claims
 
 

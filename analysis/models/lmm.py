@@ -52,7 +52,7 @@ import pandas as pd
 from scipy import linalg, optimize, sparse
 from scipy import stats as sps
 
-from stylestudy.analysis.multiple import holm
+from stylestudy.analysis.ratings.multiple import holm
 
 EXACT_FIT = 1e-6  # residual variance, relative to the ratings', below which the fit is exact (degenerate)
 SINGULAR_TOL = 1e-4  # lme4's isSingular(): a diagonal element of theta below this is on the boundary

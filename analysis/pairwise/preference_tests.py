@@ -3,7 +3,7 @@ over b, with a CI clustered by participant, and the per-participant test that ho
 
 A participant's choices are correlated (the same taste decides them), so the participant is the
 unit: each participant's share of a over b (ties half) minus 1/2 goes through
-``analysis.stats.paired_test`` (t across participants, the exact signed-rank test where t is
+``analysis.ratings.stats.paired_test`` (t across participants, the exact signed-rank test where t is
 undefined: a pair every participant decided the same way gets p = 2/2^n, never 1), Holm over
 pairs.  The pooled share's 95% CI is the cluster-robust one of a ratio (t on P − 1 df, clipped
 to [0, 1]).  The exact binomial test of the decisive comparisons stays beside it as
@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from stylestudy.analysis.multiple import holm
-from stylestudy.analysis.stats import paired_test
+from stylestudy.analysis.ratings.multiple import holm
+from stylestudy.analysis.ratings.stats import paired_test
 
 LEVEL = 0.95
 

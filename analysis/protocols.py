@@ -1,6 +1,6 @@
 """``analyze`` for any methods: the ``acr`` and ``pairwise`` protocols, and ``paired`` studies of
 imported methods (a reference against each other one).  The paper's own design keeps its Table 1
-analysis (``analysis.report``).
+analysis (``analysis.analyze``).
 
 Writes into the output folder: ``ranking.csv`` (the methods ranked with 95% CIs), the
 protocol's tables (CSV), seaborn figures (``ranking.png``, ``preference_heatmap.png`` or
@@ -23,14 +23,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from stylestudy.analysis import pairwise_inference, preference, preference_tests, rank_groups, scores, support
-from stylestudy.analysis.page import embed_png
-from stylestudy.analysis.pairwise_scale import CI_METHOD
-from stylestudy.analysis.ranking_plot import ranking_figure
-from stylestudy.analysis.raters import LOO_MIN_R, krippendorff_alpha
-from stylestudy.analysis.raters import screening as rater_screening
-from stylestudy.analysis.ratings import RatingSet
-from stylestudy.analysis.viewing import viewing_line
+from stylestudy.analysis.pairwise import inference as pairwise_inference
+from stylestudy.analysis.pairwise import preference, preference_tests, support
+from stylestudy.analysis.pairwise.scale import CI_METHOD
+from stylestudy.analysis.ratings import rank_groups, scores
+from stylestudy.analysis.ratings.raters import LOO_MIN_R, krippendorff_alpha
+from stylestudy.analysis.ratings.raters import screening as rater_screening
+from stylestudy.analysis.render.page import embed_png
+from stylestudy.analysis.render.ranking_plot import ranking_figure
+from stylestudy.analysis.sources.ratings import RatingSet
+from stylestudy.analysis.sources.viewing import viewing_line
 from stylestudy.engine.study.manifest import StudyManifest
 
 

@@ -14,7 +14,7 @@ same small problem; one Newton iteration over a (resamples, m, m) stack fits the
 Scores are returned with mean 0.  ``prior_sd`` adds a Gaussian distance prior, each compared
 pair's difference ~ N(0, prior_sd^2) in the model's units: a weak prior keeps scores finite when
 a method never won or never lost, and such a value is labelled prior-regularised wherever it is
-shown (``analysis.separation``).
+shown (``analysis.pairwise.separation``).
 """
 
 from __future__ import annotations

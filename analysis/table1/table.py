@@ -1,6 +1,6 @@
 """The Table 1 layout: per block and row, the baseline line above the normalized line, one
 "mean±std" cell per column, cells at or over the block's threshold shaded.  Each block opens
-with its own header row(s) saying what its columns are (``analysis.column_labels``).
+with its own header row(s) saying what its columns are (``analysis.table1.column_labels``).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from stylestudy.analysis.ratings import RatingSet
+from stylestudy.analysis.sources.ratings import RatingSet
 
 if TYPE_CHECKING:
-    from stylestudy.analysis.column_labels import ColumnLabels, HeaderRow
+    from stylestudy.analysis.table1.column_labels import ColumnLabels, HeaderRow
 
 METHOD_ORDER = ["baseline", "normalized"]
 METHOD_SHORT = {"baseline": "B", "normalized": "N"}

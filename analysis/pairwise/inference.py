@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from stylestudy.analysis import preference, preference_tests, rank_groups, support, ties
-from stylestudy.analysis.pairwise_scale import CI_METHOD
-from stylestudy.analysis.raters import kendall_u, pairwise_agreement
-from stylestudy.analysis.separation import GraphCheck
+from stylestudy.analysis.pairwise import preference, preference_tests, support, ties
+from stylestudy.analysis.pairwise.scale import CI_METHOD
+from stylestudy.analysis.pairwise.separation import GraphCheck
+from stylestudy.analysis.ratings import rank_groups
+from stylestudy.analysis.ratings.raters import kendall_u, pairwise_agreement
 
 
 @dataclass

@@ -2,7 +2,7 @@
 ``synthetic-NN``), for pipeline checks, a "Table 1 that could have been", and power estimates.
 
 * ``from_published``: for every cell of a published table, a rating multiset consistent with
-  its mean±std (see ``analysis.audit``; a cell consistent with neither formula gets the nearest
+  its mean±std (see ``analysis.table1.audit``; a cell consistent with neither formula gets the nearest
   multiset, and is listed); the multiset is dealt to the n participants in a random order, so
   which participant gave which rating - the pairing across cells - is random, with a seed.
 * ``from_design``: a study's rated cells with a chosen effect of the normalized method.
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stylestudy.analysis.audit import audit_cell, multisets
-from stylestudy.analysis.stats import paired_test, participant_differences, wilcoxon_exact
+from stylestudy.analysis.ratings.stats import paired_test, participant_differences, wilcoxon_exact
+from stylestudy.analysis.table1.audit import audit_cell, multisets
 from stylestudy.engine.study.manifest import StudyManifest, condition_id
 from stylestudy.evalserver.export import COLUMNS
 
@@ -77,7 +77,7 @@ def from_published(table: pd.DataFrame, n: int = 10, k: int = 5, seed: int = 0,
 def pairing_pvalues(table: pd.DataFrame, pairings: int = 200, n: int = 10, k: int = 5, seed: int = 0) -> pd.DataFrame:
     """Omnibus p-values (per-participant mean difference, all blocks and per block) over many
     random pairings of the same reconstructed multisets; ``p_ttest`` is the headline rule of
-    ``analysis.stats.paired_test`` (the exact test where t is undefined)."""
+    ``analysis.ratings.stats.paired_test`` (the exact test where t is undefined)."""
     cells, _ = reconstruct_cells(table, n, k, seed)
     rows = []
     for i in range(pairings):
@@ -124,7 +124,7 @@ def from_design(cells: list[dict], participants: int, effect: float, seed: int =
 def power(cells: list[dict], effect: float, participants: list[int], reps: int = 200, seed: int = 0,
           alpha: float = 0.05) -> pd.DataFrame:
     """Fraction of simulated studies whose omnibus headline test (per-participant mean
-    difference, all blocks; ``analysis.stats.paired_test``: paired t, or the exact test where t
+    difference, all blocks; ``analysis.ratings.stats.paired_test``: paired t, or the exact test where t
     is undefined, so a unanimous effect counts as found) gives p < alpha: the power at each
     number of participants."""
     rows = []
@@ -172,7 +172,7 @@ def from_protocol(manifest: StudyManifest, qualities: dict[str, float], particip
     in a pairwise choice): ``paired``/``acr`` round it to the scale, ``pairwise`` prefers the image
     perceived higher (leniency and item level cancel; "No preference" within ``TIE_BAND`` x noise
     when offered).  Attention checks are answered as asked."""
-    from stylestudy.analysis.adaptive_simulation import SimulatedSampler
+    from stylestudy.analysis.pairwise.adaptive_simulation import SimulatedSampler
     from stylestudy.evalserver.schedule import trial_plan
 
     unknown = sorted(set(manifest.methods) - set(qualities))
@@ -226,10 +226,10 @@ def protocol_power(manifest: StudyManifest, qualities: dict[str, float], partici
     """Per participant count: the fraction of simulated studies in which each method pair is
     told apart (Holm-corrected p < alpha, in the planted direction), and in which all are.
     The tests are the report's headline tests, with one rule for a unanimous effect (the exact
-    test where t is undefined; ``analysis.stats.paired_test``): per-participant method means
+    test where t is undefined; ``analysis.ratings.stats.paired_test``): per-participant method means
     (acr), per-participant preference shares (pairwise), within-trial differences from the
     reference (paired)."""
-    from stylestudy.analysis.protocol_report import pair_decisions
+    from stylestudy.analysis.protocols import pair_decisions
 
     kind = manifest.protocol.kind
     rows = []

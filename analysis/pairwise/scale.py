@@ -1,7 +1,7 @@
 """A pairwise scale (Bradley–Terry or JOD) per method with intervals that hold their level.
 
-Point estimates: maximum likelihood (``analysis.scaling``) on the identified methods (the
-largest strongly connected component, ``analysis.separation``); any other method gets a
+Point estimates: maximum likelihood (``analysis.pairwise.scaling``) on the identified methods (the
+largest strongly connected component, ``analysis.pairwise.separation``); any other method gets a
 one-sided bound and a labelled prior-regularised value instead of a number the data cannot give.
 
 Intervals: a bootstrap over participants (each participant's comparisons resampled as a whole),
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from stylestudy.analysis import scaling, separation
+from stylestudy.analysis.pairwise import scaling, separation
 
 LEVEL = 0.95
 RESAMPLE_PRIOR_SD = 5.0
@@ -79,7 +79,7 @@ def scale_from_matrices(Wp: np.ndarray, methods: list[str], model: str = "bt", r
     elif len(ident) == 1:
         score[ident] = 0.0
         kind[ident[0]] = "reference (the only identified method)"
-    if len(ident):  # the others, outward from the identified component (see analysis.separation)
+    if len(ident):  # the others, outward from the identified component (see analysis.pairwise.separation)
         comps = [[methods.index(x) for x in c] for c in graph.components]
         k = next(j for j, c in enumerate(comps) if set(c) == set(ident.tolist()))
         placed = list(ident)

@@ -7,10 +7,10 @@ studies of imported methods (a reference against each other method).
   independent; the interval is clustered by participant (cluster-robust SE of the ratio, t on
   P − 1 df: the t interval of the participants' means when the design is balanced).
 * Method differences, the headline: per method pair, each participant's mean per method, then
-  ``analysis.stats.paired_test`` (paired t; the exact signed-rank test where t is undefined;
+  ``analysis.ratings.stats.paired_test`` (paired t; the exact signed-rank test where t is undefined;
   exact Wilcoxon, d_z and rank-biserial r with CIs alongside), Holm over pairs.  Second, a
   linear mixed model ``rating ~ method + (0 + method | participant) + (0 + method | item)``
-  (method slopes by participant and by item, REML, Satterthwaite df; ``analysis.lmm``), every
+  (method slopes by participant and by item, REML, Satterthwaite df; ``analysis.models.lmm``), every
   pair a contrast, Holm.
 * ``paired`` only: the within-trial difference (other − reference), per participant averaged,
   for each method against the reference.
@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from stylestudy.analysis.multiple import holm
-from stylestudy.analysis.stats import paired_test, t_ci
+from stylestudy.analysis.ratings.multiple import holm
+from stylestudy.analysis.ratings.stats import paired_test, t_ci
 
 LEVEL = 0.95
 
@@ -80,9 +80,9 @@ def method_mos(usable: pd.DataFrame, methods: list[str], level: float = LEVEL) -
 def mixed_contrasts(data: pd.DataFrame, methods: list[str], selection: str = "items",
                     variances: str = "unrestricted") -> dict:
     """``rating ~ method + (0 + method | participant) + (0 + method | item)`` (or the simpler model
-    ``analysis.lmm`` falls back to, named in ``fallback``); every method pair as a
+    ``analysis.models.lmm`` falls back to, named in ``fallback``); every method pair as a
     Satterthwaite t contrast, Holm-corrected."""
-    from stylestudy.analysis.lmm import fit_methods
+    from stylestudy.analysis.models.lmm import fit_methods
 
     frame = data[["rating", "method", "participant_id", "row_label"]].rename(
         columns={"participant_id": "participant", "row_label": "item"})
@@ -101,7 +101,7 @@ def _pair_row(d: np.ndarray, effect_cis: bool) -> dict:
 
 def participant_pair_tests(data: pd.DataFrame, methods: list[str], wilcoxon: bool = True) -> pd.DataFrame:
     """The headline for ratings: per method pair, each participant's mean per method, then the
-    paired test of ``analysis.stats.paired_test`` (t, or the exact test where t is undefined;
+    paired test of ``analysis.ratings.stats.paired_test`` (t, or the exact test where t is undefined;
     exact Wilcoxon, d_z and rank-biserial with CIs alongside); Holm over pairs on its p.
     ``wilcoxon=False`` (power simulations) skips the effect-size CIs."""
     means = data.groupby(["participant_id", "method"])["rating"].mean().unstack("method")

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from stylestudy.analysis.table import cell_stats
+from stylestudy.analysis.table1.table import cell_stats
 
 
 def _save(fig, path: Path) -> Path:

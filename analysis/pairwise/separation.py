@@ -23,7 +23,7 @@ import numpy as np
 from scipy import optimize
 from scipy.sparse.csgraph import connected_components
 
-from stylestudy.analysis import scaling
+from stylestudy.analysis.pairwise import scaling
 
 BOUND_TAIL = 0.025  # one side of a 95% interval
 PRIOR_SD = {"bt": 2.0, "jod": 2.0}  # distance prior for prior-regularised values, in the model's units

@@ -3,10 +3,10 @@
 * Comparisons: one per answered trial (winner, loser, or a tie when "No preference" was chosen).
 * Preference matrix and win rates; a tie counts half a win for each side.
 * Bradley–Terry log-strengths and JOD (Thurstone Case V in pwcmp's units: 1 JOD = 75%
-  preference), both by maximum likelihood for any design (``analysis.scaling``); a method the
+  preference), both by maximum likelihood for any design (``analysis.pairwise.scaling``); a method the
   data cannot place (never won, never lost, never compared) gets a bound and a labelled
-  prior-regularised value (``analysis.separation``); 95% intervals from a bootstrap over
-  participants with a t(n−1) quantile (``analysis.pairwise_scale``).  Ties count half.
+  prior-regularised value (``analysis.pairwise.separation``); 95% intervals from a bootstrap over
+  participants with a t(n−1) quantile (``analysis.pairwise.scale``).  Ties count half.
   choix's ILSR fit stays as the library cross-check (``bradley_terry``).
 * Thurstone Case V scale in z units (``thurstone_case_v``): the JOD / 1.4826, with the mean
   |p_ij − Φ(s_i − s_j)| misfit over compared pairs.
@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from stylestudy.analysis import pairwise_scale, scaling, separation
+from stylestudy.analysis.pairwise import scale as pairwise_scale
+from stylestudy.analysis.pairwise import scaling, separation
 
 LEVEL = 0.95
 ALPHA_RIDGE = 1e-3

@@ -162,7 +162,8 @@ def pairwise_agreement(comps: pd.DataFrame, methods: list[str], alpha: float = 0
     e.g. a participant who answers the question reversed.  A participant choosing at random sits
     near 1/2 and is not flagged here; their circular triads show them.  ``counted``: decisive
     choices between two methods the others' fit does not score equal."""
-    from stylestudy.analysis import pairwise_scale, scaling
+    from stylestudy.analysis.pairwise import scale as pairwise_scale
+    from stylestudy.analysis.pairwise import scaling
 
     Wp, pids = pairwise_scale.participant_matrices(comps, methods)
     loo = np.zeros((len(pids), len(methods)))
