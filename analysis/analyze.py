@@ -3,7 +3,6 @@ HTML report (figures embedded), a Markdown summary, ``stats.csv`` and ``summary.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from dataclasses import dataclass
@@ -14,10 +13,9 @@ import pandas as pd
 from stylestudy.analysis.protocols import analyze_protocol, is_generic
 from stylestudy.analysis.ratings.raters import agreement, bt500_screening, loo_correlation
 from stylestudy.analysis.ratings.stats import attainability_note, cell_tests, mixed_model, omnibus
-from stylestudy.analysis.render.page import embed_png
-from stylestudy.analysis.sources import flow
+from stylestudy.analysis.render.document import Document, Prepared, Section, Table, render
+from stylestudy.analysis.sources import flow, viewing
 from stylestudy.analysis.sources.ratings import RatingSet, load_ratings
-from stylestudy.analysis.sources.viewing import viewing_line
 from stylestudy.analysis.table1 import figures, table
 from stylestudy.analysis.table1.audit import load_published
 from stylestudy.analysis.table1.column_labels import column_labels
@@ -64,10 +62,9 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
 
     counts = flow.database_counts(Path(source), options.db_url)  # before exclusions change what is usable
     if is_generic(ratings):  # acr, pairwise, or imported methods: rank them with CIs
-        summary = analyze_protocol(ratings, out, options.seed, options.bootstrap, options.rater_min_r,
-                                   options.mixed_slopes, options.mixed_variances)
-        flow.add_to_report(out, summary, flow.participant_flow(ratings, counts, {}))
-        return summary
+        summary, document = analyze_protocol(ratings, out, options.seed, options.bootstrap, options.rater_min_r,
+                                             options.mixed_slopes, options.mixed_variances)
+        return _finish(out, summary, document, flow.participant_flow(ratings, counts, {}))
     screening = bt500_screening(ratings.usable)
     rejected = screening.loc[screening["rejected"], "participant_id"].tolist()
     loo = loo_correlation(ratings.usable, options.rater_min_r)
@@ -109,49 +106,53 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
         "cells_p_lt_05_uncorrected": int((tests["p_wilcoxon"] < 0.05).sum()) if len(tests) else 0,
         "cells_significant_holm": int((tests["p_holm"] < 0.05).sum()) if len(tests) else 0,
         "cells_significant_bh": int((tests["p_bh"] < 0.05).sum()) if len(tests) else 0,
-        "viewing": viewing_line(ratings.all_rows),
+        "viewing": viewing.viewing_line(ratings.all_rows),
     }
-    comparison_html = ""
+    compared = None
     if options.compare_paper:
         merged, r = compare_with_paper(usable, options.ddof)
         merged.to_csv(out / "compare_paper.csv", index=False)
         summary["compare_paper"] = {"pearson_r": r, "mean_abs_difference": float(merged["difference"].abs().mean())}
-        comparison_html = (f"<h2>Compared with the paper's Table 1</h2><p>Pearson r of cell means = {r:.3f}; mean "
-                           f"|difference| = {summary['compare_paper']['mean_abs_difference']:.2f}.</p>"
-                           + merged.to_html(index=False, float_format=lambda v: f"{v:.2f}"))
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
-    claims_md, claims_html = _claims_section(source, manifest)
-    md = _markdown(summary, written["table.md"], omni, mixed, agree, note, tests) + claims_md
-    (out / "report.md").write_text(md, encoding="utf-8")
-    (out / "report.html").write_text(_html(summary, written["table.html"], omni, mixed, agree, note, tests, pngs,
-                                           comparison_html + claims_html), encoding="utf-8")
-    summary["out"] = str(out)
+        compared = merged
+    sections = _sections(summary, Prepared(written["table.md"], written["table.html"]), omni, mixed, agree, note,
+                         tests, pngs, compared)
+    claims = _claims_section(source, manifest)
+    viewing_section = viewing.section(ratings.all_rows)
+    document = Document("stylestudy analysis", ratings.synthetic, _lead(summary),
+                        sections + [s for s in (claims, viewing_section) if s is not None])
     by_rule: dict[str, list[str]] = {}
     for pid, rule in excluded.items():
         by_rule.setdefault(rule, []).append(pid)
-    flow.add_to_report(out, summary, flow.participant_flow(ratings, counts, by_rule))
+    return _finish(out, summary, document, flow.participant_flow(ratings, counts, by_rule))
+
+
+def _finish(out: Path, summary: dict, document: Document, participant_flow: dict) -> dict:
+    """The participant flow as the last section; the report rendered once; ``summary.json``."""
+    document.sections.append(flow.section(participant_flow, out))
+    render(document, out)
+    summary["flow"] = participant_flow
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
+    summary["out"] = str(out)
     return summary
 
 
-def _claims_section(source: str | Path, manifest: str | Path | None) -> tuple[str, str]:
-    """The run's 'stylestudy claims' results (RUN_DIR/claims/), when it has them: Markdown and HTML."""
+def _claims_section(source: str | Path, manifest: str | Path | None) -> Section | None:
+    """The run's 'stylestudy claims' results (RUN_DIR/claims/), when it has them."""
     run = Path(source) if Path(source).is_dir() else (Path(manifest).parent if manifest else None)
     path = run / "claims" / "claims.json" if run else None
     if path is None or not path.is_file():
-        return "", ""
-    table = format_claims(json.loads(path.read_text(encoding="utf-8")))
-    md = f"\n## The paper's claims, measured on the stimuli ({path})\n\n{table}"
-    lines = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("|---")]
-    cells = [[html.escape(c.strip()) for c in line.strip("|").split("|")] for line in lines]
-    rows = "".join("<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{c}</{'th' if i == 0 else 'td'}>" for c in row)
-                   + "</tr>" for i, row in enumerate(cells))
-    figure = embed_png(path.parent / "claims.png") if (path.parent / "claims.png").is_file() else ""
-    notes = "".join(f"<p>{html.escape(line)}</p>" for line in table.splitlines() if line and not line.startswith("|"))
-    return md, f"<h2>The paper's claims, measured on the stimuli</h2>{notes}<table>{rows}</table>{figure}"
+        return None
+    text = format_claims(json.loads(path.read_text(encoding="utf-8")))
+    lines = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("|---")]
+    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
+    notes: list[str | list[str]] = [line for line in text.splitlines() if line and not line.startswith("|")]
+    figure = path.parent / "claims.png"
+    return Section("The paper's claims, measured on the stimuli", [f"From {path}.", *notes],
+                   Table(cells[0], cells[1:]) if cells else None, [figure] if figure.is_file() else [])
 
 
 def _omni_lines(omni: pd.DataFrame) -> list[str]:
-    return [f"- {r.scope}: {r.participants} participants, mean difference {r.mean_diff:+.2f} (95% CI t "
+    return [f"{r.scope}: {r.participants} participants, mean difference {r.mean_diff:+.2f} (95% CI t "
             f"{_fmt_ci(r.ci_t)}, bootstrap {_fmt_ci(r.ci_boot)}), {r.test} p = {r.p:.4g} (t-test p = {r.p_ttest:.4g}, "
             f"exact Wilcoxon p = {r.p_wilcoxon:.4g}), d_z = {r.cohens_dz:.2f} {_fmt_ci(r.dz_ci)}, rank-biserial r = "
             f"{r.rank_biserial:.2f} {_fmt_ci(r.rb_ci)}" for r in omni.itertuples()]
@@ -175,55 +176,48 @@ def _mixed_line(mixed: dict) -> str:
                if mixed["singular"] else "."))
 
 
-def _markdown(summary, table_md, omni, mixed, agree, note, tests) -> str:
+def _lead(summary: dict) -> list[str]:
     c = summary["counts"]
     duplicates = (f" {c['duplicates_merged']} repeated ratings of a condition merged ({summary['duplicates']})."
                   if c.get("duplicates_merged") else "")
-    lines = ["# stylestudy analysis" + (" (SYNTHETIC DATA)" if summary["synthetic"] else ""), "",
-             f"Ratings from {summary['source']}.{duplicates}", "",
-             f"{c['participants']} participants, {c['rows']} rows: {c['usable']} usable ratings, {c['missing']} missing "
-             f"(timeouts), {c['excluded_by_flags']} excluded by flags ({', '.join(summary['excluded_flags']) or 'none'}), "
-             f"{c['attention_rows']} attention-check rows ({c['attention_failed']} failed).",
-             f"BT.500 screening rejects: {', '.join(summary['bt500_rejected']) or 'nobody'}"
-             f" ({'excluded' if summary['bt500_excluded'] else 'flagged only'}); correlation with the others' MOS below "
-             f"{summary['rater_min_r']:g}: {', '.join(summary['loo_flagged']) or 'nobody'}; excluded: "
-             + (', '.join(f'{p} ({r})' for p, r in summary['raters_excluded'].items()) or 'nobody') + ".", summary.get("viewing", ""), "",
-             "## Table 1 layout", "", table_md,
-             "## Overall: is normalized rated higher?", "",
-             "Headline: each participant's mean difference (normalized − baseline) over the cells, then the paired "
-             "t-test across participants (the exact signed-rank test where every difference is equal and t is "
-             "undefined), with exact Wilcoxon and effect sizes alongside.", "",
-             *_omni_lines(omni), "",
-             *(["With every rater (before the exclusions above):", "",
-                *_omni_lines(pd.DataFrame(summary["omnibus_every_rater"])), ""] if "omnibus_every_rater" in summary else []),
-             _mixed_line(mixed), "",
-             "## Per cell", "", note, "",
-             f"{summary['cells_p_lt_05_uncorrected']} of {summary['cells']} cells have Wilcoxon p < 0.05 uncorrected; "
-             f"{summary['cells_significant_holm']} after Holm, {summary['cells_significant_bh']} after Benjamini-Hochberg.",
-             "", "## Raters", "",
-             f"Krippendorff's alpha (ordinal) = {_agreement(agree['krippendorff_alpha_ordinal'])}; ICC(2,1) = "
-             f"{_agreement(agree['icc2_1'])}, ICC(2,k) = {_agreement(agree['icc2_k'])} over {agree['targets']} stimuli "
-             f"rated by all {agree['raters']} raters.", ""]
-    if "compare_paper" in summary:
+    return [f"Ratings from {summary['source']}.{duplicates}",
+            f"{c['participants']} participants, {c['rows']} rows: {c['usable']} usable ratings, {c['missing']} missing "
+            f"(timeouts), {c['excluded_by_flags']} excluded by flags ({', '.join(summary['excluded_flags']) or 'none'}), "
+            f"{c['attention_rows']} attention-check rows ({c['attention_failed']} failed).",
+            f"BT.500 screening rejects: {', '.join(summary['bt500_rejected']) or 'nobody'}"
+            f" ({'excluded' if summary['bt500_excluded'] else 'flagged only'}); correlation with the others' MOS below "
+            f"{summary['rater_min_r']:g}: {', '.join(summary['loo_flagged']) or 'nobody'}; excluded: "
+            + (', '.join(f'{p} ({r})' for p, r in summary['raters_excluded'].items()) or 'nobody') + "."]
+
+
+CELL_COLUMNS = ["block", "row", "column", "n_pairs", "mean_baseline", "mean_normalized", "mean_diff", "p_wilcoxon",
+                "p_sign", "p_ttest", "p_holm", "p_bh", "rank_biserial", "cohens_dz"]
+
+
+def _sections(summary, table1: Prepared, omni, mixed, agree, note, tests, pngs, compared) -> list[Section]:
+    overall: list[str | list[str]] = [
+        "Headline: each participant's mean difference (normalized − baseline) over the cells, then the paired "
+        "t-test across participants (the exact signed-rank test where every difference is equal and t is "
+        "undefined), with exact Wilcoxon and effect sizes alongside.", _omni_lines(omni)]
+    if "omnibus_every_rater" in summary:
+        overall += ["With every rater (before the exclusions above):",
+                    _omni_lines(pd.DataFrame(summary["omnibus_every_rater"]))]
+    overall.append(_mixed_line(mixed))
+    sections = [
+        Section("Table 1 layout", table=table1),
+        Section("Overall: is normalized rated higher?", overall),
+        Section("Per cell", [note, f"{summary['cells_p_lt_05_uncorrected']} of {summary['cells']} cells have "
+                f"Wilcoxon p < 0.05 uncorrected; {summary['cells_significant_holm']} after Holm, "
+                f"{summary['cells_significant_bh']} after Benjamini-Hochberg."],
+                Table.of(tests[CELL_COLUMNS]) if len(tests) else None),
+        Section("Raters", [f"Krippendorff's alpha (ordinal) = {_agreement(agree['krippendorff_alpha_ordinal'])}; "
+                           f"ICC(2,1) = {_agreement(agree['icc2_1'])}, ICC(2,k) = {_agreement(agree['icc2_k'])} over "
+                           f"{agree['targets']} stimuli rated by all {agree['raters']} raters."]),
+        Section("Figures", figures=pngs),
+    ]
+    if compared is not None:
         cp = summary["compare_paper"]
-        lines += ["## Compared with the paper", "", f"Pearson r of cell means = {cp['pearson_r']:.3f}; mean |difference| = "
-                  f"{cp['mean_abs_difference']:.2f}.", ""]
-    return "\n".join(lines)
-
-
-def _html(summary, table_html, omni, mixed, agree, note, tests, pngs, comparison_html) -> str:
-    md = _markdown(summary, "", omni, mixed, agree, note, tests)
-    paragraphs = "".join(f"<p>{html.escape(line.lstrip('- '))}</p>" for line in md.splitlines()
-                         if line and not line.startswith("#"))
-    cols = ["block", "row", "column", "n_pairs", "mean_baseline", "mean_normalized", "mean_diff", "p_wilcoxon", "p_sign",
-            "p_ttest", "p_holm", "p_bh", "rank_biserial", "cohens_dz"]
-    cell_table = tests[cols].to_html(index=False, float_format=lambda v: f"{v:.3g}") if len(tests) else ""
-    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:1rem}"
-             "table{border-collapse:collapse;font-size:.85rem}td,th{border:1px solid #ccc;padding:.2rem .4rem}"
-             "td.shade{background:#d9d9d9;font-weight:600}caption{caption-side:bottom;font-size:.85rem;text-align:left}"
-             "img{max-width:100%}.synthetic{color:#a00;font-weight:700}")
-    title = "stylestudy analysis" + (' <span class="synthetic">SYNTHETIC DATA</span>' if summary["synthetic"] else "")
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>stylestudy analysis</title><style>{style}"
-            f"</style></head><body><h1>{title}</h1><h2>Table 1 layout</h2>{table_html}<h2>Summary</h2>{paragraphs}"
-            f"<h2>Figures</h2>{''.join(embed_png(p) for p in pngs)}<h2>Per-cell tests</h2>{cell_table}{comparison_html}"
-            "</body></html>")
+        sections.append(Section("Compared with the paper's Table 1", [
+            f"Pearson r of cell means = {cp['pearson_r']:.3f}; mean |difference| = {cp['mean_abs_difference']:.2f}."],
+            Table.of(compared, ".2f")))
+    return sections

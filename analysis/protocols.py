@@ -11,7 +11,6 @@ condition with its scores by subject).
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
@@ -29,10 +28,10 @@ from stylestudy.analysis.pairwise.scale import CI_METHOD
 from stylestudy.analysis.ratings import rank_groups, scores
 from stylestudy.analysis.ratings.raters import LOO_MIN_R, krippendorff_alpha
 from stylestudy.analysis.ratings.raters import screening as rater_screening
-from stylestudy.analysis.render.page import embed_png
+from stylestudy.analysis.render.document import Document, Section, Table
 from stylestudy.analysis.render.ranking_plot import ranking_figure
+from stylestudy.analysis.sources import viewing
 from stylestudy.analysis.sources.ratings import RatingSet
-from stylestudy.analysis.sources.viewing import viewing_line
 from stylestudy.engine.study.manifest import StudyManifest
 
 
@@ -132,27 +131,11 @@ def pair_decisions(frame: pd.DataFrame, manifest: StudyManifest, qualities: dict
     return out
 
 
-def _table_md(frame: pd.DataFrame) -> str:
-    """A Markdown table (3 significant digits), without pulling in tabulate for it."""
-    if not len(frame):
-        return "(none)"
-
-    def cell(v) -> str:
-        if isinstance(v, (float, np.floating)):
-            return f"{v:.3g}"
-        if isinstance(v, tuple):
-            return "[" + ", ".join(cell(x) for x in v) + "]"
-        return str(v)
-
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False, name=None)]
-    return "\n".join(lines)
-
-
 def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: int = 1000,
                      rater_min_r: float = LOO_MIN_R, mixed_slopes: str = "items",
-                     mixed_variances: str = "unrestricted") -> dict:
-    """Rank the methods with CIs and write the report (see the module docstring)."""
+                     mixed_variances: str = "unrestricted") -> tuple[dict, Document]:
+    """Rank the methods with CIs; the summary (numbers) and the report's document (see the module
+    docstring); ``analysis.analyze`` renders it."""
     out.mkdir(parents=True, exist_ok=True)
     methods = _methods(ratings)
     kind = ratings.protocol
@@ -316,26 +299,11 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
                    f"(timeouts), {c['excluded_by_flags']} excluded by flags ({', '.join(ratings.excluded_flags) or 'none'}), "
                    f"{c['attention_rows']} attention-check rows ({c['attention_failed']} failed), "
                    f"{c.get('repeat_rows', 0)} hidden-repeat rows.")
-    viewing = viewing_line(ratings.all_rows)
-    counts_text += f" {viewing}" if viewing else ""
-    title = f"stylestudy analysis: {kind} protocol" + (" (SYNTHETIC DATA)" if ratings.synthetic else "")
-    md = [f"# {title}", "", f"Ratings from {ratings.source}.", "", counts_text, ""]
-    for heading, text, frame in sections:
-        md += [f"## {heading}", "", text, ""] + ([_table_md(frame), ""] if frame is not None else [])
-    (out / "report.md").write_text("\n".join(md), encoding="utf-8")
-
-    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:1rem}"
-             "table{border-collapse:collapse;font-size:.85rem}td,th{border:1px solid #ccc;padding:.2rem .4rem}"
-             "img{max-width:100%}.synthetic{color:#a00;font-weight:700}")
-    body = [f"<h1>{html.escape(title)}</h1>", f"<p>Ratings from {html.escape(ratings.source)}.</p>",
-            f"<p>{html.escape(counts_text)}</p>", "<h2>Figures</h2>", *(embed_png(p) for p in pngs)]
-    for heading, text, frame in sections:
-        body += [f"<h2>{html.escape(heading)}</h2>", f"<p>{html.escape(text)}</p>"]
-        if frame is not None and len(frame):
-            body.append(frame.to_html(index=False, float_format=lambda v: f"{v:.3g}"))
-    (out / "report.html").write_text(f"<!doctype html><html lang=en><head><meta charset=utf-8><title>"
-                                     f"{html.escape(title)}</title><style>{style}</style></head><body>"
-                                     + "".join(body) + "</body></html>", encoding="utf-8")
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
-    summary["out"] = str(out)
-    return summary
+    viewing_section = viewing.section(ratings.all_rows)
+    document = Document(f"stylestudy analysis: {kind} protocol", ratings.synthetic,
+                        [f"Ratings from {ratings.source}.", counts_text],
+                        [Section("Figures", figures=pngs),
+                         *(Section(heading, [text], Table.of(frame) if frame is not None else None)
+                           for heading, text, frame in sections),
+                         *([viewing_section] if viewing_section else [])])
+    return summary, document

@@ -26,7 +26,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.evalserver import adaptive_store  # noqa: F401 - its tables are made with the database's
-from stylestudy.evalserver.db import make_engine, make_sessionmaker
+from stylestudy.evalserver.db import database_url, default_db_url, make_engine, make_sessionmaker  # noqa: F401
 from stylestudy.evalserver.i18n import default_text, init_i18n
 from stylestudy.evalserver.keys import server_keys
 from stylestudy.evalserver.schedule import trial_plan
@@ -35,21 +35,6 @@ from stylestudy.evalserver.validate import checked_manifest, private_sqlite_file
 MAX_BODY_BYTES = 16 * 1024  # a submission is a few hundred bytes
 WRITING_GET_ENDPOINTS = {"participant.api_state"}  # records when the current trial was served
 RETRY_AFTER_SECONDS = 2
-
-
-def default_db_url(run_dir: str | Path) -> str:
-    return f"sqlite:///{Path(run_dir).resolve() / 'ratings.sqlite'}"
-
-
-def database_url(run_dir: str | Path, db_url: str | None = None, must_exist: bool = False) -> str:
-    """The study database: the URL given, else ``STYLESTUDY_DB``, else SQLite in the run directory.
-    ``must_exist``: for readers (export, analyze), a SQLite file that is not there is an error,
-    not a new empty database."""
-    url = db_url or os.environ.get("STYLESTUDY_DB") or default_db_url(run_dir)
-    if must_exist and url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
-        raise StyleStudyError(f"no ratings database at {url[len('sqlite:///'):]}; run 'stylestudy serve' first, "
-                              "give --db URL, or (analyze) an exported CSV")
-    return url
 
 
 class HttpsAwareSessionInterface(SecureCookieSessionInterface):

@@ -10,9 +10,10 @@ and gold items) are counted beside them, so a reader sees what each rule did.
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
+from stylestudy.analysis.render.document import Section, Table
+from stylestudy.analysis.sources import storage
 from stylestudy.analysis.sources.ratings import RatingSet
 
 
@@ -20,16 +21,10 @@ def database_counts(source: Path, db_url: str | None) -> dict | None:
     """The live flow counts of a run directory's database; None for a CSV."""
     if not Path(source).is_dir():
         return None
-    from stylestudy.evalserver.app import database_url
-    from stylestudy.evalserver.db import make_engine, make_sessionmaker
     from stylestudy.evalserver.flow_log import flow_counts
 
-    engine = make_engine(database_url(source, db_url, must_exist=True))
-    try:
-        with make_sessionmaker(engine, will_write=False)() as session:
-            return flow_counts(session)
-    finally:
-        engine.dispose()
+    with storage.reading(storage.run_database(source, db_url)) as session:
+        return flow_counts(session)
 
 
 def _with_flag(ratings: RatingSet, flag: str, role: str | None = None) -> set[str]:
@@ -66,27 +61,17 @@ def participant_flow(ratings: RatingSet, counts: dict | None, excluded: dict[str
     return {"stages": stages, "lost": lost, "flagged_not_excluded": flagged, "from_database": counts is not None}
 
 
-def flow_markdown(flow: dict) -> str:
-    lines = ["## Participant flow", "", "| stage | participants | lost before this stage |", "|---|---:|---|"]
-    for label, n in flow["stages"]:
-        reasons = ", ".join(f"{k} {v}" for k, v in flow["lost"].get(label, {}).items())
-        lines.append(f"| {label} | {n} | {reasons} |")
+def section(flow: dict, out: Path) -> Section:
+    """The flow as a report section: the stages with what was lost before each, and the figure."""
+    table = Table(["stage", "participants", "lost before this stage"],
+                  [[label, str(n), ", ".join(f"{k} {v}" for k, v in flow["lost"].get(label, {}).items())]
+                   for label, n in flow["stages"]])
     flagged = ", ".join(f"{k}: {v}" for k, v in flow["flagged_not_excluded"].items())
-    lines += ["", f"Flagged, not excluded: {flagged}."]
+    paragraphs: list[str | list[str]] = [f"Flagged, not excluded: {flagged}."]
     if not flow["from_database"]:
-        lines.append("(From an exported CSV: arrivals, consent and refusals are in the study database; analyse the "
-                     "run directory to see them.)")
-    return "\n".join(lines) + "\n"
-
-
-def flow_html(flow: dict, figure_html: str) -> str:
-    rows = "".join(f"<tr><th>{html.escape(label)}</th><td>{n}</td><td>"
-                   + html.escape(", ".join(f"{k} {v}" for k, v in flow["lost"].get(label, {}).items()))
-                   + "</td></tr>" for label, n in flow["stages"])
-    flagged = ", ".join(f"{k}: {v}" for k, v in flow["flagged_not_excluded"].items())
-    return (f'<h2>Participant flow</h2><table class="flow"><tr><th>stage</th><th>participants</th>'
-            f"<th>lost before this stage</th></tr>{rows}</table><p>Flagged, not excluded: {html.escape(flagged)}.</p>"
-            + figure_html)
+        paragraphs.append("(From an exported CSV: arrivals, consent and refusals are in the study database; analyse "
+                          "the run directory to see them.)")
+    return Section("Participant flow", paragraphs, table, [flow_figure(flow, out)])
 
 
 def flow_figure(flow: dict, out: Path) -> Path:
@@ -114,27 +99,3 @@ def flow_figure(flow: dict, out: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def add_to_report(out: Path, summary: dict, flow: dict) -> None:
-    """The flow appended to the report's Markdown and HTML, and into summary.json."""
-    import json
-
-    from stylestudy.analysis.render.page import embed_png
-
-    figure = flow_figure(flow, out)
-    md = out / "report.md"
-    if md.is_file():
-        md.write_text(md.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + flow_markdown(flow), encoding="utf-8")
-    page = out / "report.html"
-    if page.is_file():
-        text = page.read_text(encoding="utf-8")
-        section = flow_html(flow, embed_png(figure))
-        text = text.replace("</body>", section + "</body>", 1) if "</body>" in text else text + section
-        page.write_text(text, encoding="utf-8")
-    summary["flow"] = flow
-    saved = out / "summary.json"
-    if saved.is_file():
-        data = json.loads(saved.read_text(encoding="utf-8"))
-        data["flow"] = flow
-        saved.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from stylestudy.analysis.sources import storage
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.engine.study.manifest import StudyManifest, condition_id
 from stylestudy.evalserver.export import COLUMNS, EXTRA_COLUMNS, NUMERIC_COLUMNS
@@ -54,15 +55,10 @@ class RatingSet:
 
 
 def _database_rows(url: str) -> pd.DataFrame:
-    from stylestudy.evalserver.db import make_engine, make_sessionmaker
     from stylestudy.evalserver.export import export_rows
 
-    engine = make_engine(url)
-    try:
-        with make_sessionmaker(engine, will_write=False)() as session:
-            rows = export_rows(session)
-    finally:
-        engine.dispose()
+    with storage.reading(url) as session:
+        rows = export_rows(session)
     return pd.DataFrame(rows, columns=COLUMNS + EXTRA_COLUMNS)
 
 
@@ -71,13 +67,8 @@ def _read_source(source: Path, db_url: str | None) -> tuple[pd.DataFrame, StudyM
     ratings), a file as an exported CSV."""
     if source.is_dir():
         manifest = StudyManifest.load(source) if (source / "manifest.json").is_file() else None
-        from stylestudy.evalserver.app import database_url
-
-        db_url = database_url(source, db_url, must_exist=True)
-        from sqlalchemy.engine import make_url
-
-        shown = make_url(db_url).render_as_string(hide_password=True)
-        return _database_rows(db_url), manifest, f"database {shown}"
+        db_url = storage.run_database(source, db_url)
+        return _database_rows(db_url), manifest, f"database {storage.shown(db_url)}"
     if db_url is not None:
         raise StyleStudyError("--db goes with a run directory, not with a CSV file")
     if not source.is_file():

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from stylestudy.analysis.render.document import Section
+
 VIEWING_COLUMNS = ("shown_width", "shown_height", "device_pixel_ratio", "image_width", "image_height")
 TOLERANCE_PX = 0.5
 
@@ -47,3 +49,9 @@ def viewing_line(rows: pd.DataFrame) -> str:
     return (f"Viewing: of {n} images shown, {100 * s['at_css_pixels'] / n:.0f}% at 1:1 (one image pixel per CSS "
             f"pixel) and {100 * s['at_device_pixels'] / n:.0f}% at one image pixel per device pixel; device pixel "
             f"ratio(s) {ratios}; {s['viewports']} distinct window size(s).")
+
+
+def section(rows: pd.DataFrame) -> Section | None:
+    """The viewing line as a report section; None for an export without viewing columns."""
+    line = viewing_line(rows)
+    return Section("Viewing conditions", [line]) if line else None
