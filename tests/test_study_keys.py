@@ -1,0 +1,109 @@
+"""Every study-file key declared once (``schema.key``): the reader, the key reference and the
+errors all come from that declaration; an unknown key or section gets the nearest one."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+import pytest
+
+from stylestudy.engine.study.errors import StudyError
+from stylestudy.engine.study.schema import EngineSettings, Protocol
+from stylestudy.engine.study.study_keys import DECLARED, key_reference
+from stylestudy.engine.study.studyfile import load_study
+from tests.test_study import MINIMAL
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "docs" / "reference" / "study-keys.md"
+SCHEMA = ROOT / "engine" / "study" / "schema.py"
+
+
+def test_the_key_reference_is_generated_and_up_to_date():
+    assert REFERENCE.read_text(encoding="utf-8") == key_reference(), (
+        "regenerate: python -m stylestudy.engine.study.study_keys > docs/reference/study-keys.md")
+
+
+def test_the_key_reference_lists_every_key_with_its_default():
+    text = key_reference()
+    for table, cls in DECLARED.items():
+        section = text.split(f"## [{table}]")[1].split("\n## ")[0]
+        for f in fields(cls):
+            row = next(line for line in section.splitlines() if line.startswith(f"| `{f.name}` |"))
+            default = f.default_factory() if f.default is MISSING else f.default
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                assert f"| `{default!r}` |" in row, row
+        assert len([line for line in section.splitlines() if line.startswith("| `")]) == len(fields(cls))
+
+
+def _defaults_written_again(path: Path) -> list[str]:
+    """Calls that name a declared key beside its declared default (``r.string(t, "protocol",
+    "kind", "paired")``, ``get("display", "native")``) or pass it as ``key=default``."""
+    declared = {f.name: (f.default_factory() if f.default is MISSING else f.default)
+                for cls in DECLARED.values() for f in fields(cls)}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call):
+            continue
+        args = [a.value if isinstance(a, ast.Constant) else MISSING for a in node.args]
+        for i, name in enumerate(args[:-1]):
+            if isinstance(name, str) and name in declared and args[i + 1] is not MISSING \
+                    and args[i + 1] == declared[name] and type(args[i + 1]) is type(declared[name]):
+                found.append(f"{path.name}:{node.lineno}: {name} = {args[i + 1]!r}")
+        for kw in node.keywords:
+            if kw.arg in declared and isinstance(kw.value, ast.Constant) and kw.value.value == declared[kw.arg] \
+                    and type(kw.value.value) is type(declared[kw.arg]) and kw.value.value not in ("", 0, False):
+                found.append(f"{path.name}:{node.lineno}: {kw.arg}={kw.value.value!r}")
+    return found
+
+
+def test_every_default_is_written_once_in_the_declaration(tmp_path):
+    sources = [p for folder in ("engine/study", "evalserver", "analysis", "stylestudy")
+               for p in (ROOT / folder).rglob("*.py") if p != SCHEMA]
+    assert [hit for p in sources for hit in _defaults_written_again(p)] == []
+    planted = tmp_path / "planted.py"  # negative control: the reader as it was before the declarations
+    planted.write_text('kind = r.string(t, "protocol", "kind", "paired", PROTOCOLS)\n'
+                       'size = r.number(t, "engine", "size", 512, positive=True)\nx = f(display="native")\n')
+    assert len(_defaults_written_again(planted)) == 3
+
+
+def test_the_reader_takes_each_declared_default():
+    """A study file that sets nothing gets exactly the declared defaults (the reader adds none)."""
+    from stylestudy.engine.study.studyfile import load_import_settings
+
+    assert load_import_settings(None, ["a", "b"], "x").protocol == Protocol()
+
+
+def _write(tmp_path, extra: str) -> Path:
+    (tmp_path / "study.toml").write_text(MINIMAL.format(extra=extra))
+    return tmp_path
+
+
+@pytest.mark.parametrize("extra,expect", [
+    ("[engine]\niteratons = 3", "study.toml:24: engine.iteratons: unknown key; did you mean 'iterations'?"),
+    ("[protocol]\ndisplya = \"fit\"", "study.toml:24: protocol.displya: unknown key; did you mean 'display'?"),
+    ("[protocol]\ncolour = \"red\"", "protocol.colour: unknown key; [protocol] has no key like it; every key: "
+                                     "docs/reference/study-keys.md"),
+    ("[protocl]\nkind = \"acr\"", "study.toml:23: [protocl]: unknown section; did you mean [protocol]?"),
+    ("[[enigne]]\nsize = 64", "study.toml:23: [enigne]: unknown section; did you mean [engine]?"),
+])
+def test_unknown_keys_and_sections_suggest_the_nearest_and_name_the_line(tmp_path, extra, expect):
+    with pytest.raises(StudyError) as err:
+        load_study(_write(tmp_path, extra))
+    assert expect in str(err.value) and "\n" not in str(err.value) and "allowed:" not in str(err.value)
+
+
+def test_a_misspelt_key_on_the_command_line_is_one_line_and_a_non_zero_exit(tmp_path, capsys):
+    from stylestudy.cli import main
+
+    study = _write(tmp_path / "s" if (tmp_path / "s").mkdir() is None else tmp_path, "[engine]\nsizee = 64")
+    assert main(["generate", str(study), "--out", str(tmp_path / "run")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("engine.sizee: unknown key; did you mean 'size'?") and "\n" not in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+def test_engine_defaults_are_the_papers():
+    engine = EngineSettings()
+    assert (engine.size, engine.iterations, engine.style_weight, engine.content_layers) == (512, 600, 0.2, ["relu4_2"])
