@@ -30,8 +30,8 @@ COLUMNS = ["participant_id", "external_id", "trial", "pair_id", "condition_id", 
 EXTRA_COLUMNS = ["row_label", "attention", "served_at", "external_study_id", "external_session_id", "protocol", "role"]
 # viewing (evalserver.viewing): per image its rendered size (CSS px), the device pixel ratio and
 # its own size (px); per participant the viewport and screen (CSS px, "WxH"), pointer, user agent
-VIEWING_COLUMNS = ["shown_width", "shown_height", "device_pixel_ratio", "image_width", "image_height", "viewport",
-                   "screen", "pointer", "user_agent"]
+VIEWING_SIZE_COLUMNS = ["shown_width", "shown_height", "device_pixel_ratio", "image_width", "image_height"]
+VIEWING_COLUMNS = VIEWING_SIZE_COLUMNS + ["viewport", "screen", "pointer", "user_agent"]
 NUMERIC_COLUMNS = {"trial", "row", "column", "position", "rating", "response_ms", "shown_ms", "attention"}
 
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-JOD_SIGMA = float(1 / special.ndtri(0.75))  # 1.482602: Phi(1 / sigma) = 0.75 (pwcmp rounds it to 1.4826)
+from stylestudy.engine.study.units import JOD_SIGMA
+
 MODELS = ("bt", "jod")
 _MEAN_PENALTY = 1.0  # pins the mean at 0 without changing any difference
 _RIDGE = 1e-9  # keeps a disconnected design's Hessian invertible (the scores are then unidentified)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import pandas as pd
 
 from stylestudy.analysis.render.document import Section
+from stylestudy.evalserver.export import VIEWING_SIZE_COLUMNS
 
-VIEWING_COLUMNS = ("shown_width", "shown_height", "device_pixel_ratio", "image_width", "image_height")
+VIEWING_COLUMNS = tuple(VIEWING_SIZE_COLUMNS)  # the sizes it computes with; one home: evalserver.export
 TOLERANCE_PX = 0.5
 
 
