@@ -20,6 +20,7 @@ from stylestudy.analysis.table1 import figures, table
 from stylestudy.analysis.table1.audit import load_published
 from stylestudy.analysis.table1.column_labels import column_labels
 from stylestudy.engine.study.claims_text import format_claims
+from stylestudy.evalserver.flags import EXCLUDED_BY_DEFAULT
 
 
 @dataclass
@@ -27,7 +28,7 @@ class AnalyzeOptions:
     out: Path
     ddof: int = 1
     decimals: tuple[int, int] = (1, 2)
-    exclude_flags: tuple[str, ...] = ("timeout", "short_display")
+    exclude_flags: tuple[str, ...] = EXCLUDED_BY_DEFAULT
     screen: str = "flag"  # "flag" (report only), or exclude raters flagged by "bt500", "loo" or "both" rules
     compare_paper: bool = False
     seed: int = 0

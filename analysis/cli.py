@@ -9,6 +9,7 @@ from pathlib import Path
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.engine.study.options import decimals, integer, integers, number
 from stylestudy.engine.study.schema import PROTOCOLS
+from stylestudy.evalserver.flags import EXCLUDED_BY_DEFAULT
 
 
 def qualities(text: str) -> dict[str, float]:
@@ -61,7 +62,7 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="report", help="output folder (default report/)")
     p.add_argument("--ddof", type=int, choices=[0, 1], default=1, help="standard deviation: 1 = sample (default)")
     p.add_argument("--decimals", type=decimals, default=(1, 2), help="decimals of mean,std (default 1,2 as in the paper)")
-    p.add_argument("--exclude-flags", default="timeout,short_display",
+    p.add_argument("--exclude-flags", default=",".join(EXCLUDED_BY_DEFAULT),
                    help="ratings with any of these flags are left out (counted); '' keeps all")
     p.add_argument("--screen", choices=["flag", "bt500", "loo", "both"], default="flag",
                    help="rater screening (Table 1 studies): flag only (default), or exclude the raters BT.500 rejects "

@@ -42,6 +42,7 @@ from stylestudy.engine.study.manifest import Condition, StudyManifest
 from stylestudy.evalserver import adaptive_store, flow_log
 from stylestudy.evalserver.db import Participant, Rating, get_setting, utcnow
 from stylestudy.evalserver.external_ids import BadExternalId, ids_from, may_resume, participant_id
+from stylestudy.evalserver.flags import Flag
 from stylestudy.evalserver.i18n import default_text
 from stylestudy.evalserver.practice import practice_plan
 from stylestudy.evalserver.schedule import seed_for, trial_plan
@@ -393,19 +394,19 @@ def _answers(body: dict, plan: dict, kind: str, gold: tuple[str, list[int]], con
     """(rating to store, flags) per shown image."""
     if kind == "pairwise":
         choice = body["choice"]
-        failed = ["attention_failed"] if _attention_failed(plan, choice) else []
+        failed = [Flag.ATTENTION_FAILED] if _attention_failed(plan, choice) else []
         if choice is None:
-            return [(None, ["timeout", *failed])] * 2
+            return [(None, [Flag.TIMEOUT, *failed])] * 2
         if choice == NO_PREFERENCE:
             return [(0, ["no_preference", *failed])] * 2
         return [(int(choice == pos), list(failed)) for pos in (1, 2)]
     out = []
     for rating, c in zip(body["ratings"], conditions):
-        flags = ["timeout"] if rating is None else []
+        flags = [Flag.TIMEOUT] if rating is None else []
         if _attention_failed(plan, rating):
-            flags.append("attention_failed")
+            flags.append(Flag.ATTENTION_FAILED)
         if rating is not None and c.method == gold[0] and rating not in gold[1] and not plan.get("attention"):
-            flags.append("gold_failed")
+            flags.append(Flag.GOLD_FAILED)
         out.append((rating, flags))
     return out
 
@@ -455,7 +456,7 @@ def submit(trial: int):
     common += body["viewing_flags"]
     served = served_at if served_at.tzinfo else served_at.replace(tzinfo=now.tzinfo)
     if (now - served).total_seconds() * 1000 < _least_ms(m, body["shown_ms"]) - DISPLAY_TOLERANCE_MS:
-        common.append("too_fast")  # the server saw less time than the displays need or were said to take
+        common.append(Flag.TOO_FAST)  # the server saw less time than the displays need or were said to take
     answers = _answers(body, plan, kind, (m.protocol.gold_method, m.protocol.gold_ratings), conditions)
     role = plan.get("role", "attention" if plan.get("attention") else "rated")
     block_of = {"attention": "attention", "practice": "practice"}
@@ -463,9 +464,9 @@ def submit(trial: int):
         shown = body["shown_ms"][position - 1]
         flags = common + answer_flags
         if shown is None or abs(shown - m.protocol.image_ms) > DISPLAY_TOLERANCE_MS:
-            flags.append("short_display")
+            flags.append(Flag.SHORT_DISPLAY)
         if role == "repeat":
-            flags.append("repeat")
+            flags.append(Flag.REPEAT)
         response_ms = body["response_ms"][min(position, len(body["response_ms"])) - 1]
         size = body["sizes"][position - 1]
         width, height = image_size(m, c)
@@ -511,10 +512,10 @@ def _attention_screens_out(p: Participant, m: StudyManifest, role: str, answers:
     participant (Prolific's "screened out" return, no completion code); the acknowledgement
     stays bare, the next page is the screen-out page."""
     limit = m.protocol.attention_screen_out
-    if not limit or role != "attention" or not any("attention_failed" in flags for _, flags in answers):
+    if not limit or role != "attention" or not any(Flag.ATTENTION_FAILED in flags for _, flags in answers):
         return False
     before = g.db.scalar(select(func.count(func.distinct(Rating.trial))).where(
-        Rating.participant_id == p.id, Rating.attention.is_(True), Rating.flags.contains("attention_failed"),
+        Rating.participant_id == p.id, Rating.attention.is_(True), Rating.flags.contains(Flag.ATTENTION_FAILED.value),
         Rating.trial != p.current_trial))
     return before + 1 >= limit
 

@@ -24,6 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from stylestudy.engine.study.manifest import Condition, StudyManifest
+from stylestudy.evalserver.flags import Flag
 
 MOBILE_UA = re.compile(r"Mobi|Android|iPhone|iPad|iPod", re.IGNORECASE)
 SCREEN_CHROME = (40, 220)  # CSS px a page needs besides the images (padding, progress, answer controls) at least
@@ -189,9 +190,9 @@ def viewing_flags(body: dict) -> list[str]:
     full screen was left."""
     flags = []
     if body.get("resized") is True:
-        flags.append("resized")
+        flags.append(Flag.RESIZED)
     if body.get("fullscreen_exit") is True:
-        flags.append("fullscreen_exit")
+        flags.append(Flag.FULLSCREEN_EXIT)
     return flags
 
 

@@ -28,6 +28,7 @@ from scipy import stats as sps
 
 from stylestudy.analysis.ratings.multiple import holm
 from stylestudy.analysis.ratings.stats import paired_test, t_ci
+from stylestudy.evalserver.flags import Flag
 
 LEVEL = 0.95
 
@@ -160,7 +161,7 @@ def gold_failures(all_rows: pd.DataFrame, gold_method: str) -> pd.DataFrame:
     """Per participant: gold items (the gold method's rated images) answered, and how many got a
     rating outside the accepted ones (flag ``gold_failed``, set by the server)."""
     rows = all_rows[all_rows["role"].eq("rated") & all_rows["method"].eq(gold_method) & all_rows["rating"].notna()]
-    failed = rows["flags"].fillna("").map(lambda f: "gold_failed" in f.split(";"))
+    failed = rows["flags"].fillna("").map(lambda f: Flag.GOLD_FAILED in f.split(";"))
     frame = rows.assign(gold_failed=failed.astype(int), gold_answered=1)
     return (frame.groupby("participant_id")[["gold_answered", "gold_failed"]].sum().reset_index()
             if len(frame) else pd.DataFrame(columns=["participant_id", "gold_answered", "gold_failed"]))

@@ -15,6 +15,7 @@ from pathlib import Path
 from stylestudy.analysis.render.document import Section, Table
 from stylestudy.analysis.sources import storage
 from stylestudy.analysis.sources.ratings import RatingSet
+from stylestudy.evalserver.flags import Flag
 
 
 def database_counts(source: Path, db_url: str | None) -> dict | None:
@@ -56,8 +57,8 @@ def participant_flow(ratings: RatingSet, counts: dict | None, excluded: dict[str
     stages.append(("rated", len(rated)))
     stages.append(("analysed", len(analysed)))
     lost["analysed"] = {f"excluded: {k}": v for k, v in by_rule.items()}
-    flagged = {"failed an attention check": len(_with_flag(ratings, "attention_failed", "attention")),
-               "failed a gold item": len(_with_flag(ratings, "gold_failed"))}
+    flagged = {"failed an attention check": len(_with_flag(ratings, Flag.ATTENTION_FAILED, "attention")),
+               "failed a gold item": len(_with_flag(ratings, Flag.GOLD_FAILED))}
     return {"stages": stages, "lost": lost, "flagged_not_excluded": flagged, "from_database": counts is not None}
 
 

@@ -16,6 +16,7 @@ from stylestudy.analysis.sources import storage
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.engine.study.manifest import StudyManifest, condition_id
 from stylestudy.evalserver.export import COLUMNS, EXTRA_COLUMNS, NUMERIC_COLUMNS
+from stylestudy.evalserver.flags import EXCLUDED_BY_DEFAULT, Flag
 from stylestudy.evalserver.spreadsheet_cells import restore
 
 PAPER_THRESHOLDS = {"a": 4.0, "b": 2.0}
@@ -124,11 +125,11 @@ def resolve_duplicates(rated: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, 
 def _attention_failed(flags: set[str]) -> bool:
     """An attention-check row failed: the server said so, or (exports of servers before the one
     rule) it timed out or said "No preference"."""
-    return bool(flags & {"attention_failed", "timeout", "no_preference"})
+    return bool(flags & {Flag.ATTENTION_FAILED, Flag.TIMEOUT, Flag.NO_PREFERENCE})
 
 
 def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
-                 exclude_flags: tuple[str, ...] = ("timeout", "short_display"), duplicates: str = "error",
+                 exclude_flags: tuple[str, ...] = EXCLUDED_BY_DEFAULT, duplicates: str = "error",
                  db_url: str | None = None) -> RatingSet:
     source = Path(source)
     frame, manifest, described = _read_source(source, db_url)

@@ -19,6 +19,7 @@ from stylestudy.analysis.ratings.stats import paired_test, participant_differenc
 from stylestudy.analysis.table1.audit import audit_cell, multisets
 from stylestudy.engine.study.manifest import StudyManifest, condition_id
 from stylestudy.evalserver.export import COLUMNS
+from stylestudy.evalserver.flags import Flag
 
 
 def _rows(cells: list[dict], ratings: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
@@ -195,7 +196,7 @@ def from_protocol(manifest: StudyManifest, qualities: dict[str, float], particip
             conditions = [manifest.by_id[c] for c in entry["conditions"]]
             perceived = [level[c.pair_id] + qualities[c.method] + taste.get(c.method, 0.0) + leniency
                          + rng.normal(0, noise) for c in conditions]
-            flags = ["repeat"] if entry["role"] == "repeat" else []
+            flags = [Flag.REPEAT] if entry["role"] == "repeat" else []
             if entry["protocol"] == "pairwise":
                 if entry["attention"]:
                     ratings = [int(entry["attention"] == 1), int(entry["attention"] == 2)]
