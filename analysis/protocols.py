@@ -22,12 +22,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from stylestudy.analysis.pairwise import inference as pairwise_inference
 from stylestudy.analysis.pairwise import preference, preference_tests, support
+from stylestudy.analysis.pairwise.analysis import PairwiseAnalysis, analyze_pairwise
 from stylestudy.analysis.pairwise.scale import CI_METHOD
-from stylestudy.analysis.ratings import rank_groups, scores
-from stylestudy.analysis.ratings.raters import LOO_MIN_R, krippendorff_alpha
-from stylestudy.analysis.ratings.raters import screening as rater_screening
+from stylestudy.analysis.ratings import scores
+from stylestudy.analysis.ratings.analysis import RatingsAnalysis, analyze_ratings
+from stylestudy.analysis.ratings.raters import LOO_MIN_R
 from stylestudy.analysis.render.document import Document, Section, Table
 from stylestudy.analysis.render.ranking_plot import ranking_figure
 from stylestudy.analysis.sources import viewing
@@ -134,8 +134,8 @@ def pair_decisions(frame: pd.DataFrame, manifest: StudyManifest, qualities: dict
 def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: int = 1000,
                      rater_min_r: float = LOO_MIN_R, mixed_slopes: str = "items",
                      mixed_variances: str = "unrestricted") -> tuple[dict, Document]:
-    """Rank the methods with CIs; the summary (numbers) and the report's document (see the module
-    docstring); ``analysis.analyze`` renders it."""
+    """Rank the methods with CIs (the protocol's typed analysis), write its tables and figures,
+    and return the summary (numbers) and the report's document; ``analysis.analyze`` renders it."""
     out.mkdir(parents=True, exist_ok=True)
     methods = _methods(ratings)
     kind = ratings.protocol
@@ -144,156 +144,19 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
     c = ratings.counts
     summary: dict = {"source": ratings.source, "synthetic": ratings.synthetic, "protocol": kind, "methods": methods,
                      "counts": c, "excluded_flags": ratings.excluded_flags}
-    sections: list[tuple[str, str, pd.DataFrame | None]] = []  # (heading, text, table)
-    pngs: list[Path] = []
     if kind == "pairwise":
-        comps = preference.comparisons(usable)
-        tests = preference_tests.share_tests(comps, methods)
-        inference = pairwise_inference.infer(comps, methods, tests, bootstrap, seed)
-        table = inference.table
-        triads = preference.circular_triads(comps, methods)
-        wins, counts = preference.preference_matrix(comps, methods)
-        order = table["method"].tolist()
-        note = (f"n = {inference.participants} participants, {len(comps)} comparisons; 95% CI: {CI_METHOD} "
-                f"({bootstrap} resamples); protocol: {kind}" + ("; SYNTHETIC DATA" if ratings.synthetic else ""))
-        pngs += [ranking_figure(table, "bt_score", "Bradley–Terry score (log-strength, mean 0)", out, kind, note,
-                                synthetic=ratings.synthetic),
-                 preference_heatmap(wins, counts, order, out)]
-        table.to_csv(out / "ranking.csv", index=False)
-        tests.to_csv(out / "pair_tests.csv", index=False)
-        triads.to_csv(out / "consistency.csv", index=False)
-        inference.raters.to_csv(out / "raters_agreement.csv", index=False)
-        (wins / counts.where(counts > 0)).loc[order, order].to_csv(out / "preference_matrix.csv")
-        cyclic = int((triads["circular_triads"] > 0).sum())
-        bias = preference.position_bias(usable)
-        zeta = float(triads["zeta"].mean())
-        summary.update(position_bias=bias)
-        summary.update(inference.summary(), comparisons=len(comps), ties=int((comps["outcome"] == 0.5).sum()),
-                       pair_tests=tests.to_dict(orient="records"), participants_with_circular_triads=cyclic,
-                       mean_zeta=zeta)
-        zeta_text = (f"mean Kendall zeta = {zeta:.2f}; 1 = transitive" if not np.isnan(zeta) else
-                     "Kendall zeta not computable: it needs three methods and a majority winner of every pair per "
-                     "participant")
-        sections += [
-            ("Method pairs (headline test)", "share_a: how often a was preferred over b (ties half), 95% CI clustered "
-              "by participant. p: each participant's share - 1/2 across participants, paired t (the exact signed-rank "
-              "test where every participant's share is the same and t is undefined; 'test' says which), "
-              "Holm-corrected in p_holm; exact Wilcoxon, d_z and rank-biserial r with 95% CIs alongside; "
-              "p_binomial ignores that a participant's choices are correlated.", tests),
-            ("Ranking (Bradley–Terry and JOD)", inference.ranking_text(bootstrap), table),
-            ("Ties", inference.ties_text(), inference.ties_table()),
-            ("Agreement", inference.agreement_text() + " " + inference.raters_text(), None),
-            *([("Ranking without the flagged raters", f"Left out: {', '.join(inference.flagged)} (agreeing with the "
-                "others less than chance). The same analysis on the other participants.", inference.without_flagged)]
-              if inference.without_flagged is not None else []),
-            ("Consistency", f"Per participant, majority winners of each method pair; {cyclic} of {len(triads)} "
-             f"participants have circular triads ({zeta_text}). "
-             f"Position: Image 1 was chosen in {bias['image1_share']:.0%} of {bias['decisive']} decisive trials "
-             f"(exact binomial p = {bias['p']:.3g} against 1/2).", None),
-        ]
+        result = analyze_pairwise(usable, methods, bootstrap, seed)
+        pngs = _pairwise_files(result, out, ratings.synthetic)
+        sections = _pairwise_sections(result)
     else:
-        one = scores.one_per_condition(usable)  # paired: the reference's ratings averaged per participant
-        table = scores.method_mos(one, methods)
-        per_condition = scores.condition_mos(one)
-        # the model takes every rating: a reference averaged over its trials would be less noisy than
-        # the model's one residual variance assumes (the paired rows were conservative, 2.7% at 5%)
-        mixed = scores.mixed_contrasts(usable if kind == "paired" else one, methods, mixed_slopes,
-                                       mixed_variances)
-        pair = scores.participant_pair_tests(one, methods)
-        screening = rater_screening(one, rater_min_r)
-        reasons = support.rating_reasons(one, methods)
-        alpha = krippendorff_alpha(one)
-        order = table["method"].tolist()
-        groups = {m: "a" for m in order} if reasons else rank_groups.from_pair_tests(order, pair)
-        table.insert(0, "rank_group", table["method"].map(groups))
         k = len(ratings.manifest.protocol.scale) if ratings.manifest else int(max(5, usable["rating"].max()))
-        note = (f"n = {one['participant_id'].nunique()} participants, {len(one)} ratings; 95% CI: participant "
-                f"bootstrap; protocol: {kind}" + ("; SYNTHETIC DATA" if ratings.synthetic else ""))
-        pngs += [ranking_figure(table, "mos", f"MOS (the whole scale, 1..{k})", out, kind, note, scale=(0.85, k + 0.15),
-                                synthetic=ratings.synthetic), item_heatmap(per_condition, order, k, out)]
-        table.to_csv(out / "ranking.csv", index=False)
-        per_condition.to_csv(out / "condition_mos.csv", index=False)
-        pair.to_csv(out / "pair_tests.csv", index=False)
-        screening.to_csv(out / "raters_screening.csv", index=False)
-        (out / "sureal_dataset.json").write_text(json.dumps(sureal_dataset(one, out.name), indent=1), encoding="utf-8")
-        rejected = screening.loc[screening["bt500_rejected"], "participant_id"].tolist()
-        flagged = screening.loc[screening["flagged_by"].ne(""), ["participant_id", "r_loo", "flagged_by"]]
-        summary.update(ranking=table.to_dict(orient="records"), krippendorff_alpha_ordinal=alpha,
-                       bt500_rejected=rejected, pair_tests=pair.to_dict(orient="records"),
-                       ranking_supported=not reasons, ranking_not_supported_because=reasons,
-                       raters_flagged=flagged.to_dict(orient="records"), rater_min_r=rater_min_r)
-        mixed_text = mixed.get("error", "")
-        if "contrasts" in mixed:
-            contrasts = mixed.pop("contrasts")
-            contrasts.to_csv(out / "mixed_contrasts.csv", index=False)
-            summary["mixed_model"] = {**mixed, "contrasts": contrasts.to_dict(orient="records")}
-            variances = "; ".join(f"{term} " + ", ".join(f"{v:.3f}" for v in var.values())
-                                  for term, var in mixed["variances"].items())
-            mixed_text = (f"Fitted {mixed['formula']} by REML, {mixed['n_obs']} ratings"
-                          + (f" ({mixed['fallback']})" if mixed["fallback"] else " (the maximal model: by-participant and by-item "
-                             "method slopes, Barr et al. 2013)")
-                          + f". Variances: {variances}; residual {mixed['residual_var']:.3f}"
-                          + (f" (singular fit: the {', '.join(mixed['singular_terms'])} variance is estimated at 0)"
-                             if mixed["singular"] else "")
-                          + ". Every pair of methods as a t contrast with Satterthwaite df (as lmerTest), "
-                          "Holm-corrected in p_holm.")
-        else:
-            contrasts = None
-        sections += [
-            ("Ranking (MOS)", (support.sentence(reasons) + " " if reasons else "")
-             + f"{len(usable)} ratings by {usable['participant_id'].nunique()} participants"
-             + (" (a reference rated in several trials counts once per participant: its mean)" if kind == "paired"
-                else "") + ". MOS per method with a 95% CI clustered by participant (t on participants - 1 df). "
-             "rank_group: methods sharing a letter were not told apart by the per-participant tests (Holm, 5%).",
-             table),
-            ("Method differences (headline: per-participant means)", "Each participant's mean per method, then per "
-             "pair the paired t-test (the exact signed-rank test where all differences are equal and t is undefined; "
-             "'test' says which), Holm over pairs in p_holm; exact Wilcoxon, d_z and rank-biserial r with 95% CIs "
-             "alongside.", pair),
-            ("Method differences (mixed model, second)", mixed_text, contrasts),
-        ]
-        if kind == "paired":
-            reference = _reference(ratings, methods)
-            diffs = scores.reference_differences(usable, reference)
-            diffs.to_csv(out / "reference_differences.csv", index=False)
-            summary["reference"] = reference
-            summary["reference_differences"] = diffs.to_dict(orient="records")
-            sections.append((f"Against the reference ({reference})", "Within each trial, other - reference, averaged "
-                             "per participant; paired test across participants (t, or the exact signed-rank test "
-                             "where t is undefined), Holm over methods in p_holm; exact Wilcoxon and effect sizes "
-                             "alongside.",
-                             diffs))
-        repeats = scores.repeat_consistency(ratings.all_rows)
+        reference = _reference(ratings, methods) if kind == "paired" else None
         gold_method = ratings.manifest.protocol.gold_method if ratings.manifest else ""
-        gold = scores.gold_failures(ratings.all_rows, gold_method)
-        low_r = screening.loc[screening["loo_rejected"], "participant_id"].tolist()
-        raters_text = (f"Krippendorff's alpha (ordinal) = {alpha:.3f}. BT.500 screening rejects: "
-                       f"{', '.join(rejected) or 'nobody'}; correlation with the others' MOS (leave-one-out, "
-                       f"P.913-style) below {rater_min_r:g}: {', '.join(low_r) or 'nobody'} (flagged only; "
-                       "raters_screening.csv has every rater's r and the rule that flags them"
-                       + ("; see 'Ranking without the flagged raters'" if len(flagged) else "") + ").")
-        if len(repeats):
-            repeats.to_csv(out / "repeat_consistency.csv", index=False)
-            summary["repeat_consistency"] = {"mean_abs_diff": float(repeats["mean_abs_diff"].mean()),
-                                             "exact_agreement": float(repeats["exact_agreement"].mean())}
-            raters_text += (f" Hidden repeats: mean |first - repeat| = {repeats['mean_abs_diff'].mean():.2f} points, "
-                            f"exact agreement {repeats['exact_agreement'].mean():.0%}.")
-        if gold_method:
-            gold.to_csv(out / "gold.csv", index=False)
-            failing = gold.loc[gold["gold_failed"] > 0, "participant_id"].tolist()
-            summary["gold_failed_participants"] = failing
-            raters_text += (f" Gold items ({gold_method}): {int(gold['gold_failed'].sum())} of "
-                            f"{int(gold['gold_answered'].sum())} answered outside the accepted ratings, by "
-                            f"{len(failing)} participant(s).")
-        if len(flagged):
-            kept = one[~one["participant_id"].isin(flagged["participant_id"])]
-            without = scores.method_mos(kept, methods)
-            summary["ranking_without_flagged"] = without.to_dict(orient="records")
-            sections.append(("Ranking without the flagged raters", "Left out: " + "; ".join(
-                f"{r.participant_id} ({r.flagged_by}, r = {r.r_loo:.2f})" for r in flagged.itertuples())
-                + f". The same MOS and clustered CIs on the other {kept['participant_id'].nunique()} participants.", without))
-        sections += [("Per item", "MOS per item and method, t-based 95% CI over the item's ratings.", per_condition),
-                     ("Raters", raters_text, None)]
+        result = analyze_ratings(usable, ratings.all_rows, methods, kind, reference, gold_method, k, rater_min_r,
+                                 mixed_slopes, mixed_variances)
+        pngs = _ratings_files(result, out, ratings.synthetic)
+        sections = _ratings_sections(result)
+    summary.update(result.summary())
 
     counts_text = (f"{c['participants']} participants, {c['rows']} rows: {c['usable']} usable, {c['missing']} missing "
                    f"(timeouts), {c['excluded_by_flags']} excluded by flags ({', '.join(ratings.excluded_flags) or 'none'}), "
@@ -302,8 +165,142 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
     viewing_section = viewing.section(ratings.all_rows)
     document = Document(f"stylestudy analysis: {kind} protocol", ratings.synthetic,
                         [f"Ratings from {ratings.source}.", counts_text],
-                        [Section("Figures", figures=pngs),
-                         *(Section(heading, [text], Table.of(frame) if frame is not None else None)
-                           for heading, text, frame in sections),
+                        [Section("Figures", figures=pngs), *sections,
                          *([viewing_section] if viewing_section else [])])
     return summary, document
+
+
+def _figure_note(n: int, what: str, interval: str, kind: str, synthetic: bool) -> str:
+    return f"n = {n} participants, {what}; 95% CI: {interval}; protocol: {kind}" + ("; SYNTHETIC DATA" if synthetic else "")
+
+
+def _pairwise_files(result: PairwiseAnalysis, out: Path, synthetic: bool) -> list[Path]:
+    """The pairwise tables as CSV and its figures; the figures' paths."""
+    table = result.inference.table
+    note = _figure_note(result.inference.participants, f"{len(result.comparisons)} comparisons",
+                        f"{CI_METHOD} ({result.bootstrap} resamples)", "pairwise", synthetic)
+    pngs = [ranking_figure(table, "bt_score", "Bradley–Terry score (log-strength, mean 0)", out, "pairwise", note,
+                           synthetic=synthetic),
+            preference_heatmap(result.wins, result.counts, result.order, out)]
+    table.to_csv(out / "ranking.csv", index=False)
+    result.tests.to_csv(out / "pair_tests.csv", index=False)
+    result.triads.to_csv(out / "consistency.csv", index=False)
+    result.inference.raters.to_csv(out / "raters_agreement.csv", index=False)
+    result.preference_share().to_csv(out / "preference_matrix.csv")
+    return pngs
+
+
+def _pairwise_sections(result: PairwiseAnalysis) -> list[Section]:
+    inference, bias, zeta = result.inference, result.position_bias, result.zeta
+    zeta_text = (f"mean Kendall zeta = {zeta:.2f}; 1 = transitive" if not np.isnan(zeta) else
+                 "Kendall zeta not computable: it needs three methods and a majority winner of every pair per "
+                 "participant")
+    ties = inference.ties_table()
+    sections = [
+        Section("Method pairs (headline test)", [
+            "share_a: how often a was preferred over b (ties half), 95% CI clustered by participant. p: each "
+            "participant's share - 1/2 across participants, paired t (the exact signed-rank test where every "
+            "participant's share is the same and t is undefined; 'test' says which), Holm-corrected in p_holm; exact "
+            "Wilcoxon, d_z and rank-biserial r with 95% CIs alongside; p_binomial ignores that a participant's choices "
+            "are correlated."], Table.of(result.tests)),
+        Section("Ranking (Bradley–Terry and JOD)", [inference.ranking_text(result.bootstrap)],
+                Table.of(inference.table)),
+        Section("Ties", [inference.ties_text()], Table.of(ties) if ties is not None else None),
+        Section("Agreement", [inference.agreement_text() + " " + inference.raters_text()]),
+    ]
+    if inference.without_flagged is not None:
+        sections.append(Section("Ranking without the flagged raters", [
+            f"Left out: {', '.join(inference.flagged)} (agreeing with the others less than chance). The same analysis "
+            "on the other participants."], Table.of(inference.without_flagged)))
+    sections.append(Section("Consistency", [
+        f"Per participant, majority winners of each method pair; {result.cyclic} of {len(result.triads)} participants "
+        f"have circular triads ({zeta_text}). Position: Image 1 was chosen in {bias['image1_share']:.0%} of "
+        f"{bias['decisive']} decisive trials (exact binomial p = {bias['p']:.3g} against 1/2)."]))
+    return sections
+
+
+def _ratings_files(result: RatingsAnalysis, out: Path, synthetic: bool) -> list[Path]:
+    """The rating tables as CSV, sureal's dataset and the figures; the figures' paths."""
+    k, kind = result.scale_points, result.kind
+    note = _figure_note(result.one["participant_id"].nunique(), f"{len(result.one)} ratings", "participant bootstrap",
+                        kind, synthetic)
+    pngs = [ranking_figure(result.table, "mos", f"MOS (the whole scale, 1..{k})", out, kind, note,
+                           scale=(0.85, k + 0.15), synthetic=synthetic),
+            item_heatmap(result.per_condition, result.table["method"].tolist(), k, out)]
+    result.table.to_csv(out / "ranking.csv", index=False)
+    result.per_condition.to_csv(out / "condition_mos.csv", index=False)
+    result.pair.to_csv(out / "pair_tests.csv", index=False)
+    result.screening.to_csv(out / "raters_screening.csv", index=False)
+    (out / "sureal_dataset.json").write_text(json.dumps(sureal_dataset(result.one, out.name), indent=1),
+                                             encoding="utf-8")
+    if result.contrasts is not None:
+        result.contrasts.to_csv(out / "mixed_contrasts.csv", index=False)
+    if result.reference_differences is not None:
+        result.reference_differences.to_csv(out / "reference_differences.csv", index=False)
+    if len(result.repeats):
+        result.repeats.to_csv(out / "repeat_consistency.csv", index=False)
+    if result.gold_method:
+        result.gold.to_csv(out / "gold.csv", index=False)
+    return pngs
+
+
+def _mixed_text(mixed: dict) -> str:
+    if "error" in mixed:
+        return mixed["error"]
+    variances = "; ".join(f"{term} " + ", ".join(f"{v:.3f}" for v in var.values())
+                          for term, var in mixed["variances"].items())
+    return (f"Fitted {mixed['formula']} by REML, {mixed['n_obs']} ratings"
+            + (f" ({mixed['fallback']})" if mixed["fallback"] else " (the maximal model: by-participant and by-item "
+               "method slopes, Barr et al. 2013)")
+            + f". Variances: {variances}; residual {mixed['residual_var']:.3f}"
+            + (f" (singular fit: the {', '.join(mixed['singular_terms'])} variance is estimated at 0)"
+               if mixed["singular"] else "")
+            + ". Every pair of methods as a t contrast with Satterthwaite df (as lmerTest), Holm-corrected in p_holm.")
+
+
+def _ratings_sections(result: RatingsAnalysis) -> list[Section]:
+    reasons, flagged = result.reasons, result.flagged
+    sections = [
+        Section("Ranking (MOS)", [(support.sentence(reasons) + " " if reasons else "")
+                                  + f"{result.ratings} ratings by {result.participants} participants"
+                                  + (" (a reference rated in several trials counts once per participant: its mean)"
+                                     if result.kind == "paired" else "")
+                                  + ". MOS per method with a 95% CI clustered by participant (t on participants - 1 "
+                                  "df). rank_group: methods sharing a letter were not told apart by the "
+                                  "per-participant tests (Holm, 5%)."], Table.of(result.table)),
+        Section("Method differences (headline: per-participant means)", [
+            "Each participant's mean per method, then per pair the paired t-test (the exact signed-rank test where all "
+            "differences are equal and t is undefined; 'test' says which), Holm over pairs in p_holm; exact Wilcoxon, "
+            "d_z and rank-biserial r with 95% CIs alongside."], Table.of(result.pair)),
+        Section("Method differences (mixed model, second)", [_mixed_text(result.mixed)],
+                Table.of(result.contrasts) if result.contrasts is not None else None),
+    ]
+    if result.reference_differences is not None:
+        sections.append(Section(f"Against the reference ({result.reference})", [
+            "Within each trial, other - reference, averaged per participant; paired test across participants (t, or "
+            "the exact signed-rank test where t is undefined), Holm over methods in p_holm; exact Wilcoxon and effect "
+            "sizes alongside."], Table.of(result.reference_differences)))
+    raters_text = (f"Krippendorff's alpha (ordinal) = {result.alpha:.3f}. BT.500 screening rejects: "
+                   f"{', '.join(result.rejected) or 'nobody'}; correlation with the others' MOS (leave-one-out, "
+                   f"P.913-style) below {result.rater_min_r:g}: {', '.join(result.low_r) or 'nobody'} (flagged only; "
+                   "raters_screening.csv has every rater's r and the rule that flags them"
+                   + ("; see 'Ranking without the flagged raters'" if len(flagged) else "") + ").")
+    repeats, gold = result.repeats, result.gold
+    if len(repeats):
+        raters_text += (f" Hidden repeats: mean |first - repeat| = {repeats['mean_abs_diff'].mean():.2f} points, "
+                        f"exact agreement {repeats['exact_agreement'].mean():.0%}.")
+    if result.gold_method:
+        raters_text += (f" Gold items ({result.gold_method}): {int(gold['gold_failed'].sum())} of "
+                        f"{int(gold['gold_answered'].sum())} answered outside the accepted ratings, by "
+                        f"{len(result.gold_failing)} participant(s).")
+    if result.without_flagged is not None:
+        sections.append(Section("Ranking without the flagged raters", [
+            "Left out: " + "; ".join(f"{r.participant_id} ({r.flagged_by}, r = {r.r_loo:.2f})"
+                                     for r in flagged.itertuples())
+            + f". The same MOS and clustered CIs on the other {result.without_flagged_participants} participants."],
+            Table.of(result.without_flagged)))
+    return sections + [
+        Section("Per item", ["MOS per item and method, t-based 95% CI over the item's ratings."],
+                Table.of(result.per_condition)),
+        Section("Raters", [raters_text]),
+    ]
