@@ -52,8 +52,8 @@ def _methods(ratings: RatingSet) -> list[str]:
 
 def _reference(ratings: RatingSet, methods: list[str]) -> str:
     """The paired study's reference: the manifest's, else the method in every comparison."""
-    if ratings.manifest is not None and ratings.manifest.protocol.reference:
-        return ratings.manifest.protocol.reference
+    if ratings.manifest is not None and ratings.manifest.protocol.reference_method:
+        return ratings.manifest.protocol.reference_method
     trials = ratings.usable.groupby("pair_id")["method"].agg(set)
     common = set(methods).intersection(*trials) if len(trials) else set()
     return sorted(common)[0] if common else methods[0]
@@ -122,7 +122,7 @@ def pair_decisions(frame: pd.DataFrame, manifest: StudyManifest, qualities: dict
             if planted:
                 out[f"{t.a}-{t.b}"] = bool(t.p_holm < alpha and t.mean_diff * planted > 0)
     else:
-        reference = manifest.protocol.reference or methods[0]
+        reference = manifest.protocol.reference_method or methods[0]
         tests = scores.reference_differences(usable, reference, wilcoxon=False)
         for t in tests.itertuples():
             planted = qualities[t.method] - qualities[reference]

@@ -141,7 +141,7 @@ def test_paired_mixed_model_fits_every_rating_of_the_reference(import_source, tm
     was conservative), and says how it treated a rater x method variance at 0."""
     from stylestudy.analysis.analyze import AnalyzeOptions, analyze
 
-    run = import_run(import_source, tmp_path / "run", "paired", reference="photo")
+    run = import_run(import_source, tmp_path / "run", "paired", reference_method="photo")
     frame = simulate.from_protocol(StudyManifest.load(run), {"photo": 0.0, "adain": 0.0, "ours": 1.0}, 12, seed=8)
     frame.to_csv(tmp_path / "sim.csv", index=False)
     summary = analyze(tmp_path / "sim.csv", AnalyzeOptions(out=tmp_path / "report"), run)

@@ -107,3 +107,40 @@ def test_a_misspelt_key_on_the_command_line_is_one_line_and_a_non_zero_exit(tmp_
 def test_engine_defaults_are_the_papers():
     engine = EngineSettings()
     assert (engine.size, engine.iterations, engine.style_weight, engine.content_layers) == (512, 600, 0.2, ["relu4_2"])
+
+
+def test_the_old_name_of_a_renamed_key_still_works_with_a_deprecation_message(tmp_path):
+    from stylestudy.engine.study.studyfile import load_import_settings
+
+    old = tmp_path / "old.toml"
+    old.write_text('[study]\nname = "x"\n\n[protocol]\nkind = "paired"\nreference = "b"\n')
+    with pytest.warns(FutureWarning, match=r"old.toml:6: protocol.reference is now protocol.reference_method"):
+        settings = load_import_settings(old, ["a", "b"], "x")
+    assert settings.protocol.reference_method == "b"
+    both = tmp_path / "both.toml"
+    both.write_text('[study]\nname = "x"\n\n[protocol]\nreference = "b"\nreference_method = "a"\n')
+    with pytest.raises(StudyError, match=r"both.toml:5: protocol.reference: is the old name of 'reference_method', "
+                                         r"which is also set; remove 'reference'"):
+        load_import_settings(both, ["a", "b"], "x")
+
+
+def test_a_manifest_written_before_the_rename_keeps_its_reference(import_source, tmp_path):
+    import json
+
+    from stylestudy.engine.study.manifest import StudyManifest
+    from tests.conftest import import_run
+
+    run = import_run(import_source, tmp_path / "run", "paired", reference_method="photo")
+    path = run / "manifest.json"
+    record = json.loads(path.read_text())
+    protocol = record["study"]["protocol"]
+    protocol["reference"] = protocol.pop("reference_method")  # as 0.2 wrote it
+    path.write_text(json.dumps(record))
+    assert StudyManifest.load(run).protocol.reference_method == "photo"
+    import warnings
+
+    from stylestudy.evalserver.validate import checked_manifest
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a manifest is not the user's file: no deprecation message for it
+        assert checked_manifest(run, False).protocol.reference_method == "photo"

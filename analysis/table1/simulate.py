@@ -157,8 +157,8 @@ def with_protocol(manifest: StudyManifest, kind: str | None, sampling: str | Non
     if sampling != "adaptive":
         protocol["stop_when"] = []
     study = dict(manifest.study, protocol=protocol)
-    if kind == "paired" and not study["protocol"].get("reference"):
-        study["protocol"]["reference"] = manifest.methods[0]
+    if kind == "paired" and not manifest.protocol.reference_method:
+        study["protocol"]["reference_method"] = manifest.methods[0]
     return StudyManifest(manifest.run_dir, dict(manifest.document(), study=study), manifest.source)
 
 

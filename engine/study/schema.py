@@ -77,6 +77,17 @@ def key(help: str, default: Any = None, *, factory: Callable[[], Any] | None = N
     return field(default=default, metadata=metadata)
 
 
+# keys renamed so that one name says one thing (old name -> new); the old name is still read, with a
+# deprecation message, and old manifests keep loading
+RENAMED_KEYS = {"protocol": {"reference": "reference_method"}}  # vs `references`, the images shown beside
+
+
+def current_keys(table: str, data: dict) -> dict:
+    """``data`` with the renamed keys of ``table`` under their new names (an old manifest's record)."""
+    renamed = RENAMED_KEYS.get(table, {})
+    return {renamed.get(k, k): v for k, v in data.items()} if isinstance(data, dict) else data
+
+
 @dataclass
 class EngineSettings:
     """The ``[engine]`` table: how every stimulus is optimised (defaults: the paper's)."""
@@ -117,7 +128,8 @@ class Protocol:
     redirect_url: str = key("where participants are sent at the end", "")
     attention_checks: int = key("attention-check trials per participant", 0)
     consent_text: str = key("consent text shown before the study", "")
-    reference: str = key("paired: the method every other one is paired with (default: the first method)", "")
+    reference_method: str = key("paired: the method every other one is paired with (default: the first method); "
+                                "formerly `reference`", "")
     repeats: int = key("acr: conditions shown a second time, hidden, for intra-rater consistency", 0)
     gold_method: str = key("acr: a method whose images have a known answer (gold items)", "")
     gold_ratings: list[int] = key("acr: the ratings that count as right for the gold items", factory=list)

@@ -8,6 +8,7 @@ dataclasses are in ``schema``; the line-aware TOML reader is ``toml_reader``.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import TypeVar
@@ -19,12 +20,14 @@ from stylestudy.engine.study.schema import (
     METHODS,
     MIN_SIZE,
     REFERENCE_KINDS,
+    RENAMED_KEYS,
     SWEEPS,
     Block,
     EngineSettings,
     ImageSource,
     Protocol,
     Study,
+    current_keys,
 )
 from stylestudy.engine.study.toml_reader import TomlReader, read_toml
 
@@ -159,7 +162,13 @@ T = TypeVar("T")
 def read_declared(r: TomlReader, data: dict, table: str, cls: type[T]) -> T:
     """A table whose keys are declared on ``cls`` (``schema.key``): every key read with its declared
     default, type and allowed values; an unknown key is an error that suggests the nearest one."""
-    data = r.table(data, table, {f.name for f in fields(cls)})
+    for old, new in RENAMED_KEYS.get(table, {}).items():
+        if isinstance(data, dict) and old in data:
+            if new in data:
+                raise r.fail(table, old, f"is the old name of '{new}', which is also set; remove '{old}'")
+            warnings.warn(f"{r.where(table, old)}: {table}.{old} is now {table}.{new}; the old name still works "
+                          "for now, rename it", FutureWarning, stacklevel=2)
+    data = r.table(current_keys(table, data), table, {f.name for f in fields(cls)})
     values = {}
     for f in fields(cls):
         meta = f.metadata
@@ -263,4 +272,5 @@ def protocol_from_record(table, source: str, methods: list[str]) -> Protocol:
     ``[protocol]`` (a hand-edited or truncated manifest must not start a server)."""
     if table is None:
         raise StudyError(f"{source}: protocol is null; re-run stylestudy generate or import")
-    return _protocol(TomlReader(Path(source), ""), table, methods)
+    # a manifest written before a key was renamed is read under the new names, silently: it is not the user's file
+    return _protocol(TomlReader(Path(source), ""), current_keys("protocol", table), methods)

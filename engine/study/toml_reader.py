@@ -66,9 +66,13 @@ class TomlReader:
             return section[0][0]
         return 0
 
-    def fail(self, table: str, key: str | None, message: str) -> StudyError:
+    def where(self, table: str, key: str | None = None) -> str:
+        """``FILE:LINE`` of ``table.key`` (``FILE`` where the line is unknown)."""
         line = self.line_of(table, key)
-        where = f"{self.path}:{line}" if line else str(self.path)
+        return f"{self.path}:{line}" if line else str(self.path)
+
+    def fail(self, table: str, key: str | None, message: str) -> StudyError:
+        where = self.where(table, key)
         name = f"{table}.{key}" if key else f"[{table}]"
         return StudyError(f"{where}: {name}: {message}")
 
