@@ -34,6 +34,10 @@ def test_the_key_reference_lists_every_key_with_its_default():
             default = f.default_factory() if f.default is MISSING else f.default
             if isinstance(default, (int, float)) and not isinstance(default, bool):
                 assert f"| `{default!r}` |" in row, row
+            elif isinstance(default, str):
+                assert f'| `"{default}"` |' in row, row
+            elif isinstance(default, bool):
+                assert f"| `{str(default).lower()}` |" in row, row
         assert len([line for line in section.splitlines() if line.startswith("| `")]) == len(fields(cls))
 
 
@@ -97,7 +101,8 @@ def test_unknown_keys_and_sections_suggest_the_nearest_and_name_the_line(tmp_pat
 def test_a_misspelt_key_on_the_command_line_is_one_line_and_a_non_zero_exit(tmp_path, capsys):
     from stylestudy.cli import main
 
-    study = _write(tmp_path / "s" if (tmp_path / "s").mkdir() is None else tmp_path, "[engine]\nsizee = 64")
+    (tmp_path / "s").mkdir()
+    study = _write(tmp_path / "s", "[engine]\nsizee = 64")
     assert main(["generate", str(study), "--out", str(tmp_path / "run")]) != 0
     err = capsys.readouterr().err.strip()
     assert err.endswith("engine.sizee: unknown key; did you mean 'size'?") and "\n" not in err
