@@ -26,7 +26,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.evalserver import adaptive_store  # noqa: F401 - its tables are made with the database's
-from stylestudy.evalserver.db import database_url, default_db_url, make_engine, make_sessionmaker  # noqa: F401
+from stylestudy.evalserver.db import database_url, default_db_url, make_engine, make_sessionmaker  # noqa: F401 - importable here as before
 from stylestudy.evalserver.i18n import default_text, init_i18n
 from stylestudy.evalserver.keys import server_keys
 from stylestudy.evalserver.schedule import trial_plan
