@@ -11,13 +11,11 @@ from pathlib import Path
 import pandas as pd
 
 from stylestudy.analysis.protocols import analyze_protocol, is_generic
-from stylestudy.analysis.ratings.raters import agreement, bt500_screening, loo_correlation
-from stylestudy.analysis.ratings.stats import attainability_note, cell_tests, mixed_model, omnibus
 from stylestudy.analysis.render.document import Document, Prepared, Section, Table, render
 from stylestudy.analysis.sources import flow, viewing
 from stylestudy.analysis.sources.ratings import RatingSet, load_ratings
 from stylestudy.analysis.table1 import figures, table
-from stylestudy.analysis.table1.audit import load_published
+from stylestudy.analysis.table1.analysis import Table1Analysis, analyze_table1
 from stylestudy.analysis.table1.column_labels import column_labels
 from stylestudy.engine.study.claims_text import format_claims
 from stylestudy.evalserver.flags import EXCLUDED_BY_DEFAULT
@@ -41,17 +39,6 @@ class AnalyzeOptions:
     mixed_variances: str = "unrestricted"  # a rater x method variance at 0 left free ("unrestricted") or cut ("bounded")
 
 
-def compare_with_paper(usable: pd.DataFrame, ddof: int) -> tuple[pd.DataFrame, float]:
-    ours = table.cell_stats(usable, ddof).rename(columns={"mean": "our_mean", "std": "our_std", "n": "our_n"})
-    paper = load_published().rename(columns={"mean": "paper_mean", "std": "paper_std"})
-    paper["block"] = paper["block"].astype(str)
-    merged = paper.merge(ours, on=["block", "row", "method", "column"], how="left")
-    merged["difference"] = merged["our_mean"] - merged["paper_mean"]
-    both = merged.dropna(subset=["our_mean"])
-    r = float(both["our_mean"].corr(both["paper_mean"])) if len(both) > 2 else float("nan")
-    return merged, r
-
-
 def _fmt_ci(ci) -> str:
     return f"[{ci[0]:.2f}, {ci[1]:.2f}]"
 
@@ -66,18 +53,8 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
         summary, document = analyze_protocol(ratings, out, options.seed, options.bootstrap, options.rater_min_r,
                                              options.mixed_slopes, options.mixed_variances)
         return _finish(out, summary, document, flow.participant_flow(ratings, counts, {}))
-    screening = bt500_screening(ratings.usable)
-    rejected = screening.loc[screening["rejected"], "participant_id"].tolist()
-    loo = loo_correlation(ratings.usable, options.rater_min_r)
-    low_r = loo.loc[loo["loo_rejected"], "participant_id"].tolist()
-    loo_rule = f"loo_r<{options.rater_min_r:g}"
-    rules = {"bt500": ["bt500"], "loo": [loo_rule], "both": ["bt500", loo_rule]}
-    flagged = {"bt500": rejected, loo_rule: low_r}
-    excluded = {pid: rule for rule in rules.get(options.screen, []) for pid in flagged[rule]}
-    every_rater = ratings.usable
-    if excluded:
-        ratings.exclude_participants(sorted(excluded), options.screen)
-    usable = ratings.usable
+    result = analyze_table1(ratings, options.screen, options.rater_min_r, options.seed, options.mixed_slopes,
+                            options.mixed_variances, options.ddof if options.compare_paper else None)
     labels = column_labels(ratings)
     cap = table.caption(ratings, options.ddof, labels)
     tf = table.table_frame(ratings, options.ddof, options.decimals)
@@ -85,45 +62,35 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
                "table.html": table.to_html(tf, cap, labels), "table.csv": table.to_csv(tf, labels)}
     for name, text in written.items():
         (out / name).write_text(text, encoding="utf-8")
-    tests = cell_tests(usable, options.seed)
-    omni = omnibus(usable)
-    mixed = mixed_model(usable, options.mixed_slopes, options.mixed_variances)
-    agree = agreement(usable)
-    note = attainability_note(tests)
+    usable, tests = ratings.usable, result.tests
     tests.to_csv(out / "stats.csv", index=False)
-    omni.to_csv(out / "omnibus.csv", index=False)
-    screening.to_csv(out / "raters_bt500.csv", index=False)
+    result.omnibus.to_csv(out / "omnibus.csv", index=False)
+    result.screening.to_csv(out / "raters_bt500.csv", index=False)
     pngs = [figures.mean_heatmaps(usable, out), figures.difference_heatmap(usable, tests, out),
             figures.paired_plots(usable, out), figures.distributions(usable, out),
-            figures.rater_panel(usable, screening, out)]
+            figures.rater_panel(usable, result.screening, out)]
     summary = {
-        "source": ratings.source, "synthetic": ratings.synthetic, "duplicates": options.duplicates, "counts": ratings.counts, "ddof": options.ddof,
-        "excluded_flags": list(options.exclude_flags), "bt500_rejected": rejected,
-        "bt500_excluded": options.screen in ("bt500", "both"), "attainability": note,
-        "loo_flagged": low_r, "rater_min_r": options.rater_min_r, "raters_excluded": excluded,
-        "omnibus": omni.to_dict(orient="records"), "mixed_model": mixed, "agreement": agree,
-        "cells": len(tests),
-        **({"omnibus_every_rater": omnibus(every_rater).to_dict(orient="records")} if excluded else {}),
-        "cells_p_lt_05_uncorrected": int((tests["p_wilcoxon"] < 0.05).sum()) if len(tests) else 0,
-        "cells_significant_holm": int((tests["p_holm"] < 0.05).sum()) if len(tests) else 0,
-        "cells_significant_bh": int((tests["p_bh"] < 0.05).sum()) if len(tests) else 0,
+        "source": ratings.source, "synthetic": ratings.synthetic, "duplicates": options.duplicates,
+        "counts": ratings.counts, "ddof": options.ddof, "excluded_flags": list(options.exclude_flags),
+        "bt500_rejected": result.bt500_rejected, "bt500_excluded": options.screen in ("bt500", "both"),
+        "attainability": result.attainability, "loo_flagged": result.loo_flagged, "rater_min_r": options.rater_min_r,
+        "raters_excluded": result.excluded, "omnibus": result.omnibus.to_dict(orient="records"),
+        "mixed_model": result.mixed, "agreement": result.agreement, "cells": len(tests),
+        **({"omnibus_every_rater": result.omnibus_every_rater.to_dict(orient="records")}
+           if result.omnibus_every_rater is not None else {}),
+        **result.cell_counts(),
         "viewing": viewing.viewing_line(ratings.all_rows),
     }
-    compared = None
-    if options.compare_paper:
-        merged, r = compare_with_paper(usable, options.ddof)
-        merged.to_csv(out / "compare_paper.csv", index=False)
-        summary["compare_paper"] = {"pearson_r": r, "mean_abs_difference": float(merged["difference"].abs().mean())}
-        compared = merged
-    sections = _sections(summary, Prepared(written["table.md"], written["table.html"]), omni, mixed, agree, note,
-                         tests, pngs, compared)
+    if result.compared is not None:
+        result.compared.to_csv(out / "compare_paper.csv", index=False)
+        summary["compare_paper"] = {"pearson_r": result.pearson_r,
+                                    "mean_abs_difference": float(result.compared["difference"].abs().mean())}
+    sections = _sections(summary, Prepared(written["table.md"], written["table.html"]), result, pngs)
     claims = _claims_section(source, manifest)
     viewing_section = viewing.section(ratings.all_rows)
     document = Document("stylestudy analysis", ratings.synthetic, _lead(summary),
                         sections + [s for s in (claims, viewing_section) if s is not None])
-    by_rule: dict[str, list[str]] = {}
-    for pid, rule in excluded.items():
-        by_rule.setdefault(rule, []).append(pid)
+    by_rule = result.by_rule()
     return _finish(out, summary, document, flow.participant_flow(ratings, counts, by_rule))
 
 
@@ -195,14 +162,14 @@ CELL_COLUMNS = ["block", "row", "column", "n_pairs", "mean_baseline", "mean_norm
                 "p_sign", "p_ttest", "p_holm", "p_bh", "rank_biserial", "cohens_dz"]
 
 
-def _sections(summary, table1: Prepared, omni, mixed, agree, note, tests, pngs, compared) -> list[Section]:
+def _sections(summary: dict, table1: Prepared, result: Table1Analysis, pngs: list[Path]) -> list[Section]:
+    omni, mixed, agree, note, tests = result.omnibus, result.mixed, result.agreement, result.attainability, result.tests
     overall: list[str | list[str]] = [
         "Headline: each participant's mean difference (normalized − baseline) over the cells, then the paired "
         "t-test across participants (the exact signed-rank test where every difference is equal and t is "
         "undefined), with exact Wilcoxon and effect sizes alongside.", _omni_lines(omni)]
-    if "omnibus_every_rater" in summary:
-        overall += ["With every rater (before the exclusions above):",
-                    _omni_lines(pd.DataFrame(summary["omnibus_every_rater"]))]
+    if result.omnibus_every_rater is not None:
+        overall += ["With every rater (before the exclusions above):", _omni_lines(result.omnibus_every_rater)]
     overall.append(_mixed_line(mixed))
     sections = [
         Section("Table 1 layout", table=table1),
@@ -216,9 +183,9 @@ def _sections(summary, table1: Prepared, omni, mixed, agree, note, tests, pngs, 
                            f"{agree['targets']} stimuli rated by all {agree['raters']} raters."]),
         Section("Figures", figures=pngs),
     ]
-    if compared is not None:
+    if result.compared is not None:
         cp = summary["compare_paper"]
         sections.append(Section("Compared with the paper's Table 1", [
             f"Pearson r of cell means = {cp['pearson_r']:.3f}; mean |difference| = {cp['mean_abs_difference']:.2f}."],
-            Table.of(compared, ".2f")))
+            Table.of(result.compared, ".2f")))
     return sections
