@@ -9,6 +9,7 @@ from pathlib import Path
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.engine.study.options import decimals, integer, integers, number
 from stylestudy.engine.study.schema import PROTOCOLS
+from stylestudy.evalserver.flags import EXCLUDED_BY_DEFAULT
 
 
 def qualities(text: str) -> dict[str, float]:
@@ -61,9 +62,9 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="report", help="output folder (default report/)")
     p.add_argument("--ddof", type=int, choices=[0, 1], default=1, help="standard deviation: 1 = sample (default)")
     p.add_argument("--decimals", type=decimals, default=(1, 2), help="decimals of mean,std (default 1,2 as in the paper)")
-    p.add_argument("--exclude-flags", default=None,
-                   help="ratings with any of these flags are left out (counted; default timeout,short_display,"
-                        "too_fast,excluded); '' keeps all")
+    p.add_argument("--exclude-flags", default=",".join(EXCLUDED_BY_DEFAULT),
+                   help=f"ratings with any of these flags are left out (counted; default {','.join(EXCLUDED_BY_DEFAULT)}); "
+                        "'' keeps all")
     p.add_argument("--screen", choices=["flag", "bt500", "loo", "both"], default="flag",
                    help="rater screening (Table 1 studies): flag only (default), or exclude the raters BT.500 rejects "
                         "(bt500), whose correlation with the others' MOS is below --rater-min-r (loo), or either (both)")
@@ -91,11 +92,10 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_analyze(args: argparse.Namespace) -> int:
-    from stylestudy.analysis.ratings import DEFAULT_EXCLUDE_FLAGS
-    from stylestudy.analysis.report import AnalyzeOptions, analyze
+    from stylestudy.analysis.analyze import AnalyzeOptions, analyze
 
-    flags = DEFAULT_EXCLUDE_FLAGS if args.exclude_flags is None else tuple(f for f in args.exclude_flags.split(",") if f)
-    options = AnalyzeOptions(out=Path(args.out), ddof=args.ddof, decimals=args.decimals, exclude_flags=flags,
+    options = AnalyzeOptions(out=Path(args.out), ddof=args.ddof, decimals=args.decimals,
+                             exclude_flags=tuple(f for f in args.exclude_flags.split(",") if f),
                              screen=args.screen, compare_paper=args.compare_paper, seed=args.seed,
                              duplicates=args.duplicates, db_url=args.db, bootstrap=args.bootstrap,
                              rater_min_r=args.rater_min_r, mixed_slopes=args.mixed_slopes,
@@ -121,7 +121,7 @@ def register_audit_table(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_audit(args: argparse.Namespace) -> int:
-    from stylestudy.analysis.audit import audit_summary, audit_table, load_published
+    from stylestudy.analysis.table1.audit import audit_summary, audit_table, load_published
 
     if math.comb(args.n + args.k - 1, args.k - 1) > MAX_MULTISETS:
         raise StyleStudyError(f"-n {args.n} -k {args.k} means {math.comb(args.n + args.k - 1, args.k - 1):,} rating "
@@ -167,14 +167,14 @@ def register_simulate(sub: argparse._SubParsersAction) -> None:
 def _run_simulate(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from stylestudy.analysis import simulate
+    from stylestudy.analysis.table1 import simulate
     from stylestudy.engine.study.files import atomic_write_bytes
 
     if args.sampling and args.qualities is None:
         raise StyleStudyError("--sampling chooses how simulated participants get their pairs: give --study RUN "
                               "--qualities ... as well")
     if args.from_paper:
-        from stylestudy.analysis.audit import load_published
+        from stylestudy.analysis.table1.audit import load_published
 
         table = load_published(args.table)
         cells, notes = simulate.reconstruct_cells(table, args.participants, 5, args.seed)

@@ -116,17 +116,17 @@ def _share(gain: np.ndarray) -> np.ndarray:
 def choose(design: Design, post: Posterior, shown: Iterable[tuple[int, int, int]],
            in_flight: Mapping[tuple[int, int, int], int], rng: random.Random) -> tuple[tuple[int, int, int], float] | None:
     """The (item, i, j) to compare next and its expected gain; None when ``shown`` holds every pair."""
-    g = gains(design, post, in_flight)
+    gain = gains(design, post, in_flight)
     i, j = design.pairs
     column = {(a, b): c for c, (a, b) in enumerate(zip(i.tolist(), j.tolist()))}
     for k, a, b in shown:
-        g[k, column[(a, b)]] = -np.inf
-    best = g.max() if g.size else -np.inf
+        gain[k, column[(a, b)]] = -np.inf
+    best = gain.max() if gain.size else -np.inf
     if not np.isfinite(best):
         return None
-    ties = np.flatnonzero(g.ravel() >= best - TIE_TOLERANCE * max(abs(best), 1e-12))
+    ties = np.flatnonzero(gain.ravel() >= best - TIE_TOLERANCE * max(abs(best), 1e-12))
     flat = int(ties[rng.randrange(len(ties))])
-    k, c = divmod(flat, g.shape[1])
+    k, c = divmod(flat, gain.shape[1])
     return (k, int(i[c]), int(j[c])), float(best)
 
 
@@ -178,10 +178,10 @@ def summary(design: Design, post: Posterior, in_flight: Mapping[tuple[int, int, 
     comparison's expected gain (nats; method pairs put in order for "ranking" and
     "ranking+methods", whose combined value has no unit) and which stop rules hold."""
     rank = ranking(post, list(design.methods))
-    g = gains(replace(design, target="ranking") if design.target == "ranking+methods" else design, post, in_flight)
+    gain = gains(replace(design, target="ranking") if design.target == "ranking+methods" else design, post, in_flight)
     return {"comparisons": post.comparisons, "possible": design.size, "items": len(design.items),
             "ranking": rank.rows(), "adjacent": rank.adjacent(),
-            "next_gain": max(float(g.max()), 0.0) if g.size else 0.0,  # a settled order: rounding below 0
+            "next_gain": max(float(gain.max()), 0.0) if gain.size else 0.0,  # a settled order: rounding below 0
             "gain_unit": "method pairs put in order" if design.target.startswith("ranking") else "nats",
             "in_flight": int(sum(in_flight.values())),
             "stop_when": list(rules), "stop_met": stop_reasons(rules, design, post)}

@@ -24,6 +24,7 @@ any number of gunicorn workers, a restart or a kill -9 give the same posterior.
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -68,11 +69,15 @@ class AdaptiveCount(Base):
     ties: Mapped[int] = mapped_column(Integer, default=0)
 
 
+_DESIGNS: weakref.WeakKeyDictionary[StudyManifest, Design] = weakref.WeakKeyDictionary()
+
+
 def design_of(manifest: StudyManifest) -> Design:
-    """The manifest's design, made once per manifest object (the app keeps one)."""
-    design = manifest.__dict__.get("_adaptive_design")
+    """The manifest's design, made once per manifest object (the app keeps one) and forgotten with
+    it; kept beside the manifest, not written into it."""
+    design = _DESIGNS.get(manifest)
     if design is None:
-        design = manifest.__dict__["_adaptive_design"] = Design.from_manifest(manifest)
+        design = _DESIGNS[manifest] = Design.from_manifest(manifest)
     return design
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from stylestudy.engine.study.manifest import Condition
 from stylestudy.engine.study.schema import Protocol
+from stylestudy.evalserver.flags import Flag
 from stylestudy.evalserver.viewing import VIEWING_KEYS, BadViewing, parse_shown_sizes, viewing_flags
 
 DISPLAY_TOLERANCE_MS = 50.0
@@ -18,7 +19,7 @@ LATE_SLACK_MS = 5000.0  # beyond the displays and the rating time: loading image
 CLOCK_TOLERANCE_MS = 1000.0  # the page may say its times took this much longer than the server saw
 SUBMISSION_KEYS = {"ratings", "choice", "shown_ms", "response_ms", "blur"} | VIEWING_KEYS
 NO_PREFERENCE = 0  # the pairwise "choice" value of "No preference"
-NOT_KEPT = ("timeout", "short_display", "too_fast")  # answers stored but not counted by the adaptive sampler
+NOT_KEPT = (Flag.TIMEOUT, Flag.SHORT_DISPLAY, Flag.TOO_FAST)  # answers stored but not counted by the adaptive sampler
 
 
 class BadSubmission(ValueError):
@@ -88,19 +89,19 @@ def answers(body: dict, plan: dict, kind: str, gold: tuple[str, list[int]], cond
     """(rating to store, flags) per shown image."""
     if kind == "pairwise":
         choice = body["choice"]
-        failed = ["attention_failed"] if attention_failed(plan, choice) else []
+        failed = [Flag.ATTENTION_FAILED] if attention_failed(plan, choice) else []
         if choice is None:
-            return [(None, ["timeout", *failed])] * 2
+            return [(None, [Flag.TIMEOUT, *failed])] * 2
         if choice == NO_PREFERENCE:
-            return [(0, ["no_preference", *failed])] * 2
+            return [(0, [Flag.NO_PREFERENCE, *failed])] * 2
         return [(int(choice == pos), list(failed)) for pos in (1, 2)]
     out = []
     for rating, c in zip(body["ratings"], conditions):
-        flags = ["timeout"] if rating is None else []
+        flags = [Flag.TIMEOUT] if rating is None else []
         if attention_failed(plan, rating):
-            flags.append("attention_failed")
+            flags.append(Flag.ATTENTION_FAILED)
         if rating is not None and c.method == gold[0] and rating not in gold[1] and not plan.get("attention"):
-            flags.append("gold_failed")
+            flags.append(Flag.GOLD_FAILED)
         out.append((rating, flags))
     return out
 
@@ -126,18 +127,18 @@ def trial_flags(body: dict, served_count: int, elapsed_ms: float, protocol: Prot
     ``late`` (more than the displays and the rating time plus ``LATE_SLACK_MS``) and
     ``clock_mismatch`` (the page's displays and response time add up to more than the server
     saw, beyond ``CLOCK_TOLERANCE_MS``)."""
-    flags = ["blur"] if body["blur"] else []
+    flags = [Flag.BLUR] if body["blur"] else []
     if served_count > 1:
-        flags.append("restarted")
+        flags.append(Flag.RESTARTED)
     flags += body["viewing_flags"]
     least = least_ms(protocol, body["shown_ms"])
     if elapsed_ms < least - DISPLAY_TOLERANCE_MS:
-        flags.append("too_fast")
+        flags.append(Flag.TOO_FAST)
     if elapsed_ms > least + protocol.rating_ms + LATE_SLACK_MS:
-        flags.append("late")
+        flags.append(Flag.LATE)
     responses = [v for v in body["response_ms"] if v is not None]
     if responses and least + max(responses) > elapsed_ms + CLOCK_TOLERANCE_MS:
-        flags.append("clock_mismatch")
+        flags.append(Flag.CLOCK_MISMATCH)
     return flags
 
 
@@ -147,9 +148,9 @@ def image_flags(common: list[str], answer_flags: list[str], shown_ms: float | No
     showed it for other than the protocol's time) and ``repeat`` (a hidden repeat)."""
     flags = common + answer_flags
     if shown_ms is None or abs(shown_ms - protocol.image_ms) > DISPLAY_TOLERANCE_MS:
-        flags.append("short_display")
+        flags.append(Flag.SHORT_DISPLAY)
     if role == "repeat":
-        flags.append("repeat")
+        flags.append(Flag.REPEAT)
     return ";".join(sorted(set(flags)))
 
 

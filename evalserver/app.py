@@ -26,7 +26,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.evalserver import adaptive_store  # noqa: F401 - its tables are made with the database's
-from stylestudy.evalserver.db import make_engine, make_sessionmaker
+from stylestudy.evalserver.db import database_url, default_db_url, make_engine, make_sessionmaker  # noqa: F401 - importable here as before
 from stylestudy.evalserver.i18n import default_text, init_i18n
 from stylestudy.evalserver.keys import server_keys
 from stylestudy.evalserver.schedule import trial_plan
@@ -40,21 +40,6 @@ DEFAULT_JOIN_LIMIT = "60/600"  # new participants per address (a lab or a campus
 # every page: only this server's scripts, styles, images and forms (no inline script), in no frame
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-
-
-def default_db_url(run_dir: str | Path) -> str:
-    return f"sqlite:///{Path(run_dir).resolve() / 'ratings.sqlite'}"
-
-
-def database_url(run_dir: str | Path, db_url: str | None = None, must_exist: bool = False) -> str:
-    """The study database: the URL given, else ``STYLESTUDY_DB``, else SQLite in the run directory.
-    ``must_exist``: for readers (export, analyze), a SQLite file that is not there is an error,
-    not a new empty database."""
-    url = db_url or os.environ.get("STYLESTUDY_DB") or default_db_url(run_dir)
-    if must_exist and url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
-        raise StyleStudyError(f"no ratings database at {url[len('sqlite:///'):]}; run 'stylestudy serve' first, "
-                              "give --db URL, or (analyze) an exported CSV")
-    return url
 
 
 def join_limit(text: str) -> tuple[int, float] | None:

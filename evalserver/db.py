@@ -10,7 +10,9 @@ checks and hidden repeats have their own), even under concurrent duplicate reque
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
+from pathlib import Path
 
 from sqlalchemy import (
     JSON,
@@ -262,3 +264,18 @@ class FlowEvent(Base):
     reason: Mapped[str] = mapped_column(String(64), default="")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     count: Mapped[int] = mapped_column(Integer, default=1)  # arrivals are stored in batches
+
+
+def default_db_url(run_dir: str | Path) -> str:
+    return f"sqlite:///{Path(run_dir).resolve() / 'ratings.sqlite'}"
+
+
+def database_url(run_dir: str | Path, db_url: str | None = None, must_exist: bool = False) -> str:
+    """The study database: the URL given, else ``STYLESTUDY_DB``, else SQLite in the run directory.
+    ``must_exist``: for readers (export, analyze), a SQLite file that is not there is an error,
+    not a new empty database."""
+    url = db_url or os.environ.get("STYLESTUDY_DB") or default_db_url(run_dir)
+    if must_exist and url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        raise StyleStudyError(f"no ratings database at {url[len('sqlite:///'):]}; run 'stylestudy serve' first, "
+                              "give --db URL, or (analyze) an exported CSV")
+    return url

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from stylestudy.evalserver.db import Participant, Rating
+from stylestudy.evalserver.flags import Flag
 from stylestudy.evalserver.spreadsheet_cells import neutralise
 
 COLUMNS = ["participant_id", "external_id", "trial", "pair_id", "condition_id", "block", "row", "column",
@@ -32,8 +33,8 @@ EXTRA_COLUMNS = ["row_label", "attention", "served_at", "external_study_id", "ex
 # viewing (evalserver.viewing): per image the picture's rendered size (CSS px), the device pixel
 # ratio and its own size (px); per participant the viewport and screen (CSS px, "WxH"), pointer,
 # user agent; last the scale it was shown at (CSS px per image pixel: shown_width / image_width)
-VIEWING_COLUMNS = ["shown_width", "shown_height", "device_pixel_ratio", "image_width", "image_height", "viewport",
-                   "screen", "pointer", "user_agent", "shown_scale"]
+VIEWING_SIZE_COLUMNS = ["shown_width", "shown_height", "device_pixel_ratio", "image_width", "image_height"]
+VIEWING_COLUMNS = VIEWING_SIZE_COLUMNS + ["viewport", "screen", "pointer", "user_agent", "shown_scale"]
 NUMERIC_COLUMNS = {"trial", "row", "column", "position", "rating", "response_ms", "shown_ms", "attention"}
 
 
@@ -63,7 +64,7 @@ def export_rows(session: Session) -> list[dict]:
             "column_label": r.column_label, "method": r.method, "image_id": r.image_id,
             "position": r.position, "rating": "" if r.rating is None else r.rating,
             "response_ms": _num(r.response_ms), "shown_ms": _num(r.shown_ms),
-            "flags": ";".join(sorted({*filter(None, r.flags.split(";")), "excluded"})) if p.excluded_at else r.flags,
+            "flags": ";".join(sorted({*filter(None, r.flags.split(";")), Flag.EXCLUDED.value})) if p.excluded_at else r.flags,
             "rated_at": _iso(r.rated_at), "row_label": r.row_label, "attention": int(r.attention),
             "served_at": _iso(r.served_at), "external_study_id": p.external_study_id or "",
             "external_session_id": p.external_session_id or "", "protocol": plan.get("protocol", "paired"),

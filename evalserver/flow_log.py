@@ -11,7 +11,7 @@ admin page view — so a killed process loses the arrivals it had not stored yet
 started id stores nothing at all.  Screen-outs recorded on the participant row
 (``Participant.screened_out``: environment gates at start, failed attention checks later) are
 counted by reason too.  The admin page shows these counts live;
-``stylestudy analyze`` adds the exclusions and the analysed participants (``analysis.flow``).
+``stylestudy analyze`` adds the exclusions and the analysed participants (``analysis.sources.flow``).
 """
 
 from __future__ import annotations

@@ -34,7 +34,9 @@ from itertools import pairwise
 import numpy as np
 from scipy.special import entr, log_ndtr, ndtr, owens_t
 
-SIGMA = 1.0 / 0.6744897501960817  # 1 / Φ⁻¹(0.75): 1 JOD = 75% preference
+from stylestudy.engine.study.units import JOD_SIGMA
+
+SIGMA = JOD_SIGMA  # 1 / Φ⁻¹(0.75): 1 JOD = 75% preference (engine.study.units)
 # JOD: prior spread of the study-level method scores.  1 JOD puts 95% of method differences within
 # ±2.8 JOD (preferred up to 97.5% of the time); a wider prior (it was 2) lets one early answer move a
 # difference by ~2 JOD, and adaptive sampling then avoids those pairs while the scale is inflated.

@@ -45,6 +45,7 @@ from stylestudy.engine.study.manifest import Condition, StudyManifest
 from stylestudy.evalserver import adaptive_store, answer_rules, flow_log
 from stylestudy.evalserver.db import ImageFetch, Participant, Rating, get_setting, utcnow
 from stylestudy.evalserver.external_ids import BadExternalId, ids_from, joins_without_id, may_resume, participant_id
+from stylestudy.evalserver.flags import Flag
 from stylestudy.evalserver.i18n import default_text
 from stylestudy.evalserver.practice import practice_plan
 from stylestudy.evalserver.schedule import seed_for, trial_plan
@@ -445,10 +446,10 @@ def _attention_screens_out(p: Participant, m: StudyManifest, role: str, answers:
     participant (Prolific's "screened out" return, no completion code); the acknowledgement
     stays bare, the next page is the screen-out page."""
     limit = m.protocol.attention_screen_out
-    if not limit or role != "attention" or not any("attention_failed" in flags for _, flags in answers):
+    if not limit or role != "attention" or not any(Flag.ATTENTION_FAILED in flags for _, flags in answers):
         return False
     before = g.db.scalar(select(func.count(func.distinct(Rating.trial))).where(
-        Rating.participant_id == p.id, Rating.attention.is_(True), Rating.flags.contains("attention_failed"),
+        Rating.participant_id == p.id, Rating.attention.is_(True), Rating.flags.contains(Flag.ATTENTION_FAILED.value),
         Rating.trial != p.current_trial))
     return before + 1 >= limit
 
@@ -533,7 +534,7 @@ def done():
 def _mostly_too_fast(p: Participant) -> bool:
     trials = func.count(func.distinct(Rating.trial))
     answered = g.db.scalar(select(trials).where(Rating.participant_id == p.id))
-    too_fast = g.db.scalar(select(trials).where(Rating.participant_id == p.id, Rating.flags.contains("too_fast")))
+    too_fast = g.db.scalar(select(trials).where(Rating.participant_id == p.id, Rating.flags.contains(Flag.TOO_FAST.value)))
     return answer_rules.mostly_too_fast(too_fast, answered)
 
 

@@ -35,7 +35,7 @@ def _entry(pair_id: str, conditions: list[str], kind: str, role: str = "rated", 
 
 
 def _paired(manifest: StudyManifest, rng: random.Random) -> list[dict]:
-    reference = manifest.protocol.reference
+    reference = manifest.protocol.reference_method
     plan = []
     for cell in sorted(manifest.cells):
         members = manifest.cells[cell]

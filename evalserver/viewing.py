@@ -29,6 +29,7 @@ from stylestudy.engine.study.screens import (  # the geometry is engine.study.sc
     reference_file,  # noqa: F401
     view_settings,
 )
+from stylestudy.evalserver.flags import Flag
 
 MOBILE_UA = re.compile(r"Mobi|Android|iPhone|iPad|iPod", re.IGNORECASE)
 MAX_CSS = 100_000.0
@@ -120,9 +121,9 @@ def viewing_flags(body: dict) -> list[str]:
     full screen was left."""
     flags = []
     if body.get("resized") is True:
-        flags.append("resized")
+        flags.append(Flag.RESIZED)
     if body.get("fullscreen_exit") is True:
-        flags.append("fullscreen_exit")
+        flags.append(Flag.FULLSCREEN_EXIT)
     return flags
 
 

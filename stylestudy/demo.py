@@ -130,7 +130,7 @@ def demo_methods_folder(run_dir: Path, object_name: str, dest: Path) -> Path:
 def run_protocol_demo(run_dir: str | Path, object_name: str, participants: int = 10) -> dict:
     """The demo's stimuli imported as three methods and rated with ``acr`` and ``pairwise`` by
     simulated participants over HTTP; each analysed into ``RUN_DIR/protocols/<kind>/report``."""
-    from stylestudy.analysis.report import AnalyzeOptions, analyze
+    from stylestudy.analysis.analyze import AnalyzeOptions, analyze
     from stylestudy.engine.study.importer import import_images
     from stylestudy.evalserver.app import create_app
     from stylestudy.evalserver.client import AlreadyStarted, StudyClient
@@ -171,7 +171,7 @@ def run_protocol_demo(run_dir: str | Path, object_name: str, participants: int =
 
 def run_demo(out: str | Path = "runs/demo", participants: int = 10, device: str = "auto",
              progress: bool = True) -> dict:
-    from stylestudy.analysis.report import AnalyzeOptions, analyze
+    from stylestudy.analysis.analyze import AnalyzeOptions, analyze
     from stylestudy.engine.produce.claims import measure_claims, write_claims
     from stylestudy.engine.produce.figures import make_figures
     from stylestudy.engine.produce.generate import generate

@@ -252,7 +252,7 @@ def test_once_a_beats_b_is_established_the_server_stops_asking_a_vs_b(import_sou
     """At first every method pair is asked; once the answers establish ours ≫ photo (and adain
     between them), ours vs photo is hardly asked again: the close pairs teach more.  Each participant sees a pair of an item at most once.  The analysis (Bradley–Terry)
     of the adaptive study ranks ours > adain > photo, as planted."""
-    from stylestudy.analysis.preference import comparisons as to_comparisons
+    from stylestudy.analysis.pairwise.preference import comparisons as to_comparisons
     from stylestudy.engine.study.manifest import StudyManifest
 
     run = _adaptive_run(import_source, tmp_path)
@@ -278,7 +278,7 @@ def test_once_a_beats_b_is_established_the_server_stops_asking_a_vs_b(import_sou
 
     import pandas as pd
 
-    from stylestudy.analysis.preference import bradley_terry
+    from stylestudy.analysis.pairwise.preference import bradley_terry
 
     csv = app.test_client().get("/admin/export.csv", headers={"Authorization": f"Bearer {TOKEN}"}).get_data(as_text=True)
     frame = pd.read_csv(io.StringIO(csv), keep_default_na=False)
@@ -525,8 +525,8 @@ def test_simulate_follows_the_server_logic(import_source, tmp_path):
     its answers rank the planted qualities."""
     import pandas as pd
 
-    from stylestudy.analysis.preference import bradley_terry
-    from stylestudy.analysis.preference import comparisons as to_comparisons
+    from stylestudy.analysis.pairwise.preference import bradley_terry
+    from stylestudy.analysis.pairwise.preference import comparisons as to_comparisons
     from stylestudy.cli import main
 
     run = _adaptive_run(import_source, tmp_path)

@@ -11,11 +11,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from stylestudy.analysis.audit import audit_cell, audit_table, load_published
-from stylestudy.analysis.raters import agreement, bt500_screening, icc
-from stylestudy.analysis.ratings import load_ratings
-from stylestudy.analysis.simulate import from_design, from_published, reconstruct_cells
-from stylestudy.analysis.stats import (
+from stylestudy.analysis.ratings.raters import agreement, bt500_screening, icc
+from stylestudy.analysis.ratings.stats import (
     attainability_note,
     cell_tests,
     cohens_dz,
@@ -25,7 +22,10 @@ from stylestudy.analysis.stats import (
     rank_biserial,
     wilcoxon_exact,
 )
-from stylestudy.analysis.table import caption, table_frame, to_latex, to_markdown
+from stylestudy.analysis.sources.ratings import load_ratings
+from stylestudy.analysis.table1.audit import audit_cell, audit_table, load_published
+from stylestudy.analysis.table1.simulate import from_design, from_published, reconstruct_cells
+from stylestudy.analysis.table1.table import caption, table_frame, to_latex, to_markdown
 from stylestudy.engine.study.errors import StyleStudyError
 
 
@@ -360,3 +360,24 @@ def test_cli_errors(tmp_path, capsys):
     assert "lacks column(s)" in capsys.readouterr().err
     assert main(["analyze", str(tmp_path / "missing.csv")]) == 2
     assert main(["analyze", str(tmp_path / "bad.csv"), "--decimals", "x"]) == 2
+
+
+def test_table1_analysis_is_a_typed_result_and_records_its_exclusions(tmp_path):
+    """The Table 1 analysis returns numbers and tables; an inverted rater excluded by --screen loo is
+    named with its rule, the omnibus before the exclusion is kept, and the cell counts match the tests."""
+    from stylestudy.analysis.table1.analysis import Table1Analysis, analyze_table1
+
+    frame = from_published(load_published(), 10, 5, seed=0)
+    inverted = frame["participant_id"].eq("synthetic-04") & frame["block"].ne("attention")
+    frame.loc[inverted, "rating"] = 6 - frame.loc[inverted, "rating"]
+    frame.to_csv(tmp_path / "ratings.csv", index=False)
+    ratings = load_ratings(tmp_path / "ratings.csv")
+    result = analyze_table1(ratings, "loo", 0.3, 0, "items", "unrestricted", compare_paper_ddof=1)
+    assert isinstance(result, Table1Analysis)
+    assert result.excluded == {"synthetic-04": "loo_r<0.3"} and result.by_rule() == {"loo_r<0.3": ["synthetic-04"]}
+    assert ratings.usable["participant_id"].nunique() == 9 and ratings.counts["excluded_loo"] > 0
+    every = result.omnibus_every_rater.set_index("scope")
+    assert every.loc["all blocks", "participants"] == 10
+    assert result.omnibus.set_index("scope").loc["all blocks", "participants"] == 9
+    assert result.cell_counts()["cells_significant_holm"] == int((result.tests["p_holm"] < 0.05).sum())
+    assert result.compared is not None and -1 <= result.pearson_r <= 1

@@ -127,7 +127,66 @@ def test_no_import_circles():
 def test_the_checker_sees_a_circle_and_a_backward_import(tmp_path):
     """Negative control: the walker finds function-local imports, so a planted circle is caught."""
     planted = tmp_path / "m.py"
-    planted.write_text("def f():\n    from stylestudy.analysis.report import analyze\n")
+    planted.write_text("def f():\n    from stylestudy.analysis.analyze import analyze\n")
     found = imports("stylestudy.engine.study.manifest", planted)
-    assert ("stylestudy.analysis.report", 2) in found
-    assert stage("stylestudy.analysis.report") > stage("stylestudy.engine.study.manifest")
+    assert ("stylestudy.analysis.analyze", 2) in found
+    assert stage("stylestudy.analysis.analyze") > stage("stylestudy.engine.study.manifest")
+
+
+ANALYSIS_PACKAGES = {"table1", "sources", "ratings", "pairwise", "models", "render"}
+ANALYSIS_FLAT = {"__init__", "cli", "analyze", "protocols"}
+
+
+def test_analysis_is_sub_packages_with_a_handful_of_flat_modules():
+    folder = ROOT / "analysis"
+    packages = {p.parent.name for p in folder.glob("*/__init__.py")}
+    assert packages == ANALYSIS_PACKAGES
+    for name in packages:  # each says what it holds
+        assert ast.get_docstring(ast.parse((folder / name / "__init__.py").read_text(encoding="utf-8")))
+    assert {p.stem for p in folder.glob("*.py")} == ANALYSIS_FLAT
+
+
+def _analysis_modules() -> list[str]:
+    return sorted(m for m in MODULES if m.startswith("stylestudy.analysis"))
+
+
+def _app_imports(module: str, path: Path) -> list[str]:
+    return [f"{module} line {line}" for target, line in imports(module, path)
+            if target == "stylestudy.evalserver.app" or target.startswith("stylestudy.evalserver.app.")]
+
+
+def test_the_analysis_reads_storage_not_the_flask_app(tmp_path):
+    assert [hit for m in _analysis_modules() for hit in _app_imports(m, MODULES[m])] == []
+    planted = tmp_path / "planted.py"  # negative control: a function-local import is seen
+    planted.write_text("def f():\n    from stylestudy.evalserver.app import database_url\n")
+    assert _app_imports("stylestudy.analysis.sources.planted", planted) == ["stylestudy.analysis.sources.planted line 2"]
+
+
+def _page_markup(path: Path) -> list[str]:
+    """String constants that build or edit a whole HTML page: the templates' job only."""
+    marks = ("</body>", "<body", "<!doctype", "<html", "<head")
+    return [f"{path.name} line {node.lineno}: {node.value[:40]!r}"
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and any(mark in node.value.lower() for mark in marks)]
+
+
+def test_no_html_page_is_built_or_edited_in_python(tmp_path):
+    assert [hit for m in _analysis_modules() for hit in _page_markup(MODULES[m])] == []
+    planted = tmp_path / "planted.py"  # negative control: the old flow's surgery is caught
+    planted.write_text('text = page.replace("</body>", section + "</body>", 1)\n')
+    assert len(_page_markup(planted)) == 2
+
+
+def test_the_one_renderer_has_its_templates_and_stylesheet_and_imports_no_analysis():
+    import jinja2
+
+    templates = ROOT / "analysis" / "render" / "templates"
+    names = {p.name for p in templates.iterdir()}
+    assert {"report.md.j2", "report.html.j2", "report.css"} <= names
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates))
+    for name in ("report.md.j2", "report.html.j2"):
+        env.parse(env.loader.get_source(env, name)[0])  # a syntax error fails here, not in a user's analyze
+    for module in (m for m in MODULES if m.startswith("stylestudy.analysis.render")):
+        assert [t for t, _ in imports(module, MODULES[module]) if t.startswith("stylestudy.analysis")
+                and not t.startswith("stylestudy.analysis.render")] == [], module

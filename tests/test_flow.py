@@ -74,7 +74,7 @@ def test_the_admin_page_shows_the_flow_live(app):
 
 
 def test_analyze_reports_the_flow_as_a_table_and_a_figure(app, run_copy, db_url, tmp_path):
-    from stylestudy.analysis.report import AnalyzeOptions, analyze
+    from stylestudy.analysis.analyze import AnalyzeOptions, analyze
 
     _visit(app)
     out = tmp_path / "report"

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from stylestudy.analysis import preference_tests, scores
-from stylestudy.analysis.multiple import holm
-from stylestudy.analysis.stats import dz_ci, paired_test, rank_biserial_ci, signed_rank_null, wilcoxon_exact
+from stylestudy.analysis.pairwise import preference_tests
+from stylestudy.analysis.ratings import scores
+from stylestudy.analysis.ratings.multiple import holm
+from stylestudy.analysis.ratings.stats import dz_ci, paired_test, rank_biserial_ci, signed_rank_null, wilcoxon_exact
 
 
 def _enumerated_p(d: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""The mixed model (analysis.lmm) against R's lme4 + lmerTest on the same planted data, and a
+"""The mixed model (analysis.models.lmm) against R's lme4 + lmerTest on the same planted data, and a
 small fixed-seed calibration: with equal methods and rater x method disagreement it keeps its
 level, where the old intercept-only model with a z-test did not."""
 
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from stylestudy.analysis.lmm import fit_methods, method_model
+from stylestudy.analysis.models.lmm import fit_methods, method_model
 
 R_SCRIPT = r"""
 suppressMessages(library(lmerTest))
@@ -315,7 +315,7 @@ def test_the_default_keeps_the_participants_slopes_and_selects_the_items():
 
 def test_the_likelihood_ratio_is_the_reml_deviance_difference():
     """By hand: the cs model against itself without the item slopes, chi-square on 1 df."""
-    from stylestudy.analysis.lmm import _lrt_p
+    from stylestudy.analysis.models.lmm import _lrt_p
 
     data = planted(10, ("a", "b"), 6, 0.3, 11, item_method_sd=0.3)
     full = method_model(data, ["a", "b"], "cs").fit(satterthwaite=False)

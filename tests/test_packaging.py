@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"stylestudy": "stylestudy", "engine": "stylestudy/engine", "evalserver": "stylestudy/evalserver",
            "analysis": "stylestudy/analysis", "studies": "stylestudy/studies"}
-DATA = ("*.html", "*.js", "*.css", "*.csv", "requirements.txt", "study.toml", "*.po", "*.mo", "babel.cfg")
+DATA = ("*.html", "*.j2", "*.js", "*.css", "*.csv", "requirements.txt", "study.toml", "*.po", "*.mo", "babel.cfg")
 
 
 def expected_files() -> set[str]:

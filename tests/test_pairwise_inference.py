@@ -14,18 +14,12 @@ import pytest
 from scipy import special
 from scipy import stats as sps
 
-from stylestudy.analysis import (
-    pairwise_inference,
-    pairwise_scale,
-    preference,
-    preference_tests,
-    rank_groups,
-    scaling,
-    separation,
-    simulate,
-    ties,
-)
-from stylestudy.analysis.raters import bt500_screening, kendall_u, screening
+from stylestudy.analysis.pairwise import inference as pairwise_inference
+from stylestudy.analysis.pairwise import preference, preference_tests, scaling, separation, ties
+from stylestudy.analysis.pairwise import scale as pairwise_scale
+from stylestudy.analysis.ratings import rank_groups
+from stylestudy.analysis.ratings.raters import bt500_screening, kendall_u, screening
+from stylestudy.analysis.table1 import simulate
 from stylestudy.engine.study.manifest import StudyManifest
 from tests.benchmarks.pairwise_coverage import coverage
 from tests.conftest import import_run
@@ -195,7 +189,7 @@ def pairwise_run(import_source, tmp_path_factory):
 
 
 def test_analyze_names_the_never_winning_method_in_report_and_json(pairwise_run, tmp_path):
-    from stylestudy.analysis.report import AnalyzeOptions, analyze
+    from stylestudy.analysis.analyze import AnalyzeOptions, analyze
 
     frame = simulate.from_protocol(pairwise_run, {"photo": -0.3, "adain": 0.0, "ours": 0.6}, 12, seed=2)
     # 'photo' never preferred: its row gets rating 0, the other image 1
@@ -224,8 +218,8 @@ def test_scale_table_intervals_use_the_t_quantile():
 
 
 def test_table1_screen_loo_excludes_an_inverted_rater_and_names_the_rule(tmp_path):
-    from stylestudy.analysis.audit import load_published
-    from stylestudy.analysis.report import AnalyzeOptions, analyze
+    from stylestudy.analysis.analyze import AnalyzeOptions, analyze
+    from stylestudy.analysis.table1.audit import load_published
 
     frame = simulate.from_published(load_published(), 10, 5, seed=0)
     inverted = frame["participant_id"].eq("synthetic-04") & frame["block"].ne("attention")

@@ -191,7 +191,7 @@ def test_submit_responses_are_bare_acknowledgements(import_source, tmp_path, db_
 
 @pytest.mark.parametrize("kind,answer", [("pairwise", 0), ("pairwise", None), ("acr", None), ("paired", None)])
 def test_a_timeout_or_no_preference_fails_an_attention_check(import_source, tmp_path, db_url, kind, answer):
-    from stylestudy.analysis.ratings import load_ratings
+    from stylestudy.analysis.sources.ratings import load_ratings
     from tests.conftest import import_run
 
     settings = {"attention_checks": 1, **({"no_preference": True} if kind == "pairwise" else {})}
@@ -287,7 +287,7 @@ def test_exports_neutralise_formulas_and_analyze_reads_the_original_values(app, 
     formula, in the admin CSV and in ``stylestudy export``; the analysis reads them back as they were."""
     from sqlalchemy import text
 
-    from stylestudy.analysis.ratings import load_ratings
+    from stylestudy.analysis.sources.ratings import load_ratings
     from stylestudy.cli import main
 
     c = _joined(app, "-1")  # a legal id that a spreadsheet would read as a formula

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from stylestudy.analysis import preference, preference_tests, scores, simulate
+from stylestudy.analysis.pairwise import preference, preference_tests
+from stylestudy.analysis.ratings import scores
+from stylestudy.analysis.table1 import simulate
 from stylestudy.engine.study.manifest import StudyManifest
 from tests.conftest import import_run
 
@@ -111,7 +113,7 @@ def test_repeat_consistency_and_gold_by_hand():
 
 
 def test_acr_analysis_ranks_planted_methods_and_writes_the_report(import_source, tmp_path):
-    from stylestudy.analysis.report import AnalyzeOptions, analyze
+    from stylestudy.analysis.analyze import AnalyzeOptions, analyze
 
     run = import_run(import_source, tmp_path / "run", "acr", repeats=2)
     manifest = StudyManifest.load(run)
@@ -137,9 +139,9 @@ def test_paired_mixed_model_fits_every_rating_of_the_reference(import_source, tm
     mixed model takes each of those ratings, not their per-participant mean (averaged, the
     reference's rows are less noisy than the model's one residual variance assumes, and the test
     was conservative), and says how it treated a rater x method variance at 0."""
-    from stylestudy.analysis.report import AnalyzeOptions, analyze
+    from stylestudy.analysis.analyze import AnalyzeOptions, analyze
 
-    run = import_run(import_source, tmp_path / "run", "paired", reference="photo")
+    run = import_run(import_source, tmp_path / "run", "paired", reference_method="photo")
     frame = simulate.from_protocol(StudyManifest.load(run), {"photo": 0.0, "adain": 0.0, "ours": 1.0}, 12, seed=8)
     frame.to_csv(tmp_path / "sim.csv", index=False)
     summary = analyze(tmp_path / "sim.csv", AnalyzeOptions(out=tmp_path / "report"), run)
@@ -156,7 +158,7 @@ def test_paired_mixed_model_fits_every_rating_of_the_reference(import_source, tm
 def test_acr_inverted_rater_is_flagged_and_the_ranking_shown_without_them(import_source, tmp_path):
     """One participant rates on a reversed scale: the leave-one-out correlation names them, and the
     report gives the MOS again without them (the path that reads the flagged raters' ratings out)."""
-    from stylestudy.analysis.report import AnalyzeOptions, analyze
+    from stylestudy.analysis.analyze import AnalyzeOptions, analyze
 
     run = import_run(import_source, tmp_path / "run", "acr")
     frame = simulate.from_protocol(StudyManifest.load(run), {"photo": -1.5, "adain": 0.0, "ours": 0.8}, 10, seed=3)
@@ -202,3 +204,37 @@ def test_position_bias_by_hand():
                            "flags": ["", "", "", "", "", "", "no_preference", "no_preference"]})
     bias = preference.position_bias(usable)
     assert bias["decisive"] == 3 and bias["image1_share"] == 1.0 and bias["p"] == pytest.approx(0.25)
+
+
+def test_each_protocol_analysis_is_a_typed_result_of_numbers(pairwise_run, import_source, tmp_path):
+    """The analyses return dataclasses of numbers and tables (the words are the report's): the
+    pairwise result's counts agree with its own comparisons, the acr result's MOS with a hand mean,
+    and both summaries survive a JSON round trip unchanged."""
+    import dataclasses
+    import json
+
+    from stylestudy.analysis.pairwise.analysis import PairwiseAnalysis, analyze_pairwise
+    from stylestudy.analysis.ratings.analysis import RatingsAnalysis, analyze_ratings
+
+    frame = simulate.from_protocol(pairwise_run, {"photo": -1.0, "adain": 0.0, "ours": 0.6}, 8, seed=4)
+    usable = frame[frame["role"].eq("rated")].copy()
+    usable["rating"] = usable["rating"].astype(float)
+    pw = analyze_pairwise(usable, pairwise_run.methods, bootstrap=100, seed=0)
+    assert isinstance(pw, PairwiseAnalysis) and len(pw.comparisons) == 8 * 12
+    assert pw.ties == int((pw.comparisons["outcome"] == 0.5).sum())
+    share = pw.preference_share()
+    assert share.loc["ours", "photo"] + share.loc["photo", "ours"] == pytest.approx(1.0)
+    assert json.loads(json.dumps(pw.summary(), default=str))["comparisons"] == 96
+
+    acr = StudyManifest.load(import_run(import_source, tmp_path / "acr", "acr"))
+    frame = simulate.from_protocol(acr, {"photo": -1.0, "adain": 0.0, "ours": 0.8}, 6, seed=2)
+    usable = frame[frame["role"].eq("rated") & frame["rating"].notna()].copy()
+    usable["rating"] = usable["rating"].astype(float)
+    result = analyze_ratings(usable, frame, acr.methods, "acr", None, "", 5, 0.3)
+    assert isinstance(result, RatingsAnalysis)
+    words = [f.name for f in dataclasses.fields(result) if isinstance(getattr(result, f.name), str)]
+    assert sorted(words) == ["gold_method", "kind"]  # names, not sentences
+    mos = result.table.set_index("method")["mos"]
+    by_hand = usable.groupby(["participant_id", "method"])["rating"].mean().groupby("method").mean()
+    assert mos["ours"] == pytest.approx(by_hand["ours"]) and result.participants == 6
+    assert json.loads(json.dumps(result.summary(), default=str))["ranking"][0]["method"] == mos.index[0]

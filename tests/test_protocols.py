@@ -157,7 +157,7 @@ def test_pairwise_without_no_preference_refuses_it(import_source, tmp_path):
 
 
 def test_paired_with_three_methods_pairs_the_reference_with_each(import_source, tmp_path, db_url):
-    run = import_run(import_source, tmp_path / "run", "paired", reference="photo")
+    run = import_run(import_source, tmp_path / "run", "paired", reference_method="photo")
     app = create_app(run, db_url, admin_token=TOKEN)
     c = app.test_client()
     _join(c, "ref")

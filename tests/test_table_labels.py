@@ -15,11 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stylestudy.analysis.audit import load_published
-from stylestudy.analysis.column_labels import column_labels, format_number, split_label
-from stylestudy.analysis.ratings import load_ratings
-from stylestudy.analysis.simulate import design_cells, from_design, from_published
-from stylestudy.analysis.table import caption, table_frame, to_csv, to_html, to_latex, to_markdown
+from stylestudy.analysis.sources.ratings import load_ratings
+from stylestudy.analysis.table1.audit import load_published
+from stylestudy.analysis.table1.column_labels import column_labels, format_number, split_label
+from stylestudy.analysis.table1.simulate import design_cells, from_design, from_published
+from stylestudy.analysis.table1.table import caption, table_frame, to_csv, to_html, to_latex, to_markdown
 
 # The paper's columns, typed from SUMMARY.md sections 3-4 (not from our data file).
 PAPER_A_BASELINE = ["1e-2", "1e-3", "1e-4", "1e-5", "1e-6"]

@@ -143,7 +143,7 @@ def test_an_old_database_gains_the_viewing_columns(tmp_path, db_url):
 
 
 def test_report_viewing_line_by_hand():
-    from stylestudy.analysis.viewing import viewing_line, viewing_summary
+    from stylestudy.analysis.sources.viewing import viewing_line, viewing_summary
 
     rows = pd.DataFrame({  # native at DPR 1, native at DPR 2, device at DPR 2, fit
         "shown_width": [96, 96, 48, 840], "shown_height": [64, 64, 32, 560], "device_pixel_ratio": [1, 2, 2, 1],

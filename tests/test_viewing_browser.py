@@ -210,7 +210,7 @@ def test_pairwise_answered_with_images_in_view_and_practice(browser, tmp_path):
     """Imported pairwise (side by side): during the answer phase both images are on screen, each
     labelled beneath; no option has focus; two practice trials from the briefing item come first,
     are stored with role practice and reach no analysis table."""
-    from stylestudy.analysis.ratings import load_ratings
+    from stylestudy.analysis.sources.ratings import load_ratings
 
     run = _import(tmp_path, "pairwise", size=(120, 90), items=("a", "b", "c", "d"), briefing=("d",), practice=2,
                   pairs_per_participant=2)

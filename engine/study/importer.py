@@ -352,9 +352,9 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
     if protocol is not None:
         prot.kind = protocol
     if reference is not None:
-        prot.reference = reference
+        prot.reference_method = reference
     if prot.kind == "paired":
-        prot.reference = prot.reference or methods[0]
+        prot.reference_method = prot.reference_method or methods[0]
     _imported_defaults(prot, settings.given)
     for kind in prot.references:
         if items and (kind, items[0]) not in references:
@@ -362,7 +362,7 @@ def import_images(source_dir: str | Path, run_dir: str | Path, protocol: str | N
                                 f"DIR/_{kind}/<item>.png or a CSV column {kind}_image")
     if prot.sampling == "adaptive" and prot.kind != "pairwise":
         raise ImportProblem(f"sampling = \"adaptive\" chooses pairs: it needs the pairwise protocol, not {prot.kind!r}")
-    for key, value in (("reference", prot.reference), ("gold_method", prot.gold_method)):
+    for key, value in (("reference", prot.reference_method), ("gold_method", prot.gold_method)):
         if value and value not in methods:
             raise ImportProblem(f"{key} {value!r} is not one of the imported methods ({', '.join(methods)})")
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.engine.study.files import atomic_write_bytes
-from stylestudy.engine.study.schema import Protocol
+from stylestudy.engine.study.schema import Protocol, current_keys
 
 SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
@@ -230,7 +230,7 @@ class StudyManifest:
     def protocol(self) -> Protocol:
         # validated when the study file was loaded; a run made before display settings existed
         # keeps the display it was made for (one on-screen height: "fit")
-        return Protocol(**{"display": "fit", **self.study.get("protocol", {})})
+        return Protocol(**{"display": "fit", **current_keys("protocol", self.study.get("protocol", {}))})
 
     @property
     def title(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,19 +65,44 @@ class Block:
         return {"lambda_os": len(self.baseline), "layer_boost": len(self.layers), "size": len(self.sizes)}[self.sweep]
 
 
+def key(help: str, default: Any = None, *, factory: Callable[[], Any] | None = None, choices: tuple = (),
+        positive: bool = False, empty_means_default: bool = False) -> Any:
+    """A study-file key declared once: its default, the values it allows and what it is for.
+    The reader (``studyfile``), the manifest and the key reference (``study_keys``) all derive
+    from this declaration."""
+    metadata = {"help": help, "choices": tuple(choices), "positive": positive,
+                "empty_means_default": empty_means_default}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+# keys renamed so that one name says one thing (old name -> new); the old name is still read, with a
+# deprecation message, and old manifests keep loading
+RENAMED_KEYS = {"protocol": {"reference": "reference_method"}}  # vs `references`, the images shown beside
+
+
+def current_keys(table: str, data: dict) -> dict:
+    """``data`` with the renamed keys of ``table`` under their new names (an old manifest's record)."""
+    renamed = RENAMED_KEYS.get(table, {})
+    return {renamed.get(k, k): v for k, v in data.items()} if isinstance(data, dict) else data
+
+
 @dataclass
 class EngineSettings:
-    size: int = 512
-    iterations: int = 600
-    weights: str = "caffe"
-    content_layers: list[str] = field(default_factory=lambda: ["relu4_2"])
-    style_layers: list[str] = field(default_factory=lambda: list(PAPER_STYLE_LAYERS))
-    content_weight: float = 1.0
-    style_weight: float = 0.2
-    optimizer: str = "lbfgs"
-    init: str = "content"
-    seed: int = 0
-    pooling: str = "max"
+    """The ``[engine]`` table: how every stimulus is optimised (defaults: the paper's)."""
+
+    size: int = key("longer side of the stylised image, px", 512, positive=True)
+    iterations: int = key("optimiser iterations per stimulus", 600, positive=True)
+    weights: str = key("VGG-19 weights: caffe (bundled) or a file", "caffe")
+    content_layers: list[str] = key("VGG-19 layers of the content loss", factory=lambda: ["relu4_2"])
+    style_layers: list[str] = key("VGG-19 layers of the style loss", factory=lambda: list(PAPER_STYLE_LAYERS))
+    content_weight: float = key("weight of the content loss", 1.0, positive=True)
+    style_weight: float = key("weight of the style loss", 0.2, positive=True)
+    optimizer: str = key("the optimiser", "lbfgs", choices=("lbfgs", "adam"))
+    init: str = key("the image the optimisation starts from", "content", choices=("content", "style", "noise"))
+    seed: int = key("random seed (noise init, Adam)", 0)
+    pooling: str = key("VGG-19 pooling", "max", choices=("max", "avg"))
 
 
 @dataclass
@@ -90,52 +116,59 @@ class Protocol:
     ``title`` is what participants see (page titles); the study's own title is for researchers.
     """
 
-    title: str = PARTICIPANT_TITLE
-    kind: str = "paired"
-    image_seconds: float = 5.0
-    rating_seconds: float = 5.0
-    scale: list[str] = field(default_factory=lambda: list(PAPER_SCALE))
-    participants: int = 10
-    completion_code: str = ""
-    redirect_url: str = ""
-    attention_checks: int = 0
-    consent_text: str = ""
-    reference: str = ""  # paired: the method every other one is paired with (default: the first method)
-    repeats: int = 0  # acr: conditions shown a second time, hidden, for intra-rater consistency
-    gold_method: str = ""  # acr: a method whose images have a known answer (gold items) ...
-    gold_ratings: list[int] = field(default_factory=list)  # ... the ratings that count as right for them
-    layout: str = "side_by_side"  # pairwise: side_by_side | sequential
-    no_preference: bool = False  # pairwise: offer "No preference" besides "Image 1" / "Image 2"
-    question: str = PAIRWISE_QUESTION  # pairwise: what participants answer
-    pairs_per_participant: int = 0  # pairwise: trials per participant, spread evenly over method pairs; 0 = all
-    sampling: str = "balanced"  # pairwise: balanced (fixed plans) | adaptive (next pair by expected information gain)
-    stop_when: list[str] = field(default_factory=list)  # adaptive: "separated", "comparisons:N" (any one closes the study)
-    adaptive_target: str = "methods"  # adaptive: what a comparison is chosen for (evalserver.adaptive):
-    # "methods": information about the methods' mean scores | "items": every (item, method) score |
-    # "ranking": the expected number of method pairs put in the right order | "ranking+methods": both,
-    # each as a share of its best pair's
-    in_flight_seconds: float = 60.0  # adaptive: a pair handed out and unanswered this long no longer counts as pending
+    title: str = key("page title participants see (neutral: names no method)", PARTICIPANT_TITLE,
+                     empty_means_default=True)
+    kind: str = key("the protocol: paired (the paper's), acr (one image, then its rating), pairwise (which of two "
+                    "is better)", "paired", choices=PROTOCOLS)
+    image_seconds: float = key("how long a stimulus is shown, s", 5.0, positive=True)
+    rating_seconds: float = key("how long the rating may take, s", 5.0, positive=True)
+    scale: list[str] = key("the rating scale's labels, lowest first (at least two)", factory=lambda: list(PAPER_SCALE))
+    participants: int = key("participants the study is for", 10, positive=True)
+    completion_code: str = key("code shown at the end (e.g. Prolific's)", "")
+    redirect_url: str = key("where participants are sent at the end", "")
+    attention_checks: int = key("attention-check trials per participant", 0)
+    consent_text: str = key("consent text shown before the study", "")
+    reference_method: str = key("paired: the method every other one is paired with (default: the first method); "
+                                "formerly `reference`", "")
+    repeats: int = key("acr: conditions shown a second time, hidden, for intra-rater consistency", 0)
+    gold_method: str = key("acr: a method whose images have a known answer (gold items)", "")
+    gold_ratings: list[int] = key("acr: the ratings that count as right for the gold items", factory=list)
+    layout: str = key("pairwise: the two images side by side or one after the other", "side_by_side",
+                      choices=PAIRWISE_LAYOUTS)
+    no_preference: bool = key("pairwise: offer \"No preference\" besides \"Image 1\" / \"Image 2\"", False)
+    question: str = key("pairwise: what participants answer", PAIRWISE_QUESTION, empty_means_default=True)
+    pairs_per_participant: int = key("pairwise: trials per participant, spread evenly over method pairs; 0 = all", 0)
+    sampling: str = key("pairwise: balanced (fixed plans) or adaptive (next pair by expected information gain)",
+                        "balanced", choices=PAIRWISE_SAMPLING)
+    stop_when: list[str] = key("adaptive: \"separated\", \"comparisons:N\" (any one closes the study)", factory=list)
+    adaptive_target: str = key("adaptive: what a comparison is chosen for: the methods' scores, every item's, the "
+                               "order, or the order and the methods' scores", "methods", choices=ADAPTIVE_TARGETS)
+    in_flight_seconds: float = key("adaptive: a pair handed out and unanswered this long no longer counts as pending, s",
+                                   60.0, positive=True)
     # --- viewing (evalserver.viewing) ---
-    display: str = "native"  # native | device | fit: the scale at which stimuli are shown (DISPLAY_MODES)
-    answer_with_images: bool = False  # the images stay in view while the answer is given (imported acr/pairwise)
-    references: list[str] = field(default_factory=list)  # shown beside the stimuli, never rated: style, content
-    min_viewport: list[int] = field(default_factory=list)  # [width, height] CSS px the window must have
-    allow_mobile: bool = True  # False: phones and tablets are screened out
-    fullscreen: bool = False  # the trials run in full screen; leaving it is flagged
-    screen_out_code: str = ""  # shown to (and sent back with) participants a gate refuses
-    screen_out_url: str = ""  # where they are sent back (e.g. Prolific's "screened out" return)
-    practice: int = 0  # practice trials from the briefing stimuli (role practice, never analysed)
-    language: str = "en"  # participant pages: en | ko (texts the study file sets are shown as written)
-    # who may resume a started participant: "cookie" (only the browser that started) or
-    # "cookie_or_session" (also a new browser presenting the same external SESSION_ID)
-    resume: str = "cookie"
-    # screen a participant out after this many failed attention checks (0: never; failures are flagged only)
-    attention_screen_out: int = 0
-    # shown instead of completion_code to a participant most of whose trials were answered too_fast
-    # (sooner than the displays take): "" = no code at all
-    incomplete_code: str = ""
-    # joining without a participant id (PROLIFIC_PID or pid): None = only when there is no completion_code
-    allow_no_id: bool | None = None
+    display: str = key("the scale stimuli are shown at: one image pixel per CSS pixel (native), per device pixel "
+                       "(device), 70% of the window (fit), or 1:1 where the window holds the study's largest "
+                       "images and controls and the one smaller scale that fits where it does not (scale_down)",
+                       "native", choices=DISPLAY_MODES)
+    answer_with_images: bool = key("the images stay in view while the answer is given (imported acr/pairwise)", False)
+    references: list[str] = key("images shown beside the stimuli, never rated: style, content", factory=list)
+    min_viewport: list[int] = key("[width, height] CSS px the window must have", factory=list, positive=True)
+    allow_mobile: bool = key("false: phones and tablets are screened out", True)
+    fullscreen: bool = key("the trials run in full screen; leaving it is flagged", False)
+    screen_out_code: str = key("shown to (and sent back with) participants a gate refuses", "")
+    screen_out_url: str = key("where refused participants are sent back (e.g. Prolific's \"screened out\" return)", "")
+    practice: int = key("practice trials from the briefing stimuli (never analysed)", 0)
+    language: str = key("participant pages' language (texts the study file sets are shown as written)", "en",
+                        choices=LANGUAGES)
+    resume: str = key("who may resume a started participant: only the browser that started (cookie), or also a new "
+                      "browser presenting the same external SESSION_ID (cookie_or_session)", "cookie",
+                      choices=RESUME_POLICIES)
+    attention_screen_out: int = key("screen a participant out after this many failed attention checks (0: never; "
+                                    "failures are flagged only)", 0)
+    incomplete_code: str = key("shown instead of completion_code to a participant most of whose trials were answered "
+                               "too_fast (sooner than the displays take); empty: no code at all", "")
+    allow_no_id: bool | None = key("joining without a participant id (PROLIFIC_PID or pid); unset: only when there is "
+                                   "no completion_code", None)
 
     @property
     def image_ms(self) -> int:

@@ -8,33 +8,26 @@ dataclasses are in ``schema``; the line-aware TOML reader is ``toml_reader``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import warnings
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
+from typing import TypeVar
 
 from stylestudy.engine.study.bundled import bundled_names, resolve_study, user_images_dir
 from stylestudy.engine.study.errors import StudyError
 from stylestudy.engine.study.layer_names import LAYER_NAMES
 from stylestudy.engine.study.schema import (
-    ADAPTIVE_TARGETS,
-    DISPLAY_MODES,
-    LANGUAGES,
     METHODS,
     MIN_SIZE,
-    PAIRWISE_LAYOUTS,
-    PAIRWISE_QUESTION,
-    PAIRWISE_SAMPLING,
-    PAPER_SCALE,
-    PAPER_STYLE_LAYERS,
-    PARTICIPANT_TITLE,
-    PROTOCOLS,
     REFERENCE_KINDS,
-    RESUME_POLICIES,
+    RENAMED_KEYS,
     SWEEPS,
     Block,
     EngineSettings,
     ImageSource,
     Protocol,
     Study,
+    current_keys,
 )
 from stylestudy.engine.study.toml_reader import TomlReader, read_toml
 
@@ -81,20 +74,7 @@ def load_study(path: str | Path) -> Study:
         if m not in METHODS:
             raise r.fail("briefing", "methods", f"unknown method {m!r}; use {', '.join(METHODS)}")
 
-    eng_t = r.table(data.get("engine", {}), "engine", set(EngineSettings.__dataclass_fields__))
-    engine = EngineSettings(
-        size=r.number(eng_t, "engine", "size", 512, positive=True, integer=True),
-        iterations=r.number(eng_t, "engine", "iterations", 600, positive=True, integer=True),
-        weights=r.string(eng_t, "engine", "weights", "caffe"),
-        content_layers=r.strings(eng_t, "engine", "content_layers", ["relu4_2"]),
-        style_layers=r.strings(eng_t, "engine", "style_layers", list(PAPER_STYLE_LAYERS)),
-        content_weight=r.number(eng_t, "engine", "content_weight", 1.0, positive=True),
-        style_weight=r.number(eng_t, "engine", "style_weight", 0.2, positive=True),
-        optimizer=r.string(eng_t, "engine", "optimizer", "lbfgs", ("lbfgs", "adam")),
-        init=r.string(eng_t, "engine", "init", "content", ("content", "style", "noise")),
-        seed=r.number(eng_t, "engine", "seed", 0, integer=True),
-        pooling=r.string(eng_t, "engine", "pooling", "max", ("max", "avg")),
-    )
+    engine = read_declared(r, data.get("engine", {}), "engine", EngineSettings)
     _check_layers(r, engine)
     if engine.size < MIN_SIZE:
         raise r.fail("engine", "size", f"must be ≥ {MIN_SIZE} (VGG-19 pools 4 times before relu5_x), got {engine.size}")
@@ -143,49 +123,8 @@ def load_study(path: str | Path) -> Study:
 
 def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], importing: bool = False) -> Protocol:
     """The ``[protocol]`` table, validated; ``methods``: names participants must never read."""
-    prot_t = r.table(table, "protocol", set(Protocol.__dataclass_fields__))
-    protocol = Protocol(
-        title=r.string(prot_t, "protocol", "title", PARTICIPANT_TITLE) or PARTICIPANT_TITLE,
-        kind=r.string(prot_t, "protocol", "kind", "paired", PROTOCOLS),
-        image_seconds=r.number(prot_t, "protocol", "image_seconds", 5.0, positive=True),
-        rating_seconds=r.number(prot_t, "protocol", "rating_seconds", 5.0, positive=True),
-        scale=r.strings(prot_t, "protocol", "scale", list(PAPER_SCALE)),
-        participants=r.number(prot_t, "protocol", "participants", 10, positive=True, integer=True),
-        completion_code=r.string(prot_t, "protocol", "completion_code", ""),
-        redirect_url=r.string(prot_t, "protocol", "redirect_url", ""),
-        attention_checks=r.number(prot_t, "protocol", "attention_checks", 0, integer=True),
-        consent_text=r.string(prot_t, "protocol", "consent_text", ""),
-        reference=r.string(prot_t, "protocol", "reference", ""),
-        repeats=r.number(prot_t, "protocol", "repeats", 0, integer=True),
-        gold_method=r.string(prot_t, "protocol", "gold_method", ""),
-        gold_ratings=r.numbers(prot_t, "protocol", "gold_ratings", positive=False, integer=True),
-        layout=r.string(prot_t, "protocol", "layout", "side_by_side", PAIRWISE_LAYOUTS),
-        no_preference=prot_t.get("no_preference", False),
-        question=r.string(prot_t, "protocol", "question", PAIRWISE_QUESTION) or PAIRWISE_QUESTION,
-        pairs_per_participant=r.number(prot_t, "protocol", "pairs_per_participant", 0, integer=True),
-        sampling=r.string(prot_t, "protocol", "sampling", "balanced", PAIRWISE_SAMPLING),
-        stop_when=r.strings(prot_t, "protocol", "stop_when", []),
-        adaptive_target=r.string(prot_t, "protocol", "adaptive_target", "methods", ADAPTIVE_TARGETS),
-        in_flight_seconds=r.number(prot_t, "protocol", "in_flight_seconds", 60.0, positive=True),
-        display=r.string(prot_t, "protocol", "display", "native", DISPLAY_MODES),
-        answer_with_images=prot_t.get("answer_with_images", False),
-        references=r.strings(prot_t, "protocol", "references", []),
-        min_viewport=r.numbers(prot_t, "protocol", "min_viewport", positive=True, integer=True),
-        allow_mobile=prot_t.get("allow_mobile", True),
-        fullscreen=prot_t.get("fullscreen", False),
-        screen_out_code=r.string(prot_t, "protocol", "screen_out_code", ""),
-        screen_out_url=r.string(prot_t, "protocol", "screen_out_url", ""),
-        practice=r.number(prot_t, "protocol", "practice", 0, integer=True),
-        language=r.string(prot_t, "protocol", "language", "en", LANGUAGES),
-        resume=r.string(prot_t, "protocol", "resume", "cookie", RESUME_POLICIES),
-        attention_screen_out=r.number(prot_t, "protocol", "attention_screen_out", 0, integer=True),
-        incomplete_code=r.string(prot_t, "protocol", "incomplete_code", ""),
-        allow_no_id=prot_t.get("allow_no_id"),
-    )
-    _check_sampling(r, protocol, kind_given="kind" in prot_t or not importing)
-    for key in ("no_preference", "answer_with_images", "allow_mobile", "fullscreen", "allow_no_id"):
-        if not isinstance(getattr(protocol, key), bool) and not (key == "allow_no_id" and protocol.allow_no_id is None):
-            raise r.fail("protocol", key, f"must be true or false, got {getattr(protocol, key)!r}")
+    protocol = read_declared(r, table, "protocol", Protocol)
+    _check_sampling(r, protocol, kind_given="kind" in table or not importing)
     for ref in protocol.references:
         if ref not in REFERENCE_KINDS:
             raise r.fail("protocol", "references", f"unknown reference {ref!r}; use {', '.join(REFERENCE_KINDS)}")
@@ -219,6 +158,42 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
             raise r.fail("protocol", key, f"is shown to participants and names the method {named[0]!r}; "
                                           "use neutral words")
     return protocol
+
+
+T = TypeVar("T")
+
+
+def read_declared(r: TomlReader, data: dict, table: str, cls: type[T]) -> T:
+    """A table whose keys are declared on ``cls`` (``schema.key``): every key read with its declared
+    default, type and allowed values; an unknown key is an error that suggests the nearest one."""
+    for old, new in RENAMED_KEYS.get(table, {}).items():
+        if isinstance(data, dict) and old in data:
+            if new in data:
+                raise r.fail(table, old, f"is the old name of '{new}', which is also set; remove '{old}'")
+            warnings.warn(f"{r.where(table, old)}: {table}.{old} is now {table}.{new}; the old name still works "
+                          "for now, rename it", FutureWarning, stacklevel=2)
+    data = r.table(current_keys(table, data), table, {f.name for f in fields(cls)})
+    values = {}
+    for f in fields(cls):
+        meta = f.metadata
+        default = f.default_factory() if f.default is MISSING else f.default
+        if f.type in ("bool", "bool | None"):  # bool | None: unset means "decided by other keys"
+            value = data.get(f.name, default)
+            if not (isinstance(value, bool) or (value is None and f.type == "bool | None")):
+                raise r.fail(table, f.name, f"must be true or false, got {value!r}")
+        elif f.type in ("int", "float"):
+            value = r.number(data, table, f.name, default, positive=meta["positive"], integer=f.type == "int")
+        elif f.type == "str":
+            value = r.string(data, table, f.name, default, meta["choices"])
+            value = (value or default) if meta["empty_means_default"] else value
+        elif f.type == "list[int]":
+            value = r.numbers(data, table, f.name, positive=meta["positive"], integer=True)
+        elif f.type == "list[str]":
+            value = r.strings(data, table, f.name, default)
+        else:
+            raise TypeError(f"{cls.__name__}.{f.name}: no reader for {f.type}")
+        values[f.name] = value
+    return cls(**values)
 
 
 def _check_sampling(r: TomlReader, protocol: Protocol, kind_given: bool = True) -> None:
@@ -301,4 +276,5 @@ def protocol_from_record(table, source: str, methods: list[str]) -> Protocol:
     ``[protocol]`` (a hand-edited or truncated manifest must not start a server)."""
     if table is None:
         raise StudyError(f"{source}: protocol is null; re-run stylestudy generate or import")
-    return _protocol(TomlReader(Path(source), ""), table, methods)
+    # a manifest written before a key was renamed is read under the new names, silently: it is not the user's file
+    return _protocol(TomlReader(Path(source), ""), current_keys("protocol", table), methods)

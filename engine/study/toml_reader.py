@@ -5,6 +5,7 @@ Every study-file error says ``FILE:LINE: table.key: what is wrong``.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from pathlib import Path
@@ -15,6 +16,9 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from stylestudy.engine.study.errors import StudyError
+
+KEY_REFERENCE = "every key: docs/reference/study-keys.md"
+DECLARED_TABLES = ("engine", "protocol")  # keys declared in schema (schema.key), listed in the reference
 
 
 class TomlReader:
@@ -62,18 +66,39 @@ class TomlReader:
             return section[0][0]
         return 0
 
-    def fail(self, table: str, key: str | None, message: str) -> StudyError:
+    def where(self, table: str, key: str | None = None) -> str:
+        """``FILE:LINE`` of ``table.key`` (``FILE`` where the line is unknown)."""
         line = self.line_of(table, key)
-        where = f"{self.path}:{line}" if line else str(self.path)
+        return f"{self.path}:{line}" if line else str(self.path)
+
+    def fail(self, table: str, key: str | None, message: str) -> StudyError:
+        where = self.where(table, key)
         name = f"{table}.{key}" if key else f"[{table}]"
         return StudyError(f"{where}: {name}: {message}")
+
+    def unknown(self, table: str, key: str, allowed: set[str]) -> StudyError:
+        """An unknown key (or, at the top, section) with the nearest known one, not a list of all."""
+        near = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+        if table:
+            listed = KEY_REFERENCE if table in DECLARED_TABLES else f"allowed: {', '.join(sorted(allowed))}"
+            hint = f"did you mean '{near[0]}'?" if near else f"[{table}] has no key like it; {listed}"
+            return self.fail(table, key, f"unknown key; {hint}")
+        line = self.header_line(key)
+        where = f"{self.path}:{line}" if line else str(self.path)
+        hint = f"did you mean [{near[0]}]?" if near else f"sections are {', '.join(f'[{a}]' for a in sorted(allowed))}"
+        return StudyError(f"{where}: [{key}]: unknown section; {hint}")
+
+    def header_line(self, name: str) -> int:
+        """The line of the section header ``[name]``, ``[[name]]`` or ``[name.sub]``; 0 if none."""
+        pattern = re.compile(rf'^\s*\[\[?\s*"?{re.escape(name)}"?\s*[\].]')
+        return next((n for n, line in enumerate(self.lines, start=1) if pattern.match(line)), 0)
 
     def table(self, data: dict, table: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
         if not isinstance(data, dict):
             raise self.fail(table, None, "must be a table")
         for key in data:
             if key not in allowed:
-                raise self.fail(table, key, f"unknown key; allowed: {', '.join(sorted(allowed))}")
+                raise self.unknown(table, key, allowed)
         for key in required:
             if key not in data:
                 raise self.fail(table, None, f"missing required key '{key}'")

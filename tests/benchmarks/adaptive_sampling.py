@@ -10,7 +10,7 @@
    order) plus a per-item deviation N(0, 0.5²); a simulated participant prefers a over b with
    probability Φ((s_a − s_b)/σ), σ = 1.4826 (1 JOD = 75%).  Participants take 28 trials each, one after
    another: ``balanced`` = the server's fixed plans (``evalserver.schedule``), ``adaptive`` = the
-   server's choice (``evalserver.adaptive.next_entry`` via ``analysis.adaptive_simulation``)
+   server's choice (``evalserver.adaptive.next_entry`` via ``analysis.pairwise.adaptive_simulation``)
    with ``[protocol] adaptive_target = --target``.  Every 7 comparisons both are scored with the
    same estimator (the Laplace posterior of ``evalserver.pairwise_posterior``) against the
    planted scores, in two ways: ``methods`` = the ranking's centred method scores against the
@@ -46,7 +46,7 @@ from PIL import Image
 from scipy import stats as sps
 from scipy.special import ndtr
 
-from stylestudy.analysis.adaptive_simulation import SimulatedSampler
+from stylestudy.analysis.pairwise.adaptive_simulation import SimulatedSampler
 from stylestudy.engine.study.importer import import_images
 from stylestudy.engine.study.manifest import StudyManifest
 from stylestudy.engine.study.schema import ADAPTIVE_TARGETS

@@ -33,7 +33,7 @@ def _enumerated_p(d: np.ndarray) -> float:
 
 
 def wilcoxon_timing() -> None:
-    from stylestudy.analysis.stats import wilcoxon_exact
+    from stylestudy.analysis.ratings.stats import wilcoxon_exact
 
     rng = np.random.default_rng(0)
     print("exact signed-rank p: n, recursion us, enumeration us, ratio, |difference|")
@@ -56,8 +56,8 @@ def main() -> None:
     parser.add_argument("--protocols", default="acr,paired,pairwise")
     parser.add_argument("--no-wilcoxon", action="store_true", help="skip the enumeration timing")
     args = parser.parse_args()
-    from stylestudy.analysis.report import AnalyzeOptions, analyze
-    from stylestudy.analysis.simulate import from_protocol
+    from stylestudy.analysis.analyze import AnalyzeOptions, analyze
+    from stylestudy.analysis.table1.simulate import from_protocol
     from stylestudy.engine.study.importer import import_images
     from stylestudy.engine.study.manifest import StudyManifest
 

@@ -3,7 +3,7 @@
     nice -n 10 python -m tests.benchmarks.calibration [--sims 500] [--coverage-sims 500] [--protocols table1,acr,...]
 
 Under H0 (every method of equal quality) each protocol's data are simulated as the server would
-collect them (``analysis.simulate.from_protocol``; the paper's Table 1 design by
+collect them (``analysis.table1.simulate.from_protocol``; the paper's Table 1 design by
 ``from_design``), with and without rater x method disagreement (each participant's own N(0, 0.5)
 liking of each method), at 10 and 30 participants.  For each protocol's headline test and for
 the mixed model the table gives the false-positive rate at alpha = 0.05: the share of all method
@@ -55,7 +55,7 @@ def _runs(root: Path) -> dict:
 def _old_mixed(data: pd.DataFrame, methods: list[str], against: str | None = None) -> list[float]:
     """The model analysis used before: random intercepts only, Wald z-test; every pair, or
     only the pairs with ``against``."""
-    from stylestudy.analysis.lmm import method_model
+    from stylestudy.analysis.models.lmm import method_model
 
     fit = method_model(data, methods, "intercepts").fit(satterthwaite=False)
     ps = []
@@ -74,9 +74,10 @@ def one_study(kind: str, runs: dict, participants: int, rm_sd: float, seed: int,
               mixed: bool = True, selection: str = "items", variances: str = "unrestricted") -> dict[str, list[float]]:
     """p-values of every comparison under H0: headline, and (``mixed``) the mixed model and the
     old mixed model."""
-    from stylestudy.analysis import preference, preference_tests, scores
-    from stylestudy.analysis.simulate import from_design, from_protocol
-    from stylestudy.analysis.stats import mixed_model, paired_test, participant_differences
+    from stylestudy.analysis.pairwise import preference, preference_tests
+    from stylestudy.analysis.ratings import scores
+    from stylestudy.analysis.ratings.stats import mixed_model, paired_test, participant_differences
+    from stylestudy.analysis.table1.simulate import from_design, from_protocol
 
     if kind == "table1":
         cells = [{"block": b, "row": 1, "column": c, "method": m} for b in "ab" for c in (1, 2, 3)
@@ -150,8 +151,8 @@ def _expected_rating(mu: float, sd: float, k: int) -> float:
 
 
 def mos_coverage(runs: dict, sims: int, rm_sd: float = 0.0) -> pd.DataFrame:
-    from stylestudy.analysis import scores
-    from stylestudy.analysis.simulate import PROTOCOL_NOISE, PROTOCOL_RATER_SD, from_protocol
+    from stylestudy.analysis.ratings import scores
+    from stylestudy.analysis.table1.simulate import PROTOCOL_NOISE, PROTOCOL_RATER_SD, from_protocol
 
     manifest = runs["acr"]
     methods = manifest.methods

@@ -22,7 +22,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from stylestudy.analysis import pairwise_scale, scaling
+from stylestudy.analysis.pairwise import scale as pairwise_scale
+from stylestudy.analysis.pairwise import scaling
 
 TRUE = np.array([-0.9, -0.2, 0.3, 0.8])
 PER_PAIR = 5

@@ -1,0 +1,1 @@
+"""The linear mixed model of ratings."""

@@ -1,0 +1,1 @@
+"""Pairwise preferences: scales, ties, separation, agreement, headline tests, adaptive simulation."""

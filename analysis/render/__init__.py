@@ -1,0 +1,1 @@
+"""Rendering: figures embedded in self-contained pages, the ranking figure."""

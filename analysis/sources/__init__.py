@@ -1,0 +1,1 @@
+"""What the analysis reads: the ratings, the participant flow and the viewing conditions."""

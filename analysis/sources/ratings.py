@@ -1,0 +1,180 @@
+"""Reading ratings (export CSV or the study database) and the run's layout labels.
+
+Missing and flagged ratings are counted, never silently dropped: ``RatingSet`` keeps the raw
+rows, what was excluded and why.  A participant has one rating per condition; two are an error
+that names them, unless the caller chooses ``duplicates="first"`` or ``"mean"`` (reported).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from stylestudy.analysis.sources import storage
+from stylestudy.engine.study.errors import StyleStudyError
+from stylestudy.engine.study.manifest import StudyManifest, condition_id
+from stylestudy.evalserver.export import COLUMNS, EXTRA_COLUMNS, NUMERIC_COLUMNS
+from stylestudy.evalserver.flags import EXCLUDED_BY_DEFAULT, Flag
+from stylestudy.evalserver.spreadsheet_cells import restore
+
+PAPER_THRESHOLDS = {"a": 4.0, "b": 2.0}
+DUPLICATE_POLICIES = ("error", "first", "mean")
+
+
+@dataclass
+class Layout:
+    """Per-block shading thresholds: from the manifest's study when there is one, else the paper's."""
+
+    thresholds: dict[str, float] = field(default_factory=lambda: dict(PAPER_THRESHOLDS))
+
+    @classmethod
+    def from_manifest(cls, manifest: StudyManifest) -> "Layout":
+        return cls(manifest.thresholds)
+
+
+@dataclass
+class RatingSet:
+    """Ratings ready for analysis, plus the accounting of what was left out."""
+
+    all_rows: pd.DataFrame  # every exported row, attention checks included
+    usable: pd.DataFrame  # rated, not excluded by flags or screening, not attention checks
+    layout: Layout
+    excluded_flags: list[str]
+    counts: dict[str, int]
+    synthetic: bool = False
+    source: str = ""  # where the ratings came from, in words (the report states it)
+    duplicates: str = "error"
+    manifest: StudyManifest | None = None
+    protocol: str = "paired"  # paired | acr | pairwise (the export's protocol column; 0.1: paired)
+
+    def exclude_participants(self, ids: list[str], reason: str) -> None:
+        before = len(self.usable)
+        self.usable = self.usable[~self.usable["participant_id"].isin(ids)]
+        self.counts[f"excluded_{reason}"] = before - len(self.usable)
+
+
+def _database_rows(url: str) -> pd.DataFrame:
+    from stylestudy.evalserver.export import export_rows
+
+    with storage.reading(url) as session:
+        rows = export_rows(session)
+    return pd.DataFrame(rows, columns=COLUMNS + EXTRA_COLUMNS)
+
+
+def _read_source(source: Path, db_url: str | None) -> tuple[pd.DataFrame, StudyManifest | None, str]:
+    """(rows, manifest, description): a run directory is read from its database (the live
+    ratings), a file as an exported CSV."""
+    if source.is_dir():
+        manifest = StudyManifest.load(source) if (source / "manifest.json").is_file() else None
+        db_url = storage.run_database(source, db_url)
+        return _database_rows(db_url), manifest, f"database {storage.shown(db_url)}"
+    if db_url is not None:
+        raise StyleStudyError("--db goes with a run directory, not with a CSV file")
+    if not source.is_file():
+        raise StyleStudyError(f"ratings not found: {source}; give an exported CSV or a run directory")
+    try:
+        frame = pd.read_csv(source, dtype={"flags": str, "external_id": str, "condition_id": str})
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise StyleStudyError(f"cannot read {source} as CSV ({exc}); give the file 'stylestudy export' wrote") from None
+    for column in frame.columns.difference(sorted(NUMERIC_COLUMNS)):  # the export's formula guard, undone
+        cells = frame[column]
+        if not pd.api.types.is_numeric_dtype(cells) and cells.astype("string").str.startswith("'").any():
+            frame[column] = cells.map(restore)
+    return frame, None, f"file {source}"
+
+
+def _upgrade_01(frame: pd.DataFrame) -> pd.DataFrame:
+    """An export of stylestudy 0.1 (``stimulus_id`` = image): derive each row's condition id."""
+    if "condition_id" in frame.columns or "stimulus_id" not in frame.columns:
+        return frame
+    frame = frame.rename(columns={"stimulus_id": "image_id"})
+    frame["condition_id"] = [condition_id(str(b), int(r), int(c), str(m)) for b, r, c, m in
+                             zip(frame["block"], frame["row"], frame["column"], frame["method"])]
+    return frame
+
+
+def resolve_duplicates(rated: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, int]:
+    """One row per (participant, comparison, condition): error (default), the first by trial, or
+    the mean.  The comparison (``pair_id``) is the paper design's cell, so there it is one rating
+    per condition; a reference paired with several methods is rated once per comparison.
+    Returns the rows and how many duplicate rows were merged away."""
+    if policy not in DUPLICATE_POLICIES:
+        raise StyleStudyError(f"--duplicates must be one of {', '.join(DUPLICATE_POLICIES)}, got {policy!r}")
+    key = ["participant_id", "pair_id", "condition_id"]
+    dup = rated.duplicated(key, keep=False)
+    if not dup.any():
+        return rated, 0
+    if policy == "error":
+        pairs = rated.loc[dup, key].drop_duplicates().itertuples(index=False)
+        shown = "; ".join(f"{p} rated {c} more than once" for p, _, c in list(pairs)[:5])
+        raise StyleStudyError(f"{int(dup.sum())} ratings repeat a participant's condition ({shown}); check the data, "
+                              "or choose --duplicates first|mean")
+    ordered = rated.sort_values(["participant_id", "trial", "position"], kind="stable")
+    if policy == "first":
+        kept = ordered.drop_duplicates(key, keep="first")
+    else:
+        means = ordered.groupby(key, sort=False)["rating"].mean()
+        kept = ordered.drop_duplicates(key, keep="first").set_index(key)
+        kept["rating"] = means
+        kept = kept.reset_index()
+    return kept, len(rated) - len(kept)
+
+
+def _attention_failed(flags: set[str]) -> bool:
+    """An attention-check row failed: the server said so, or (exports of servers before the one
+    rule) it timed out or said "No preference"."""
+    return bool(flags & {Flag.ATTENTION_FAILED, Flag.TIMEOUT, Flag.NO_PREFERENCE})
+
+
+def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
+                 exclude_flags: tuple[str, ...] = EXCLUDED_BY_DEFAULT, duplicates: str = "error",
+                 db_url: str | None = None) -> RatingSet:
+    source = Path(source)
+    frame, manifest, described = _read_source(source, db_url)
+    frame = _upgrade_01(frame)
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise StyleStudyError(f"{source} lacks column(s) {', '.join(missing)}; it must be in the export format")
+    if manifest_path:
+        manifest_path = Path(manifest_path)
+        manifest = StudyManifest.load(manifest_path.parent if manifest_path.name == "manifest.json" else manifest_path)
+    frame = frame.copy()
+    frame["flags"] = frame["flags"].fillna("").astype(str)
+    frame["rating"] = pd.to_numeric(frame["rating"], errors="coerce")
+    frame["column"] = frame["column"].astype(int)
+    frame["row"] = frame["row"].astype(int)
+    frame["participant_id"] = frame["participant_id"].astype(str)
+    frame["block"] = frame["block"].astype(str)
+    frame["condition_id"] = frame["condition_id"].astype(str)
+    frame["pair_id"] = frame["pair_id"].astype(str)
+    frame["row_label"] = frame["row_label"].fillna("").astype(str) if "row_label" in frame.columns else ""
+    frame["protocol"] = frame["protocol"].fillna("paired").astype(str) if "protocol" in frame.columns else "paired"
+    is_attention = frame["block"].eq("attention")
+    if "attention" in frame.columns:
+        is_attention |= frame["attention"].fillna(0).astype(int).eq(1)
+    roles = frame["role"].fillna("rated").astype(str) if "role" in frame.columns else pd.Series("rated", frame.index)
+    frame["role"] = roles.where(~is_attention, "attention")
+    protocols = sorted(frame["protocol"].unique())
+    if len(protocols) > 1:
+        raise StyleStudyError(f"{source} mixes protocols ({', '.join(protocols)}); analyse each study on its own")
+    designed, merged = resolve_duplicates(frame[frame["role"].eq("rated")], duplicates)
+    flag_sets = frame["flags"].map(lambda f: set(filter(None, f.split(";"))))
+    flagged = flag_sets.map(lambda fs: bool(fs & set(exclude_flags)))
+    designed_flagged = designed["flags"].map(lambda f: bool(set(f.split(";")) & set(exclude_flags)))
+    usable = designed[designed["rating"].notna() & ~designed_flagged]
+    counts = {
+        "rows": len(frame), "attention_rows": int(is_attention.sum()),
+        "attention_failed": int(flag_sets[is_attention].map(_attention_failed).sum()),
+        "repeat_rows": int(frame["role"].eq("repeat").sum()),
+        "missing": int((frame["rating"].isna() & frame["role"].eq("rated")).sum()),
+        "excluded_by_flags": int((flagged & frame["rating"].notna() & frame["role"].eq("rated")).sum()),
+        "duplicates_merged": merged, "usable": len(usable), "participants": frame["participant_id"].nunique(),
+    }
+    for flag in sorted({f for fs in flag_sets for f in fs}):
+        counts[f"flag_{flag}"] = int(flag_sets.map(lambda fs, f=flag: f in fs).sum())
+    layout = Layout.from_manifest(manifest) if manifest else Layout()
+    synthetic = "synthetic" in frame.columns and bool(frame["synthetic"].fillna(0).astype(int).any())
+    return RatingSet(frame, usable.copy(), layout, list(exclude_flags), counts, synthetic,
+                     f"{described} ({len(frame)} rows)", duplicates, manifest, protocols[0] if protocols else "paired")
