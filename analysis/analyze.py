@@ -13,7 +13,7 @@ import pandas as pd
 from stylestudy.analysis.protocols import analyze_protocol, is_generic
 from stylestudy.analysis.render.document import Document, Prepared, Section, Table, render
 from stylestudy.analysis.sources import flow, viewing
-from stylestudy.analysis.sources.ratings import RatingSet, load_ratings
+from stylestudy.analysis.sources.ratings import RatingSet, load_ratings, simulated_line
 from stylestudy.analysis.table1 import figures, table
 from stylestudy.analysis.table1.analysis import Table1Analysis, analyze_table1
 from stylestudy.analysis.table1.column_labels import column_labels
@@ -75,7 +75,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
             figures.paired_plots(usable, out), figures.distributions(usable, out),
             figures.rater_panel(usable, result.screening, out)]
     summary = {
-        "source": ratings.source, "synthetic": ratings.synthetic, "duplicates": options.duplicates,
+        "source": ratings.source, "synthetic": ratings.synthetic, "simulated": ratings.simulated, "duplicates": options.duplicates,
         "counts": ratings.counts, "ddof": options.ddof, "excluded_flags": list(options.exclude_flags),
         "bt500_rejected": result.bt500_rejected, "bt500_excluded": options.screen in ("bt500", "both"),
         "attainability": result.attainability, "loo_flagged": result.loo_flagged, "rater_min_r": options.rater_min_r,
@@ -93,7 +93,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     sections = _sections(summary, Prepared(written["table.md"], written["table.html"]), result, pngs)
     claims = _claims_section(source, manifest)
     viewing_section = viewing.section(ratings.all_rows)
-    document = Document("stylestudy analysis", ratings.synthetic, _lead(summary),
+    document = Document("stylestudy analysis", ratings.synthetic, simulated_line(ratings) + _lead(summary),
                         sections + [s for s in (claims, viewing_section) if s is not None])
     by_rule = result.by_rule()
     return _finish(out, summary, document, flow.participant_flow(ratings, counts, by_rule))

@@ -31,7 +31,7 @@ from stylestudy.analysis.ratings.raters import LOO_MIN_R
 from stylestudy.analysis.render.document import Document, Section, Table
 from stylestudy.analysis.render.ranking_plot import ranking_figure
 from stylestudy.analysis.sources import viewing
-from stylestudy.analysis.sources.ratings import RatingSet
+from stylestudy.analysis.sources.ratings import RatingSet, simulated_line
 from stylestudy.engine.study.manifest import StudyManifest
 
 
@@ -142,7 +142,8 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
     usable = ratings.usable.copy()
     usable["rating"] = usable["rating"].astype(float)
     c = ratings.counts
-    summary: dict = {"source": ratings.source, "synthetic": ratings.synthetic, "protocol": kind, "methods": methods,
+    summary: dict = {"source": ratings.source, "synthetic": ratings.synthetic, "simulated": ratings.simulated,
+                     "protocol": kind, "methods": methods,
                      "counts": c, "excluded_flags": ratings.excluded_flags}
     if kind == "pairwise":
         result = analyze_pairwise(usable, methods, bootstrap, seed)
@@ -164,7 +165,7 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
                    f"{c.get('repeat_rows', 0)} hidden-repeat rows.")
     viewing_section = viewing.section(ratings.all_rows)
     document = Document(f"stylestudy analysis: {kind} protocol", ratings.synthetic,
-                        [f"Ratings from {ratings.source}.", counts_text],
+                        [*simulated_line(ratings), f"Ratings from {ratings.source}.", counts_text],
                         [Section("Figures", figures=pngs), *sections,
                          *([viewing_section] if viewing_section else [])])
     return summary, document
@@ -222,7 +223,7 @@ def _pairwise_sections(result: PairwiseAnalysis) -> list[Section]:
 def _ratings_files(result: RatingsAnalysis, out: Path, synthetic: bool) -> list[Path]:
     """The rating tables as CSV, sureal's dataset and the figures; the figures' paths."""
     k, kind = result.scale_points, result.kind
-    note = _figure_note(result.one["participant_id"].nunique(), f"{len(result.one)} ratings", "participant bootstrap",
+    note = _figure_note(result.one["participant_id"].nunique(), f"{len(result.one)} ratings", scores.MOS_CI_METHOD,
                         kind, synthetic)
     pngs = [ranking_figure(result.table, "mos", f"MOS (the whole scale, 1..{k})", out, kind, note,
                            scale=(0.85, k + 0.15), synthetic=synthetic),

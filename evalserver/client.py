@@ -12,6 +12,10 @@ from collections.abc import Callable
 
 import requests
 
+# Every request of this client says it is a script, not a person's browser: the server stores the
+# user agent per participant, and the analysis names such participants' ratings as simulated.
+SIMULATED_USER_AGENT = "stylestudy-simulated-participant"
+
 
 class AlreadyStarted(RuntimeError):
     """The external id has started in another client: without that client's cookie (or, where the
@@ -23,6 +27,7 @@ class StudyClient:
         self.base = base_url.rstrip("/")
         self.external_id = external_id
         self.http = requests.Session()
+        self.http.headers["User-Agent"] = f"{SIMULATED_USER_AGENT} ({self.http.headers['User-Agent']})"
         self.timeout = timeout
         self.latencies: list[float] = []
 

@@ -30,6 +30,10 @@ def test_demo_end_to_end_then_reuse(tmp_path):
     summary = json.loads((out / "report" / "summary.json").read_text())
     assert summary["counts"]["usable"] == 320 and summary["cells"] == 16
     assert "<table" in (out / "report" / "report.html").read_text()
+    # the demo's raters are scripts: its report says so in the title and the first line
+    lines = (out / "report" / "report.md").read_text().splitlines()
+    assert lines[0] == "# stylestudy analysis (SYNTHETIC DATA)"
+    assert lines[2].startswith("Simulated ratings: all 10 participants are stylestudy's scripted clients")
     # Second run: stimuli reused, participants already complete; seconds, not minutes.
     start = time.perf_counter()
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -45,4 +49,5 @@ def test_demo_end_to_end_then_reuse(tmp_path):
         assert summary["protocol"] == kind and summary["counts"]["participants"] == 10
         assert summary["ranking"][-1]["method"] == "photo"  # the unstyled anchor ranks last
         assert (out / "protocols" / kind / "report" / "ranking.png").stat().st_size > 10_000
+        assert summary["synthetic"] and summary["simulated"].startswith("all 10 participants")
     assert "acr      (360 trials)" in third.stdout and "pairwise (360 trials)" in third.stdout

@@ -241,3 +241,30 @@ def test_import_serve_export_analyze_ranks_the_methods(import_source, tmp_path):
     assert "Bradley–Terry" in html and html.count("data:image/png;base64") == len(pngs) >= 3  # scores, matrix, flow
     assert all(f'alt="{stem}"' in html for stem in pngs) and "flow" in pngs
     assert summary["participants_with_circular_triads"] == 0
+    # scripted participants (evalserver.client) are named as simulated: title and first line, from the run
+    # directory and from its export alike
+    assert summary["synthetic"] and summary["simulated"].startswith("all 6 participants are stylestudy's scripted")
+    lines = (tmp_path / "report" / "report.md").read_text().splitlines()
+    assert lines[0].endswith("(SYNTHETIC DATA)") and lines[2].startswith("Simulated ratings: all 6 participants")
+    assert main(["analyze", str(tmp_path / "ratings.csv"), "--out", str(tmp_path / "from_csv"), "--bootstrap", "100",
+                 "--exclude-flags", "timeout,short_display"]) == 0
+    lines = (tmp_path / "from_csv" / "report.md").read_text().splitlines()
+    assert lines[0].endswith("(SYNTHETIC DATA)") and lines[2].startswith("Simulated ratings: all 6 participants")
+
+
+def test_people_and_scripted_participants_are_told_apart():
+    """The simulated line by hand: people only say nothing; some scripted clients among people are
+    named without calling the whole study simulated; a `simulate` file is simulated throughout."""
+    import pandas as pd
+
+    from stylestudy.analysis.sources.ratings import _simulated
+    from stylestudy.evalserver.client import SIMULATED_USER_AGENT
+
+    chrome = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0"
+    people = pd.DataFrame({"participant_id": ["a", "a", "b"], "user_agent": [chrome, chrome, chrome]})
+    assert _simulated(people) == (False, "")
+    mixed = people.assign(user_agent=[chrome, chrome, f"{SIMULATED_USER_AGENT} (python-requests/2)"])
+    assert _simulated(mixed) == (False, "1 of 2 participants are stylestudy's scripted clients (simulated raters, "
+                                        "not people)")
+    assert _simulated(mixed.assign(user_agent=SIMULATED_USER_AGENT))[0] is True
+    assert _simulated(people.assign(synthetic=1))[0] is True

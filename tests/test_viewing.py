@@ -125,6 +125,31 @@ def test_sizes_are_stored_and_checked(import_source, tmp_path, db_url):
         assert s.scalars(select(Participant)).one().viewport == "1300x820"
 
 
+def test_the_viewing_line_is_the_same_from_the_run_directory_and_its_export(import_source, tmp_path, db_url):
+    """`analyze RUN_DIR` reads the database: its rows carry the viewing columns the CSV export has,
+    so both paths print the same viewing line (the run directory's used to print none)."""
+    from stylestudy.analysis.sources.ratings import load_ratings
+    from stylestudy.analysis.sources.viewing import viewing_line
+    from stylestudy.evalserver.export import export_csv
+
+    run = import_run(import_source, tmp_path / "run", "acr")
+    app = create_app(run, db_url)
+    with app.test_client() as client:
+        _start(client, DESKTOP)
+        client.post("/briefing")
+        client.get("/api/state")
+        r = client.post("/api/trials/1", json={"ratings": [3], "shown_ms": [250.0], "response_ms": [800.0],
+                                               "sizes": [[24, 20]], "dpr": 2})
+        assert r.status_code == 200
+    with make_sessionmaker(make_engine(database_url(run, db_url)))() as s:
+        (tmp_path / "ratings.csv").write_text(export_csv(s), encoding="utf-8")
+    from_run = viewing_line(load_ratings(run, exclude_flags=(), db_url=db_url).all_rows)
+    from_csv = viewing_line(load_ratings(tmp_path / "ratings.csv", exclude_flags=()).all_rows)
+    assert from_run == from_csv == ("Viewing: of 1 images shown, 100% at 1:1 (one image pixel per CSS pixel) and 0% "
+                                    "at one image pixel per device pixel; device pixel ratio(s) 2; 1 distinct window "
+                                    "size(s).")
+
+
 def test_an_old_database_gains_the_viewing_columns(tmp_path, db_url):
     new = {"participants": ["viewport", "screen", "pointer", "screened_out", "screened_out_at"],
            "ratings": ["shown_width", "shown_height", "device_pixel_ratio", "image_width", "image_height"]}

@@ -51,6 +51,10 @@ def condition_mos(usable: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# what method_mos computes, in the words the figures and report use
+MOS_CI_METHOD = "clustered by participant (cluster-robust SE, t on participants - 1 df)"
+
+
 def method_mos(usable: pd.DataFrame, methods: list[str], level: float = LEVEL) -> pd.DataFrame:
     """Per method: n, MOS and a 95% CI clustered by participant.
 
