@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from stylestudy.analysis.models.lmm import generalise_slopes, population
 from stylestudy.analysis.protocols import analyze_protocol, is_generic
 from stylestudy.analysis.ratings.raters import agreement, bt500_screening, loo_correlation
 from stylestudy.analysis.ratings.stats import attainability_note, cell_tests, mixed_model, omnibus
@@ -39,6 +40,7 @@ class AnalyzeOptions:
     # the mixed model's random slopes: "items" (participants' all kept, items' where supported), "maximal", "lrt"
     mixed_slopes: str = "items"
     mixed_variances: str = "unrestricted"  # a rater x method variance at 0 left free ("unrestricted") or cut ("bounded")
+    generalise: str = "participants"  # "items": the mixed model tests over items like these (every item slope kept)
 
 
 def compare_with_paper(usable: pd.DataFrame, ddof: int) -> tuple[pd.DataFrame, float]:
@@ -62,9 +64,13 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     out.mkdir(parents=True, exist_ok=True)
 
     counts = flow.database_counts(Path(source), options.db_url)  # before exclusions change what is usable
+    slopes = generalise_slopes(options.generalise, options.mixed_slopes)
     if is_generic(ratings):  # acr, pairwise, or imported methods: rank them with CIs
         summary, document = analyze_protocol(ratings, out, options.seed, options.bootstrap, options.rater_min_r,
-                                             options.mixed_slopes, options.mixed_variances)
+                                             slopes, options.mixed_variances)
+        items = ratings.usable["row_label"].nunique() if "row_label" in ratings.usable else 0
+        summary["population"] = population(items, summary.get("mixed_model"), options.generalise)
+        document.lead.insert(1, summary["population"]["text"])
         return _finish(out, summary, document, flow.participant_flow(ratings, counts, {}))
     screening = bt500_screening(ratings.usable)
     rejected = screening.loc[screening["rejected"], "participant_id"].tolist()
@@ -87,7 +93,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
         (out / name).write_text(text, encoding="utf-8")
     tests = cell_tests(usable, options.seed)
     omni = omnibus(usable)
-    mixed = mixed_model(usable, options.mixed_slopes, options.mixed_variances)
+    mixed = mixed_model(usable, slopes, options.mixed_variances)
     agree = agreement(usable)
     note = attainability_note(tests)
     tests.to_csv(out / "stats.csv", index=False)
@@ -108,6 +114,8 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
         "cells_significant_holm": int((tests["p_holm"] < 0.05).sum()) if len(tests) else 0,
         "cells_significant_bh": int((tests["p_bh"] < 0.05).sum()) if len(tests) else 0,
         "viewing": viewing.viewing_line(ratings.all_rows),
+        "population": population(len(usable[["block", "row", "column"]].drop_duplicates()), mixed, options.generalise,
+                                 "cell"),
     }
     compared = None
     if options.compare_paper:
@@ -181,7 +189,7 @@ def _lead(summary: dict) -> list[str]:
     c = summary["counts"]
     duplicates = (f" {c['duplicates_merged']} repeated ratings of a condition merged ({summary['duplicates']})."
                   if c.get("duplicates_merged") else "")
-    return [f"Ratings from {summary['source']}.{duplicates}",
+    return [f"Ratings from {summary['source']}.{duplicates}", summary["population"]["text"],
             f"{c['participants']} participants, {c['rows']} rows: {c['usable']} usable ratings, {c['missing']} missing "
             f"(timeouts), {c['excluded_by_flags']} excluded by flags ({', '.join(summary['excluded_flags']) or 'none'}), "
             f"{c['attention_rows']} attention-check rows ({c['attention_failed']} failed).",
