@@ -292,7 +292,13 @@ class REMLModel:
 
     def _fit(self) -> MixedFit:
         theta, criterion, converged, notes = self._optimise()
-        theta = np.asarray(theta, float)
+        fit = self.fit_at(theta, converged)
+        fit.deviance, fit.optimiser_notes = criterion, notes
+        return fit
+
+    def fit_at(self, theta: np.ndarray, converged: bool = True) -> MixedFit:
+        """The fit at a given theta (the optimum's, or another program's, to compare with it)."""
+        theta = np.asarray(theta, float).copy()
         theta[(self.lower_bounds == 0) & (theta < 0)] = 0.0
         _, _, r2, beta, _ = self._decompose(theta)
         m = self.n - self.p
@@ -304,8 +310,7 @@ class REMLModel:
         for term, T in zip(self.terms, self.factors(theta)):
             covariances[term.name] = pd.DataFrame(sigma2 * T @ T.T, index=term.column_names, columns=term.column_names)
         fit = MixedFit(self.formula, self.fixed_names, beta, self.cov_beta(varpar), sigma2, covariances, theta,
-                       singular, converged, criterion, self.n)
-        fit.optimiser_notes = notes
+                       singular, converged, self.profiled_deviance(theta), self.n)
         fit.singular_terms = [term.name for term, T in zip(self.terms, self.factors(theta))
                               if np.any(np.diag(T) < SINGULAR_TOL)]
         return fit

@@ -202,6 +202,9 @@ def item_method_table(sims: int, participants: int = 10, rm_sd: float = 0.3,
             for s in range(sims):
                 for name, ps in item_method_study(participants, items, im_sd, rm_sd, 40_000 + s).items():
                     pooled.setdefault(name, []).extend(ps)
+                if (s + 1) % 20 == 0 and s + 1 < sims:  # so far (a long run shows its progress)
+                    print(f"  sd {im_sd}, {items} items, {s + 1} studies:",
+                          {name: f"{np.mean(np.asarray(ps) < ALPHA):.3f}" for name, ps in pooled.items()}, flush=True)
             row = {"item x method sd": im_sd, "items": items, "participants": participants,
                    "rater x method sd": rm_sd, "studies": sims}
             for name, ps in pooled.items():
