@@ -158,6 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sets", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--csv", default="", help="also write the per-set table here")
     args = parser.parse_args()
     rscript = shutil.which("Rscript")
     if rscript is None:
@@ -174,12 +175,17 @@ def main() -> None:
           f"smallest {table['gap'].min():+.2e}; not converged {int((~table['converged']).sum())}; "
           f"optimiser notes in {int((table['notes'] != '').sum())}; singular (a term at 0) in "
           f"{int((table['singular terms'] != '').sum())}")
-    print(f"df capped at n - p (lmerTest does not cap) in {int(table['df capped'].sum())}; same optimum (criteria "
-          f"within 1e-6) and no df capped in {len(same)}; there the largest relative difference: "
-          + ", ".join(f"{k[4:]} {same[k].max():.1e}" for k in same.columns if k.startswith("rel "))
-          + "; ours evaluated at lme4's theta: "
-          + ", ".join(f"{k[20:]} {same[k].max():.1e}" for k in same.columns if k.startswith("at lme4's theta: rel "))
-          + " (estimate and CI limits relative to the SE)")
+    print(f"df capped at n - p (lmerTest does not cap) in {int(table['df capped'].sum())}")
+    for label, part in (("2 participants", same[same["participants"] == 2]),
+                        ("3-40 participants", same[same["participants"] > 2])):
+        print(f"{label}: same optimum (criteria within 1e-6), no df capped, in {len(part)}; there the largest "
+              "relative difference: " + ", ".join(f"{k[4:]} {part[k].max():.1e}" for k in part.columns
+                                                  if k.startswith("rel "))
+              + "; ours evaluated at lme4's theta: "
+              + ", ".join(f"{k[21:]} {part[k].max():.1e}" for k in part.columns if k.startswith("at lme4's theta: rel "))
+              + " (estimate and CI limits relative to the SE)")
+    if args.csv:
+        table.to_csv(args.csv, index=False)
 
 
 if __name__ == "__main__":
