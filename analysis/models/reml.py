@@ -84,6 +84,8 @@ class MixedFit:
 class REMLModel:
     """y = X beta + Z b + e, b ~ N(0, sigma^2 Lambda Lambda'), e ~ N(0, sigma^2 I), by REML."""
 
+    every_start = False  # True: every start, even after an interior optimum that passes the check
+
     def __init__(self, y: np.ndarray, X: np.ndarray, fixed_names: list[str], terms: list[Term], formula: str):
         self.y, self.X, self.terms, self.fixed_names, self.formula = y, X, terms, fixed_names, formula
         self.n, self.p = X.shape
@@ -223,8 +225,8 @@ class REMLModel:
         return self.profiled_deviance(self.from_search(x))
 
     def _local(self, start: np.ndarray) -> optimize.OptimizeResult:
-        """Bounded L-BFGS-B from ``start`` (in theta), searching each diagonal of theta as its
-        square.  Why the squares: the criterion depends on a scalar term's theta only through
+        """Bounded L-BFGS-B from ``start`` (in theta), searching the scalar terms' theta as their
+        squares (``squared``).  Why the squares: the criterion depends on a scalar term's theta only through
         theta^2, so at theta = 0 its slope is 0 whatever the data say, and a gradient method
         that reaches the bound stays there (what stopped the fits short of lme4's optimum in
         the review: 18 of 40 planted null sets); in theta^2 the slope at 0 is the true one."""
@@ -271,7 +273,7 @@ class REMLModel:
             if best is None or res.fun < best.fun:
                 best = res
             interior = not np.any(self.squared() & (self.from_search(best.x) < SINGULAR_TOL))
-            if interior and self.projected_gradient(best.x) <= GRADIENT_TOL:
+            if interior and not self.every_start and self.projected_gradient(best.x) <= GRADIENT_TOL:
                 break  # an interior optimum that passes the check: the other starts are for boundary fits
         for _ in range(self.n_theta if self.scalar_terms else 0):
             params = self.from_search(best.x)
@@ -385,6 +387,7 @@ class UnrestrictedREMLModel(REMLModel):
         if any(t.k != 1 for t in terms):
             raise ValueError("unrestricted variances need scalar terms (the 'cs' structure)")
         self.free = np.array([t.name in free for t in terms])
+        self.every_start = True  # the minimum may lie on either side of 0 (see ``starts``)
         values, vectors = np.linalg.eigh(self.ZtZ)
         self.R = vectors * np.sqrt(np.clip(values, 0.0, None))
         self.columns_of = np.concatenate([np.full(len(t.levels), i) for i, t in enumerate(terms)])
