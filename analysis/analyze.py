@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from stylestudy.analysis.models.lmm import generalise_slopes, population
 from stylestudy.analysis.protocols import analyze_protocol, is_generic
 from stylestudy.analysis.render.document import Document, Prepared, Section, Table, render
 from stylestudy.analysis.sources import flow, viewing
@@ -38,6 +39,7 @@ class AnalyzeOptions:
     # the mixed model's random slopes: "items" (participants' all kept, items' where supported), "maximal", "lrt"
     mixed_slopes: str = "items"
     mixed_variances: str = "unrestricted"  # a rater x method variance at 0 left free ("unrestricted") or cut ("bounded")
+    generalise: str = "participants"  # "items": the mixed model tests over items like these (every item slope kept)
 
 
 def _fmt_ci(ci) -> str:
@@ -54,11 +56,15 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     out.mkdir(parents=True, exist_ok=True)
 
     counts = flow.database_counts(Path(source), options.db_url)  # before exclusions change what is usable
+    slopes = generalise_slopes(options.generalise, options.mixed_slopes)
     if is_generic(ratings):  # acr, pairwise, or imported methods: rank them with CIs
         summary, document = analyze_protocol(ratings, out, options.seed, options.bootstrap, options.rater_min_r,
-                                             options.mixed_slopes, options.mixed_variances)
+                                             slopes, options.mixed_variances)
+        items = ratings.usable["row_label"].nunique() if "row_label" in ratings.usable else 0
+        summary["population"] = population(items, summary.get("mixed_model"), options.generalise)
+        document.lead.insert(1 + bool(ratings.simulated), summary["population"]["text"])  # after "Ratings from"
         return _finish(out, summary, document, flow.participant_flow(ratings, counts, {}))
-    result = analyze_table1(ratings, options.screen, options.rater_min_r, options.seed, options.mixed_slopes,
+    result = analyze_table1(ratings, options.screen, options.rater_min_r, options.seed, slopes,
                             options.mixed_variances, options.ddof if options.compare_paper else None)
     labels = column_labels(ratings)
     cap = table.caption(ratings, options.ddof, labels)
@@ -85,6 +91,8 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
            if result.omnibus_every_rater is not None else {}),
         **result.cell_counts(),
         "viewing": viewing.viewing_line(ratings.all_rows),
+        "population": population(len(usable[["block", "row", "column"]].drop_duplicates()), result.mixed, options.generalise,
+                                 "cell"),
     }
     if result.compared is not None:
         result.compared.to_csv(out / "compare_paper.csv", index=False)
@@ -153,7 +161,7 @@ def _lead(summary: dict) -> list[str]:
     c = summary["counts"]
     duplicates = (f" {c['duplicates_merged']} repeated ratings of a condition merged ({summary['duplicates']})."
                   if c.get("duplicates_merged") else "")
-    return [f"Ratings from {summary['source']}.{duplicates}",
+    return [f"Ratings from {summary['source']}.{duplicates}", summary["population"]["text"],
             f"{c['participants']} participants, {c['rows']} rows: {c['usable']} usable ratings, {c['missing']} missing "
             f"(timeouts), {c['excluded_by_flags']} excluded by flags ({', '.join(summary['excluded_flags']) or 'none'}), "
             f"{c['attention_rows']} attention-check rows ({c['attention_failed']} failed).",

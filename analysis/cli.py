@@ -83,6 +83,11 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
                         "study's items); all of them (maximal, Barr et al. 2013: for claims beyond the study's items, "
                         "conservative when a slope variance is 0); each only where supported (lrt, Matuschek et al. "
                         "2017: overstates when it drops the participants' slopes); see the README")
+    p.add_argument("--generalise", choices=["participants", "items"], default="participants",
+                   help="which population the mixed model speaks for: participants like these, on these items "
+                        "(participants, default; as the per-participant tests), or items like these too (items: "
+                        "every item slope kept, i.e. --mixed-slopes maximal; little power with fewer than ~6 "
+                        "items); the report's first lines name the choice; see the README")
     p.add_argument("--mixed-variances", choices=["unrestricted", "bounded"], default="unrestricted",
                    help="a participant or rater x method variance the mixed model estimates at 0: refitted as the "
                         "repeated-measures ANOVA, participants' means fixed and the rater x method variance free to go "
@@ -99,7 +104,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
                              screen=args.screen, compare_paper=args.compare_paper, seed=args.seed,
                              duplicates=args.duplicates, db_url=args.db, bootstrap=args.bootstrap,
                              rater_min_r=args.rater_min_r, mixed_slopes=args.mixed_slopes,
-                             mixed_variances=args.mixed_variances)
+                             mixed_variances=args.mixed_variances, generalise=args.generalise)
     summary = analyze(args.source, options, args.manifest)
     print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
     print(f"report: {Path(summary['out']) / 'report.html'}")

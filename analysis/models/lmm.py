@@ -278,7 +278,54 @@ def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item
     contrasts["p_holm"] = holm(contrasts["p"])
     components = {name: {str(k): float(v) for k, v in zip(cov.index, np.diag(cov))} for name, cov in fit.covariances.items()}
     fallback = "; ".join(notes) + f"; fitted {fit.formula} instead." if notes else ""
+    optimiser = list(fit.optimiser_notes) + ([] if fit.converged else [
+        "the fit did not pass the optimiser's convergence check (its REML criterion may not be at the optimum)"])
+    if optimiser:
+        said = "; ".join(optimiser)
+        fallback = (fallback + " " if fallback else "") + said[0].upper() + said[1:] + "."
     return {"formula": fit.formula, "contrasts": contrasts, "variances": components,
             "covariances": {k: v.to_dict() for k, v in fit.covariances.items()}, "residual_var": fit.sigma2,
             "n_obs": fit.n_obs, "converged": fit.converged, "singular": fit.singular, "df_method": "Satterthwaite",
-            "selection": selection, "variance_bounds": variances, "fallback": fallback, "singular_terms": fit.singular_terms, "reml_deviance": fit.deviance}
+            "selection": selection, "variance_bounds": variances, "fallback": fallback, "singular_terms": fit.singular_terms, "reml_deviance": fit.deviance,
+            "optimiser": optimiser}
+
+
+GENERALISE = ("participants", "items")  # --generalise: over participants on these items, or over items too
+FEW_ITEMS = 6  # below this a test over items like these has little power (a variance from so few items)
+
+
+def generalise_slopes(generalise: str, selection: str) -> str:
+    """The slope selection a ``--generalise`` choice implies: over items, every item slope stays
+    (the item x method variance is what a claim about other items must be tested against)."""
+    if generalise not in GENERALISE:
+        raise ValueError(f"generalise must be one of {', '.join(GENERALISE)}, got {generalise!r}")
+    return "maximal" if generalise == "items" else selection
+
+
+def population(n_items: int, mixed: dict | None, generalise: str, item: str = "item") -> dict:
+    """Which items each test speaks for (for the report's first lines and ``summary.json``).
+    The per-participant tests average each participant's ratings over the study's items, so their
+    null is "equal on these N items"; a mixed model with an item x method variance tests "equal
+    over a population of items like these" (Clark 1973; Barr et al. 2013), one without it again
+    "these N items"."""
+    these = f"these {n_items} {item}s"
+    words = {"item": "items", "cell": "cells"}.get(item, f"{item}s")
+    out = {"generalise": generalise, "items": n_items, "per_participant_tests": these}
+    if mixed is None or "formula" not in mixed:
+        out["mixed_model"] = None
+        said = "no mixed-model test"
+    else:
+        formula = mixed["formula"]
+        over_items = f"{item}:method" in formula or f"(0 + method | {item})" in formula
+        out["mixed_model"] = f"{words} like these" if over_items else these
+        said = (f"the mixed model for {words} like these (its {item} x method variance is in the model)" if over_items
+                else f"the mixed model for {these} too (no {item} x method variance in the fitted model)")
+    choice = ("--generalise items: the mixed model keeps the item x method variance" if generalise == "items" else
+              "--generalise participants (default); --generalise items tests over items like these")
+    text = (f"Which {words} the tests speak for: the per-participant tests for {these} (the study's own: their null is "
+            f"\"equal on these {words}\"); {said}. Chosen: {choice}.")
+    if generalise == "items" and n_items < FEW_ITEMS:
+        text += (f" With {n_items} {words} a test over {words} like these has little power: its item x method "
+                 f"variance rests on {n_items} {words}.")
+    out["text"] = text
+    return out

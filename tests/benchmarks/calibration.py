@@ -143,6 +143,81 @@ def false_positive_table(runs: dict, sims: int, protocols: tuple[str, ...] = PRO
     return pd.DataFrame(rows)
 
 
+ITEM_METHOD_SDS = (0.3, 0.5)
+ITEM_COUNTS = (4, 6, 12)
+
+
+def item_method_study(participants: int, items: int, im_sd: float, rm_sd: float, seed: int,
+                      methods: tuple[str, ...] = ("a", "b", "c"), default_mixed: bool = False) -> dict[str, list[float]]:
+    """One study with item x method variance, each test judged against the null it claims.
+
+    ``rating = item level + participant leniency + participant x method (SD rm_sd) + item x
+    method (SD im_sd) + N(0, 0.8)``, unrounded (rounding would make "equal on these items" only
+    approximately true).  Two versions of the same draw: "population", the item x method effects
+    as drawn (the methods are equal over a population of items, not on these: the null of a test
+    over items like these, ``--generalise items``); "these items", the same effects centred per
+    method over the study's items (equal on these items: the null of the per-participant tests
+    and, with ``default_mixed``, of the default mixed model: off by default, it doubles the time).
+    Every method pair of each; the per-participant test on the population version too, as the
+    review measured it (not its claim)."""
+    from stylestudy.analysis.models.lmm import fit_methods, generalise_slopes
+    from stylestudy.analysis.ratings.stats import paired_test
+
+    rng = np.random.default_rng(seed)
+    level = rng.uniform(2, 4, items)
+    leniency = rng.normal(0, 0.4, participants)
+    rm = rng.normal(0, rm_sd, (participants, len(methods)))
+    im = rng.normal(0, im_sd, (items, len(methods)))
+    noise = rng.normal(0, 0.8, (participants, len(methods), items))
+    p_idx, m_idx, i_idx = np.meshgrid(np.arange(participants), np.arange(len(methods)), np.arange(items), indexing="ij")
+
+    def frame(effects: np.ndarray) -> pd.DataFrame:
+        rating = level[None, None, :] + leniency[:, None, None] + rm[:, :, None] + effects.T[None, :, :] + noise
+        return pd.DataFrame({"participant": np.char.add("p", p_idx.ravel().astype(str)),
+                             "method": np.asarray(methods)[m_idx.ravel()], "item": np.char.add("i", i_idx.ravel().astype(str)),
+                             "rating": rating.ravel()})
+
+    def per_participant(data: pd.DataFrame) -> list[float]:
+        means = data.groupby(["participant", "method"])["rating"].mean().unstack()
+        return [paired_test((means[a] - means[b]).to_numpy(float), effect_cis=False)["p"]
+                for k, a in enumerate(methods) for b in methods[k + 1:]]
+
+    def mixed(data: pd.DataFrame, generalise: str) -> list[float]:
+        fit = fit_methods(data, list(methods), selection=generalise_slopes(generalise, "items"))
+        return fit["contrasts"]["p"].tolist() if "contrasts" in fit else []
+
+    population, these = frame(im), frame(im - im.mean(axis=0))
+    return {"per-participant (these items)": per_participant(these),
+            **({"mixed, default (these items)": mixed(these, "participants")} if default_mixed else {}),
+            "mixed, --generalise items (population)": mixed(population, "items"),
+            "per-participant (population; not its claim)": per_participant(population)}
+
+
+def item_method_table(sims: int, participants: int = 10, rm_sd: float = 0.3,
+                      im_sds: tuple[float, ...] = ITEM_METHOD_SDS, counts: tuple[int, ...] = ITEM_COUNTS,
+                      default_mixed: bool = False) -> pd.DataFrame:
+    rows = []
+    for im_sd in im_sds:
+        for items in counts:
+            t0 = time.perf_counter()
+            pooled: dict[str, list[float]] = {}
+            for s in range(sims):
+                for name, ps in item_method_study(participants, items, im_sd, rm_sd, 40_000 + s,
+                                                    default_mixed=default_mixed).items():
+                    pooled.setdefault(name, []).extend(ps)
+                if (s + 1) % 20 == 0 and s + 1 < sims:  # so far (a long run shows its progress)
+                    print(f"  sd {im_sd}, {items} items, {s + 1} studies:",
+                          {name: f"{np.mean(np.asarray(ps) < ALPHA):.3f}" for name, ps in pooled.items()}, flush=True)
+            row = {"item x method sd": im_sd, "items": items, "participants": participants,
+                   "rater x method sd": rm_sd, "studies": sims}
+            for name, ps in pooled.items():
+                row[f"{name} FPR"] = float(np.mean(np.asarray(ps) < ALPHA))
+                row[f"{name} tests"] = len(ps)
+            rows.append(row)
+            print(row, f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return pd.DataFrame(rows)
+
+
 def _expected_rating(mu: float, sd: float, k: int) -> float:
     """E[clip(round(X), 1, k)] for X ~ N(mu, sd)."""
     edges = np.concatenate([[-np.inf], np.arange(1.5, k, 1.0), [np.inf]])
@@ -192,7 +267,19 @@ def main() -> None:
     parser.add_argument("--variances", choices=("unrestricted", "bounded"), default="unrestricted",
                         help="a participant or rater x method variance at 0: refitted free (default) or cut (lme4)")
     parser.add_argument("--protocols", default=",".join(PROTOCOLS), help="a subset, e.g. table1,acr (to split runs)")
+    parser.add_argument("--item-sims", type=int, default=0,
+                        help="studies per item x method row (SD 0.3 and 0.5; 4, 6 and 12 items); 0 skips them")
+    parser.add_argument("--item-sds", default=",".join(map(str, ITEM_METHOD_SDS)), help="a subset, e.g. 0.3")
+    parser.add_argument("--item-counts", default=",".join(map(str, ITEM_COUNTS)), help="a subset, e.g. 4,6")
+    parser.add_argument("--item-default-mixed", action="store_true",
+                        help="the item rows also run the default mixed model on the these-items version (twice the time)")
     args = parser.parse_args()
+    if args.item_sims:
+        items = item_method_table(args.item_sims, im_sds=tuple(float(v) for v in args.item_sds.split(",")),
+                                  counts=tuple(int(v) for v in args.item_counts.split(",")),
+                                  default_mixed=args.item_default_mixed)
+        print("\nFalse-positive rates with item x method variance, each test against the null it claims:")
+        print(items.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     with tempfile.TemporaryDirectory() as tmp:
         runs = _runs(Path(tmp))
         coverage = pd.concat([mos_coverage(runs, args.coverage_sims, rm) for rm in (0.0, 0.5)]) \
