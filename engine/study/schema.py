@@ -132,7 +132,7 @@ class Block:
                                   factory=list, positive=True)
     boost: float = key("layer_boost: factor of the boosted layer over the others", 100.0, positive=True)
     layers: list[str] = key("layer_boost: the boosted layer per column (unset: [engine] style_layers)", factory=list)
-    sizes: list[int] = key("size: the object's longer side per column, px (each >= 16)", factory=list, positive=True)
+    sizes: list[int] = key(f"size: the object's longer side per column, px (each ≥ {MIN_SIZE})", factory=list, positive=True)
     threshold: float | None = key("the analysis shades cells whose mean is at least this", None)
     rows: list[str] = key("rated styles in this block (unset: every row of [styles])", factory=list)
 
