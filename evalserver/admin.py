@@ -216,5 +216,5 @@ def status():
 @admin.get("/export.csv")
 @admin_required
 def export():
-    return Response(export_csv(g.db), mimetype="text/csv",
+    return Response(export_csv(g.db, current_app.config["MANIFEST"].protocol.display), mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=ratings.csv"})

@@ -17,7 +17,7 @@ from stylestudy.evalserver.viewing import VIEWING_KEYS, BadViewing, parse_shown_
 DISPLAY_TOLERANCE_MS = 50.0
 LATE_SLACK_MS = 5000.0  # beyond the displays and the rating time: loading images, the network, a retry
 CLOCK_TOLERANCE_MS = 1000.0  # the page may say its times took this much longer than the server saw
-SUBMISSION_KEYS = {"ratings", "choice", "shown_ms", "response_ms", "blur"} | VIEWING_KEYS
+SUBMISSION_KEYS = {"ratings", "choice", "shown_ms", "response_ms", Flag.BLUR} | VIEWING_KEYS
 NO_PREFERENCE = 0  # the pairwise "choice" value of "No preference"
 NOT_KEPT = (Flag.TIMEOUT, Flag.SHORT_DISPLAY, Flag.TOO_FAST)  # answers stored but not counted by the adaptive sampler
 
@@ -45,7 +45,7 @@ def validate(body, kind: str, images: int, scale_points: int, no_preference: boo
     unknown = set(body) - SUBMISSION_KEYS
     if unknown:
         raise BadSubmission(f"unknown field(s): {', '.join(sorted(unknown))}")
-    out = {"blur": body.get("blur", False)}
+    out = {"blur": body.get(Flag.BLUR, False)}
     if not isinstance(out["blur"], bool):
         raise BadSubmission("blur must be true or false")
     if kind == "pairwise":

@@ -82,8 +82,9 @@ def _run_export(args: argparse.Namespace) -> int:
     from stylestudy.evalserver.export import export_csv
 
     url = database_url(args.run_dir, args.db, must_exist=True)
+    display = _manifest(args.run_dir).protocol.display
     with make_sessionmaker(make_engine(url))() as session:
-        text = export_csv(session)
+        text = export_csv(session, display)
         if args.participants:
             from stylestudy.engine.study.files import atomic_write_bytes
             from stylestudy.evalserver.export import export_participants_csv

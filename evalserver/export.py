@@ -8,7 +8,8 @@ trials ``rating`` is 1 for the preferred image and 0 for the other (both 0, flag
 ``no_preference``, when the participant had none).  ``role`` ``practice``: a practice trial
 (never analysed).  Text cells that a spreadsheet would run as a formula start with an apostrophe
 (``evalserver.spreadsheet_cells``); the analysis removes it.  Every row of a participant the admin
-excluded carries the flag ``excluded``.  The viewing columns say at which size each image was shown.
+excluded carries the flag ``excluded``.  The viewing columns say at which size each image was shown;
+the last, ``display``, the study's ``[protocol] display`` mode (so the analysis need not guess it).
 
 ``export_participants_csv``: one row per participant (who started, finished, or was screened out
 by a gate and why), for the participant flow.
@@ -32,9 +33,10 @@ COLUMNS = ["participant_id", "external_id", "trial", "pair_id", "condition_id", 
 EXTRA_COLUMNS = ["row_label", "attention", "served_at", "external_study_id", "external_session_id", "protocol", "role"]
 # viewing (evalserver.viewing): per image the picture's rendered size (CSS px), the device pixel
 # ratio and its own size (px); per participant the viewport and screen (CSS px, "WxH"), pointer,
-# user agent; last the scale it was shown at (CSS px per image pixel: shown_width / image_width)
+# user agent; the scale it was shown at (CSS px per image pixel: shown_width / image_width); last the
+# study's display mode (the manifest's protocol.display, the same on every row)
 VIEWING_SIZE_COLUMNS = ["shown_width", "shown_height", "device_pixel_ratio", "image_width", "image_height"]
-VIEWING_COLUMNS = VIEWING_SIZE_COLUMNS + ["viewport", "screen", "pointer", "user_agent", "shown_scale"]
+VIEWING_COLUMNS = VIEWING_SIZE_COLUMNS + ["viewport", "screen", "pointer", "user_agent", "shown_scale", "display"]
 NUMERIC_COLUMNS = {"trial", "row", "column", "position", "rating", "response_ms", "shown_ms", "attention"}
 
 
@@ -49,7 +51,8 @@ def _num(value) -> str:
     return "" if value is None else (str(int(value)) if float(value).is_integer() else f"{value:.1f}")
 
 
-def export_rows(session: Session) -> list[dict]:
+def export_rows(session: Session, display: str = "") -> list[dict]:
+    """The rows of every rating; ``display`` is the study's display mode ("" when not known)."""
     rows = session.execute(
         select(Rating, Participant).join(Participant, Rating.participant_id == Participant.id)
         .order_by(Participant.id, Rating.trial, Rating.position)
@@ -73,15 +76,16 @@ def export_rows(session: Session) -> list[dict]:
             "image_width": _num(r.image_width), "image_height": _num(r.image_height), "viewport": p.viewport or "",
             "screen": p.screen or "", "pointer": p.pointer or "", "user_agent": p.user_agent or "",
             "shown_scale": f"{r.shown_width / r.image_width:.4g}" if r.shown_width is not None and r.image_width else "",
+            "display": display,
         })
     return out
 
 
-def export_csv(session: Session) -> str:
+def export_csv(session: Session, display: str = "") -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS + EXTRA_COLUMNS + VIEWING_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    for row in export_rows(session):  # text cells neutralised against spreadsheet formulas (restorable)
+    for row in export_rows(session, display):  # text cells neutralised against spreadsheet formulas (restorable)
         writer.writerow({k: v if k in NUMERIC_COLUMNS or not isinstance(v, str) else neutralise(v)
                          for k, v in row.items()})
     return buf.getvalue()

@@ -1,6 +1,6 @@
 """The flags a stored rating can carry (the export's ``flags`` column, ``;``-separated), named
 once: the server sets them, the analysis counts and excludes by them, the page script raises
-the viewing ones (as the answer's ``resized`` and ``fullscreen_exit`` keys)."""
+the viewing ones (``PAGE_FLAGS``: answer keys of the same name, whose names the page is given)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,16 @@ class Flag(str, Enum):
     __str__ = str.__str__  # the plain name in f-strings, joins and CSV on every Python version
     __format__ = str.__format__
     __hash__ = str.__hash__  # equal to the plain name in sets and dicts (rows hold plain strings)
+
+
+# what the page script raises, each as a true answer key named as the flag; the trial page hands the
+# script these names (data-flags on #trial), so page and server cannot drift apart
+PAGE_FLAGS = (Flag.RESIZED, Flag.FULLSCREEN_EXIT, Flag.BLUR)
+
+
+def page_flag_names() -> dict[str, str]:
+    """The page flags for the trial page's script: member name -> answer key."""
+    return {f.name: f.value for f in PAGE_FLAGS}
 
 
 # what `analyze` leaves out unless told otherwise: no answer, a display the page did not show for its

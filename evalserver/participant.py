@@ -45,7 +45,7 @@ from stylestudy.engine.study.manifest import Condition, StudyManifest
 from stylestudy.evalserver import adaptive_store, answer_rules, flow_log
 from stylestudy.evalserver.db import ImageFetch, Participant, Rating, get_setting, utcnow
 from stylestudy.evalserver.external_ids import BadExternalId, ids_from, joins_without_id, may_resume, participant_id
-from stylestudy.evalserver.flags import Flag
+from stylestudy.evalserver.flags import Flag, page_flag_names
 from stylestudy.evalserver.i18n import default_text
 from stylestudy.evalserver.practice import practice_plan
 from stylestudy.evalserver.schedule import seed_for, trial_plan
@@ -309,6 +309,7 @@ def trial_page():
         return redirect(_next_page(p))
     m = _manifest()
     return render_template("trial.html", title=_title(), protocol=m.protocol, view=view_settings(m),
+                           page_flags=page_flag_names(),
                            scale=[default_text(x) for x in m.protocol.scale], question=default_text(m.protocol.question))
 
 

@@ -120,11 +120,11 @@ def viewing_flags(body: dict) -> list[str]:
     """Flags the page raised about the viewing: the window or zoom changed during the trial,
     full screen was left."""
     flags = []
-    if body.get("resized") is True:
+    if body.get(Flag.RESIZED) is True:
         flags.append(Flag.RESIZED)
-    if body.get("fullscreen_exit") is True:
+    if body.get(Flag.FULLSCREEN_EXIT) is True:
         flags.append(Flag.FULLSCREEN_EXIT)
     return flags
 
 
-VIEWING_KEYS = {"sizes", "dpr", "resized", "fullscreen_exit"}
+VIEWING_KEYS = {"sizes", "dpr", Flag.RESIZED, Flag.FULLSCREEN_EXIT}

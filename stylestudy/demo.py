@@ -194,7 +194,7 @@ def run_demo(out: str | Path = "runs/demo", participants: int = 10, device: str 
     finally:
         server.shutdown()
     with app.config["DB_SESSIONMAKER"]() as session:
-        (out / "ratings.csv").write_text(export_csv(session), encoding="utf-8")
+        (out / "ratings.csv").write_text(export_csv(session, app.config["MANIFEST"].protocol.display), encoding="utf-8")
     report = analyze(out, AnalyzeOptions(out=out / "report", exclude_flags=SIMULATED_KEPT))  # the live database
 
     result = {

@@ -306,6 +306,7 @@ def test_exports_neutralise_formulas_and_analyze_reads_the_original_values(app, 
     assert main(["export", str(run_copy), "-o", str(cli_csv), *(["--db", db_url] if db_url else [])]) == 0
     assert cli_csv.read_text() == admin_csv
     rows = list(csv.DictReader(io.StringIO(admin_csv)))
+    assert {r["display"] for r in rows} == {app.config["MANIFEST"].protocol.display}  # both name the study's mode
     cells = {(r["external_id"], r["external_study_id"], r["external_session_id"]) for r in rows}
     assert cells == {("'-1", "", ""), ("'=cmd|'/C calc'!A0", "'+SUM(1)", "''quoted")}
     for row in rows:  # no text cell starts a formula; numbers stay numbers

@@ -4,13 +4,13 @@ errors all come from that declaration; an unknown key or section gets the neares
 from __future__ import annotations
 
 import ast
-from dataclasses import MISSING, fields
+from dataclasses import MISSING
 from pathlib import Path
 
 import pytest
 
 from stylestudy.engine.study.errors import StudyError
-from stylestudy.engine.study.schema import EngineSettings, Protocol
+from stylestudy.engine.study.schema import EngineSettings, Protocol, declared_keys
 from stylestudy.engine.study.study_keys import DECLARED, key_reference
 from stylestudy.engine.study.studyfile import load_study
 from tests.test_study import MINIMAL
@@ -29,35 +29,53 @@ def test_the_key_reference_lists_every_key_with_its_default():
     text = key_reference()
     for table, cls in DECLARED.items():
         section = text.split(f"## [{table}]")[1].split("\n## ")[0]
-        for f in fields(cls):
+        for f in declared_keys(cls):
             row = next(line for line in section.splitlines() if line.startswith(f"| `{f.name}` |"))
             default = f.default_factory() if f.default is MISSING else f.default
-            if isinstance(default, (int, float)) and not isinstance(default, bool):
+            if f.metadata["required"]:
+                assert "| required |" in row, row
+            elif isinstance(default, (int, float)) and not isinstance(default, bool):
                 assert f"| `{default!r}` |" in row, row
             elif isinstance(default, str):
                 assert f'| `"{default}"` |' in row, row
             elif isinstance(default, bool):
                 assert f"| `{str(default).lower()}` |" in row, row
-        assert len([line for line in section.splitlines() if line.startswith("| `")]) == len(fields(cls))
+        assert len([line for line in section.splitlines() if line.startswith("| `")]) == len(declared_keys(cls))
+
+
+def test_the_key_reference_has_every_section_of_a_study_file():
+    """Every table a study file may have is declared, so the reference lists it."""
+    from stylestudy.engine.study.toml_reader import DECLARED_TABLES, declared_table
+
+    text = key_reference()
+    headings = {line[4:-1] for line in text.splitlines() if line.startswith("## [")}
+    assert headings == set(DECLARED) == set(DECLARED_TABLES)
+    assert (declared_table("blocks.a"), declared_table("images.files.photo")) == ("blocks.NAME", "images.files.NAME")
+    assert declared_table("methods.baseline.lambda_os") not in DECLARED_TABLES  # style names: listed in the error
+    assert headings == {"study", "images", "images.files.NAME", "styles", "methods.baseline", "methods.normalized",
+                        "blocks.NAME", "briefing", "engine", "protocol"}
 
 
 def _defaults_written_again(path: Path) -> list[str]:
     """Calls that name a declared key beside its declared default (``r.string(t, "protocol",
     "kind", "paired")``, ``get("display", "native")``) or pass it as ``key=default``."""
-    declared = {f.name: (f.default_factory() if f.default is MISSING else f.default)
-                for cls in DECLARED.values() for f in fields(cls)}
+    declared: dict[str, list] = {}  # a name may be a key of more than one table (title)
+    for cls in DECLARED.values():
+        for f in declared_keys(cls):
+            if not f.metadata["required"]:
+                declared.setdefault(f.name, []).append(f.default_factory() if f.default is MISSING else f.default)
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if not isinstance(node, ast.Call):
             continue
         args = [a.value if isinstance(a, ast.Constant) else MISSING for a in node.args]
         for i, name in enumerate(args[:-1]):
-            if isinstance(name, str) and name in declared and args[i + 1] is not MISSING \
-                    and args[i + 1] == declared[name] and type(args[i + 1]) is type(declared[name]):
+            if isinstance(name, str) and args[i + 1] is not MISSING and any(
+                    args[i + 1] == d and type(args[i + 1]) is type(d) for d in declared.get(name, [])):
                 found.append(f"{path.name}:{node.lineno}: {name} = {args[i + 1]!r}")
         for kw in node.keywords:
-            if kw.arg in declared and isinstance(kw.value, ast.Constant) and kw.value.value == declared[kw.arg] \
-                    and type(kw.value.value) is type(declared[kw.arg]) and kw.value.value not in ("", 0, False):
+            if isinstance(kw.value, ast.Constant) and kw.value.value not in ("", 0, False) and any(
+                    kw.value.value == d and type(kw.value.value) is type(d) for d in declared.get(kw.arg, [])):
                 found.append(f"{path.name}:{node.lineno}: {kw.arg}={kw.value.value!r}")
     return found
 
@@ -91,11 +109,42 @@ def _write(tmp_path, extra: str) -> Path:
                                      "docs/reference/study-keys.md"),
     ("[protocl]\nkind = \"acr\"", "study.toml:23: [protocl]: unknown section; did you mean [protocol]?"),
     ("[[enigne]]\nsize = 64", "study.toml:23: [enigne]: unknown section; did you mean [engine]?"),
+    ("tresholds = 3", "study.toml:23: blocks.a.tresholds: unknown key; did you mean 'threshold'?"),
+    ("[briefing]\nmethod = [\"baseline\"]", "study.toml:24: briefing.method: unknown key; did you mean 'methods'?"),
+    ("[images.files.more]\npaht = \"x.png\"", "study.toml:24: images.files.more.paht: unknown key; did you mean "
+                                               "'path'?"),
+    ("[images.files.more]\nurl = \"https://x\"", "study.toml:23: [images.files.more]: missing required key 'path'"),
+    ("[briefing]\nmethods = [\"fancy\"]", "briefing.methods: unknown value 'fancy'; use baseline, normalized"),
+    ("[blocks.b]\nsweap = \"size\"", "blocks.b.sweap: unknown key; did you mean 'sweep'?"),
+    ("[methods.normalized]\nlamda_os = 1", "study.toml:24: methods.normalized.lamda_os: unknown key; did you mean "
+                                            "'lambda_os'?"),
 ])
 def test_unknown_keys_and_sections_suggest_the_nearest_and_name_the_line(tmp_path, extra, expect):
     with pytest.raises(StudyError) as err:
         load_study(_write(tmp_path, extra))
     assert expect in str(err.value) and "\n" not in str(err.value) and "allowed:" not in str(err.value)
+
+
+def test_a_misspelt_study_key_suggests_the_declared_one(tmp_path):
+    text = MINIMAL.format(extra="").replace('name = "t"', 'name = "t"\ntitel = "x"')
+    (tmp_path / "study.toml").write_text(text)
+    with pytest.raises(StudyError, match=r"study.toml:4: study.titel: unknown key; did you mean 'title'\?"):
+        load_study(tmp_path)
+
+
+def test_unset_section_keys_take_the_declared_defaults(tmp_path):
+    """A block and [briefing] that set nothing get the declared defaults; the two sweep-dependent
+    ones (a block's layers and rows) come from [engine] and [styles] as their help says."""
+    from stylestudy.engine.study.schema import Block, Briefing
+
+    study = load_study(_write(tmp_path, ""))
+    block = study.blocks["a"]
+    unset = Block(name="a", sweep="lambda_os")
+    assert (block.title, block.boost, block.sizes, block.threshold) == (unset.title, unset.boost, unset.sizes,
+                                                                        unset.threshold) == ("", 100.0, [], None)
+    assert block.layers == study.engine.style_layers and block.rows == study.rows == ["paint"]
+    assert study.briefing_methods == Briefing().methods == ["baseline"] and study.briefing_styles == []
+    assert study.title == "" and study.images["paint"].url is None
 
 
 def test_a_misspelt_key_on_the_command_line_is_one_line_and_a_non_zero_exit(tmp_path, capsys):

@@ -127,12 +127,15 @@ def test_sizes_are_stored_and_checked(import_source, tmp_path, db_url):
 
 def test_the_viewing_line_is_the_same_from_the_run_directory_and_its_export(import_source, tmp_path, db_url):
     """`analyze RUN_DIR` reads the database: its rows carry the viewing columns the CSV export has,
-    so both paths print the same viewing line (the run directory's used to print none)."""
+    so both paths print the same viewing line (the run directory's used to print none).  The export's
+    last column names the study's display mode and the line states it; an export from before that
+    column gives the same line without the mode."""
     from stylestudy.analysis.sources.ratings import load_ratings
     from stylestudy.analysis.sources.viewing import viewing_line
-    from stylestudy.evalserver.export import export_csv
+    from stylestudy.cli import main
+    from stylestudy.evalserver.export import COLUMNS, EXTRA_COLUMNS, VIEWING_COLUMNS
 
-    run = import_run(import_source, tmp_path / "run", "acr")
+    run = import_run(import_source, tmp_path / "run", "acr", display="scale_down")
     app = create_app(run, db_url)
     with app.test_client() as client:
         _start(client, DESKTOP)
@@ -141,13 +144,18 @@ def test_the_viewing_line_is_the_same_from_the_run_directory_and_its_export(impo
         r = client.post("/api/trials/1", json={"ratings": [3], "shown_ms": [250.0], "response_ms": [800.0],
                                                "sizes": [[24, 20]], "dpr": 2})
         assert r.status_code == 200
-    with make_sessionmaker(make_engine(database_url(run, db_url)))() as s:
-        (tmp_path / "ratings.csv").write_text(export_csv(s), encoding="utf-8")
+    csv_path = tmp_path / "ratings.csv"
+    assert main(["export", str(run), "-o", str(csv_path), *(["--db", db_url] if db_url else [])]) == 0
+    exported = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    assert list(exported.columns) == COLUMNS + EXTRA_COLUMNS + VIEWING_COLUMNS and exported.columns[-1] == "display"
+    assert list(exported["display"]) == ["scale_down"] * len(exported) and len(exported) >= 1
     from_run = viewing_line(load_ratings(run, exclude_flags=(), db_url=db_url).all_rows)
-    from_csv = viewing_line(load_ratings(tmp_path / "ratings.csv", exclude_flags=()).all_rows)
-    assert from_run == from_csv == ("Viewing: of 1 images shown, 100% at 1:1 (one image pixel per CSS pixel) and 0% "
-                                    "at one image pixel per device pixel; device pixel ratio(s) 2; 1 distinct window "
-                                    "size(s).")
+    from_csv = viewing_line(load_ratings(csv_path, exclude_flags=()).all_rows)
+    line = ("Viewing: of 1 images shown, 100% at 1:1 (one image pixel per CSS pixel) and 0% at one image pixel per "
+            "device pixel; device pixel ratio(s) 2; 1 distinct window size(s).")
+    assert from_run == from_csv == line.replace("Viewing: ", "Viewing: display mode scale_down; ")
+    exported.drop(columns=["display"]).to_csv(tmp_path / "old.csv", index=False)  # an export from before
+    assert viewing_line(load_ratings(tmp_path / "old.csv", exclude_flags=()).all_rows) == line
 
 
 def test_an_old_database_gains_the_viewing_columns(tmp_path, db_url):

@@ -57,11 +57,11 @@ class RatingSet:
         self.counts[f"excluded_{reason}"] = before - len(self.usable)
 
 
-def _database_rows(url: str) -> pd.DataFrame:
+def _database_rows(url: str, display: str) -> pd.DataFrame:
     from stylestudy.evalserver.export import export_rows
 
     with storage.reading(url) as session:
-        rows = export_rows(session)
+        rows = export_rows(session, display)
     return pd.DataFrame(rows, columns=COLUMNS + EXTRA_COLUMNS + VIEWING_COLUMNS)  # as the CSV export has them
 
 
@@ -71,7 +71,8 @@ def _read_source(source: Path, db_url: str | None) -> tuple[pd.DataFrame, StudyM
     if source.is_dir():
         manifest = StudyManifest.load(source) if (source / "manifest.json").is_file() else None
         db_url = storage.run_database(source, db_url)
-        return _database_rows(db_url), manifest, f"database {storage.shown(db_url)}"
+        display = manifest.protocol.display if manifest is not None else ""
+        return _database_rows(db_url, display), manifest, f"database {storage.shown(db_url)}"
     if db_url is not None:
         raise StyleStudyError("--db goes with a run directory, not with a CSV file")
     if not source.is_file():

@@ -3,7 +3,8 @@
 From the export's viewing columns (``shown_width``, ``shown_height``, ``device_pixel_ratio``,
 ``image_width``, ``image_height``, ``viewport``): the share of shown images laid out at one image
 pixel per CSS pixel and at one per device pixel (within half a pixel), the device pixel ratios
-and the viewports.  Ratings exported before these columns existed give no viewing line.
+and the viewports; the study's display mode from the export's ``display`` column (exports made
+before it existed give none).  Ratings exported before the size columns existed give no viewing line.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def viewing_summary(rows: pd.DataFrame) -> dict | None:
     }
 
 
+def display_modes(rows: pd.DataFrame) -> list[str]:
+    """The display mode(s) the export names (one per study; [] for an export without the column)."""
+    if "display" not in rows.columns:
+        return []
+    return sorted({str(v) for v in rows["display"].dropna() if str(v).strip()})
+
+
 def viewing_line(rows: pd.DataFrame) -> str:
     """One sentence for the report, or "" when the export has no viewing columns."""
     s = viewing_summary(rows)
@@ -47,7 +55,9 @@ def viewing_line(rows: pd.DataFrame) -> str:
         return ""
     n = s["images"]
     ratios = ", ".join(f"{r:g}" for r in s["device_pixel_ratios"])
-    return (f"Viewing: of {n} images shown, {100 * s['at_css_pixels'] / n:.0f}% at 1:1 (one image pixel per CSS "
+    modes = display_modes(rows)
+    mode = f"display mode {', '.join(modes)}; " if modes else ""
+    return (f"Viewing: {mode}of {n} images shown, {100 * s['at_css_pixels'] / n:.0f}% at 1:1 (one image pixel per CSS "
             f"pixel) and {100 * s['at_device_pixels'] / n:.0f}% at one image pixel per device pixel; device pixel "
             f"ratio(s) {ratios}; {s['viewports']} distinct window size(s).")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +35,89 @@ SWEEPS = ("lambda_os", "layer_boost", "size")
 MIN_SIZE = 16  # px: VGG-19 pools 4 times before relu5_x
 
 
+def key(help: str, default: Any = None, *, factory: Callable[[], Any] | None = None, choices: tuple = (),
+        positive: bool = False, empty_means_default: bool = False, required: bool = False) -> Any:
+    """A study-file key declared once: its default, the values it allows and what it is for.
+    The reader (``studyfile``), the manifest and the key reference (``study_keys``) all derive
+    from this declaration.  ``required``: the file must set it (no default)."""
+    metadata = {"help": help, "choices": tuple(choices), "positive": positive,
+                "empty_means_default": empty_means_default, "required": required}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def declared_keys(cls: type) -> list:
+    """The fields of ``cls`` that are study-file keys (declared with ``key``), in file order; fields
+    such as a block's or an image's name (its table's name) are not keys."""
+    return [f for f in fields(cls) if "help" in f.metadata]
+
+
+def required_keys(cls: type) -> set[str]:
+    return {f.name for f in declared_keys(cls) if f.metadata["required"]}
+
+
+@dataclass
+class StudyInfo:
+    """The ``[study]`` table: what researchers call the study (participants see ``protocol.title``)."""
+
+    name: str = key("the study's name (manifest, reports, a bundled study's image folder)", required=True)
+    title: str = key("the study's title for researchers (admin page, reports)", "")
+    description: str = key("what the study is for, in a sentence (imported studies)", "")
+
+
+@dataclass
+class ImagesSection:
+    """The ``[images]`` table: the input images, one ``[images.files.NAME]`` table each."""
+
+    object: str = key("the content image (photo) every stimulus is made from: a NAME of [images.files]",
+                      required=True)
+    files: dict = key("one table per image, [images.files.NAME], with the keys of [images.files.NAME]",
+                      required=True)
+
+
+@dataclass
+class StylesSection:
+    """The ``[styles]`` table: the rated styles."""
+
+    rows: list[str] = key("the rated styles (NAMEs of [images.files]), in the figure's order", required=True)
+
+
+@dataclass
+class BaselineMethod:
+    """The ``[methods.baseline]`` table: the baseline's "appropriate" λos per style."""
+
+    lambda_os: dict[str, float] | float = key("the baseline's λos per style (NAME = value), or one number for every "
+                                              "style; the blocks that do not sweep λos need it", factory=dict,
+                                              positive=True)
+
+
+@dataclass
+class NormalizedMethod:
+    """The ``[methods.normalized]`` table."""
+
+    lambda_os: float = key("the normalized method's λos in the blocks that do not sweep λos", 1e-3, positive=True)
+
+
+@dataclass
+class Briefing:
+    """The ``[briefing]`` table: the example stimuli participants see before the trials (never rated)."""
+
+    styles: list[str] = key("styles of the examples (NAMEs of [images.files], not rated rows); none: no examples",
+                            factory=list)
+    blocks: list[str] = key("blocks the examples come from (unset: every block that is not a size sweep)",
+                            factory=list)
+    methods: list[str] = key("methods of the examples", factory=lambda: ["baseline"], choices=METHODS)
+
+
 @dataclass
 class ImageSource:
     """An input image: a file relative to the study folder, or ``skimage:NAME``; optional URL+SHA-256."""
 
     name: str
-    path: str
-    url: str | None = None
-    sha256: str | None = None
+    path: str = key("the image file, relative to the study folder, or skimage:NAME", required=True)
+    url: str | None = key("where to download it from when the file is missing", None)
+    sha256: str | None = key("its SHA-256 (64 lowercase hex digits), checked after a download", None)
 
 
 @dataclass
@@ -50,31 +125,20 @@ class Block:
     """One block of the figure/table: a sweep over columns for each row (style)."""
 
     name: str
-    sweep: str  # lambda_os | layer_boost | size
-    title: str = ""
-    baseline: list[float] = field(default_factory=list)  # lambda_os sweep values
-    normalized: list[float] = field(default_factory=list)
-    boost: float = 100.0  # layer_boost: factor of the boosted layer over the others
-    layers: list[str] = field(default_factory=list)  # layer_boost: boosted layer per column
-    sizes: list[int] = field(default_factory=list)  # size sweep: object longer side per column
-    threshold: float | None = None  # analysis shades cells with mean >= threshold
-    rows: list[str] = field(default_factory=list)  # rated styles in this block (default: all rated rows)
+    sweep: str = key("what changes over the columns", required=True, choices=SWEEPS)
+    title: str = key("the block's title in figures and reports", "")
+    baseline: list[float] = key("lambda_os: the baseline method's lambda_os per column", factory=list, positive=True)
+    normalized: list[float] = key("lambda_os: the normalized method's lambda_os per column (as many as baseline)",
+                                  factory=list, positive=True)
+    boost: float = key("layer_boost: factor of the boosted layer over the others", 100.0, positive=True)
+    layers: list[str] = key("layer_boost: the boosted layer per column (unset: [engine] style_layers)", factory=list)
+    sizes: list[int] = key(f"size: the object's longer side per column, px (each ≥ {MIN_SIZE})", factory=list, positive=True)
+    threshold: float | None = key("the analysis shades cells whose mean is at least this", None)
+    rows: list[str] = key("rated styles in this block (unset: every row of [styles])", factory=list)
 
     @property
     def columns(self) -> int:
         return {"lambda_os": len(self.baseline), "layer_boost": len(self.layers), "size": len(self.sizes)}[self.sweep]
-
-
-def key(help: str, default: Any = None, *, factory: Callable[[], Any] | None = None, choices: tuple = (),
-        positive: bool = False, empty_means_default: bool = False) -> Any:
-    """A study-file key declared once: its default, the values it allows and what it is for.
-    The reader (``studyfile``), the manifest and the key reference (``study_keys``) all derive
-    from this declaration."""
-    metadata = {"help": help, "choices": tuple(choices), "positive": positive,
-                "empty_means_default": empty_means_default}
-    if factory is not None:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
 
 
 # keys renamed so that one name says one thing (old name -> new); the old name is still read, with a

@@ -7,14 +7,31 @@ Regenerate after changing a key: ``python -m stylestudy.engine.study.study_keys 
 
 from __future__ import annotations
 
-from dataclasses import MISSING, fields
+from dataclasses import MISSING
 
-from stylestudy.engine.study.schema import EngineSettings, Protocol
+from stylestudy.engine.study.schema import (
+    BaselineMethod,
+    Block,
+    Briefing,
+    EngineSettings,
+    ImageSource,
+    ImagesSection,
+    NormalizedMethod,
+    Protocol,
+    StudyInfo,
+    StylesSection,
+    declared_keys,
+)
 
-DECLARED = {"protocol": Protocol, "engine": EngineSettings}
+# every declared table, in the order a study file has them (NAME: one such table per image, per block)
+DECLARED = {"study": StudyInfo, "images": ImagesSection, "images.files.NAME": ImageSource, "styles": StylesSection,
+            "engine": EngineSettings, "methods.baseline": BaselineMethod, "methods.normalized": NormalizedMethod,
+            "blocks.NAME": Block, "protocol": Protocol, "briefing": Briefing}
 
 
 def _toml(value) -> str:
+    if value is None:
+        return "unset"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -31,11 +48,12 @@ def key_reference() -> str:
              "stylestudy.engine.study.study_keys`; do not edit by hand.", ""]
     for table, cls in DECLARED.items():
         lines += [f"## [{table}]", "", "| key | type | default | allowed | what it is |", "|---|---|---|---|---|"]
-        for f in fields(cls):
+        for f in declared_keys(cls):
             default = f.default_factory() if f.default is MISSING else f.default
+            shown = "required" if f.metadata["required"] else f"`{_toml(default)}`"
             allowed = ", ".join(f.metadata["choices"]) or ("> 0" if f.metadata["positive"] else "")
             text = f.metadata["help"] + (" (empty: the default)" if f.metadata["empty_means_default"] else "")
-            row = [f"`{f.name}`", f.type, f"`{_toml(default)}`", allowed, text]
+            row = [f"`{f.name}`", f.type, shown, allowed, text]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
         lines.append("")
     return "\n".join(lines)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,13 +21,20 @@ from stylestudy.engine.study.schema import (
     MIN_SIZE,
     REFERENCE_KINDS,
     RENAMED_KEYS,
-    SWEEPS,
+    BaselineMethod,
     Block,
+    Briefing,
     EngineSettings,
     ImageSource,
+    ImagesSection,
+    NormalizedMethod,
     Protocol,
     Study,
+    StudyInfo,
+    StylesSection,
     current_keys,
+    declared_keys,
+    required_keys,
 )
 from stylestudy.engine.study.toml_reader import TomlReader, read_toml
 
@@ -40,39 +47,35 @@ def load_study(path: str | Path) -> Study:
     r.table(data, "", {"study", "images", "styles", "engine", "methods", "blocks", "protocol", "briefing"},
             {"study", "images", "styles", "blocks"})
 
-    meta = r.table(data["study"], "study", {"name", "title", "description"}, {"name"})
-    images_t = r.table(data["images"], "images", {"object", "files"}, {"object", "files"})
+    meta = read_declared(r, data["study"], "study", StudyInfo)
+    images_t = read_declared(r, data["images"], "images", ImagesSection)
     images: dict[str, ImageSource] = {}
-    for name, spec in r.table(images_t["files"], "images.files", set(images_t["files"])).items():
+    for name, spec in r.table(images_t.files, "images.files", set(images_t.files)).items():
         t = f"images.files.{name}"
-        spec = r.table(spec, t, {"path", "url", "sha256"}, {"path"})
-        sha = r.string(spec, t, "sha256")
-        if sha is not None and not re.fullmatch(r"[0-9a-f]{64}", sha):
+        image = read_declared(r, spec, t, ImageSource, name=name)
+        if image.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", image.sha256):
             raise r.fail(t, "sha256", "must be 64 lowercase hex digits")
-        images[name] = ImageSource(name, r.string(spec, t, "path"), r.string(spec, t, "url"), sha)
-    object_image = r.string(images_t, "images", "object")
+        images[name] = image
+    object_image = images_t.object
     if object_image not in images:
         raise r.fail("images", "object", f"names no entry of [images.files] ({', '.join(images)})")
 
-    styles = r.table(data["styles"], "styles", {"rows"}, {"rows"})
-    rows = r.strings(styles, "styles", "rows")
+    rows = read_declared(r, data["styles"], "styles", StylesSection).rows
     for name in rows:
         if name not in images:
             raise r.fail("styles", "rows", f"{name!r} names no entry of [images.files]")
     if not rows:
         raise r.fail("styles", "rows", "needs at least one rated style")
 
-    briefing = r.table(data.get("briefing", {}), "briefing", {"styles", "blocks", "methods"})
-    briefing_styles = r.strings(briefing, "briefing", "styles")
+    briefing_t = data.get("briefing", {})
+    briefing = read_declared(r, briefing_t, "briefing", Briefing)
+    briefing_styles = briefing.styles
     for name in briefing_styles:
         if name not in images:
             raise r.fail("briefing", "styles", f"{name!r} names no entry of [images.files]")
         if name in rows:
             raise r.fail("briefing", "styles", f"{name!r} is also a rated row; briefing stimuli are not rated")
-    briefing_methods = r.strings(briefing, "briefing", "methods", ["baseline"])
-    for m in briefing_methods:
-        if m not in METHODS:
-            raise r.fail("briefing", "methods", f"unknown method {m!r}; use {', '.join(METHODS)}")
+    briefing_methods = briefing.methods
 
     engine = read_declared(r, data.get("engine", {}), "engine", EngineSettings)
     _check_layers(r, engine)
@@ -80,31 +83,25 @@ def load_study(path: str | Path) -> Study:
         raise r.fail("engine", "size", f"must be ≥ {MIN_SIZE} (VGG-19 pools 4 times before relu5_x), got {engine.size}")
 
     methods = r.table(data.get("methods", {}), "methods", set(METHODS))
-    base_t = r.table(methods.get("baseline", {}), "methods.baseline", {"lambda_os"})
-    norm_t = r.table(methods.get("normalized", {}), "methods.normalized", {"lambda_os"})
-    base_l = base_t.get("lambda_os", {})
+    base_t = r.table(methods.get("baseline", {}), "methods.baseline", {f.name for f in declared_keys(BaselineMethod)})
+    base_l = base_t.get("lambda_os", BaselineMethod().lambda_os)
     if isinstance(base_l, (int, float)):
         base_l = {name: base_l for name in rows + briefing_styles}
     base_l = r.table(base_l, "methods.baseline.lambda_os", set(images))
     baseline_lambda_os = {k: r.number(base_l, "methods.baseline.lambda_os", k, positive=True) for k in base_l}
-    normalized_lambda_os = r.number(norm_t, "methods.normalized", "lambda_os", 1e-3, positive=True)
+    normalized_lambda_os = read_declared(r, methods.get("normalized", {}), "methods.normalized",
+                                         NormalizedMethod).lambda_os
 
     blocks: dict[str, Block] = {}
     for name, spec in r.table(data["blocks"], "blocks", set(data["blocks"])).items():
         t = f"blocks.{name}"
-        spec = r.table(spec, t, {"sweep", "title", "baseline", "normalized", "boost", "layers", "sizes",
-                                 "threshold", "rows"}, {"sweep"})
-        block = Block(
-            name=name, sweep=r.string(spec, t, "sweep", choices=SWEEPS), title=r.string(spec, t, "title", ""),
-            baseline=r.numbers(spec, t, "baseline"), normalized=r.numbers(spec, t, "normalized"),
-            boost=r.number(spec, t, "boost", 100.0, positive=True),
-            layers=r.strings(spec, t, "layers", list(engine.style_layers)),
-            sizes=r.numbers(spec, t, "sizes", integer=True), threshold=r.number(spec, t, "threshold"),
-            rows=r.strings(spec, t, "rows", list(rows)),
-        )
+        block = read_declared(r, spec, t, Block, name=name)
+        for key_name, unset in (("layers", engine.style_layers), ("rows", rows)):  # defaults that depend on others
+            if key_name not in spec:
+                setattr(block, key_name, list(unset))
         _check_block(r, block, engine, rows, briefing_styles, baseline_lambda_os)
         blocks[name] = block
-    briefing_blocks = r.strings(briefing, "briefing", "blocks", [n for n, b in blocks.items() if b.sweep != "size"])
+    briefing_blocks = briefing.blocks if "blocks" in briefing_t else [n for n, b in blocks.items() if b.sweep != "size"]
     for b in briefing_blocks:
         if b not in blocks:
             raise r.fail("briefing", "blocks", f"unknown block {b!r}; blocks are {', '.join(blocks)}")
@@ -112,12 +109,12 @@ def load_study(path: str | Path) -> Study:
     protocol = _protocol(r, data.get("protocol", {}), METHODS)
 
     return Study(
-        name=r.string(meta, "study", "name"), title=r.string(meta, "study", "title", "") or "",
+        name=meta.name, title=meta.title,
         folder=path.parent.resolve(), object_image=object_image, images=images, rows=rows,
         briefing_styles=briefing_styles, briefing_blocks=briefing_blocks if briefing_styles else [],
         briefing_methods=briefing_methods, baseline_lambda_os=baseline_lambda_os,
         normalized_lambda_os=normalized_lambda_os, blocks=blocks, engine=engine, protocol=protocol, source_text=text,
-        image_folder=user_images_dir(r.string(meta, "study", "name")) if bundled else None,
+        image_folder=user_images_dir(meta.name) if bundled else None,
     )
 
 
@@ -163,37 +160,45 @@ def _protocol(r: TomlReader, table: dict, methods: tuple[str, ...] | list[str], 
 T = TypeVar("T")
 
 
-def read_declared(r: TomlReader, data: dict, table: str, cls: type[T]) -> T:
+def read_declared(r: TomlReader, data: dict, table: str, cls: type[T], **fixed) -> T:
     """A table whose keys are declared on ``cls`` (``schema.key``): every key read with its declared
-    default, type and allowed values; an unknown key is an error that suggests the nearest one."""
+    default, type and allowed values; an unknown key is an error that suggests the nearest one, a
+    missing required key one that names it.  ``fixed``: fields that are not keys (a block's name)."""
     for old, new in RENAMED_KEYS.get(table, {}).items():
         if isinstance(data, dict) and old in data:
             if new in data:
                 raise r.fail(table, old, f"is the old name of '{new}', which is also set; remove '{old}'")
             warnings.warn(f"{r.where(table, old)}: {table}.{old} is now {table}.{new}; the old name still works "
                           "for now, rename it", FutureWarning, stacklevel=2)
-    data = r.table(current_keys(table, data), table, {f.name for f in fields(cls)})
+    declared = declared_keys(cls)
+    data = r.table(current_keys(table, data), table, {f.name for f in declared}, required_keys(cls))
     values = {}
-    for f in fields(cls):
+    for f in declared:
         meta = f.metadata
         default = f.default_factory() if f.default is MISSING else f.default
         if f.type in ("bool", "bool | None"):  # bool | None: unset means "decided by other keys"
             value = data.get(f.name, default)
             if not (isinstance(value, bool) or (value is None and f.type == "bool | None")):
                 raise r.fail(table, f.name, f"must be true or false, got {value!r}")
-        elif f.type in ("int", "float"):
+        elif f.type in ("int", "float", "float | None"):
             value = r.number(data, table, f.name, default, positive=meta["positive"], integer=f.type == "int")
-        elif f.type == "str":
+        elif f.type in ("str", "str | None"):
             value = r.string(data, table, f.name, default, meta["choices"])
             value = (value or default) if meta["empty_means_default"] else value
-        elif f.type == "list[int]":
-            value = r.numbers(data, table, f.name, positive=meta["positive"], integer=True)
+        elif f.type in ("list[int]", "list[float]"):
+            value = r.numbers(data, table, f.name, positive=meta["positive"], integer=f.type == "list[int]")
         elif f.type == "list[str]":
             value = r.strings(data, table, f.name, default)
+            unknown = [v for v in value if meta["choices"] and v not in meta["choices"]]
+            if unknown:
+                raise r.fail(table, f.name, f"unknown value {unknown[0]!r}; use {', '.join(meta['choices'])}")
+        elif f.type == "dict":
+            value = data.get(f.name, default)
+            value = r.table(value, f"{table}.{f.name}", set(value) if isinstance(value, dict) else set())
         else:
             raise TypeError(f"{cls.__name__}.{f.name}: no reader for {f.type}")
         values[f.name] = value
-    return cls(**values)
+    return cls(**fixed, **values)
 
 
 def _check_sampling(r: TomlReader, protocol: Protocol, kind_given: bool = True) -> None:
@@ -263,10 +268,11 @@ def load_import_settings(path: str | Path | None, methods: list[str], default_na
         return ImportSettings(default_name, "", "", _protocol(TomlReader(Path("-"), ""), {}, methods))
     data, r = read_toml(path, "give a study.toml with [study] and [protocol]")
     r.table(data, "", {"study", "protocol"})
-    meta = r.table(data.get("study", {}), "study", {"name", "title", "description"})
+    meta_t = data.get("study", {})  # name is optional here: the import names the study after its folder
+    meta = read_declared(r, {"name": default_name, **meta_t} if isinstance(meta_t, dict) else meta_t, "study",
+                         StudyInfo)
     table = data.get("protocol", {})
-    return ImportSettings(r.string(meta, "study", "name", default_name) or default_name,
-                          r.string(meta, "study", "title", "") or "", r.string(meta, "study", "description", "") or "",
+    return ImportSettings(meta.name or default_name, meta.title, meta.description,
                           _protocol(r, table, methods, importing=True),
                           frozenset(table) if isinstance(table, dict) else frozenset())
 

@@ -18,7 +18,14 @@ except ModuleNotFoundError:  # Python 3.10
 from stylestudy.engine.study.errors import StudyError
 
 KEY_REFERENCE = "every key: docs/reference/study-keys.md"
-DECLARED_TABLES = ("engine", "protocol")  # keys declared in schema (schema.key), listed in the reference
+# tables whose keys are declared in schema (schema.key) and listed in the reference (study_keys.DECLARED)
+DECLARED_TABLES = ("study", "images", "images.files.NAME", "styles", "engine", "methods.baseline",
+                   "methods.normalized", "blocks.NAME", "protocol", "briefing")
+
+
+def declared_table(table: str) -> str:
+    """The reference's name of ``table``: one image's or block's table as ``images.files.NAME``, ``blocks.NAME``."""
+    return re.sub(r"^(blocks|images\.files)\.[^.]+$", r"\1.NAME", table)
 
 
 class TomlReader:
@@ -80,7 +87,7 @@ class TomlReader:
         """An unknown key (or, at the top, section) with the nearest known one, not a list of all."""
         near = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
         if table:
-            listed = KEY_REFERENCE if table in DECLARED_TABLES else f"allowed: {', '.join(sorted(allowed))}"
+            listed = KEY_REFERENCE if declared_table(table) in DECLARED_TABLES else f"allowed: {', '.join(sorted(allowed))}"
             hint = f"did you mean '{near[0]}'?" if near else f"[{table}] has no key like it; {listed}"
             return self.fail(table, key, f"unknown key; {hint}")
         line = self.header_line(key)

@@ -32,6 +32,7 @@
   const groups = Array.from(document.querySelectorAll("#rating .group"));  // one per answer
   const view = JSON.parse(root.dataset.view);
   const text = JSON.parse(root.dataset.text);
+  const flags = JSON.parse(root.dataset.flags);  // answer keys of the flags the page raises (evalserver/flags.py)
   const say = (template, values) => template.replace(/\{(\w+)\}/g, (_, k) => String(values[k]));
   const GAP = 16;  // px between images of a row: matches #stage .row's gap in style.css
   const CAPTION = 24, PAD = 2 * 8;  // figcaption height, #stage padding (style.css)
@@ -394,9 +395,10 @@
       ? { choice: result.ratings[0], response_ms: [result.response[0]] }
       : { ratings: result.ratings, response_ms: result.response };
     const body = JSON.stringify(Object.assign(answer_fields, {
-      shown_ms: shown, blur: blurred, sizes: sizes, dpr: window.devicePixelRatio,
-      resized: resized || windowNow() !== started,
-      fullscreen_exit: view.fullscreen && (fullscreenLeft || !document.fullscreenElement),
+      shown_ms: shown, sizes: sizes, dpr: window.devicePixelRatio,
+      [flags.BLUR]: blurred,
+      [flags.RESIZED]: resized || windowNow() !== started,
+      [flags.FULLSCREEN_EXIT]: view.fullscreen && (fullscreenLeft || !document.fullscreenElement),
     }));
     const answer = await deliver({ url, body });
     if (answer && answer.done) { window.location.href = answer.redirect; return; }
