@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from stylestudy.engine.study.options import PORT
 
@@ -82,7 +83,8 @@ def _run_export(args: argparse.Namespace) -> int:
     from stylestudy.evalserver.export import export_csv
 
     url = database_url(args.run_dir, args.db, must_exist=True)
-    display = _manifest(args.run_dir).protocol.display
+    # the study's display mode, when the run folder has its manifest (--db alone can export without it)
+    display = _manifest(args.run_dir).protocol.display if (Path(args.run_dir) / "manifest.json").is_file() else ""
     with make_sessionmaker(make_engine(url))() as session:
         text = export_csv(session, display)
         if args.participants:
