@@ -156,6 +156,12 @@ def test_the_viewing_line_is_the_same_from_the_run_directory_and_its_export(impo
     assert from_run == from_csv == line.replace("Viewing: ", "Viewing: display mode scale_down; ")
     exported.drop(columns=["display"]).to_csv(tmp_path / "old.csv", index=False)  # an export from before
     assert viewing_line(load_ratings(tmp_path / "old.csv", exclude_flags=()).all_rows) == line
+    # a run folder without its manifest (the database given by --db) still exports, the mode unknown
+    (run / "manifest.json").rename(run / "manifest.moved")
+    db = db_url or f"sqlite:///{run / 'ratings.sqlite'}"
+    assert main(["export", str(run), "-o", str(tmp_path / "bare.csv"), "--db", db]) == 0
+    bare = pd.read_csv(tmp_path / "bare.csv", dtype=str, keep_default_na=False)
+    assert list(bare["display"]) == [""] * len(exported) and list(bare["rating"]) == list(exported["rating"])
 
 
 def test_an_old_database_gains_the_viewing_columns(tmp_path, db_url):
