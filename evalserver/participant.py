@@ -357,6 +357,10 @@ def _needs_serving(p: Participant) -> bool:
     entry = p.order[p.current_trial - 1]
     if adaptive_store.is_adaptive(entry) and not entry.get("conditions"):
         return True
+    return _serve_is_due(p)
+
+
+def _serve_is_due(p: Participant) -> bool:
     return p.served_at is None or _fetched_since_served(p)
 
 
@@ -381,11 +385,12 @@ def api_state():
             except IntegrityError:  # another worker served it at the same moment: use its pair
                 g.db.rollback()
                 p = _current()
-            same_serving = (Participant.served_at.is_(None) if p.served_at is None
-                            else Participant.served_at == p.served_at)  # a concurrent serve counts once
-            g.db.execute(update(Participant).where(Participant.id == p.id, Participant.current_trial == p.current_trial,
-                                                   same_serving)
-                         .values(served_count=Participant.served_count + 1, served_at=utcnow()))
+            if _serve_is_due(p):  # (not when that other worker's serve is this one)
+                same_serving = (Participant.served_at.is_(None) if p.served_at is None
+                                else Participant.served_at == p.served_at)  # a concurrent serve counts once
+                g.db.execute(update(Participant).where(Participant.id == p.id,
+                                                       Participant.current_trial == p.current_trial, same_serving)
+                             .values(served_count=Participant.served_count + 1, served_at=utcnow()))
             g.db.commit()
     return jsonify(_trial_state(p))
 
