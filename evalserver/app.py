@@ -33,8 +33,9 @@ from stylestudy.evalserver.schedule import trial_plan
 from stylestudy.evalserver.validate import checked_manifest, private_sqlite_file
 
 MAX_BODY_BYTES = 16 * 1024  # a submission is a few hundred bytes
-# record when the current trial was served, and when its images were fetched
-WRITING_GET_ENDPOINTS = {"participant.api_state", "participant.stimulus"}
+# record when a trial's images were fetched (``/api/state`` reads, and opens a writing session
+# itself only when it serves a trial: a repeated request writes nothing)
+WRITING_GET_ENDPOINTS = {"participant.stimulus"}
 RETRY_AFTER_SECONDS = 2
 DEFAULT_JOIN_LIMIT = "60/600"  # new participants per address (a lab or a campus may share one) per 10 minutes
 # every page: only this server's scripts, styles, images and forms (no inline script), in no frame

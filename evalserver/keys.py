@@ -18,6 +18,8 @@ from pathlib import Path
 from stylestudy.engine.study.errors import StyleStudyError
 
 ADMIN_TOKEN_FILE = "admin_token"
+ADMIN_TOKEN_ENV = "STYLESTUDY_ADMIN_TOKEN"
+MIN_ADMIN_TOKEN_CHARS = 16  # a short token set by hand is guessable despite the login back-off
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,17 @@ def shared_secret(run_dir: Path, name: str, env_var: str, make=lambda: secrets.t
 
 
 def server_keys(run_dir: str | Path, admin_token: str | None = None) -> ServerKeys:
+    """An ``admin_token`` given in code (tests) is taken as is; one set in the environment must
+    have at least ``MIN_ADMIN_TOKEN_CHARS`` characters (a generated one has 43)."""
     run_dir = Path(run_dir).resolve()
     if admin_token:
         token, where = admin_token, "given to create_app"
     else:
-        token, where = shared_secret(run_dir, ADMIN_TOKEN_FILE, "STYLESTUDY_ADMIN_TOKEN")
+        token, where = shared_secret(run_dir, ADMIN_TOKEN_FILE, ADMIN_TOKEN_ENV)
+        if where.endswith(ADMIN_TOKEN_ENV) and len(token) < MIN_ADMIN_TOKEN_CHARS:
+            raise StyleStudyError(f"{ADMIN_TOKEN_ENV} is {len(token)} characters, fewer than {MIN_ADMIN_TOKEN_CHARS}: "
+                                  "set a longer one (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))') "
+                                  "or unset it to have one generated")
     session_key, _ = shared_secret(run_dir, ".session_key", "STYLESTUDY_SECRET_KEY", lambda: secrets.token_hex(32))
     url_key, _ = shared_secret(run_dir, ".url_key", "STYLESTUDY_URL_KEY", lambda: secrets.token_hex(32))
     return ServerKeys(token, session_key, url_key, where)

@@ -38,7 +38,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from stylestudy.engine.study.manifest import Condition, StudyManifest
@@ -341,9 +341,34 @@ def _trial_state(p: Participant) -> dict:
     return state
 
 
+def _fetched_since_served(p: Participant) -> bool:
+    """Whether an image (or reference) of the current trial was fetched since it was served."""
+    n = p.current_trial
+    return g.db.scalar(select(ImageFetch.place).where(
+        ImageFetch.participant_id == p.id, ImageFetch.fetched_at >= p.served_at,
+        or_(ImageFetch.place.startswith(f"trial:{n}:"), ImageFetch.place.startswith(f"ref:{n}:"))).limit(1)) is not None
+
+
+def _needs_serving(p: Participant) -> bool:
+    """Whether serving the current trial now changes anything: its first serve (an adaptive one
+    also gets its pair), or a serve after its images were fetched (a reload: ``restarted``).
+    A request repeated before that showed nothing new, so it writes nothing."""
+    if p.completed_at:
+        return False
+    entry = p.order[p.current_trial - 1]
+    if adaptive_store.is_adaptive(entry) and not entry.get("conditions"):
+        return True
+    return _serve_is_due(p)
+
+
+def _serve_is_due(p: Participant) -> bool:
+    return p.served_at is None or _fetched_since_served(p)
+
+
 @participant.get("/api/state")
 def api_state():
-    """The current trial; serving it again (a refresh) restarts it and is recorded."""
+    """The current trial.  Its first serve is recorded (``served_at``); serving it again after its
+    images were fetched (a refresh) restarts it and is recorded; any other request only reads."""
     p = _current()
     if p is None:
         return jsonify(error="no participant; start from the welcome page"), 401
@@ -351,15 +376,23 @@ def api_state():
         return jsonify(error="screened out", redirect=url_for("participant.screened_out")), 409
     if not p.briefing_done_at:
         return jsonify(error="finish the briefing first", redirect=url_for("participant.briefing")), 409
-    if not p.completed_at:  # the serve time belongs to this trial: only while it is still the current one
-        try:  # adaptive sampling: the current trial gets its pair when first served
-            adaptive_store.assign_current(g.db, p, _manifest())
-        except IntegrityError:  # another worker served it at the same moment: use its pair
-            g.db.rollback()
-            p = _current()
-        g.db.execute(update(Participant).where(Participant.id == p.id, Participant.current_trial == p.current_trial)
-                     .values(served_count=Participant.served_count + 1, served_at=utcnow()))
-        g.db.commit()
+    if _needs_serving(p):
+        g.db.close()  # the read-only transaction ends; a writing one (SQLite: BEGIN IMMEDIATE) decides again
+        g.db = current_app.config["DB_SESSIONMAKER"]()
+        p = _current()
+        if _needs_serving(p):
+            try:  # adaptive sampling: the current trial gets its pair when first served
+                adaptive_store.assign_current(g.db, p, _manifest())
+            except IntegrityError:  # another worker served it at the same moment: use its pair
+                g.db.rollback()
+                p = _current()
+            if _serve_is_due(p):  # (not when that other worker's serve is this one)
+                same_serving = (Participant.served_at.is_(None) if p.served_at is None
+                                else Participant.served_at == p.served_at)  # a concurrent serve counts once
+                g.db.execute(update(Participant).where(Participant.id == p.id,
+                                                       Participant.current_trial == p.current_trial, same_serving)
+                             .values(served_count=Participant.served_count + 1, served_at=utcnow()))
+            g.db.commit()
     return jsonify(_trial_state(p))
 
 

@@ -193,7 +193,7 @@ class LiveServer:
 
         self.run_dir, self.port = run_dir, port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = dict(os.environ, STYLESTUDY_ADMIN_TOKEN="live-token", STYLESTUDY_JOIN_LIMIT="0",  # bursts
+        self.env = dict(os.environ, STYLESTUDY_ADMIN_TOKEN="live-admin-token-0123456789", STYLESTUDY_JOIN_LIMIT="0",  # bursts
                         **(env or {}))
         if gunicorn_workers:
             self.cmd = [sys.executable, "-m", "gunicorn", "-w", str(gunicorn_workers), "--threads", str(threads), "-b",

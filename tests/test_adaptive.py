@@ -432,7 +432,7 @@ def test_two_workers_never_lose_or_double_count_a_comparison(import_source, tmp_
     with LiveServer(run, gunicorn_workers=2, env=env) as server:
         with ThreadPoolExecutor(8) as pool:
             results = list(pool.map(lambda i: _participant(server.url, f"w{i}", run), range(12)))
-        status = requests.get(server.url + "/admin/status.json", headers={"Authorization": "Bearer live-token"},
+        status = requests.get(server.url + "/admin/status.json", headers={"Authorization": "Bearer live-admin-token-0123456789"},
                               timeout=30).json()
     acknowledged = {k: v for r in results for k, v in r.items()}
     assert len(acknowledged) == 12 * 4 and status["adaptive"]["comparisons"] == 48
@@ -468,7 +468,7 @@ def test_kill_9_mid_run_rederives_the_same_posterior(import_source, tmp_path, db
             before = adaptive_store.status(session, manifest)
         _check_database(run, db_url, acknowledged)
         server = LiveServer(run, port=server.port, env=env).start()
-        after = requests.get(server.url + "/admin/status.json", headers={"Authorization": "Bearer live-token"},
+        after = requests.get(server.url + "/admin/status.json", headers={"Authorization": "Bearer live-admin-token-0123456789"},
                              timeout=30).json()["adaptive"]
         assert after["comparisons"] == before["comparisons"] >= 12
         assert after["ranking"] == before["ranking"] and after["adjacent"] == before["adjacent"]

@@ -30,7 +30,7 @@ def _export(server: LiveServer) -> list[dict]:
 
     import requests
 
-    text = requests.get(server.url + "/admin/export.csv", headers={"Authorization": "Bearer live-token"}, timeout=30).text
+    text = requests.get(server.url + "/admin/export.csv", headers={"Authorization": "Bearer live-admin-token-0123456789"}, timeout=30).text
     return list(csv.DictReader(io.StringIO(text)))
 
 

@@ -31,7 +31,7 @@ def test_locust_participants_complete_the_study(run_copy, tmp_path):
                                 env=dict(os.environ, STYLESTUDY_PACE="0", STYLESTUDY_QUIT_WHEN_DONE="1"),
                                 capture_output=True, text=True, timeout=300)
         print(f"locust: 6 participants x 4 trials in {time.monotonic() - start:.1f} s (process included)")
-        export = requests.get(server.url + "/admin/export.csv", headers={"Authorization": "Bearer live-token"},
+        export = requests.get(server.url + "/admin/export.csv", headers={"Authorization": "Bearer live-admin-token-0123456789"},
                               timeout=30).text
     # The JSON is written at shutdown, from the final counts (the CSV is a periodic snapshot).
     stats = {r["name"]: r for r in json.loads((tmp_path / "l.json").read_text())}

@@ -99,7 +99,7 @@ def test_browser_keeps_its_ratings_through_an_outage_and_a_refresh(run_copy, chr
             browser.close()
         import requests
 
-        text = requests.get(server.url + "/admin/export.csv", headers={"Authorization": "Bearer live-token"},
+        text = requests.get(server.url + "/admin/export.csv", headers={"Authorization": "Bearer live-admin-token-0123456789"},
                             timeout=10).text
     rows = list(csv.DictReader(text.splitlines()))
     assert [(r["trial"], r["position"], r["rating"]) for r in rows] == [("1", "1", "5"), ("1", "2", "1")]

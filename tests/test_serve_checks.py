@@ -153,3 +153,19 @@ def test_create_app_refuses_what_serve_refuses(run_copy):
     _edit(run_copy, _protocol(kind="triplet"))
     with pytest.raises(StyleStudyError, match="kind"):
         create_app(run_copy, admin_token=TOKEN)
+
+
+def test_a_short_admin_token_in_the_environment_is_refused_and_a_long_one_accepted(run_copy, capsys, monkeypatch):
+    """Below 16 characters a hand-set token is refused before anything starts; at 16 it logs in."""
+    monkeypatch.setenv("STYLESTUDY_ADMIN_TOKEN", "x" * 15)
+    err = _serve_fails(run_copy, capsys, "STYLESTUDY_ADMIN_TOKEN is 15 characters, fewer than 16", "set a longer one")
+    assert "x" * 15 not in err  # the token itself is not echoed
+    with pytest.raises(StyleStudyError, match="fewer than 16"):
+        create_app(run_copy)
+    monkeypatch.setenv("STYLESTUDY_ADMIN_TOKEN", "  " + "x" * 15 + "  ")  # surrounding spaces do not count
+    _serve_fails(run_copy, capsys, "is 15 characters")
+    assert not (run_copy / "admin_token").exists()  # refused, not replaced by a generated one
+    monkeypatch.setenv("STYLESTUDY_ADMIN_TOKEN", "y" * 16)
+    c = create_app(run_copy).test_client()
+    assert c.get("/admin/status.json", headers={"Authorization": "Bearer " + "y" * 16}).status_code == 200
+    assert c.get("/admin/status.json", headers={"Authorization": "Bearer " + "y" * 15}).status_code == 401

@@ -127,7 +127,9 @@ def test_order_is_random_per_participant_and_stable(app):
 def test_refresh_keeps_trial_and_flags_restart(app):
     c = app.test_client()
     _join(c, "refresher")
-    a, b = _state(c), _state(c)
+    a = _state(c)
+    assert all(c.get(url).status_code == 200 for url in a["images"])  # shown: a request now is a reload
+    b = _state(c)
     assert a["trial"] == b["trial"] == 1 and a["images"] == b["images"]
     c.post("/api/trials/1", json=GOOD)
     rows = _export(app)

@@ -797,3 +797,68 @@ def test_a_bad_join_limit_is_a_one_line_error(value):
 
     with pytest.raises(StyleStudyError, match="STYLESTUDY_JOIN_LIMIT must be JOINS/SECONDS"):
         join_limit(value)
+
+
+# --- a repeated /api/state writes nothing ---------------------------------------------------------
+
+def _database_rows(app) -> dict[str, list]:
+    """Every row of every table, in a fixed order: equal snapshots mean nothing was written."""
+    from sqlalchemy import inspect, select, table, text
+
+    engine = app.config["DB_ENGINE"]
+    with engine.connect() as connection:
+        names = sorted(inspect(connection).get_table_names())
+        return {name: sorted((tuple(map(repr, row)) for row in connection.execute(
+            select(text("*")).select_from(table(name)))), key=repr) for name in names}
+
+
+def _commits(app) -> list[int]:
+    """A counter of the transactions committed on the app's writing engine from now on."""
+    from sqlalchemy import event
+
+    count = [0]
+    event.listen(app.config["DB_ENGINE"], "commit", lambda _connection: count.__setitem__(0, count[0] + 1))
+    return count
+
+
+def _serving(app, pid) -> tuple:
+    from stylestudy.evalserver.db import Participant
+
+    with app.config["DB_SESSIONMAKER"]() as session:
+        p = session.query(Participant).filter_by(external_id=pid).one()
+        return p.current_trial, p.served_count, p.served_at
+
+
+@pytest.mark.parametrize("sampling", ["fixed", "adaptive"])
+def test_a_looping_state_client_writes_nothing_and_a_real_reload_is_a_restart(import_source, tmp_path, db_url,
+                                                                              sampling):
+    run = import_run(import_source, tmp_path / "run", "pairwise", pairs_per_participant=2,
+                     **({"sampling": "adaptive"} if sampling == "adaptive" else {}))
+    app = create_app(run, db_url, admin_token=TOKEN)
+    c = _join(app, "looper")
+    first = c.get("/api/state").get_json()
+    trial, served_count, served_at = _serving(app, "looper")
+    assert (trial, served_count) == (1, 1) and served_at is not None  # the first serve is recorded
+    before, commits = _database_rows(app), _commits(app)
+    assert all(c.get("/api/state").get_json() == first for _ in range(30))  # the same trial, the same pair
+    assert commits[0] == 0 and _database_rows(app) == before  # no commit, not a row changed
+    assert [c.get(url).status_code for url in first["images"]] == [200, 200]  # shown once
+    assert [c.get(url).status_code for url in first["images"]] == [410, 410]
+    assert c.get("/api/state").get_json() == first  # a reload after the images came: served again
+    assert _serving(app, "looper")[:2] == (1, 2) and _serving(app, "looper")[2] > served_at
+    settled, commits[0] = _database_rows(app), 0
+    assert all(c.get("/api/state").get_json() == first for _ in range(10))  # nothing shown since: no restart
+    assert commits[0] == 0 and _database_rows(app) == settled and _serving(app, "looper")[1] == 2
+    assert [c.get(url).status_code for url in first["images"]] == [200, 200]  # fetched afresh, once
+    pace(app, "looper")
+    assert c.post("/api/trials/1", json={"choice": 1, "shown_ms": [250, 250]}).status_code == 200
+    second = c.get("/api/state").get_json()  # trial 2: requested over and over, its images never fetched
+    for _ in range(5):
+        assert c.get("/api/state").get_json() == second
+    assert _serving(app, "looper")[:2] == (2, 1)
+    pace(app, "looper")
+    assert c.post("/api/trials/2", json={"choice": 1, "shown_ms": [250, 250]}).status_code == 200
+    rows = list(csv.DictReader(io.StringIO(app.test_client().get("/admin/export.csv", headers=AUTH).get_data(
+        as_text=True))))
+    restarted = {r["trial"]: "restarted" in r["flags"].split(";") for r in rows}
+    assert restarted == {"1": True, "2": False}

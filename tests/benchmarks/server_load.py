@@ -117,7 +117,7 @@ def kill9(run_dir: Path, setup: str, users: int, pace: float, seconds: float, po
     acknowledged = int(submits["Request Count"]) - int(submits["Failure Count"]) if submits else 0
     server = _server(run, setup, db_url, port=server.port).start()
     try:
-        text = requests.get(server.url + "/admin/export.csv", headers={"Authorization": "Bearer live-token"},
+        text = requests.get(server.url + "/admin/export.csv", headers={"Authorization": "Bearer live-admin-token-0123456789"},
                             timeout=60).text
     finally:
         server.kill()
