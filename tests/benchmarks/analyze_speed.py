@@ -73,7 +73,7 @@ def main() -> None:
                 _pattern(24, 20, 100 + 10 * m + i).save(source / method / f"item{i}.png")
         print(f"analyze, {args.participants} participants x {args.methods} methods x {args.items} items:")
         for protocol in args.protocols.split(","):
-            extra = f'reference = "{methods[0]}"\n' if protocol == "paired" else ""
+            extra = f'reference_method = "{methods[0]}"\n' if protocol == "paired" else ""
             study = root / f"{protocol}.toml"
             study.write_text(f'[study]\nname = "speed"\n[protocol]\nimage_seconds = 0.25\nrating_seconds = 2.0\n{extra}')
             run = root / protocol

@@ -44,7 +44,7 @@ def _runs(root: Path) -> dict:
             _pattern(24, 20, 100 + 10 * m + i).save(source / method / f"{item}.png")
     runs = {}
     for protocol in ("acr", "paired", "pairwise"):
-        extra = f'reference = "{IMPORT_METHODS[0]}"\n' if protocol == "paired" else ""
+        extra = f'reference_method = "{IMPORT_METHODS[0]}"\n' if protocol == "paired" else ""
         study = root / f"{protocol}.toml"
         study.write_text(f'[study]\nname = "calibration"\n[protocol]\nimage_seconds = 0.25\nrating_seconds = 2.0\n{extra}')
         import_images(source, root / protocol, protocol, study)
