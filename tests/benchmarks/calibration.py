@@ -134,13 +134,20 @@ def false_positive_table(runs: dict, sims: int, protocols: tuple[str, ...] = PRO
                     for name, ps in one_study(kind, runs, participants, rm_sd, 10_000 + s, s < mixed_sims,
                                               selection, variances).items():
                         pooled.setdefault(name, []).extend(ps)
-                row = {"protocol": kind, "participants": participants, "rater x method sd": rm_sd, "studies": sims}
-                for name, ps in pooled.items():
-                    row[f"{name} FPR"] = float(np.mean(np.asarray(ps) < ALPHA))
-                    row[f"{name} tests"] = len(ps)
+                row = {"protocol": kind, "participants": participants, "rater x method sd": rm_sd, "studies": sims,
+                       **_rates(pooled)}
                 rows.append(row)
                 print(row, f"({time.perf_counter() - t0:.0f} s)", flush=True)
     return pd.DataFrame(rows)
+
+
+def _rates(pooled: dict[str, list[float]]) -> dict:
+    """Per test: the share of its p-values below ALPHA and how many tests it is over."""
+    out = {}
+    for name, ps in pooled.items():
+        out[f"{name} FPR"] = float(np.mean(np.asarray(ps) < ALPHA))
+        out[f"{name} tests"] = len(ps)
+    return out
 
 
 ITEM_METHOD_SDS = (0.3, 0.5)
@@ -209,10 +216,7 @@ def item_method_table(sims: int, participants: int = 10, rm_sd: float = 0.3,
                     print(f"  sd {im_sd}, {items} items, {s + 1} studies:",
                           {name: f"{np.mean(np.asarray(ps) < ALPHA):.3f}" for name, ps in pooled.items()}, flush=True)
             row = {"item x method sd": im_sd, "items": items, "participants": participants,
-                   "rater x method sd": rm_sd, "studies": sims}
-            for name, ps in pooled.items():
-                row[f"{name} FPR"] = float(np.mean(np.asarray(ps) < ALPHA))
-                row[f"{name} tests"] = len(ps)
+                   "rater x method sd": rm_sd, "studies": sims, **_rates(pooled)}
             rows.append(row)
             print(row, f"({time.perf_counter() - t0:.0f} s)", flush=True)
     return pd.DataFrame(rows)
