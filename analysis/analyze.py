@@ -40,6 +40,8 @@ class AnalyzeOptions:
     mixed_slopes: str = "items"
     mixed_variances: str = "unrestricted"  # a rater x method variance at 0 left free ("unrestricted") or cut ("bounded")
     generalise: str = "participants"  # "items": the mixed model tests over items like these (every item slope kept)
+    input_format: str = "auto"  # export | ratings | pairwise | sureal; auto: by extension and header
+    method_from: str | None = None  # sureal datasets: a regex that finds the method in an asset's name
 
 
 def _fmt_ci(ci) -> str:
@@ -47,7 +49,8 @@ def _fmt_ci(ci) -> str:
 
 
 def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | None = None) -> dict:
-    ratings: RatingSet = load_ratings(source, manifest, options.exclude_flags, options.duplicates, options.db_url)
+    ratings: RatingSet = load_ratings(source, manifest, options.exclude_flags, options.duplicates, options.db_url,
+                                      options.input_format, options.method_from)
     if ratings.usable.empty and ratings.counts["excluded_by_flags"]:
         raise StyleStudyError(f"{source}: every rating is excluded by flags ({', '.join(ratings.excluded_flags)}; "
                               f"{ratings.counts['excluded_by_flags']} ratings); to keep some, give --exclude-flags "

@@ -11,6 +11,8 @@ from stylestudy.engine.study.options import decimals, integer, integers, number
 from stylestudy.engine.study.schema import PROTOCOLS
 from stylestudy.evalserver.flags import EXCLUDED_BY_DEFAULT
 
+INPUT_FORMATS = ("auto", "export", "ratings", "pairwise", "sureal")  # analysis.sources.foreign reads them
+
 
 def qualities(text: str) -> dict[str, float]:
     """``name=value,...`` -> {name: value} (argparse type)."""
@@ -53,7 +55,15 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
                        description="Reads ratings (an exported CSV, or a run directory's database) and writes the "
                                    "Table 1 layout (Markdown/LaTeX/HTML/CSV), per-cell and omnibus tests, rater "
                                    "screening and agreement, figures, report.html and summary.json.")
-    p.add_argument("source", help="a run directory (reads its live database) or an exported ratings CSV")
+    p.add_argument("source", help="a run directory (reads its live database), an exported ratings CSV, a plain ratings "
+                                  "or pairwise CSV, or a sureal dataset (.py, read without running it, or .json)")
+    p.add_argument("--format", dest="input_format", choices=INPUT_FORMATS, default="auto",
+                   help="the file's layout: export, ratings (participant,item,method,score), pairwise "
+                        "(participant,item,a,b,winner) or sureal; auto (default): by extension and header; see "
+                        "docs/reference/input-formats.md")
+    p.add_argument("--method-from", default=None, metavar="REGEX",
+                   help="sureal datasets: the method is what REGEX finds in each asset's name (its first group, else "
+                        "the whole match), e.g. 'hrc\\d+'; default: every asset is its own method")
     p.add_argument("--db", default=None, help="with a run directory: its database URL (default $STYLESTUDY_DB, "
                                               "else sqlite:///RUN_DIR/ratings.sqlite)")
     p.add_argument("--duplicates", choices=["error", "first", "mean"], default="error",
@@ -104,7 +114,8 @@ def _run_analyze(args: argparse.Namespace) -> int:
                              screen=args.screen, compare_paper=args.compare_paper, seed=args.seed,
                              duplicates=args.duplicates, db_url=args.db, bootstrap=args.bootstrap,
                              rater_min_r=args.rater_min_r, mixed_slopes=args.mixed_slopes,
-                             mixed_variances=args.mixed_variances, generalise=args.generalise)
+                             mixed_variances=args.mixed_variances, generalise=args.generalise,
+                             input_format=args.input_format, method_from=args.method_from)
     summary = analyze(args.source, options, args.manifest)
     print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
     print(f"report: {Path(summary['out']) / 'report.html'}")

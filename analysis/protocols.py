@@ -37,7 +37,7 @@ from stylestudy.engine.study.manifest import StudyManifest
 
 def is_generic(ratings: RatingSet) -> bool:
     """Not the paper's two-method block design: another protocol, or imported methods."""
-    if ratings.protocol != "paired":
+    if ratings.protocol != "paired" or not ratings.native:
         return True
     if ratings.manifest is not None:
         return ratings.manifest.imported

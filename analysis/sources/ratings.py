@@ -7,12 +7,13 @@ that names them, unless the caller chooses ``duplicates="first"`` or ``"mean"`` 
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from stylestudy.analysis.sources import storage
+from stylestudy.analysis.sources import foreign, storage, sureal_dataset
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.engine.study.manifest import StudyManifest, condition_id
 from stylestudy.evalserver.client import SIMULATED_USER_AGENT
@@ -22,6 +23,7 @@ from stylestudy.evalserver.spreadsheet_cells import restore
 
 PAPER_THRESHOLDS = {"a": 4.0, "b": 2.0}
 DUPLICATE_POLICIES = ("error", "first", "mean")
+METHOD_FROM_ALONE = "--method-from maps sureal asset names to methods; it goes with a sureal dataset file (.py or .json)"
 
 
 @dataclass
@@ -50,6 +52,7 @@ class RatingSet:
     manifest: StudyManifest | None = None
     protocol: str = "paired"  # paired | acr | pairwise (the export's protocol column; 0.1: paired)
     simulated: str = ""  # what made the ratings simulated, in words ("" for people's ratings)
+    native: bool = True  # stylestudy's export or database (False: a plain ratings/pairwise file, a sureal dataset)
 
     def exclude_participants(self, ids: list[str], reason: str) -> None:
         before = len(self.usable)
@@ -65,27 +68,83 @@ def _database_rows(url: str, display: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS + EXTRA_COLUMNS + VIEWING_COLUMNS)  # as the CSV export has them
 
 
-def _read_source(source: Path, db_url: str | None) -> tuple[pd.DataFrame, StudyManifest | None, str]:
-    """(rows, manifest, description): a run directory is read from its database (the live
-    ratings), a file as an exported CSV."""
+def _read_source(source: Path, db_url: str | None, input_format: str = "auto",
+                 method_from: str | None = None) -> tuple[pd.DataFrame, StudyManifest | None, str, bool]:
+    """(rows, manifest, description, native): a run directory is read from its database (the live
+    ratings), a file as the export, the plain ratings or pairwise layout, or a sureal dataset
+    (``input_format``, or "auto": by extension and header); native = stylestudy's own layout."""
+    if input_format not in foreign.INPUT_FORMATS:
+        raise StyleStudyError(f"--format must be one of {', '.join(foreign.INPUT_FORMATS)}, got {input_format!r}")
+    if method_from is not None and input_format not in ("auto", "sureal"):
+        raise StyleStudyError(METHOD_FROM_ALONE)
     if source.is_dir():
+        if input_format not in ("auto", "export"):
+            raise StyleStudyError(f"--format {input_format} reads a file; {source} is a run directory")
         manifest = StudyManifest.load(source) if (source / "manifest.json").is_file() else None
         db_url = storage.run_database(source, db_url)
         display = manifest.protocol.display if manifest is not None else ""
-        return _database_rows(db_url, display), manifest, f"database {storage.shown(db_url)}"
+        return _database_rows(db_url, display), manifest, f"database {storage.shown(db_url)}", True
     if db_url is not None:
         raise StyleStudyError("--db goes with a run directory, not with a CSV file")
     if not source.is_file():
         raise StyleStudyError(f"ratings not found: {source}; give an exported CSV or a run directory")
-    try:
-        frame = pd.read_csv(source, dtype={"flags": str, "external_id": str, "condition_id": str})
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise StyleStudyError(f"cannot read {source} as CSV ({exc}); give the file 'stylestudy export' wrote") from None
+    _refuse_binary(source)
+    if input_format == "sureal" or (input_format == "auto" and source.suffix.lower() in (".py", ".json")):
+        frame, name = sureal_dataset.dataset_rows(source, method_from)
+        return frame, None, f"sureal dataset {name} ({source})", False
+    if method_from is not None:
+        raise StyleStudyError(METHOD_FROM_ALONE)
+    header = _read_csv(source, nrows=0)
+    layout = foreign.header_format(list(header.columns)) if input_format == "auto" else input_format
+    if layout in ("ratings", "pairwise"):
+        frame = _read_csv(source, dtype=str, keep_default_na=False)
+        read = foreign.ratings_rows if layout == "ratings" else foreign.pairwise_rows
+        return read(source, frame), None, f"{layout} file {source}", False
+    if input_format == "auto" and not set(COLUMNS) <= set(header.columns) and "stimulus_id" not in header.columns:
+        raise StyleStudyError(f"{source}: the header ({','.join(map(str, header.columns[:8]))}"
+                              f"{',...' if len(header.columns) > 8 else ''}) is none of the input layouts: the export "
+                              f"(participant_id,trial,...), ratings ({','.join(foreign.RATINGS_COLUMNS)}) or pairwise "
+                              f"({','.join(foreign.PAIRWISE_COLUMNS)}); see {foreign.DOCS}")
+    frame = _read_csv(source, dtype={"flags": str, "external_id": str, "condition_id": str})
     for column in frame.columns.difference(sorted(NUMERIC_COLUMNS)):  # the export's formula guard, undone
         cells = frame[column]
         if not pd.api.types.is_numeric_dtype(cells) and cells.astype("string").str.startswith("'").any():
             frame[column] = cells.map(restore)
-    return frame, None, f"file {source}"
+    return frame, None, f"file {source}", True
+
+
+def _read_csv(source: Path, **options) -> pd.DataFrame:
+    try:
+        return pd.read_csv(source, **options)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StyleStudyError(f"cannot read {source} as CSV ({why}); give the file 'stylestudy export' wrote, or "
+                              f"one of the layouts in {foreign.DOCS}") from None
+
+
+def _refuse_binary(source: Path) -> None:
+    """A file that is not text (an image, a spreadsheet, a database): one line, before any parser."""
+    head = source.open("rb").read(8192)
+    try:
+        head.decode("utf-8") if len(head) < 8192 else codecs.getincrementaldecoder("utf-8")().decode(head)
+        binary = b"\x00" in head
+    except UnicodeDecodeError:
+        binary = True
+    if binary:
+        raise StyleStudyError(f"{source} is not a text file (binary content in its first bytes); give a CSV, a sureal "
+                              f"dataset .py or .json (see {foreign.DOCS})")
+
+
+def _integers(source: Path, frame: pd.DataFrame, column: str) -> pd.Series:
+    """An export column of whole numbers; the first empty or other cell as a one-line error."""
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = values.isna() | values.ne(values.round())
+    if bad.any():
+        at = int(bad.to_numpy().argmax())
+        raise StyleStudyError(f"{source}, row {at + 2}, column '{column}': {frame[column].iloc[at]!r} is not a whole "
+                              "number; the export fills it on every row (the plain ratings layout needs none: see "
+                              f"{foreign.DOCS})")
+    return values.astype(int)
 
 
 def _upgrade_01(frame: pd.DataFrame) -> pd.DataFrame:
@@ -133,9 +192,10 @@ def _attention_failed(flags: set[str]) -> bool:
 
 def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
                  exclude_flags: tuple[str, ...] = EXCLUDED_BY_DEFAULT, duplicates: str = "error",
-                 db_url: str | None = None) -> RatingSet:
+                 db_url: str | None = None, input_format: str = "auto",
+                 method_from: str | None = None) -> RatingSet:
     source = Path(source)
-    frame, manifest, described = _read_source(source, db_url)
+    frame, manifest, described, native = _read_source(source, db_url, input_format, method_from)
     frame = _upgrade_01(frame)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
@@ -146,8 +206,8 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
     frame = frame.copy()
     frame["flags"] = frame["flags"].fillna("").astype(str)
     frame["rating"] = pd.to_numeric(frame["rating"], errors="coerce")
-    frame["column"] = frame["column"].astype(int)
-    frame["row"] = frame["row"].astype(int)
+    frame["column"] = _integers(source, frame, "column")
+    frame["row"] = _integers(source, frame, "row")
     frame["participant_id"] = frame["participant_id"].astype(str)
     frame["block"] = frame["block"].astype(str)
     frame["condition_id"] = frame["condition_id"].astype(str)
@@ -181,7 +241,7 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
     synthetic, simulated = _simulated(frame)
     return RatingSet(frame, usable.copy(), layout, list(exclude_flags), counts, synthetic,
                      f"{described} ({len(frame)} rows)", duplicates, manifest, protocols[0] if protocols else "paired",
-                     simulated)
+                     simulated, native)
 
 
 def simulated_line(ratings: RatingSet) -> list[str]:
