@@ -51,6 +51,10 @@ def _fmt_ci(ci) -> str:
 def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | None = None) -> dict:
     ratings: RatingSet = load_ratings(source, manifest, options.exclude_flags, options.duplicates, options.db_url,
                                       options.input_format, options.method_from)
+    if ratings.usable.empty and not ratings.counts["excluded_by_flags"]:
+        raise StyleStudyError(f"{source}: none of its {ratings.counts['rows']} rows is a usable rating "
+                              f"({ratings.counts['missing']} unanswered, {ratings.counts['attention_rows']} attention "
+                              "checks); analyse it once participants have rated")
     if ratings.usable.empty and ratings.counts["excluded_by_flags"]:
         raise StyleStudyError(f"{source}: every rating is excluded by flags ({', '.join(ratings.excluded_flags)}; "
                               f"{ratings.counts['excluded_by_flags']} ratings); to keep some, give --exclude-flags "
@@ -61,6 +65,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     counts = flow.database_counts(Path(source), options.db_url)  # before exclusions change what is usable
     slopes = generalise_slopes(options.generalise, options.mixed_slopes)
     if is_generic(ratings):  # acr, pairwise, or imported methods: rank them with CIs
+        _require_items(source, ratings)
         summary, document = analyze_protocol(ratings, out, options.seed, options.bootstrap, options.rater_min_r,
                                              slopes, options.mixed_variances)
         items = ratings.usable["row_label"].nunique() if "row_label" in ratings.usable else 0
@@ -108,6 +113,15 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
                         sections + [s for s in (claims, viewing_section) if s is not None])
     by_rule = result.by_rule()
     return _finish(out, summary, document, flow.participant_flow(ratings, counts, by_rule))
+
+
+def _require_items(source: str | Path, ratings: RatingSet) -> None:
+    """acr and pairwise analyses compare methods within items (``row_label``): an empty one is an error."""
+    empty = ratings.usable["row_label"].astype(str).str.strip().eq("")
+    if empty.any():
+        at = int(ratings.usable.index[empty.to_numpy().argmax()])
+        raise StyleStudyError(f"{source}, row {at + 2}, column 'row_label': empty; the {ratings.protocol} analysis "
+                              "compares methods within items, so every rated row needs its item's name")
 
 
 def _finish(out: Path, summary: dict, document: Document, participant_flow: dict) -> dict:

@@ -285,7 +285,7 @@ def _ratings_sections(result: RatingsAnalysis) -> list[Section]:
                    f"{', '.join(result.rejected) or 'nobody'}; correlation with the others' MOS (leave-one-out, "
                    f"P.913-style) below {result.rater_min_r:g}: {', '.join(result.low_r) or 'nobody'} (flagged only; "
                    "raters_screening.csv has every rater's r and the rule that flags them"
-                   + ("; see 'Ranking without the flagged raters'" if len(flagged) else "") + ").")
+                   + ("; see 'Ranking without the flagged raters'" if result.without_flagged is not None else "") + ").")
     repeats, gold = result.repeats, result.gold
     if len(repeats):
         raters_text += (f" Hidden repeats: mean |first - repeat| = {repeats['mean_abs_diff'].mean():.2f} points, "
@@ -294,6 +294,10 @@ def _ratings_sections(result: RatingsAnalysis) -> list[Section]:
         raters_text += (f" Gold items ({result.gold_method}): {int(gold['gold_failed'].sum())} of "
                         f"{int(gold['gold_answered'].sum())} answered outside the accepted ratings, by "
                         f"{len(result.gold_failing)} participant(s).")
+    if len(flagged) and result.without_flagged is None:
+        raters_text += (f" Every one of the {result.participants} raters is flagged, so there is no ranking without "
+                        "the flagged raters: with this few raters the leave-one-out rule cannot tell an outlier from "
+                        "disagreement.")
     if result.without_flagged is not None:
         sections.append(Section("Ranking without the flagged raters", [
             "Left out: " + "; ".join(f"{r.participant_id} ({r.flagged_by}, r = {r.r_loo:.2f})"

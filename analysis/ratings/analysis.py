@@ -101,8 +101,8 @@ def analyze_ratings(usable: pd.DataFrame, all_rows: pd.DataFrame, methods: list[
         result.reference = reference
         result.reference_differences = scores.reference_differences(usable, reference)
     flagged = result.flagged
-    if len(flagged):
-        kept = one[~one["participant_id"].isin(flagged["participant_id"])]
+    kept = one[~one["participant_id"].isin(flagged["participant_id"])]
+    if len(flagged) and len(kept):  # every rater flagged (a small pilot): no ranking without them; the report says so
         result.without_flagged = scores.method_mos(kept, methods)
         result.without_flagged_participants = kept["participant_id"].nunique()
     return result

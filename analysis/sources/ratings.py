@@ -11,11 +11,13 @@ import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from stylestudy.analysis.sources import foreign, storage, sureal_dataset
 from stylestudy.engine.study.errors import StyleStudyError
 from stylestudy.engine.study.manifest import StudyManifest, condition_id
+from stylestudy.engine.study.schema import PROTOCOLS
 from stylestudy.evalserver.client import SIMULATED_USER_AGENT
 from stylestudy.evalserver.export import COLUMNS, EXTRA_COLUMNS, NUMERIC_COLUMNS, VIEWING_COLUMNS
 from stylestudy.evalserver.flags import EXCLUDED_BY_DEFAULT, Flag
@@ -135,16 +137,36 @@ def _refuse_binary(source: Path) -> None:
                               f"dataset .py or .json (see {foreign.DOCS})")
 
 
+def _shown(cell) -> str:
+    return "empty" if pd.isna(cell) or str(cell).strip() == "" else repr(str(cell))
+
+
 def _integers(source: Path, frame: pd.DataFrame, column: str) -> pd.Series:
     """An export column of whole numbers; the first empty or other cell as a one-line error."""
     values = pd.to_numeric(frame[column], errors="coerce")
     bad = values.isna() | values.ne(values.round())
     if bad.any():
         at = int(bad.to_numpy().argmax())
-        raise StyleStudyError(f"{source}, row {at + 2}, column '{column}': {frame[column].iloc[at]!r} is not a whole "
-                              "number; the export fills it on every row (the plain ratings layout needs none: see "
-                              f"{foreign.DOCS})")
+        raise StyleStudyError(f"{source}, row {at + 2}, column '{column}': {_shown(frame[column].iloc[at])}, not a "
+                              "whole number; the export fills it on every row (the plain ratings layout needs none: "
+                              f"see {foreign.DOCS})")
     return values.astype(int)
+
+
+def _ratings(source: Path, frame: pd.DataFrame) -> pd.Series:
+    """The rating column as numbers: empty = no answer (counted as missing); text, infinity or a
+    rating below 0 is an error naming the row (0 is a pairwise 'not chosen', acr/paired start at 1)."""
+    values = pd.to_numeric(frame["rating"], errors="coerce")
+    given = frame["rating"].notna() & frame["rating"].astype(str).str.strip().ne("")
+    bad = given & (values.isna() | ~np.isfinite(values.fillna(0)) | values.lt(0))
+    if "protocol" in frame.columns:
+        scale = ~frame["protocol"].fillna("paired").astype(str).eq("pairwise") & ~_attention_rows(frame)
+        bad |= given & scale & values.lt(1)
+    if bad.any():
+        at = int(bad.to_numpy().argmax())
+        raise StyleStudyError(f"{source}, row {at + 2}, column 'rating': {_shown(frame['rating'].iloc[at])} is not a "
+                              "rating (a number from 1 up, 0/1 for pairwise; empty for no answer)")
+    return values
 
 
 def _upgrade_01(frame: pd.DataFrame) -> pd.DataFrame:
@@ -184,6 +206,14 @@ def resolve_duplicates(rated: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, 
     return kept, len(rated) - len(kept)
 
 
+def _attention_rows(frame: pd.DataFrame) -> pd.Series:
+    """Attention-check rows: block "attention", or (newer exports) the attention column = 1."""
+    rows = frame["block"].astype(str).eq("attention")
+    if "attention" in frame.columns:
+        rows |= pd.to_numeric(frame["attention"], errors="coerce").fillna(0).eq(1)
+    return rows
+
+
 def _attention_failed(flags: set[str]) -> bool:
     """An attention-check row failed: the server said so, or (exports of servers before the one
     rule) it timed out or said "No preference"."""
@@ -203,9 +233,11 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
     if manifest_path:
         manifest_path = Path(manifest_path)
         manifest = StudyManifest.load(manifest_path.parent if manifest_path.name == "manifest.json" else manifest_path)
+    if frame.empty:
+        raise StyleStudyError(f"{source} holds no ratings yet (0 rows); analyse it once participants have rated")
     frame = frame.copy()
     frame["flags"] = frame["flags"].fillna("").astype(str)
-    frame["rating"] = pd.to_numeric(frame["rating"], errors="coerce")
+    frame["rating"] = _ratings(source, frame)
     frame["column"] = _integers(source, frame, "column")
     frame["row"] = _integers(source, frame, "row")
     frame["participant_id"] = frame["participant_id"].astype(str)
@@ -214,12 +246,15 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
     frame["pair_id"] = frame["pair_id"].astype(str)
     frame["row_label"] = frame["row_label"].fillna("").astype(str) if "row_label" in frame.columns else ""
     frame["protocol"] = frame["protocol"].fillna("paired").astype(str) if "protocol" in frame.columns else "paired"
-    is_attention = frame["block"].eq("attention")
-    if "attention" in frame.columns:
-        is_attention |= frame["attention"].fillna(0).astype(int).eq(1)
+    is_attention = _attention_rows(frame)
     roles = frame["role"].fillna("rated").astype(str) if "role" in frame.columns else pd.Series("rated", frame.index)
     frame["role"] = roles.where(~is_attention, "attention")
     protocols = sorted(frame["protocol"].unique())
+    unknown = ~frame["protocol"].isin(PROTOCOLS)
+    if unknown.any():
+        at = int(unknown.to_numpy().argmax())
+        raise StyleStudyError(f"{source}, row {at + 2}, column 'protocol': {frame['protocol'].iloc[at]!r} is not a "
+                              f"protocol ({', '.join(PROTOCOLS)})")
     if len(protocols) > 1:
         raise StyleStudyError(f"{source} mixes protocols ({', '.join(protocols)}); analyse each study on its own")
     designed, merged = resolve_duplicates(frame[frame["role"].eq("rated")], duplicates)
