@@ -116,12 +116,22 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
 
 
 def _require_items(source: str | Path, ratings: RatingSet) -> None:
-    """acr and pairwise analyses compare methods within items (``row_label``): an empty one is an error."""
+    """acr and pairwise analyses compare methods within items (``row_label``): an empty one, or an
+    item's method under two condition ids (or one id for two methods), is an error."""
     empty = ratings.usable["row_label"].astype(str).str.strip().eq("")
     if empty.any():
         at = int(ratings.usable.index[empty.to_numpy().argmax()])
         raise StyleStudyError(f"{source}, row {at + 2}, column 'row_label': empty; the {ratings.protocol} analysis "
                               "compares methods within items, so every rated row needs its item's name")
+    usable = ratings.usable
+    for key, other in ((["row_label", "method"], "condition_id"), (["condition_id"], "method")):
+        spread = usable.groupby(key)[other].transform("nunique").gt(1)
+        if spread.any():
+            rows = usable[spread & usable.duplicated(key) & ~usable.duplicated(key + [other])]
+            at = int(rows.index[0])
+            raise StyleStudyError(f"{source}, row {at + 2}, column '{other}': {rows[other].iloc[0]!r}, but "
+                                  f"{' '.join(map(str, rows[key].iloc[0]))} is {usable.loc[spread, other].iloc[0]!r} "
+                                  f"in an earlier row; one condition per item and method")
 
 
 def _finish(out: Path, summary: dict, document: Document, participant_flow: dict) -> dict:

@@ -12,10 +12,10 @@ the column, and what to do; nothing is guessed.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from stylestudy.engine.study.errors import StyleStudyError
@@ -73,15 +73,15 @@ def _text_frame(path: Path, frame: pd.DataFrame, required: tuple[str, ...], kind
 
 def _numbers(path: Path, frame: pd.DataFrame, column: str, integer: bool = False) -> pd.Series:
     """A text column as finite numbers (integers if asked); the first cell that is not, as an error."""
-    values = pd.to_numeric(frame[column], errors="coerce")
-    bad = values.isna() | ~values.map(lambda v: math.isfinite(v) if v == v else False)
+    values = pd.to_numeric(frame[column].astype(object), errors="coerce").astype(float)
+    bad = ~np.isfinite(values)
     if integer:
-        bad |= values.notna() & values.ne(values.round())
+        bad |= values.ne(values.round())
     if bad.any():
         at = int(bad.to_numpy().argmax())
         what = "a whole number" if integer else "a finite number"
         raise Cell(path, at + 2, column).error(f"{frame[column].iloc[at]!r} is not {what}")
-    return values.astype(float)
+    return values
 
 
 def _trials(path: Path, frame: pd.DataFrame) -> pd.Series:
@@ -185,7 +185,8 @@ def pairwise_rows(path: Path, raw: pd.DataFrame) -> pd.DataFrame:
         chosen = winner.eq(frame[side]).astype(float).where(answered & ~tie, 0.0).where(answered)
         halves.append(_export_frame({
             "participant_id": frame["participant"], "trial": trials,
-            "pair_id": frame["item"] + "|" + frame[["a", "b"]].min(axis=1) + "+" + frame[["a", "b"]].max(axis=1),
+            "pair_id": frame["item"] + "|" + frame[["a", "b"]].min(axis=1) + "+" + frame[["a", "b"]].max(axis=1)
+            + "|" + trials.astype(str),  # a participant may compare a pair again: each comparison its own
             "condition_id": frame["item"] + "|" + frame[side], "method": frame[side],
             "image_id": frame["item"] + "|" + frame[side], "position": position, "rating": chosen,
             "flags": tie.map({True: str(Flag.NO_PREFERENCE), False: ""}).where(answered, str(Flag.TIMEOUT)),

@@ -144,7 +144,7 @@ def _shown(cell) -> str:
 def _integers(source: Path, frame: pd.DataFrame, column: str) -> pd.Series:
     """An export column of whole numbers; the first empty or other cell as a one-line error."""
     values = pd.to_numeric(frame[column], errors="coerce")
-    bad = values.isna() | values.ne(values.round())
+    bad = ~np.isfinite(values.astype(float)) | values.ne(values.round())
     if bad.any():
         at = int(bad.to_numpy().argmax())
         raise StyleStudyError(f"{source}, row {at + 2}, column '{column}': {_shown(frame[column].iloc[at])}, not a "
@@ -179,7 +179,7 @@ def _upgrade_01(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def resolve_duplicates(rated: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, int]:
+def resolve_duplicates(rated: pd.DataFrame, policy: str, source: Path | str = "ratings") -> tuple[pd.DataFrame, int]:
     """One row per (participant, comparison, condition): error (default), the first by trial, or
     the mean.  The comparison (``pair_id``) is the paper design's cell, so there it is one rating
     per condition; a reference paired with several methods is rated once per comparison.
@@ -193,8 +193,9 @@ def resolve_duplicates(rated: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, 
     if policy == "error":
         pairs = rated.loc[dup, key].drop_duplicates().itertuples(index=False)
         shown = "; ".join(f"{p} rated {c} more than once" for p, _, c in list(pairs)[:5])
-        raise StyleStudyError(f"{int(dup.sum())} ratings repeat a participant's condition ({shown}); check the data, "
-                              "or choose --duplicates first|mean")
+        again = rated.index[rated.duplicated(key)][0] + 2  # the file's row (header = 1)
+        raise StyleStudyError(f"{source}, row {again}, column 'participant_id': {int(dup.sum())} ratings repeat a "
+                              f"participant's condition ({shown}); check the data, or choose --duplicates first|mean")
     ordered = rated.sort_values(["participant_id", "trial", "position"], kind="stable")
     if policy == "first":
         kept = ordered.drop_duplicates(key, keep="first")
@@ -240,7 +241,14 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
     frame["rating"] = _ratings(source, frame)
     frame["column"] = _integers(source, frame, "column")
     frame["row"] = _integers(source, frame, "row")
+    for column in ("participant_id", "condition_id", "pair_id", "method"):
+        empty = frame[column].isna() | frame[column].astype(str).str.strip().eq("")
+        if empty.any():
+            at = int(empty.to_numpy().argmax())
+            raise StyleStudyError(f"{source}, row {at + 2}, column '{column}': empty; the export fills it on every "
+                                  "row")
     frame["participant_id"] = frame["participant_id"].astype(str)
+    frame["method"] = frame["method"].astype(str)
     frame["block"] = frame["block"].astype(str)
     frame["condition_id"] = frame["condition_id"].astype(str)
     frame["pair_id"] = frame["pair_id"].astype(str)
@@ -257,7 +265,7 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
                               f"protocol ({', '.join(PROTOCOLS)})")
     if len(protocols) > 1:
         raise StyleStudyError(f"{source} mixes protocols ({', '.join(protocols)}); analyse each study on its own")
-    designed, merged = resolve_duplicates(frame[frame["role"].eq("rated")], duplicates)
+    designed, merged = resolve_duplicates(frame[frame["role"].eq("rated")], duplicates, source)
     flag_sets = frame["flags"].map(lambda f: set(filter(None, f.split(";"))))
     flagged = flag_sets.map(lambda fs: bool(fs & set(exclude_flags)))
     designed_flagged = designed["flags"].map(lambda f: bool(set(f.split(";")) & set(exclude_flags)))
