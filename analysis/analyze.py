@@ -12,9 +12,10 @@ import pandas as pd
 
 from stylestudy.analysis.models.lmm import generalise_slopes, population
 from stylestudy.analysis.protocols import analyze_protocol, is_generic
+from stylestudy.analysis.render.csv_files import write_csv
 from stylestudy.analysis.render.document import Document, Prepared, Section, Table, render
 from stylestudy.analysis.sources import flow, viewing
-from stylestudy.analysis.sources.ratings import RatingSet, load_ratings, simulated_line
+from stylestudy.analysis.sources.ratings import RatingSet, excluded_text, load_ratings, simulated_line
 from stylestudy.analysis.table1 import figures, table
 from stylestudy.analysis.table1.analysis import Table1Analysis, analyze_table1
 from stylestudy.analysis.table1.column_labels import column_labels
@@ -82,9 +83,9 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     for name, text in written.items():
         (out / name).write_text(text, encoding="utf-8")
     usable, tests = ratings.usable, result.tests
-    tests.to_csv(out / "stats.csv", index=False)
-    result.omnibus.to_csv(out / "omnibus.csv", index=False)
-    result.screening.to_csv(out / "raters_bt500.csv", index=False)
+    write_csv(tests, out / "stats.csv")
+    write_csv(result.omnibus, out / "omnibus.csv")
+    write_csv(result.screening, out / "raters_bt500.csv")
     pngs = [figures.mean_heatmaps(usable, out), figures.difference_heatmap(usable, tests, out),
             figures.paired_plots(usable, out), figures.distributions(usable, out),
             figures.rater_panel(usable, result.screening, out)]
@@ -103,7 +104,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
                                  "cell"),
     }
     if result.compared is not None:
-        result.compared.to_csv(out / "compare_paper.csv", index=False)
+        write_csv(result.compared, out / "compare_paper.csv")
         summary["compare_paper"] = {"pearson_r": result.pearson_r,
                                     "mean_abs_difference": float(result.compared["difference"].abs().mean())}
     sections = _sections(summary, Prepared(written["table.md"], written["table.html"]), result, pngs)
@@ -190,7 +191,7 @@ def _lead(summary: dict) -> list[str]:
                   if c.get("duplicates_merged") else "")
     return [f"Ratings from {summary['source']}.{duplicates}", summary["population"]["text"],
             f"{c['participants']} participants, {c['rows']} rows: {c['usable']} usable ratings, {c['missing']} missing "
-            f"(timeouts), {c['excluded_by_flags']} excluded by flags ({', '.join(summary['excluded_flags']) or 'none'}), "
+            f"(timeouts), {excluded_text(c, summary['excluded_flags'])}, "
             f"{c['attention_rows']} attention-check rows ({c['attention_failed']} failed).",
             f"BT.500 screening rejects: {', '.join(summary['bt500_rejected']) or 'nobody'}"
             f" ({'excluded' if summary['bt500_excluded'] else 'flagged only'}); correlation with the others' MOS below "

@@ -149,7 +149,9 @@ def _run_audit(args: argparse.Namespace) -> int:
     print()
     print(audit_summary(audit, args.n))
     if args.out:
-        audit.to_csv(args.out, index=False)
+        from stylestudy.analysis.render.csv_files import write_csv
+
+        write_csv(audit, Path(args.out))
     return 0
 
 

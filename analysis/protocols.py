@@ -28,10 +28,11 @@ from stylestudy.analysis.pairwise.scale import CI_METHOD
 from stylestudy.analysis.ratings import scores
 from stylestudy.analysis.ratings.analysis import RatingsAnalysis, analyze_ratings
 from stylestudy.analysis.ratings.raters import LOO_MIN_R
+from stylestudy.analysis.render.csv_files import write_csv
 from stylestudy.analysis.render.document import Document, Section, Table
 from stylestudy.analysis.render.ranking_plot import ranking_figure
 from stylestudy.analysis.sources import viewing
-from stylestudy.analysis.sources.ratings import RatingSet, simulated_line
+from stylestudy.analysis.sources.ratings import RatingSet, excluded_text, simulated_line
 from stylestudy.engine.study.manifest import StudyManifest
 
 
@@ -160,7 +161,7 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
     summary.update(result.summary())
 
     counts_text = (f"{c['participants']} participants, {c['rows']} rows: {c['usable']} usable, {c['missing']} missing "
-                   f"(timeouts), {c['excluded_by_flags']} excluded by flags ({', '.join(ratings.excluded_flags) or 'none'}), "
+                   f"(timeouts), {excluded_text(c, ratings.excluded_flags)}, "
                    f"{c['attention_rows']} attention-check rows ({c['attention_failed']} failed), "
                    f"{c.get('repeat_rows', 0)} hidden-repeat rows.")
     viewing_section = viewing.section(ratings.all_rows)
@@ -183,11 +184,11 @@ def _pairwise_files(result: PairwiseAnalysis, out: Path, synthetic: bool) -> lis
     pngs = [ranking_figure(table, "bt_score", "Bradley–Terry score (log-strength, mean 0)", out, "pairwise", note,
                            synthetic=synthetic),
             preference_heatmap(result.wins, result.counts, result.order, out)]
-    table.to_csv(out / "ranking.csv", index=False)
-    result.tests.to_csv(out / "pair_tests.csv", index=False)
-    result.triads.to_csv(out / "consistency.csv", index=False)
-    result.inference.raters.to_csv(out / "raters_agreement.csv", index=False)
-    result.preference_share().to_csv(out / "preference_matrix.csv")
+    write_csv(table, out / "ranking.csv")
+    write_csv(result.tests, out / "pair_tests.csv")
+    write_csv(result.triads, out / "consistency.csv")
+    write_csv(result.inference.raters, out / "raters_agreement.csv")
+    write_csv(result.preference_share(), out / "preference_matrix.csv", index=True)
     return pngs
 
 
@@ -228,20 +229,20 @@ def _ratings_files(result: RatingsAnalysis, out: Path, synthetic: bool) -> list[
     pngs = [ranking_figure(result.table, "mos", f"MOS (the whole scale, 1..{k})", out, kind, note,
                            scale=(0.85, k + 0.15), synthetic=synthetic),
             item_heatmap(result.per_condition, result.table["method"].tolist(), k, out)]
-    result.table.to_csv(out / "ranking.csv", index=False)
-    result.per_condition.to_csv(out / "condition_mos.csv", index=False)
-    result.pair.to_csv(out / "pair_tests.csv", index=False)
-    result.screening.to_csv(out / "raters_screening.csv", index=False)
+    write_csv(result.table, out / "ranking.csv")
+    write_csv(result.per_condition, out / "condition_mos.csv")
+    write_csv(result.pair, out / "pair_tests.csv")
+    write_csv(result.screening, out / "raters_screening.csv")
     (out / "sureal_dataset.json").write_text(json.dumps(sureal_dataset(result.one, out.name), indent=1),
                                              encoding="utf-8")
     if result.contrasts is not None:
-        result.contrasts.to_csv(out / "mixed_contrasts.csv", index=False)
+        write_csv(result.contrasts, out / "mixed_contrasts.csv")
     if result.reference_differences is not None:
-        result.reference_differences.to_csv(out / "reference_differences.csv", index=False)
+        write_csv(result.reference_differences, out / "reference_differences.csv")
     if len(result.repeats):
-        result.repeats.to_csv(out / "repeat_consistency.csv", index=False)
+        write_csv(result.repeats, out / "repeat_consistency.csv")
     if result.gold_method:
-        result.gold.to_csv(out / "gold.csv", index=False)
+        write_csv(result.gold, out / "gold.csv")
     return pngs
 
 

@@ -570,7 +570,8 @@ def test_analyze_leaves_too_fast_and_excluded_out_by_default_and_says_so(import_
     summary = json.loads((report / "summary.json").read_text())
     assert summary["comparisons"] == 4 * 3  # the bot's 3 are left out
     assert "too_fast" in summary["excluded_flags"] and summary["counts"]["excluded_by_flags"] == 3 * 2
-    assert "6 excluded by flags (timeout, short_display, too_fast, excluded)" in (report / "report.md").read_text()
+    assert ("6 excluded by flags (too_fast 6; left out: timeout, short_display, too_fast, excluded; --exclude-flags '' "
+            "keeps them)") in (report / "report.md").read_text()
     kept = tmp_path / "kept"
     assert main(["analyze", str(run), "--out", str(kept), "--bootstrap", "100", "--exclude-flags",
                  "timeout,short_display"]) == 0

@@ -280,11 +280,22 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
     }
     for flag in sorted({f for fs in flag_sets for f in fs}):
         counts[f"flag_{flag}"] = int(flag_sets.map(lambda fs, f=flag: f in fs).sum())
+    answered = frame["rating"].notna() & frame["role"].eq("rated")
+    for flag in exclude_flags:  # answers left out, per flag (an answer with two such flags counts under each)
+        counts[f"excluded_{flag}"] = int((answered & flag_sets.map(lambda fs, f=flag: f in fs)).sum())
     layout = Layout.from_manifest(manifest) if manifest else Layout()
     synthetic, simulated = _simulated(frame)
     return RatingSet(frame, usable.copy(), layout, list(exclude_flags), counts, synthetic,
                      f"{described} ({len(frame)} rows)", duplicates, manifest, protocols[0] if protocols else "paired",
                      simulated, native)
+
+
+def excluded_text(counts: dict[str, int], exclude_flags: list[str] | tuple[str, ...]) -> str:
+    """"N excluded by flags (too_fast 144, short_display 2; left out: ...)" for the report's first lines."""
+    per_flag = ", ".join(f"{f} {counts.get(f'excluded_{f}', 0)}" for f in exclude_flags
+                         if counts.get(f"excluded_{f}", 0))
+    return (f"{counts['excluded_by_flags']} excluded by flags ({per_flag + '; ' if per_flag else ''}left out: "
+            f"{', '.join(exclude_flags) or 'none'}; --exclude-flags '' keeps them)")
 
 
 def simulated_line(ratings: RatingSet) -> list[str]:

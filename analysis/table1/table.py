@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from stylestudy.analysis.render.csv_files import neutralised
 from stylestudy.analysis.sources.ratings import RatingSet
 
 if TYPE_CHECKING:
@@ -200,4 +201,4 @@ def to_csv(frame: pd.DataFrame, labels: ColumnLabels | None = None) -> str:
     for block, headers, part in _blocks(frame, labels):
         rows += [{"block": block, "row": "", "method": h.what, **{c: _value(h, c) for c in cols}} for h in headers]
         rows += part[["block", "row", "method", *cols]].to_dict(orient="records")
-    return pd.DataFrame(rows, columns=["block", "row", "method", *cols]).fillna("").to_csv(index=False)
+    return neutralised(pd.DataFrame(rows, columns=["block", "row", "method", *cols]).fillna("")).to_csv(index=False)
