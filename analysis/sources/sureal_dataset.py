@@ -7,9 +7,9 @@ build paths as ``dis_dir + '/a.yuv'``).  A call, an attribute, an import or any 
 is refused with one line naming the file and line.
 
 Each distorted asset (``dis_videos``) is a condition and its content (``ref_videos``) the item;
-the method is the asset's name (``asset_name``, else its path's file stem), or what
-``--method-from REGEX`` finds in that name (the first group, else the whole match) where assets
-share one, such as the rungs of an encode ladder.  ``os`` is a list (one score per subject, the
+the method is what ``--method-from REGEX`` finds in the asset's name (``asset_name``, else its
+path's file stem; the first group, else the whole match) where assets share one, such as the rungs
+of an encode ladder; without it, the asset's ``method`` key (``analyze`` writes one), else its name.  ``os`` is a list (one score per subject, the
 subject named by its position, as sureal does), a subject -> score dict (a list of scores =
 repetitions), or, for paired comparison, ``(subject, asset_id) -> 1 | 0.5 | 0`` (1: this asset was
 preferred over that one, 0.5: half of a tie, 0: the other was preferred).
@@ -114,9 +114,11 @@ def _asset_name(video: dict) -> str:
     return f"asset{video.get('asset_id')}"
 
 
-def _method(path: Path, name: str, method_from: re.Pattern | None) -> str:
+def _method(path: Path, name: str, method_from: re.Pattern | None, named: object = None) -> str:
+    """The asset's method: what ``method_from`` finds in its name; else its ``method`` key (the
+    JSON ``analyze`` writes has one); else the name itself."""
     if method_from is None:
-        return name
+        return str(named) if named not in (None, "") else name
     found = method_from.search(name)
     if not found or not (found.group(1) if method_from.groups else found.group(0)):
         raise StyleStudyError(f"{path}: --method-from {method_from.pattern!r} finds no method in the asset name "
@@ -163,7 +165,7 @@ def _is_paired_comparison(dis: list[dict]) -> bool:
 def _score_rows(path: Path, items: dict, dis: list[dict], method_from) -> pd.DataFrame:
     rows = []
     for i, video in enumerate(dis):
-        method = _method(path, _asset_name(video), method_from)
+        method = _method(path, _asset_name(video), method_from, video.get("method"))
         scores = video["os"].items() if isinstance(video["os"], dict) else enumerate(video["os"])
         for subject, value in scores:
             for rep, one in enumerate(value if isinstance(value, (list, tuple)) else [value]):
@@ -196,7 +198,7 @@ def _comparison_rows(path: Path, items: dict, dis: list[dict], method_from) -> p
     rows = []
     for (subject, low, high), said in outcomes.items():
         a, b = (by_id[low], by_id[high])
-        ma, mb = (_method(path, _asset_name(v), method_from) for v in (a, b))
+        ma, mb = (_method(path, _asset_name(v), method_from, v.get("method")) for v in (a, b))
         if ma == mb:
             raise StyleStudyError(f"{path}: assets {_asset_name(a)!r} and {_asset_name(b)!r} are compared but both are "
                                   f"method {ma!r}; a comparison needs two methods (check --method-from)")

@@ -1,0 +1,202 @@
+"""``analyze`` on ratings it did not make: the plain ratings and pairwise layouts and sureal's
+dataset files, checked against hand computation and against sureal's own MOS; a dataset file is
+never run; the output CSVs neutralise formulas as the exports do."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stylestudy.cli import main
+from tests.conftest import import_or_missing
+
+RATINGS = """participant,item,method,score
+ann,boat,adain,2
+ann,boat,ours,4
+ann,cat,adain,1
+ann,cat,ours,5
+bob,boat,adain,3
+bob,boat,ours,3
+bob,cat,adain,2
+bob,cat,ours,4
+cy,boat,adain,1
+cy,boat,ours,5
+cy,cat,adain,2
+cy,cat,ours,3
+"""
+
+# unequal participation: ann compares adain/ours four times, bob and cy once each
+PAIRWISE = """participant,item,a,b,winner
+ann,boat,adain,ours,ours
+ann,boat,ours,adain,ours
+ann,cat,adain,ours,tie
+ann,cat,adain,ours,adain
+bob,boat,adain,ours,adain
+cy,cat,ours,adain,ours
+ann,boat,adain,wct,wct
+bob,boat,adain,wct,adain
+cy,boat,wct,adain,
+"""
+
+SUREAL = """# a dataset in sureal's layout (code that is read, never run)
+dataset_name = 'ladder'
+ref_dir = 'ref'
+ref_videos = [{'content_id': 0, 'content_name': 'src01', 'path': ref_dir + '/src01.yuv'},
+              {'content_id': 1, 'content_name': 'src02', 'path': ref_dir + '/src02.yuv'}]
+dis_videos = [{'asset_id': 0, 'content_id': 0, 'os': {'s1': 1, 's2': 2, 's3': 2}, 'path': 'src01_hrc01.yuv'},
+              {'asset_id': 1, 'content_id': 0, 'os': {'s1': 4, 's2': 5, 's3': 4.5}, 'path': 'src01_hrc02.yuv'},
+              {'asset_id': 2, 'content_id': 1, 'os': {'s1': 2, 's2': 1, 's3': 3}, 'path': 'src02_hrc01.yuv'},
+              {'asset_id': 3, 'content_id': 1, 'os': {'s1': 5, 's2': 4, 's3': -(-4)}, 'path': 'src02_hrc02.yuv'}]
+"""
+
+SUREAL_PC = """dataset_name = 'pc'
+ref_videos = [{'content_id': 0, 'content_name': 'caps', 'path': 'caps.png'}]
+dis_videos = [{'asset_id': 0, 'content_id': 0, 'path': 'caps1.png',
+               'os': {('s1', 1): 1, ('s1', 2): 1, ('s2', 1): 0.5, ('s3', 2): 1}},
+              {'asset_id': 1, 'content_id': 0, 'path': 'caps2.png',
+               'os': {('s1', 2): 1, ('s2', 0): 0.5, ('s3', 0): 1, ('s3', 2): 1}},
+              {'asset_id': 2, 'content_id': 0, 'path': 'caps3.png',
+               'os': {('s2', 0): 1, ('s2', 1): 1}}]
+"""
+
+
+def _analyze(tmp_path: Path, name: str, text: str, *extra: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    out = tmp_path / f"out-{name}"
+    assert main(["analyze", str(path), "--out", str(out), "--bootstrap", "200", *extra]) == 0
+    return out
+
+
+def test_ratings_layout_gives_the_hand_computed_mos(tmp_path):
+    out = _analyze(tmp_path, "ratings.csv", RATINGS)
+    ranking = pd.read_csv(out / "ranking.csv").set_index("method")
+    assert ranking.loc["ours", "mos"] == pytest.approx((4 + 5 + 3 + 4 + 5 + 3) / 6)
+    assert ranking.loc["adain", "mos"] == pytest.approx((2 + 1 + 3 + 2 + 1 + 2) / 6)
+    # three participants: the CI is the t interval of the participants' means on 2 df
+    means = np.array([(4 + 5) / 2, (3 + 4) / 2, (5 + 3) / 2])
+    half = 4.302652729911275 * means.std(ddof=1) / np.sqrt(3)
+    assert ranking.loc["ours", "ci_high"] == pytest.approx(means.mean() + half)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["protocol"] == "acr" and summary["counts"]["usable"] == 12
+    assert "ratings file" in summary["source"]
+
+
+def test_a_trial_with_two_methods_is_the_paired_design(tmp_path):
+    rows = ["participant,item,method,score,trial"]
+    for p, (ref, other) in enumerate([(3, 4), (2, 4), (3, 5), (2, 3)]):
+        for t, item in enumerate(["boat", "cat"], start=1):
+            rows += [f"p{p},{item},photo,{ref},{t}", f"p{p},{item},ours,{other},{t}"]
+    out = _analyze(tmp_path, "paired.csv", "\n".join(rows) + "\n")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["protocol"] == "paired"
+    differences = pd.read_csv(out / "reference_differences.csv")
+    assert differences["mean_diff"].abs().iloc[0] == pytest.approx((1 + 2 + 2 + 1) / 4)
+
+
+def test_pairwise_layout_gives_the_hand_computed_shares(tmp_path):
+    out = _analyze(tmp_path, "pairwise.csv", PAIRWISE)
+    tests = pd.read_csv(out / "pair_tests.csv")
+    pair = tests[(tests["a"] == "adain") & (tests["b"] == "ours")].iloc[0]
+    # adain vs ours: ann ours, ours, tie, adain; bob adain; cy ours -> adain 1 + 0.5 + 1 of 6
+    assert pair["comparisons"] == 6 and pair["ties"] == 1
+    assert pair["share_a"] == pytest.approx(2.5 / 6)
+    wct = tests[(tests["a"] == "adain") & (tests["b"] == "wct")].iloc[0]
+    assert wct["comparisons"] == 2  # cy's comparison has no answer: missing, not a comparison
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["protocol"] == "pairwise" and summary["counts"]["missing"] == 2  # its two rows
+
+
+def test_sureal_dataset_mos_is_the_mean_of_its_scores_and_sureals_own(tmp_path):
+    out = _analyze(tmp_path, "ladder.py", SUREAL)
+    per_condition = pd.read_csv(out / "condition_mos.csv").set_index("method")
+    assert per_condition.loc["src01_hrc02", "mos"] == pytest.approx((4 + 5 + 4.5) / 3)
+    assert per_condition.loc["src02_hrc02", "mos"] == pytest.approx((5 + 4 + 4) / 3)
+    sureal = import_or_missing("sureal.dataset_reader", "pip install -e '.[test]'")
+    from sureal.subjective_model import MosModel
+
+    from stylestudy.analysis.sources.sureal_dataset import read_dataset
+
+    dataset = type("Dataset", (), read_dataset(tmp_path / "ladder.py"))
+    theirs = MosModel(sureal.RawDatasetReader(dataset)).run_modeling()["quality_scores"]
+    names = [Path(v["path"]).stem for v in dataset.dis_videos]
+    assert [per_condition.loc[n, "mos"] for n in names] == pytest.approx(list(theirs))
+
+
+def test_method_from_maps_assets_to_shared_methods(tmp_path):
+    out = _analyze(tmp_path, "ladder.py", SUREAL, "--method-from", r"hrc\d+")
+    ranking = pd.read_csv(out / "ranking.csv").set_index("method")
+    assert sorted(ranking.index) == ["hrc01", "hrc02"]
+    assert ranking.loc["hrc02", "mos"] == pytest.approx((4 + 5 + 4.5 + 5 + 4 + 4) / 6)
+    assert ranking.loc["hrc02", "participants"] == 3
+
+
+def test_sureal_paired_comparison_dataset(tmp_path):
+    out = _analyze(tmp_path, "pc.py", SUREAL_PC)
+    tests = pd.read_csv(out / "pair_tests.csv")
+    one_two = tests[(tests["a"] == "caps1") & (tests["b"] == "caps2")].iloc[0]
+    # s1: caps1 won; s2: a tie (both halves, one comparison); s3: caps2 won
+    assert one_two["comparisons"] == 3 and one_two["ties"] == 1 and one_two["share_a"] == pytest.approx(1.5 / 3)
+    one_three = tests[(tests["a"] == "caps1") & (tests["b"] == "caps3")].iloc[0]
+    assert one_three["comparisons"] == 3 and one_three["share_a"] == pytest.approx(2 / 3)  # s1, s3 won; s2 lost
+
+
+def test_the_json_analyze_writes_reads_back_to_the_same_mos(tmp_path):
+    first = _analyze(tmp_path, "ratings.csv", RATINGS)
+    again = _analyze(tmp_path, "sureal_dataset.json", (first / "sureal_dataset.json").read_text())
+    a, b = (pd.read_csv(o / "ranking.csv").set_index("method")["mos"] for o in (first, again))
+    assert a.to_dict() == pytest.approx(b.to_dict())
+
+
+def test_a_dataset_file_is_never_run(tmp_path, capsys):
+    """A literal that is a call (here one that would create a file) is refused, and nothing ran."""
+    sentinel = tmp_path / "ran"
+    evil = SUREAL.replace("'ladder'", f"__import__('pathlib').Path({str(sentinel)!r}).touch()")
+    path = tmp_path / "evil.py"
+    path.write_text(evil, encoding="utf-8")
+    assert main(["analyze", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "evil.py, line 2: a call is code, not a literal" in err and len(err.strip().splitlines()) == 1
+    assert not sentinel.exists()
+
+
+def test_format_overrides_the_detection(tmp_path, capsys):
+    path = tmp_path / "scores.txt"
+    path.write_text(RATINGS, encoding="utf-8")
+    assert main(["analyze", str(path), "--format", "export", "--out", str(tmp_path / "o")]) == 2
+    assert "lacks column(s) participant_id" in capsys.readouterr().err
+    assert main(["analyze", str(path), "--format", "ratings", "--out", str(tmp_path / "o")]) == 0
+
+
+def test_output_csvs_neutralise_formulas(tmp_path):
+    """Names that are spreadsheet formulas reach every CSV only as text (a leading apostrophe),
+    and ``restore`` gives them back."""
+    from stylestudy.evalserver.spreadsheet_cells import restore
+
+    evil = {"adain": "=HYPERLINK(\"http://x\")", "ours": "@SUM(A1)", "boat": "+cmd|' /C calc'!A0", "cat": "-2+3"}
+    text = RATINGS
+    for plain, formula in evil.items():
+        text = text.replace(f",{plain},", f",\"{formula.replace(chr(34), chr(34) * 2)}\",")
+    out = _analyze(tmp_path, "evil.csv", text)
+    seen = set()
+    for path in out.glob("*.csv"):
+        with path.open(newline="", encoding="utf-8") as f:
+            for row in csv.reader(f):
+                for cell in row:
+                    if cell[:1] in ("=", "+", "@") or (cell[:1] == "-" and not _is_number(cell)):
+                        pytest.fail(f"{path.name}: {cell!r} would be a formula")
+                    seen.add(restore(cell))
+    assert set(evil.values()) <= seen
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
