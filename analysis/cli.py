@@ -62,8 +62,8 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
                         "(participant,item,a,b,winner) or sureal; auto (default): by extension and header; see "
                         "docs/reference/input-formats.md")
     p.add_argument("--method-from", default=None, metavar="REGEX",
-                   help="sureal datasets: the method is what REGEX finds in each asset's name (its first group, else "
-                        "the whole match), e.g. 'hrc\\d+'; default: every asset is its own method")
+                   help="sureal datasets: the method is what REGEX finds in each asset's name (its first group that "
+                        "matched, else the whole match), e.g. 'hrc\\d+'; default: every asset is its own method")
     p.add_argument("--db", default=None, help="with a run directory: its database URL (default $STYLESTUDY_DB, "
                                               "else sqlite:///RUN_DIR/ratings.sqlite)")
     p.add_argument("--duplicates", choices=["error", "first", "mean"], default="error",

@@ -163,7 +163,9 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
     counts_text = (f"{c['participants']} participants, {c['rows']} rows: {c['usable']} usable, {c['missing']} missing "
                    f"(timeouts), {excluded_text(c, ratings.excluded_flags)}, "
                    f"{c['attention_rows']} attention-check rows ({c['attention_failed']} failed), "
-                   f"{c.get('repeat_rows', 0)} hidden-repeat rows.")
+                   f"{c.get('repeat_rows', 0)} hidden-repeat rows."
+                   + (f" {c['duplicates_merged']} repeated ratings of a condition merged into one "
+                      f"(--duplicates {ratings.duplicates})." if c.get("duplicates_merged") else ""))
     viewing_section = viewing.section(ratings.all_rows)
     document = Document(f"stylestudy analysis: {kind} protocol", ratings.synthetic,
                         [*simulated_line(ratings), f"Ratings from {ratings.source}.", counts_text],

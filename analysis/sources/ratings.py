@@ -179,11 +179,13 @@ def _upgrade_01(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def resolve_duplicates(rated: pd.DataFrame, policy: str, source: Path | str = "ratings") -> tuple[pd.DataFrame, int]:
+def resolve_duplicates(rated: pd.DataFrame, policy: str, source: Path | str = "ratings",
+                       lines: bool = False) -> tuple[pd.DataFrame, int]:
     """One row per (participant, comparison, condition): error (default), the first by trial, or
     the mean.  The comparison (``pair_id``) is the paper design's cell, so there it is one rating
     per condition; a reference paired with several methods is rated once per comparison.
-    Returns the rows and how many duplicate rows were merged away."""
+    Returns the rows and how many duplicate rows were merged away; ``lines``: the rows' index is
+    the file's line - 2, so the error names the row."""
     if policy not in DUPLICATE_POLICIES:
         raise StyleStudyError(f"--duplicates must be one of {', '.join(DUPLICATE_POLICIES)}, got {policy!r}")
     key = ["participant_id", "pair_id", "condition_id"]
@@ -193,9 +195,9 @@ def resolve_duplicates(rated: pd.DataFrame, policy: str, source: Path | str = "r
     if policy == "error":
         pairs = rated.loc[dup, key].drop_duplicates().itertuples(index=False)
         shown = "; ".join(f"{p} rated {c} more than once" for p, _, c in list(pairs)[:5])
-        again = rated.index[rated.duplicated(key)][0] + 2  # the file's row (header = 1)
-        raise StyleStudyError(f"{source}, row {again}, column 'participant_id': {int(dup.sum())} ratings repeat a "
-                              f"participant's condition ({shown}); check the data, or choose --duplicates first|mean")
+        where = f", row {rated.index[rated.duplicated(key)][0] + 2}, column 'participant_id'" if lines else ""
+        raise StyleStudyError(f"{source}{where}: {int(dup.sum())} ratings repeat a participant's condition ({shown}); "
+                              "check the data, or choose --duplicates first|mean")
     ordered = rated.sort_values(["participant_id", "trial", "position"], kind="stable")
     if policy == "first":
         kept = ordered.drop_duplicates(key, keep="first")
@@ -265,7 +267,8 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
                               f"protocol ({', '.join(PROTOCOLS)})")
     if len(protocols) > 1:
         raise StyleStudyError(f"{source} mixes protocols ({', '.join(protocols)}); analyse each study on its own")
-    designed, merged = resolve_duplicates(frame[frame["role"].eq("rated")], duplicates, source)
+    designed, merged = resolve_duplicates(frame[frame["role"].eq("rated")], duplicates, source,
+                                          lines=source.is_file() and (native or described.startswith("ratings file")))
     flag_sets = frame["flags"].map(lambda f: set(filter(None, f.split(";"))))
     flagged = flag_sets.map(lambda fs: bool(fs & set(exclude_flags)))
     designed_flagged = designed["flags"].map(lambda f: bool(set(f.split(";")) & set(exclude_flags)))

@@ -8,7 +8,7 @@ is refused with one line naming the file and line.
 
 Each distorted asset (``dis_videos``) is a condition and its content (``ref_videos``) the item;
 the method is what ``--method-from REGEX`` finds in the asset's name (``asset_name``, else its
-path's file stem; the first group, else the whole match) where assets share one, such as the rungs
+path's file stem; the first group that matched, else the whole match) where assets share one, such as the rungs
 of an encode ladder; without it, the asset's ``method`` key (``analyze`` writes one), else its name.  ``os`` is a list (one score per subject, the
 subject named by its position, as sureal does), a subject -> score dict (a list of scores =
 repetitions), or, for paired comparison, ``(subject, asset_id) -> 1 | 0.5 | 0`` (1: this asset was
@@ -120,11 +120,12 @@ def _method(path: Path, name: str, method_from: re.Pattern | None, named: object
     if method_from is None:
         return str(named) if named not in (None, "") else name
     found = method_from.search(name)
-    if not found or not (found.group(1) if method_from.groups else found.group(0)):
+    method = next((g for g in found.groups() if g), found.group(0)) if found else ""
+    if not method:
         raise StyleStudyError(f"{path}: --method-from {method_from.pattern!r} finds no method in the asset name "
-                              f"{name!r}; make the pattern match every asset (its first group, else the whole match, "
-                              "is the method)")
-    return found.group(1) if method_from.groups else found.group(0)
+                              f"{name!r}; make the pattern match every asset (its first group that matched, else the "
+                              "whole match, is the method)")
+    return method
 
 
 def _score(path: Path, where: str, value) -> float | None:
