@@ -247,3 +247,10 @@ def test_the_documented_examples_run(tmp_path):
     for i, block in enumerate(blocks):
         out = _analyze(tmp_path, f"example{i}.csv", block.split("```")[0])
         assert json.loads((out / "summary.json").read_text())["protocol"] == ["acr", "paired", "pairwise"][i]
+
+
+def test_the_command_line_offers_the_formats_the_reader_knows():
+    from stylestudy.analysis import cli
+    from stylestudy.analysis.sources import foreign
+
+    assert cli.INPUT_FORMATS == foreign.INPUT_FORMATS

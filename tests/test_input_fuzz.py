@@ -200,7 +200,7 @@ def test_the_line_names_file_row_and_column(name, content, extra, expected, tmp_
 def test_export_with_empty_cells_and_no_rows(tmp_path, capsys):
     """The issue's cases on the native export: empty block/row/column (was IntCastingNaNError),
     empty row_label (was "Index contains duplicate entries"), a 0-row export (was "invalid
-    literal for int()")."""
+    literal for int()"); mixed and unknown protocols."""
     frame = pd.read_csv(pd.io.common.StringIO(export_text(ratings_text())))
     cases = {"row": "column 'row': empty, not a whole number", "column": "column 'column': empty, not a whole number",
              "row_label": "column 'row_label': empty; the acr analysis compares methods within items"}
@@ -211,6 +211,13 @@ def test_export_with_empty_cells_and_no_rows(tmp_path, capsys):
         assert code == 2 and "row 2, " + expected in err, err
     code, err, _ = _run(tmp_path, "export-0-rows.csv", frame.iloc[:0].to_csv(index=False), [], capsys)
     assert code == 2 and "holds no ratings yet (0 rows)" in err
+    mixed = frame.copy()
+    mixed.loc[4:, "protocol"] = "pairwise"
+    code, err, _ = _run(tmp_path, "export-mixed.csv", mixed.to_csv(index=False), [], capsys)
+    assert code == 2 and "row 6, column 'protocol': 'pairwise' after 'acr' in row 2: the file mixes protocols" in err
+    code, err, _ = _run(tmp_path, "export-unknown.csv", frame.assign(protocol="ranking").to_csv(index=False), [],
+                        capsys)
+    assert code == 2 and "row 2, column 'protocol': 'ranking' is not a protocol (paired, acr, pairwise)" in err
 
 
 def test_every_rater_flagged_gives_a_report_that_says_so(tmp_path, capsys):

@@ -266,7 +266,10 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
         raise StyleStudyError(f"{source}, row {at + 2}, column 'protocol': {frame['protocol'].iloc[at]!r} is not a "
                               f"protocol ({', '.join(PROTOCOLS)})")
     if len(protocols) > 1:
-        raise StyleStudyError(f"{source} mixes protocols ({', '.join(protocols)}); analyse each study on its own")
+        at = int(frame["protocol"].ne(frame["protocol"].iloc[0]).to_numpy().argmax())
+        raise StyleStudyError(f"{source}, row {at + 2}, column 'protocol': {frame['protocol'].iloc[at]!r} after "
+                              f"{frame['protocol'].iloc[0]!r} in row 2: the file mixes protocols ({', '.join(protocols)}); "
+                              "analyse each study on its own")
     designed, merged = resolve_duplicates(frame[frame["role"].eq("rated")], duplicates, source,
                                           lines=source.is_file() and (native or described.startswith("ratings file")))
     flag_sets = frame["flags"].map(lambda f: set(filter(None, f.split(";"))))
