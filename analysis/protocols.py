@@ -218,8 +218,10 @@ def _pairwise_sections(result: PairwiseAnalysis) -> list[Section]:
             "on the other participants."], Table.of(inference.without_flagged)))
     sections.append(Section("Consistency", [
         f"Per participant, majority winners of each method pair; {result.cyclic} of {len(result.triads)} participants "
-        f"have circular triads ({zeta_text}). Position: Image 1 was chosen in {bias['image1_share']:.0%} of "
-        f"{bias['decisive']} decisive trials (exact binomial p = {bias['p']:.3g} against 1/2)."]))
+        f"have circular triads ({zeta_text}). "
+        + (f"Position: Image 1 was chosen in {bias['image1_share']:.0%} of {bias['decisive']} decisive trials (exact "
+           f"binomial p = {bias['p']:.3g} against 1/2)." if bias["decisive"] else
+           "Position: not known (the input does not say which image was shown first).")]))
     return sections
 
 

@@ -110,6 +110,8 @@ def test_pairwise_layout_gives_the_hand_computed_shares(tmp_path):
     assert wct["comparisons"] == 2  # cy's comparison has no answer: missing, not a comparison
     summary = json.loads((out / "summary.json").read_text())
     assert summary["protocol"] == "pairwise" and summary["counts"]["missing"] == 2  # its two rows
+    # a is Image 1: of the 7 decisive answers, a (the first named) won 5
+    assert summary["position_bias"]["decisive"] == 7 and summary["position_bias"]["image1_share"] == pytest.approx(5 / 7)
 
 
 def test_sureal_dataset_mos_is_the_mean_of_its_scores_and_sureals_own(tmp_path):
@@ -144,6 +146,7 @@ def test_sureal_paired_comparison_dataset(tmp_path):
     assert one_two["comparisons"] == 3 and one_two["ties"] == 1 and one_two["share_a"] == pytest.approx(1.5 / 3)
     one_three = tests[(tests["a"] == "caps1") & (tests["b"] == "caps3")].iloc[0]
     assert one_three["comparisons"] == 3 and one_three["share_a"] == pytest.approx(2 / 3)  # s1, s3 won; s2 lost
+    assert "Position: not known (the input does not say which image was shown first)" in (out / "report.md").read_text()
 
 
 def test_the_json_analyze_writes_reads_back_to_the_same_mos(tmp_path):

@@ -53,6 +53,8 @@ def position_bias(usable: pd.DataFrame) -> dict:
     """How often the image shown first (left) was chosen in decisive trials, with the exact
     binomial test against 1/2: the order is randomised, so a bias here is the participants'."""
     first = usable[usable["position"].astype(int).eq(1)]
+    if first.empty:  # the input does not say which image was shown first (a sureal dataset)
+        return {"decisive": 0, "image1_share": float("nan"), "p": float("nan")}
     decisive = first[~first["flags"].fillna("").astype(str).map(lambda f: "no_preference" in f.split(";"))]
     chosen = int(decisive["rating"].eq(1).sum())
     n = len(decisive)

@@ -157,9 +157,11 @@ def ratings_rows(path: Path, raw: pd.DataFrame) -> pd.DataFrame:
         "flags": "", "row_label": frame["item"]}, len(frame), "paired" if paired else "acr")
 
 
-def pairwise_rows(path: Path, raw: pd.DataFrame) -> pd.DataFrame:
+def pairwise_rows(path: Path, raw: pd.DataFrame, order_known: bool = True) -> pd.DataFrame:
     """``participant,item,a,b,winner`` -> two export rows per comparison (rating 1 = chosen; a
-    tie as the server stores "No preference"; an empty winner = no answer, counted as missing)."""
+    tie as the server stores "No preference"; an empty winner = no answer, counted as missing).
+    ``a`` is the image shown first (position 1); without ``order_known`` (sureal's datasets do
+    not record it) both positions are 0, and the report does not test a position bias."""
     frame = _text_frame(path, raw, PAIRWISE_COLUMNS, "pairwise")
     same = frame["a"].eq(frame["b"])
     if same.any():
@@ -181,7 +183,7 @@ def pairwise_rows(path: Path, raw: pd.DataFrame) -> pd.DataFrame:
     tie = winner.str.lower().eq(TIE)
     answered = winner.ne("")
     halves = []
-    for side, position in (("a", 1), ("b", 2)):
+    for side, position in (("a", 1 if order_known else 0), ("b", 2 if order_known else 0)):
         chosen = winner.eq(frame[side]).astype(float).where(answered & ~tie, 0.0).where(answered)
         halves.append(_export_frame({
             "participant_id": frame["participant"], "trial": trials,

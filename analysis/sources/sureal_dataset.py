@@ -228,5 +228,5 @@ def dataset_rows(path: Path, method_from: str | None = None) -> tuple[pd.DataFra
     items, dis = _videos(path, data)
     name = str(data.get("dataset_name", path.stem))
     if _is_paired_comparison(dis):
-        return foreign.pairwise_rows(path, _comparison_rows(path, items, dis, pattern)), name
+        return foreign.pairwise_rows(path, _comparison_rows(path, items, dis, pattern), order_known=False), name
     return foreign.ratings_rows(path, _score_rows(path, items, dis, pattern)), name
