@@ -360,7 +360,7 @@ def test_cli_errors(tmp_path, capsys):
 
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     assert main(["analyze", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "r")]) == 2
-    assert "lacks column(s)" in capsys.readouterr().err
+    assert "is none of the input layouts" in capsys.readouterr().err
     assert main(["analyze", str(tmp_path / "missing.csv")]) == 2
     assert main(["analyze", str(tmp_path / "bad.csv"), "--decimals", "x"]) == 2
 
