@@ -257,3 +257,25 @@ def test_the_command_line_offers_the_formats_the_reader_knows():
     from stylestudy.analysis.sources import foreign
 
     assert cli.INPUT_FORMATS == foreign.INPUT_FORMATS
+
+
+LUKAS = Path(__file__).resolve().parent / "data" / "lukas_pc_excerpt.py"  # a public dataset, cut to 168 comparisons
+
+
+def test_a_public_paired_comparison_dataset_counts_as_sureal_does(tmp_path):
+    """Lukas_SPIE14 (Netflix/sureal's resource/dataset, with its permission notice), one image and
+    six subjects: every pair's comparisons and wins as sureal's own PairedCompDatasetReader reads
+    the file."""
+    out = tmp_path / "out"
+    assert main(["analyze", str(LUKAS), "--method-from", r"(\d+)$", "--out", str(out), "--bootstrap", "200"]) == 0
+    tests = pd.read_csv(out / "pair_tests.csv", dtype={"a": str, "b": str})
+    assert int(tests["comparisons"].sum()) == 168 and int(tests["ties"].sum()) == 0
+    reader = import_or_missing("sureal.dataset_reader", "pip install -e '.[test]'")
+    from stylestudy.analysis.sources.sureal_dataset import read_dataset
+
+    scores = reader.PairedCompDatasetReader(type("Dataset", (), read_dataset(LUKAS))).opinion_score_3darray
+    wins = np.nansum(scores, axis=2)  # wins[i, j]: subjects' wins of asset i over asset j
+    for t in tests.itertuples():
+        i, j = int(t.a) - 1, int(t.b) - 1  # Caps1 is asset 0
+        assert t.comparisons == wins[i, j] + wins[j, i]
+        assert t.share_a == pytest.approx(wins[i, j] / (wins[i, j] + wins[j, i]))
