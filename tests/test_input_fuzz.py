@@ -246,3 +246,21 @@ def test_the_command_line_never_prints_a_traceback(tmp_path):
 def test_the_corpus_is_the_size_the_docs_say():
     docs = (Path(__file__).resolve().parent.parent / "docs" / "reference" / "input-formats.md").read_text()
     assert f"a corpus of {len(HAND_WRITTEN)} hand-written malformed files and {len(GENERATED)}\n" in docs
+
+
+def test_a_rating_beyond_the_manifests_scale_names_its_row(import_source, tmp_path, capsys):
+    """With the run's manifest the scale is known: a 9 on its 5-point ACR scale is refused."""
+    from stylestudy.analysis.table1 import simulate
+    from stylestudy.engine.study.manifest import StudyManifest
+    from tests.conftest import import_run
+
+    run = import_run(import_source, tmp_path / "run", "acr")
+    frame = simulate.from_protocol(StudyManifest.load(run), {"photo": 0.0, "adain": 0.5, "ours": 1.0}, 3, seed=1)
+    rated = frame.index[frame["role"].eq("rated")][2]
+    frame.loc[rated, "rating"] = 9
+    path = tmp_path / "ratings.csv"
+    path.write_text(frame.to_csv(index=False))
+    code = main(["analyze", str(path), "--manifest", str(run / "manifest.json"), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    points = len(StudyManifest.load(run).protocol.scale)
+    assert code == 2 and f"row {rated + 2}, column 'rating': '9' is not a rating (a number 1..{points}" in err, err

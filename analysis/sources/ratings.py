@@ -153,19 +153,21 @@ def _integers(source: Path, frame: pd.DataFrame, column: str) -> pd.Series:
     return values.astype(int)
 
 
-def _ratings(source: Path, frame: pd.DataFrame) -> pd.Series:
+def _ratings(source: Path, frame: pd.DataFrame, points: int | None = None) -> pd.Series:
     """The rating column as numbers: empty = no answer (counted as missing); text, infinity or a
-    rating below 0 is an error naming the row (0 is a pairwise 'not chosen', acr/paired start at 1)."""
+    rating below 0 is an error naming the row (0 is a pairwise 'not chosen', acr/paired start at 1,
+    and end at the manifest's scale, ``points``, where there is one)."""
     values = pd.to_numeric(frame["rating"], errors="coerce")
     given = frame["rating"].notna() & frame["rating"].astype(str).str.strip().ne("")
     bad = given & (values.isna() | ~np.isfinite(values.fillna(0)) | values.lt(0))
     if "protocol" in frame.columns:
         scale = ~frame["protocol"].fillna("paired").astype(str).eq("pairwise") & ~_attention_rows(frame)
-        bad |= given & scale & values.lt(1)
+        bad |= given & scale & (values.lt(1) | (values.gt(points) if points else False))
     if bad.any():
         at = int(bad.to_numpy().argmax())
+        top = f"1..{points}" if points else "from 1 up"
         raise StyleStudyError(f"{source}, row {at + 2}, column 'rating': {_shown(frame['rating'].iloc[at])} is not a "
-                              "rating (a number from 1 up, 0/1 for pairwise; empty for no answer)")
+                              f"rating (a number {top}, 0/1 for pairwise; empty for no answer)")
     return values
 
 
@@ -240,7 +242,7 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
         raise StyleStudyError(f"{source} holds no ratings yet (0 rows); analyse it once participants have rated")
     frame = frame.copy()
     frame["flags"] = frame["flags"].fillna("").astype(str)
-    frame["rating"] = _ratings(source, frame)
+    frame["rating"] = _ratings(source, frame, len(manifest.protocol.scale) if manifest is not None else None)
     frame["column"] = _integers(source, frame, "column")
     frame["row"] = _integers(source, frame, "row")
     for column in ("participant_id", "condition_id", "pair_id", "method"):
