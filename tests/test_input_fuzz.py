@@ -212,6 +212,10 @@ def test_export_with_empty_cells_and_no_rows(tmp_path, capsys):
         assert code == 2 and "row 2, " + expected in err, err
     code, err, _ = _run(tmp_path, "export-0-rows.csv", frame.iloc[:0].to_csv(index=False), [], capsys)
     assert code == 2 and "holds no ratings yet (0 rows)" in err
+    old = frame.drop(columns=["condition_id"]).rename(columns={"image_id": "stimulus_id"})  # a 0.1 export
+    old.loc[3, "row"] = None
+    code, err, _ = _run(tmp_path, "export-0.1.csv", old.to_csv(index=False), [], capsys)
+    assert code == 2 and "row 5, column 'row': empty, not a whole number" in err, err
     mixed = frame.copy()
     mixed.loc[4:, "protocol"] = "pairwise"
     code, err, _ = _run(tmp_path, "export-mixed.csv", mixed.to_csv(index=False), [], capsys)

@@ -171,11 +171,13 @@ def _ratings(source: Path, frame: pd.DataFrame, points: int | None = None) -> pd
     return values
 
 
-def _upgrade_01(frame: pd.DataFrame) -> pd.DataFrame:
+def _upgrade_01(frame: pd.DataFrame, source: Path) -> pd.DataFrame:
     """An export of stylestudy 0.1 (``stimulus_id`` = image): derive each row's condition id."""
     if "condition_id" in frame.columns or "stimulus_id" not in frame.columns:
         return frame
     frame = frame.rename(columns={"stimulus_id": "image_id"})
+    for column in {"row", "column"} & set(frame.columns):
+        frame[column] = _integers(source, frame, column)
     frame["condition_id"] = [condition_id(str(b), int(r), int(c), str(m)) for b, r, c, m in
                              zip(frame["block"], frame["row"], frame["column"], frame["method"])]
     return frame
@@ -231,7 +233,7 @@ def load_ratings(source: str | Path, manifest_path: str | Path | None = None,
                  method_from: str | None = None) -> RatingSet:
     source = Path(source)
     frame, manifest, described, native = _read_source(source, db_url, input_format, method_from)
-    frame = _upgrade_01(frame)
+    frame = _upgrade_01(frame, source)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise StyleStudyError(f"{source} lacks column(s) {', '.join(missing)}; it must be in the export format")
