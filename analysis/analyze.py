@@ -130,9 +130,10 @@ def _require_items(source: str | Path, ratings: RatingSet) -> None:
         if spread.any():
             rows = usable[spread & usable.duplicated(key) & ~usable.duplicated(key + [other])]
             at = int(rows.index[0])
+            group = usable[key].eq(rows[key].iloc[0]).all(axis=1)
             raise StyleStudyError(f"{source}, row {at + 2}, column '{other}': {rows[other].iloc[0]!r}, but "
-                                  f"{' '.join(map(str, rows[key].iloc[0]))} is {usable.loc[spread, other].iloc[0]!r} "
-                                  f"in an earlier row; one condition per item and method")
+                                  f"{' '.join(map(str, rows[key].iloc[0]))} is {usable.loc[group, other].iloc[0]!r} "
+                                  "in an earlier row; one condition per item and method")
 
 
 def _finish(out: Path, summary: dict, document: Document, participant_flow: dict) -> dict:

@@ -301,8 +301,7 @@ def _ratings_sections(result: RatingsAnalysis) -> list[Section]:
                         f"{len(result.gold_failing)} participant(s).")
     if len(flagged) and result.without_flagged is None:
         raters_text += (f" Every one of the {result.participants} raters is flagged, so there is no ranking without "
-                        "the flagged raters: with this few raters the leave-one-out rule cannot tell an outlier from "
-                        "disagreement.")
+                        "the flagged raters; the ranking above uses them all.")
     if result.without_flagged is not None:
         sections.append(Section("Ranking without the flagged raters", [
             "Left out: " + "; ".join(f"{r.participant_id} ({r.flagged_by}, r = {r.r_loo:.2f})"

@@ -268,3 +268,12 @@ def test_a_rating_beyond_the_manifests_scale_names_its_row(import_source, tmp_pa
     err = capsys.readouterr().err
     points = len(StudyManifest.load(run).protocol.scale)
     assert code == 2 and f"row {rated + 2}, column 'rating': '9' is not a rating (a number 1..{points}" in err, err
+
+
+def test_an_items_method_under_two_condition_ids_names_both(tmp_path, capsys):
+    frame = pd.read_csv(pd.io.common.StringIO(export_text(ratings_text())))
+    same = frame.index[(frame["row_label"] == "img0") & (frame["method"] == "wct")]
+    frame.loc[same[1], "condition_id"] = "other-id"  # the second participant's img0/wct
+    code, err, _ = _run(tmp_path, "two-ids.csv", frame.to_csv(index=False), [], capsys)
+    assert code == 2 and (f"row {same[1] + 2}, column 'condition_id': 'other-id', but img0 wct is 'img0|wct' in an "
+                          "earlier row; one condition per item and method") in err, err
