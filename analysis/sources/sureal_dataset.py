@@ -47,8 +47,9 @@ def _literal(path: Path, node: ast.AST, names: dict):
         if any(k is None for k in node.keys):
             raise _refuse(path, node, "a '**' inside a dict is code")
         keys = [_literal(path, k, names) for k in node.keys]
-        if any(isinstance(k, list) for k in keys):
-            raise _refuse(path, node, "a list as a dict key")
+        for key, at in zip(keys, node.keys):
+            if not _hashable(key):
+                raise _refuse(path, at, "a list or dict inside a dict key")
         return dict(zip(keys, (_literal(path, v, names) for v in node.values)))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         value = _literal(path, node.operand, names)
@@ -69,6 +70,14 @@ def _literal(path: Path, node: ast.AST, names: dict):
     raise _refuse(path, node, f"{kind} is code, not a literal")
 
 
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
 def parse_python(path: Path, text: str) -> dict:
     """The names a ``.py`` dataset assigns, evaluated as literals only (never executed)."""
     try:
@@ -76,6 +85,9 @@ def parse_python(path: Path, text: str) -> dict:
     except SyntaxError as exc:
         raise StyleStudyError(f"{path}, line {exc.lineno}: not valid Python ({exc.msg}); a sureal dataset file is "
                               "Python assignments of literals") from None
+    except (RecursionError, MemoryError):
+        raise StyleStudyError(f"{path}: nested too deeply to read; a sureal dataset file is Python assignments of "
+                              "literals") from None
     names: dict = {}
     for statement in tree.body:
         if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
@@ -85,7 +97,10 @@ def parse_python(path: Path, text: str) -> dict:
             kind = {ast.Import: "an import", ast.ImportFrom: "an import", ast.FunctionDef: "a function definition",
                     ast.Expr: "an expression statement"}.get(type(statement), f"a {type(statement).__name__} statement")
             raise _refuse(path, statement, f"{kind} is code")
-        names[statement.targets[0].id] = _literal(path, statement.value, names)
+        try:
+            names[statement.targets[0].id] = _literal(path, statement.value, names)
+        except RecursionError:
+            raise _refuse(path, statement, "an expression nested too deeply") from None
     return names
 
 
@@ -100,6 +115,9 @@ def read_dataset(path: Path) -> dict:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise StyleStudyError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise StyleStudyError(f"{path}: nested too deeply to read; a sureal dataset's JSON is one object with "
+                                  "ref_videos and dis_videos") from None
         if not isinstance(data, dict):
             raise StyleStudyError(f"{path}: the JSON must be one object with ref_videos and dis_videos")
         return data
@@ -144,14 +162,17 @@ def _videos(path: Path, data: dict) -> tuple[dict, list[dict]]:
                               f"{', '.join(sorted(map(str, data))) or 'nothing'})")
     items = {}
     for i, ref in enumerate(refs):
-        if not isinstance(ref, dict) or "content_id" not in ref:
-            raise StyleStudyError(f"{path}, ref_videos[{i}]: needs a dict with content_id (and content_name)")
+        if not isinstance(ref, dict) or not _hashable(ref.get("content_id", [])):
+            raise StyleStudyError(f"{path}, ref_videos[{i}]: needs a dict with content_id (a number or a string) and "
+                                  "content_name")
         items[ref["content_id"]] = str(ref.get("content_name", ref["content_id"]))
     if not dis:
         raise StyleStudyError(f"{path}: dis_videos is empty; there is nothing to analyse")
     for i, video in enumerate(dis):
-        if not isinstance(video, dict) or not {"content_id", "os"} <= set(video):
-            raise StyleStudyError(f"{path}, dis_videos[{i}]: needs a dict with content_id and os")
+        if not isinstance(video, dict) or not {"content_id", "os"} <= set(video) or not all(
+                _hashable(video.get(k)) for k in ("content_id", "asset_id")):
+            raise StyleStudyError(f"{path}, dis_videos[{i}]: needs a dict with content_id and os (and asset_id), the "
+                                  "ids numbers or strings")
         if video["content_id"] not in items:
             raise StyleStudyError(f"{path}, dis_videos[{i}]: content_id {video['content_id']!r} is not in ref_videos")
         if not isinstance(video["os"], (list, tuple, dict)) or not video["os"]:
