@@ -279,3 +279,15 @@ def test_a_public_paired_comparison_dataset_counts_as_sureal_does(tmp_path):
         i, j = int(t.a) - 1, int(t.b) - 1  # Caps1 is asset 0
         assert t.comparisons == wins[i, j] + wins[j, i]
         assert t.share_a == pytest.approx(wins[i, j] / (wins[i, j] + wins[j, i]))
+
+
+def test_a_spreadsheets_csv_with_a_byte_order_mark_and_capitalised_names(tmp_path, capsys):
+    header, _, rest = RATINGS.partition("\n")
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeff Participant ,Item,METHOD,Score\n".encode() + rest.encode())
+    assert main(["analyze", str(path), "--out", str(tmp_path / "o")]) == 0
+    ranking = pd.read_csv(tmp_path / "o" / "ranking.csv").set_index("method")
+    assert ranking.loc["ours", "mos"] == pytest.approx(24 / 6)
+    (tmp_path / "semi.csv").write_text(RATINGS.replace(",", ";"))
+    assert main(["analyze", str(tmp_path / "semi.csv"), "--out", str(tmp_path / "s")]) == 2
+    assert "its columns are separated by ';': save it comma-separated" in capsys.readouterr().err

@@ -42,9 +42,14 @@ class Cell:
         return StyleStudyError(f"{self.path}, row {self.row}, column '{self.column}': {problem}")
 
 
-def header_format(columns: list[str]) -> str | None:
+def _name(column) -> str:
+    """A column name as matched: case and surrounding spaces ignored."""
+    return str(column).strip().lower()
+
+
+def header_format(columns) -> str | None:
     """Which plain layout a header is ("ratings", "pairwise"), or None."""
-    present = set(columns)
+    present = {_name(c) for c in columns}
     if present >= set(PAIRWISE_COLUMNS):
         return "pairwise"
     if present >= set(RATINGS_COLUMNS):
@@ -54,6 +59,7 @@ def header_format(columns: list[str]) -> str | None:
 
 def _text_frame(path: Path, frame: pd.DataFrame, required: tuple[str, ...], kind: str) -> pd.DataFrame:
     """The frame as stripped text, every required column present and filled (one line otherwise)."""
+    frame = frame.rename(columns=_name)
     lacking = [c for c in required if c not in frame.columns]
     if lacking:
         raise StyleStudyError(f"{path}: the {kind} layout needs the column(s) {', '.join(lacking)} (header: "

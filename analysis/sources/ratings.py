@@ -97,16 +97,18 @@ def _read_source(source: Path, db_url: str | None, input_format: str = "auto",
     if method_from is not None:
         raise StyleStudyError(METHOD_FROM_ALONE)
     header = _read_csv(source, nrows=0)
-    layout = foreign.header_format(list(header.columns)) if input_format == "auto" else input_format
+    layout = foreign.header_format(header.columns) if input_format == "auto" else input_format
     if layout in ("ratings", "pairwise"):
         frame = _read_csv(source, dtype=str, keep_default_na=False)
         read = foreign.ratings_rows if layout == "ratings" else foreign.pairwise_rows
         return read(source, frame), None, f"{layout} file {source}", False
     if input_format == "auto" and not set(COLUMNS) <= set(header.columns) and "stimulus_id" not in header.columns:
+        semicolons = len(header.columns) == 1 and ";" in str(header.columns[0])
         raise StyleStudyError(f"{source}: the header ({','.join(map(str, header.columns[:8]))}"
                               f"{',...' if len(header.columns) > 8 else ''}) is none of the input layouts: the export "
                               f"(participant_id,trial,...), ratings ({','.join(foreign.RATINGS_COLUMNS)}) or pairwise "
-                              f"({','.join(foreign.PAIRWISE_COLUMNS)}); see {foreign.DOCS}")
+                              f"({','.join(foreign.PAIRWISE_COLUMNS)}); see {foreign.DOCS}"
+                              + ("; its columns are separated by ';': save it comma-separated" if semicolons else ""))
     frame = _read_csv(source, dtype={"flags": str, "external_id": str, "condition_id": str})
     for column in frame.columns.difference(sorted(NUMERIC_COLUMNS)):  # the export's formula guard, undone
         cells = frame[column]
@@ -116,8 +118,8 @@ def _read_source(source: Path, db_url: str | None, input_format: str = "auto",
 
 
 def _read_csv(source: Path, **options) -> pd.DataFrame:
-    try:
-        return pd.read_csv(source, **options)
+    try:  # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
+        return pd.read_csv(source, encoding="utf-8-sig", **options)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StyleStudyError(f"cannot read {source} as CSV ({why}); give the file 'stylestudy export' wrote, or "
