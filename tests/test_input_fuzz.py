@@ -285,3 +285,18 @@ def test_an_items_method_under_two_condition_ids_names_both(tmp_path, capsys):
     code, err, _ = _run(tmp_path, "two-ids.csv", frame.to_csv(index=False), [], capsys)
     assert code == 2 and (f"row {same[1] + 2}, column 'condition_id': 'other-id', but img0 wct is 'img0|wct' in an "
                           "earlier row; one condition per item and method") in err, err
+
+
+def test_a_run_with_no_ratings_yet_is_one_line(import_source, tmp_path, db_url, capsys):
+    """The issue's "run with no ratings yet" read from its live database (SQLite and PostgreSQL):
+    one line, not ``invalid literal for int()``, and no report folder."""
+    from stylestudy.evalserver.app import create_app
+    from tests.conftest import import_run
+
+    run = import_run(import_source, tmp_path / "run", "acr")
+    create_app(run, db_url)  # the server creates the (empty) database
+    extra = ["--db", db_url] if db_url else []
+    assert main(["analyze", str(run), "--out", str(tmp_path / "r"), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("holds no ratings yet (0 rows); analyse it once participants have rated"), err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
