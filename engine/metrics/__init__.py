@@ -1,0 +1,1 @@
+"""Objective metrics of a run's stimuli against their references (``stylestudy metrics``)."""
