@@ -40,6 +40,7 @@ class AnalyzeOptions:
     mixed_slopes: str = "items"
     mixed_variances: str = "unrestricted"  # a rater x method variance at 0 left free ("unrestricted") or cut ("bounded")
     generalise: str = "participants"  # "items": the mixed model tests over items like these (every item slope kept)
+    metrics: Path | None = None  # a ``stylestudy metrics`` CSV: judge its metrics against the ratings
 
 
 def _fmt_ci(ci) -> str:
@@ -63,6 +64,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
         items = ratings.usable["row_label"].nunique() if "row_label" in ratings.usable else 0
         summary["population"] = population(items, summary.get("mixed_model"), options.generalise)
         document.lead.insert(1 + bool(ratings.simulated), summary["population"]["text"])  # after "Ratings from"
+        _metric_agreement(ratings, options, summary, document)
         return _finish(out, summary, document, flow.participant_flow(ratings, counts, {}))
     result = analyze_table1(ratings, options.screen, options.rater_min_r, options.seed, slopes,
                             options.mixed_variances, options.ddof if options.compare_paper else None)
@@ -103,6 +105,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     viewing_section = viewing.section(ratings.all_rows)
     document = Document("stylestudy analysis", ratings.synthetic, simulated_line(ratings) + _lead(summary),
                         sections + [s for s in (claims, viewing_section) if s is not None])
+    _metric_agreement(ratings, options, summary, document)
     by_rule = result.by_rule()
     return _finish(out, summary, document, flow.participant_flow(ratings, counts, by_rule))
 
@@ -115,6 +118,17 @@ def _finish(out: Path, summary: dict, document: Document, participant_flow: dict
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
     summary["out"] = str(out)
     return summary
+
+
+def _metric_agreement(ratings: RatingSet, options: AnalyzeOptions, summary: dict, document: Document) -> None:
+    """With ``--metrics``: the agreement section (after the analysis' own) and its summary entry."""
+    if options.metrics is None:
+        return
+    from stylestudy.analysis.agreement.section import agreement_section
+
+    summary["metric_agreement"], section = agreement_section(ratings.usable, ratings.protocol, options.metrics,
+                                                             options.out, options.bootstrap, options.seed)
+    document.sections.append(section)
 
 
 def _claims_section(source: str | Path, manifest: str | Path | None) -> Section | None:
