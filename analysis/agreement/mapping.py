@@ -13,7 +13,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 PARAMETERS = 4  # a + b x + c x^2 + d x^3: P.1401's d in the RMSE's N - d
-GRID = 32
+GRID = 128
 
 
 @dataclass

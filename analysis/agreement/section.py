@@ -66,6 +66,7 @@ def agreement_section(usable: pd.DataFrame, protocol: str, metrics_path: str | P
     metrics, names = read_metrics(metrics_path)
     result = analyze_agreement(usable, protocol, metrics, names, reps, seed)
     table = result.table()
+    table = table[SHOWN_COLUMNS[:-1] + [c for c in table.columns if c not in SHOWN_COLUMNS[:-1]]]  # the first
     comparisons = pd.DataFrame([asdict(c) for c in result.comparisons],
                                columns=["a", "b", "difference", "ci_low", "ci_high", "p", "p_holm"])
     _neutral(table).to_csv(out / "metric_agreement.csv", index=False)

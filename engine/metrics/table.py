@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from stylestudy.engine.metrics import colour, features, structural
+from stylestudy.engine.metrics import ID_COLUMNS, colour, features, structural
 from stylestudy.engine.metrics.references import Measured, available, hashes, measured_conditions
 from stylestudy.engine.neural.device import get_extractor, resolve_device
 from stylestudy.engine.neural.tensors import to_tensor
@@ -36,7 +36,7 @@ from stylestudy.engine.study.manifest import StudyManifest
 
 METRICS_VERSION = 1  # bump when a metric's definition changes: cached values are then recomputed
 CACHE_NAME = "metrics_cache.json"
-ID_COLUMNS = ["image_id", "condition_id", "method", "item"]
+
 CONTENT_METRICS = ["ssim", "ms_ssim", "content_vgg"]
 STYLE_METRICS = [n for n in features.feature_names() if n.startswith("style_")] + ["colour_swd_lab"]
 WEIGHTS = "caffe"  # the bundled VGG-19 the paper's network is
