@@ -14,16 +14,24 @@ from stylestudy.analysis.agreement.analysis import analyze_agreement
 from stylestudy.analysis.agreement.mapping import fit_mapping
 from stylestudy.analysis.agreement.measures import point_agreement
 from stylestudy.cli import main
-from stylestudy.engine.metrics import structural
 from stylestudy.engine.neural.tensors import to_tensor
-from tests.conftest import _pattern
+from tests.conftest import _pattern, import_or_missing
 
 BLURS = (0.0, 0.7, 1.5, 3.0, 5.0)
+
+
+@pytest.fixture(autouse=True)
+def needs_piq():
+    """SSIM and MS-SSIM come from piq, a dependency (pip install -e . installs it)."""
+    import_or_missing("piq", "pip install piq")
+
 
 
 def blur_study(participants: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Four items, each blurred at five strengths: real SSIM to the sharp image, a pure-noise metric,
     and ACR ratings whose planted quality falls with blur strength."""
+    from stylestudy.engine.metrics import structural
+
     rng = np.random.default_rng(seed)
     metrics, ratings = [], []
     for i in range(4):

@@ -5,9 +5,10 @@
   0 in each cell, fitted by maximum likelihood with a wide prior (sd 5 JOD) so a condition that
   always wins stays finite; its 95% half-width 1.96 x the bootstrap SE.
 
-Each bootstrap replicate draws participants and items with replacement (both at once); a
-condition then counts as often as its item was drawn, and its score comes from the drawn
-participants' answers.
+Each bootstrap replicate draws participants and items with replacement (both at once), and then
+the conditions of each drawn item with replacement (two-stage: an item's conditions are a sample
+too, and with few items the item draw alone gives intervals too narrow); a condition's score
+comes from the drawn participants' answers.
 """
 
 from __future__ import annotations
@@ -31,13 +32,24 @@ class Subjective:
     score: np.ndarray  # (C,)
     ci95: np.ndarray  # (C,) 95% half-width of each score
     boot: np.ndarray  # (B, C) scores of each replicate (NaN: no drawn participant rated it)
-    item_weight: np.ndarray  # (B, C) times each condition's item was drawn
+    item_weight: np.ndarray  # (B, C) times each condition was drawn (its item, then it within the item)
     participant_draws: np.ndarray  # (B, P) times each participant was drawn
     item_draws: np.ndarray  # (B, I)
 
 
 def _draws(rng: np.random.Generator, reps: int, n: int) -> np.ndarray:
     return np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(reps)]).astype(float)
+
+
+def condition_draws(rng: np.random.Generator, item_draws: np.ndarray, item_index: np.ndarray) -> np.ndarray:
+    """(B, C): each drawn copy of an item draws its n conditions with replacement; the copies together
+    are one multinomial of (copies x n) draws."""
+    out = np.zeros((len(item_draws), len(item_index)))
+    for i in np.unique(item_index):
+        members = np.flatnonzero(item_index == i)
+        for b, copies in enumerate(item_draws[:, i].astype(int)):
+            out[b, members] = rng.multinomial(copies * len(members), np.full(len(members), 1 / len(members)))
+    return out
 
 
 def _frame(usable: pd.DataFrame, items: pd.Series) -> tuple[list[str], np.ndarray, list[str]]:
@@ -62,7 +74,8 @@ def from_ratings(usable: pd.DataFrame, items: pd.Series, reps: int, rng: np.rand
     pw, iw = _draws(rng, reps, len(R)), _draws(rng, reps, len(names))
     with np.errstate(invalid="ignore", divide="ignore"):
         boot = (pw @ filled) / (pw @ rated)
-    return Subjective("mos", conditions, item_index, list(R.index), score, ci95, boot, iw[:, item_index], pw, iw)
+    return Subjective("mos", conditions, item_index, list(R.index), score, ci95, boot,
+                      condition_draws(rng, iw, item_index), pw, iw)
 
 
 def comparisons(usable: pd.DataFrame) -> pd.DataFrame:
@@ -89,4 +102,5 @@ def from_pairwise(usable: pd.DataFrame, items: pd.Series, reps: int, rng: np.ran
         score[cols] = scaling.fit(full.sum(0), "jod", RESAMPLE_PRIOR_SD)
         boot[:, cols] = scaling.fit(np.tensordot(pw, full, axes=1), "jod", RESAMPLE_PRIOR_SD)
     ci95 = 1.96 * np.nanstd(boot, axis=0, ddof=1)
-    return Subjective("jod", conditions, item_index, participants, score, ci95, boot, iw[:, item_index], pw, iw)
+    return Subjective("jod", conditions, item_index, participants, score, ci95, boot,
+                      condition_draws(rng, iw, item_index), pw, iw)

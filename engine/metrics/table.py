@@ -83,16 +83,17 @@ def measure_batch(batch: list[Measured], kinds: list[str], scales: int, device: 
     x = torch.cat([to_tensor(img, device) for img in images])
     rows: list[dict] = [{} for _ in batch]
     extractor = get_extractor(WEIGHTS, device)
+    feats = features.image_features(extractor, x)
     if "content" in kinds:
         content = torch.cat([to_tensor(load_rgb(m.content).resize((w, h), Image.Resampling.LANCZOS), device)
                              for m in batch])
         for row, s, ms, d in zip(rows, structural.ssim(x, content).tolist(),
                                  structural.ms_ssim(x, content, scales).tolist(),
-                                 features.content_distances(extractor, x, content)):
+                                 features.content_distances(extractor, feats, content)):
             row.update(ssim=s, ms_ssim=ms, content_vgg=d)
     if "style" in kinds:
         styles = [resize_to_area(load_rgb(m.style), w * h) for m in batch]
-        distances = features.style_distances(extractor, x, [to_tensor(s, device) for s in styles])
+        distances = features.style_distances(extractor, feats, [to_tensor(s, device) for s in styles])
         for row, distance, img, style in zip(rows, distances, images, styles):
             row.update(distance)
             row["colour_swd_lab"] = colour.sliced_wasserstein(
