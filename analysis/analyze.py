@@ -48,6 +48,10 @@ def _fmt_ci(ci) -> str:
 
 
 def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | None = None) -> dict:
+    if options.metrics is not None:  # a bad metrics file fails before any analysis runs
+        from stylestudy.analysis.agreement.metrics_file import read_metrics
+
+        read_metrics(options.metrics)
     ratings: RatingSet = load_ratings(source, manifest, options.exclude_flags, options.duplicates, options.db_url)
     if ratings.usable.empty and ratings.counts["excluded_by_flags"]:
         raise StyleStudyError(f"{source}: every rating is excluded by flags ({', '.join(ratings.excluded_flags)}; "
