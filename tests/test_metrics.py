@@ -112,6 +112,12 @@ def test_metrics_command_round_trip_on_a_generated_run(run_copy, tmp_path, capsy
     assert _read(run_copy / "metrics.csv") == rows
 
 
+def test_an_out_that_is_a_folder_is_a_one_line_error(study_run, tmp_path, capsys):
+    assert main(["metrics", str(study_run), "--out", str(tmp_path), "--device", "cpu", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is a folder; give a file name" in err
+
+
 def test_imported_run_without_references_is_a_one_line_error(import_source, tmp_path, capsys):
     run = import_run(import_source, tmp_path / "run", "acr")
     assert main(["metrics", str(run), "--device", "cpu", "--quiet"]) == 2

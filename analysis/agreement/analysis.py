@@ -82,8 +82,8 @@ def _replicates(x: np.ndarray, s: Subjective) -> dict[str, np.ndarray]:
     reps = len(s.boot)
     out = {name: np.full(reps, np.nan) for name in ("spearman", "kendall", "pearson")}
     for b in range(reps):
-        keep = np.isfinite(s.boot[b]) & (s.item_weight[b] > 0)
-        take = np.repeat(np.flatnonzero(keep), s.item_weight[b][keep].astype(int))
+        keep = np.isfinite(s.boot[b]) & (s.condition_weight[b] > 0)
+        take = np.repeat(np.flatnonzero(keep), s.condition_weight[b][keep].astype(int))
         xb, yb = x[take], s.boot[b][take]
         out["spearman"][b] = spearman(xb, yb)
         out["kendall"][b] = float(sps.kendalltau(xb, yb)[0]) if len(xb) > 2 and np.ptp(xb) and np.ptp(yb) else np.nan

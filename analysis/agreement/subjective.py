@@ -32,7 +32,7 @@ class Subjective:
     score: np.ndarray  # (C,)
     ci95: np.ndarray  # (C,) 95% half-width of each score
     boot: np.ndarray  # (B, C) scores of each replicate (NaN: no drawn participant rated it)
-    item_weight: np.ndarray  # (B, C) times each condition was drawn (its item, then it within the item)
+    condition_weight: np.ndarray  # (B, C) times each condition was drawn (its item, then it within the item)
     participant_draws: np.ndarray  # (B, P) times each participant was drawn
     item_draws: np.ndarray  # (B, I)
 
@@ -69,8 +69,10 @@ def from_ratings(usable: pd.DataFrame, items: pd.Series, reps: int, rng: np.rand
     filled = np.where(rated, values, 0.0)
     M = rated.sum(0)
     score = filled.sum(0) / M
-    sd = np.nanstd(values, axis=0, ddof=1) if len(values) > 1 else np.full(len(conditions), np.nan)
-    ci95 = np.where(M > 1, sps.t.ppf(0.975, np.maximum(M - 1, 1)) * sd / np.sqrt(M), np.nan)
+    several = M > 1
+    sd = np.full(len(conditions), np.nan)
+    sd[several] = np.sqrt(((filled - score) ** 2 * rated).sum(0)[several] / (M[several] - 1))
+    ci95 = np.where(several, sps.t.ppf(0.975, np.maximum(M - 1, 1)) * sd / np.sqrt(M), np.nan)
     pw, iw = _draws(rng, reps, len(R)), _draws(rng, reps, len(names))
     with np.errstate(invalid="ignore", divide="ignore"):
         boot = (pw @ filled) / (pw @ rated)

@@ -108,6 +108,8 @@ def compute_metrics(run_dir: str | Path, out: str | Path | None = None, device: 
     started = time.perf_counter()
     manifest = StudyManifest.load(run_dir, check_files=True)
     out = Path(out) if out else manifest.run_dir / "metrics.csv"
+    if out.is_dir():
+        raise StyleStudyError(f"--out {out} is a folder; give a file name, e.g. {out / 'metrics.csv'}")
     measured = measured_conditions(manifest)
     kinds, notes = available(measured)
     sizes = {m.stimulus: _size(m.stimulus) for m in measured}
@@ -153,6 +155,9 @@ def compute_metrics(run_dir: str | Path, out: str | Path | None = None, device: 
         row = cache[keys[m.condition.id]]
         writer.writerow([m.condition.image_id, m.condition.id, m.condition.method, m.item]
                         + [repr(float(row[n])) for n in metrics])
-    atomic_write_bytes(out, buffer.getvalue().encode(), mode=0o644)
+    try:
+        atomic_write_bytes(out, buffer.getvalue().encode(), mode=0o644)
+    except OSError as exc:
+        raise StyleStudyError(f"cannot write {out} ({exc.strerror or exc}); choose another --out") from None
     return MetricsReport(out, len(measured), len(jobs), todo, metrics, scales, str(dev),
                          time.perf_counter() - started, notes)
