@@ -6,7 +6,6 @@ import csv
 import json
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,13 +141,30 @@ def test_imported_run_with_style_references_only_gets_the_style_metrics(import_s
 
 
 def test_a_missing_reference_file_names_itself(run_copy, tmp_path, capsys):
-    study = json.loads((run_copy / "manifest.json").read_text())["study"]
-    source = Path(study["folder"]) / study["images"]["paint"]["path"]
-    moved = tmp_path / "paint.png"
-    shutil.move(source, moved)
-    try:
-        assert main(["metrics", str(run_copy), "--device", "cpu", "--quiet"]) == 2
-        err = capsys.readouterr().err
-        assert "style image" in err and "paint.png" in err and "missing" in err
-    finally:
-        shutil.move(moved, source)
+    manifest = json.loads((run_copy / "manifest.json").read_text())
+    study = tmp_path / "study"
+    shutil.copytree(manifest["study"]["folder"], study)
+    manifest["study"]["folder"] = str(study)
+    (run_copy / "manifest.json").write_text(json.dumps(manifest))
+    (study / manifest["study"]["images"]["paint"]["path"]).unlink()
+    assert main(["metrics", str(run_copy), "--device", "cpu", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "style image" in err and "paint.png is missing" in err
+    assert not (run_copy / "metrics.csv").exists()
+
+
+def test_imported_run_with_both_references_measures_the_photo_against_itself(import_source, tmp_path, capsys):
+    source = tmp_path / "src"
+    shutil.copytree(import_source, source)
+    (source / "_content").mkdir()
+    (source / "_style").mkdir()
+    for i, item in enumerate(IMPORT_ITEMS):  # the "photo" method's image is the content reference itself
+        shutil.copy(source / "photo" / f"{item}.png", source / "_content" / f"{item}.png")
+        _pattern(40, 36, 300 + i).save(source / "_style" / f"{item}.png")
+    run = import_run(source, tmp_path / "run", "pairwise")
+    assert main(["metrics", str(run), "--device", "cpu", "--quiet"]) == 0
+    rows = _read(run / "metrics.csv")
+    photo = [r for r in rows if r["method"] == "photo"]
+    assert len(photo) == 4 and all(float(r["ssim"]) == pytest.approx(1.0, abs=1e-6) for r in photo)
+    assert all(float(r["content_vgg"]) == pytest.approx(0.0, abs=1e-9) for r in photo)
+    assert all(float(r["ssim"]) < 0.99 and float(r["content_vgg"]) > 0 for r in rows if r["method"] != "photo")

@@ -2,8 +2,9 @@
 
 Generated runs know their inputs (the study's object image and the row's style image); imported
 runs have them only when the import gave ``_content/`` and ``_style/`` references (the manifest's
-``content_image`` / ``style_image``).  A metric that needs a reference the run lacks is an error
-that names the metric and the way to provide it.
+``content_image`` / ``style_image``).  The metrics of a kind of reference the run lacks are left
+out with a one-line note naming what they need; a run with neither kind, or a reference file
+that has gone missing, is an error that says how to provide it.
 """
 
 from __future__ import annotations
