@@ -4,6 +4,7 @@ command end to end on a generated run."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from stylestudy.analysis.agreement.mapping import fit_mapping
 from stylestudy.analysis.agreement.measures import point_agreement
 from stylestudy.cli import main
 from stylestudy.engine.neural.tensors import to_tensor
-from tests.conftest import _pattern, import_or_missing
+from tests.conftest import IMPORT_ITEMS, _pattern, import_or_missing, import_run
 
 BLURS = (0.0, 0.7, 1.5, 3.0, 5.0)
 
@@ -142,3 +143,29 @@ def test_a_bad_metrics_file_is_a_one_line_error(tmp_path, capsys):
         assert main(["analyze", str(ratings), "--metrics", str(path), "--out", str(tmp_path / "r")]) == 2
         err = capsys.readouterr().err.strip()
         assert words in err and len(err.splitlines()) == 1
+
+
+def test_pairwise_import_end_to_end_reports_jod_and_choice_shares(import_source, tmp_path, capsys):
+    source = tmp_path / "src"
+    shutil.copytree(import_source, source)
+    (source / "_content").mkdir()
+    for item in IMPORT_ITEMS:
+        shutil.copy(source / "photo" / f"{item}.png", source / "_content" / f"{item}.png")
+    run = import_run(source, tmp_path / "run", "pairwise")
+    assert main(["metrics", str(run), "--device", "cpu", "--quiet"]) == 0
+    ratings = tmp_path / "ratings.csv"
+    assert main(["simulate", "--study", str(run), "--qualities", "adain=0,ours=0.5,photo=2", "--participants", "8",
+                 "-o", str(ratings)]) == 0
+    out = tmp_path / "report"
+    assert main(["analyze", str(ratings), "--manifest", str(run / "manifest.json"), "--metrics",
+                 str(run / "metrics.csv"), "--out", str(out), "--bootstrap", "200"]) == 0
+    capsys.readouterr()
+    summary = json.loads((out / "summary.json").read_text())["metric_agreement"]
+    assert summary["score"] == "jod" and summary["conditions"] == 12
+    rows = {m["metric"]: m for m in summary["metrics"]}
+    assert set(rows) == {"ssim", "ms_ssim", "content_vgg"} or set(rows) == {"ssim", "content_vgg"}
+    ssim = rows["ssim"]  # the planted best method is the photo itself: SSIM 1
+    assert ssim["direction"] == "higher" and 0 <= ssim["choice_ci_low"] <= ssim["choice_share"] <= 1
+    assert ssim["spearman"] > 0
+    report = (out / "report.md").read_text()
+    assert "choice_share" in report and "JOD of each condition within its cell" in report
