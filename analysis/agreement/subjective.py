@@ -25,6 +25,9 @@ from stylestudy.analysis.pairwise.scale import RESAMPLE_PRIOR_SD, participant_ma
 
 @dataclass
 class Subjective:
+    """Per-condition scores, their intervals and their bootstrap replicates (the draws kept, so the
+    choice shares resample the same participants and items)."""
+
     kind: str  # "mos" or "jod"
     conditions: list[str]
     item_index: np.ndarray  # (C,) index of each condition's item
