@@ -43,6 +43,7 @@ class AnalyzeOptions:
     generalise: str = "participants"  # "items": the mixed model tests over items like these (every item slope kept)
     input_format: str = "auto"  # export | ratings | pairwise | sureal; auto: by extension and header
     method_from: str | None = None  # sureal datasets: a regex that finds the method in an asset's name
+    metrics: Path | None = None  # a ``stylestudy metrics`` CSV: judge its metrics against the ratings
 
 
 def _fmt_ci(ci) -> str:
@@ -50,6 +51,10 @@ def _fmt_ci(ci) -> str:
 
 
 def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | None = None) -> dict:
+    if options.metrics is not None:  # a bad metrics file fails before any analysis runs
+        from stylestudy.analysis.agreement.metrics_file import read_metrics
+
+        read_metrics(options.metrics)
     ratings: RatingSet = load_ratings(source, manifest, options.exclude_flags, options.duplicates, options.db_url,
                                       options.input_format, options.method_from)
     if ratings.usable.empty and not ratings.counts["excluded_by_flags"]:
@@ -72,6 +77,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
         items = ratings.usable["row_label"].nunique() if "row_label" in ratings.usable else 0
         summary["population"] = population(items, summary.get("mixed_model"), options.generalise)
         document.lead.insert(1 + bool(ratings.simulated), summary["population"]["text"])  # after "Ratings from"
+        _metric_agreement(ratings, options, summary, document)
         return _finish(out, summary, document, flow.participant_flow(ratings, counts, {}))
     result = analyze_table1(ratings, options.screen, options.rater_min_r, options.seed, slopes,
                             options.mixed_variances, options.ddof if options.compare_paper else None)
@@ -112,6 +118,7 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     viewing_section = viewing.section(ratings.all_rows)
     document = Document("stylestudy analysis", ratings.synthetic, simulated_line(ratings) + _lead(summary),
                         sections + [s for s in (claims, viewing_section) if s is not None])
+    _metric_agreement(ratings, options, summary, document)
     by_rule = result.by_rule()
     return _finish(out, summary, document, flow.participant_flow(ratings, counts, by_rule))
 
@@ -144,6 +151,17 @@ def _finish(out: Path, summary: dict, document: Document, participant_flow: dict
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
     summary["out"] = str(out)
     return summary
+
+
+def _metric_agreement(ratings: RatingSet, options: AnalyzeOptions, summary: dict, document: Document) -> None:
+    """With ``--metrics``: the agreement section (after the analysis' own) and its summary entry."""
+    if options.metrics is None:
+        return
+    from stylestudy.analysis.agreement.section import agreement_section
+
+    summary["metric_agreement"], section = agreement_section(ratings.usable, ratings.protocol, options.metrics,
+                                                             options.out, options.bootstrap, options.seed)
+    document.sections.append(section)
 
 
 def _claims_section(source: str | Path, manifest: str | Path | None) -> Section | None:

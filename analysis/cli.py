@@ -103,6 +103,9 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
                         "repeated-measures ANOVA, participants' means fixed and the rater x method variance free to go "
                         "below 0 (unrestricted, default, as SAS's NOBOUND: holds the level) or cut at 0 (bounded: "
                         "lme4/lmerTest's fit, conservative then); see the README")
+    p.add_argument("--metrics", default=None, metavar="FILE",
+                   help="a 'stylestudy metrics' CSV: adds 'Do objective metrics agree with the participants?' "
+                        "(P.1401 correlations with bootstrap CIs) and metric_agreement.csv")
     p.set_defaults(func=_run_analyze)
 
 
@@ -115,7 +118,8 @@ def _run_analyze(args: argparse.Namespace) -> int:
                              duplicates=args.duplicates, db_url=args.db, bootstrap=args.bootstrap,
                              rater_min_r=args.rater_min_r, mixed_slopes=args.mixed_slopes,
                              mixed_variances=args.mixed_variances, generalise=args.generalise,
-                             input_format=args.input_format, method_from=args.method_from)
+                             input_format=args.input_format, method_from=args.method_from,
+                             metrics=Path(args.metrics) if args.metrics else None)
     summary = analyze(args.source, options, args.manifest)
     print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
     print(f"report: {Path(summary['out']) / 'report.html'}")

@@ -1,4 +1,4 @@
-"""The engine's subcommands (transfer, inspect, generate, figures, claims, fetch-images, import,
+"""The engine's subcommands (transfer, inspect, generate, figures, claims, metrics, fetch-images, import,
 init-study, bench), registered through the ``stylestudy.commands`` entry-point group.
 
 torch is imported only inside the commands that need it, so the torch-free ones (import,
@@ -345,4 +345,29 @@ def _run_bench(args: argparse.Namespace) -> int:
     print(format_result(result))
     if args.json:
         write_json(result, args.json)
+    return 0
+
+
+def register_metrics(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("metrics", help="objective metrics of a run's stimuli against their content and style images",
+                       description="One row per condition: SSIM and MS-SSIM (piq) and the VGG-19 content distance "
+                                   "against the item's content image; Gram distances per style layer (Gatys and "
+                                   "normalized) and a Lab colour distance against its style image. Cached by image "
+                                   "hash; 'stylestudy analyze ... --metrics FILE' judges them against the ratings.")
+    p.add_argument("run_dir", help="a run directory (generated, or imported with _content/ and _style/ references)")
+    p.add_argument("--out", default=None, help="CSV to write (default RUN_DIR/metrics.csv)")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda[:n], mps")
+    p.add_argument("--batch", type=integer(1), default=8, help="images per forward pass (default 8)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_metrics)
+
+
+def _run_metrics(args: argparse.Namespace) -> int:
+    from stylestudy.engine.metrics.table import compute_metrics
+
+    report = compute_metrics(args.run_dir, args.out, args.device, args.batch, progress=not args.quiet)
+    for note in report.notes:
+        print(f"note: {note}")
+    print(f"wrote {report.path}: {report.rows} conditions x {len(report.metrics)} metrics ({report.computed} of "
+          f"{report.images} images computed now, the rest cached) in {report.seconds:.1f}s on {report.device}")
     return 0

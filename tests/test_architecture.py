@@ -133,7 +133,7 @@ def test_the_checker_sees_a_circle_and_a_backward_import(tmp_path):
     assert stage("stylestudy.analysis.analyze") > stage("stylestudy.engine.study.manifest")
 
 
-ANALYSIS_PACKAGES = {"table1", "sources", "ratings", "pairwise", "models", "render"}
+ANALYSIS_PACKAGES = {"table1", "sources", "ratings", "pairwise", "models", "render", "agreement"}
 ANALYSIS_FLAT = {"__init__", "cli", "analyze", "protocols"}
 
 

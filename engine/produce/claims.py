@@ -66,7 +66,7 @@ def rms(a: Condition, b: Condition, manifest: StudyManifest) -> float:
     return float(np.sqrt(((x - y) ** 2).mean()))
 
 
-def _input_path(manifest: StudyManifest, name: str) -> Path:
+def input_path(manifest: StudyManifest, name: str) -> Path:
     source = manifest.study["images"][name]["path"]
     if source.startswith("skimage:"):
         return manifest.run_dir / "inputs" / f"{name}.png"
@@ -98,8 +98,8 @@ def reference_distances(manifest: StudyManifest, conditions: list[Condition], de
         p, key = c.get("params"), _reference_key(c)
         if key in out:
             continue
-        problem = Problem.from_files(_input_path(manifest, manifest.study["object_image"]),
-                                     _input_path(manifest, c.row_label), p["size"], p.get("style_size"), dev)
+        problem = Problem.from_files(input_path(manifest, manifest.study["object_image"]),
+                                     input_path(manifest, c.row_label), p["size"], p.get("style_size"), dev)
         cfg = TransferConfig(**{k: v for k, v in p.items() if k in TransferConfig.__dataclass_fields__})
         extractor = get_extractor(p["weights"], dev, p["pooling"])
         with torch.no_grad():
