@@ -65,7 +65,7 @@ def _export(run, tmp_path, participants: bool = False):
     from stylestudy.cli import main
 
     out, people = tmp_path / "ratings.csv", tmp_path / "participants.csv"
-    args = ["export", str(run), "-o", str(out)] + (["--participants", str(people)] if participants else [])
+    args = ["export", str(run), "--out", str(out)] + (["--participants-csv", str(people)] if participants else [])
     assert main(args) == 0
     rows = list(csv.DictReader(out.open()))
     return (rows, list(csv.DictReader(people.open()))) if participants else rows
