@@ -62,28 +62,37 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="output folder (default: RUN_DIR/report for a run directory, ./report for a CSV)")
     parser.add_argument("--ddof", type=int, choices=[0, 1], default=1, help="standard deviation: 1 = sample (default)")
-    parser.add_argument("--decimals", type=decimals, default=(1, 2), help="decimals of mean,std (default 1,2 as in the paper)")
+    parser.add_argument("--decimals", type=decimals, default=(1, 2),
+                        help="decimals of mean,std (default 1,2 as in the paper)")
     parser.add_argument("--exclude-flags", default=",".join(EXCLUDED_BY_DEFAULT),
                         help=f"ratings with any of these flags are left out (counted; default {','.join(EXCLUDED_BY_DEFAULT)}); "
                              "'' keeps all")
     parser.add_argument("--screen", choices=["flag", "bt500", "loo", "both"], default="flag",
-                        help="rater screening (Table 1 studies): flag only (default), or exclude the raters BT.500 rejects "
-                             "(bt500), whose correlation with the others' MOS is below --rater-min-r (loo), or either (both)")
+                        help="rater screening (Table 1 studies): flag only (default), or exclude the raters BT.500 "
+                             "rejects "
+                             "(bt500), whose correlation with the others' MOS is below --rater-min-r (loo), or either "
+                             "(both)")
     parser.add_argument("--manifest", default=None, help="manifest.json for labels and thresholds (run dirs have one)")
     parser.add_argument("--compare-paper", action="store_true", help="put the paper's Table 1 beside ours")
     parser.add_argument("--seed", type=integer(0), default=0, help="bootstrap seed")
     parser.add_argument("--bootstrap", type=integer(100, 100_000), default=1000,
                         help="pairwise: bootstrap resamples of participants for the Bradley-Terry CIs (default 1000)")
     parser.add_argument("--rater-min-r", type=correlation, default=0.3,
-                        help="acr/paired: flag a rater whose Pearson r with the others' MOS (leave-one-out) is below this "
+                        help="acr/paired: flag a rater whose Pearson r with the others' MOS (leave-one-out) is below "
+                             "this "
                              "(default 0.3); the report shows the ranking with and without flagged raters")
     parser.add_argument("--mixed-slopes", choices=["items", "maximal", "lrt"], default="items",
-                        help="the mixed model's random method slopes: by participant always, by item where a likelihood "
-                             "ratio at 0.2 supports them (items, default: holds the level in the calibration; a moderate "
+                        help="the mixed model's random method slopes: by participant always, by item where a "
+                             "likelihood "
+                             "ratio at 0.2 supports them (items, default: holds the level in the calibration; a "
+                             "moderate "
                              "item x method variance on few items is dropped too, and the model then speaks about the "
-                             "study's items); all of them (maximal, Barr et al. 2013: for claims beyond the study's items, "
-                             "conservative when a slope variance is 0); each only where supported (lrt, Matuschek et al. "
-                             "2017: overstates when it drops the participants' slopes); see docs/explanation/statistics.md")
+                             "study's items); all of them (maximal, Barr et al. 2013: for claims beyond the study's "
+                             "items, "
+                             "conservative when a slope variance is 0); each only where supported (lrt, Matuschek et "
+                             "al. "
+                             "2017: overstates when it drops the participants' slopes); see "
+                             "docs/explanation/statistics.md")
     parser.add_argument("--generalise", choices=["participants", "items"], default="participants",
                         help="which population the mixed model speaks for: participants like these, on these items "
                              "(participants, default; as the per-participant tests), or items like these too (items: "
@@ -91,7 +100,8 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
                              "items); the report's first lines name the choice; see docs/explanation/statistics.md")
     parser.add_argument("--mixed-variances", choices=["unrestricted", "bounded"], default="unrestricted",
                         help="a participant or rater x method variance the mixed model estimates at 0: refitted as the "
-                             "repeated-measures ANOVA, participants' means fixed and the rater x method variance free to go "
+                             "repeated-measures ANOVA, participants' means fixed and the rater x method variance free "
+                             "to go "
                              "below 0 (unrestricted, default, as SAS's NOBOUND: holds the level) or cut at 0 (bounded: "
                              "lme4/lmerTest's fit, conservative then); see docs/explanation/statistics.md")
     parser.set_defaults(func=_run_analyze)
@@ -123,10 +133,13 @@ MAX_MULTISETS = 2_000_000  # rating multisets audit-table enumerates (n=10, k=5:
 
 
 def register_audit_table(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("audit-table", help="check a published mean±std table for consistency with n integer ratings",
-                            description="For each cell, which rating multisets of n ratings on 1..k give the printed mean "
+    parser = sub.add_parser("audit-table",
+                            help="check a published mean±std table for consistency with n integer ratings",
+                            description="For each cell, which rating multisets of n ratings on 1..k give the printed "
+                                        "mean "
                                         "and std under ddof=0 and ddof=1 (exhaustive; GRIM/GRIMMER/SPRITE-style).")
-    parser.add_argument("table", nargs="?", default=None, help="CSV block,row,method,column,mean,std (default: the paper's)")
+    parser.add_argument("table", nargs="?", default=None,
+                        help="CSV block,row,method,column,mean,std (default: the paper's)")
     parser.add_argument("-n", type=integer(2, 100), default=10, help="ratings per cell, 2..100 (default 10)")
     parser.add_argument("-k", type=integer(2, 11), default=5, help="scale points, 2..11 (default 5)")
     parser.add_argument("--out", default=None, metavar="CSV", help="also write the per-cell audit to this CSV file")
@@ -171,7 +184,8 @@ def register_simulate(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--study", default=None, metavar="STUDY|RUN_DIR",
                       help="mode 2 (alone) or 3 (with --qualities): a study folder or run directory")
     paper = parser.add_argument_group("mode 1, --from-paper")
-    paper.add_argument("--table", default=None, metavar="CSV", help="another published table CSV (default: the paper's)")
+    paper.add_argument("--table", default=None, metavar="CSV",
+                       help="another published table CSV (default: the paper's)")
     paper.add_argument("--pairings", type=integer(0), default=None, metavar="N",
                        help="report omnibus p-values over this many random pairings (default 0)")
     effect = parser.add_argument_group("mode 2, --study STUDY: the paper's paired design with a planted effect")

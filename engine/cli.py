@@ -29,7 +29,8 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style-size", type=integer(MIN_SIZE), default=None,
                         help="longer side of the style image; default: same pixel area as the resized object image")
     parser.add_argument("--weights", default="caffe",
-                        help="'caffe' (bundled original VGG-19, default), 'torchvision', or a .pth/.safetensors/.h5 path")
+                        help="'caffe' (bundled original VGG-19, default), 'torchvision', or a .pth/.safetensors/.h5 "
+                             "path")
     parser.add_argument("--preprocessing", choices=["caffe", "torchvision"], default=None,
                         help="override the preprocessing of a local weights file")
     parser.add_argument("--pooling", choices=["max", "avg"], default="max", help="max (the paper) or avg")
@@ -51,17 +52,20 @@ def register_transfer(sub: argparse._SubParsersAction) -> None:
     add_out_option(parser, "output PNG; a JSON sidecar is written beside it", required=True, metavar="OUT.png")
     parser.add_argument("--method", choices=["baseline", "normalized"], required=True)
     parser.add_argument("--lambda-os", type=number(positive=True), required=True,
-                        help="content/style weight; appropriate ranges differ: baseline ~1e-3..1e-6, normalized ~1e-2..1e-3")
+                        help="content/style weight; appropriate ranges differ: baseline ~1e-3..1e-6, normalized "
+                             "~1e-2..1e-3")
     parser.add_argument("--style-weights", type=weights, default=None,
                         help="lambda_s(j), comma-separated, one per style layer (default 0.2 each)")
-    parser.add_argument("--content-weights", type=weights, default=None, help="lambda_o(j), comma-separated (default 1 each)")
+    parser.add_argument("--content-weights", type=weights, default=None,
+                        help="lambda_o(j), comma-separated (default 1 each)")
     parser.add_argument("--iterations", type=integer(1), default=600, help="L-BFGS iterations (default 600, the paper)")
     parser.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
     parser.add_argument("--lr", type=number(positive=True), default=None, help="step size (lbfgs 1.0, adam 0.02)")
     parser.add_argument("--init", choices=["content", "style", "noise"], default="content",
                         help="starting image (default: the object image, as in the paper)")
     parser.add_argument("--seed", type=integer(0), default=0)
-    parser.add_argument("--nominal-scale", type=number(positive=True), default=None, help="normalized loss's w (default H_o*W_o)")
+    parser.add_argument("--nominal-scale", type=number(positive=True), default=None,
+                        help="normalized loss's w (default H_o*W_o)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     add_engine_options(parser)
     parser.set_defaults(func=_run_transfer)
@@ -170,13 +174,16 @@ def register_generate(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("study", help="study folder or study.toml (e.g. studies/demo)")
     parser.add_argument("--out", default=None, help="run directory (default runs/<study name>)")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda[:n], mps")
-    parser.add_argument("--batch", type=batch_size, default="auto", help="problems per batch: auto (fits free memory) or N")
+    parser.add_argument("--batch", type=batch_size, default="auto",
+                        help="problems per batch: auto (fits free memory) or N")
     parser.add_argument("--jobs-filter", default=None, help="e.g. block=a,method=normalized")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast of VGG-19 (GPU speed; Grams stay float32)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="bfloat16 autocast of VGG-19 (GPU speed; Grams stay float32)")
     parser.add_argument("--executor", choices=["local", "ray"], default="local",
                         help="local (this process) or ray (one Ray task per batch; pip install -e '.[cluster]')")
     parser.add_argument("--ray-address", default=None,
-                        help="with --executor ray: a running cluster ('auto', or ray://host:10001); default: a local Ray")
+                        help="with --executor ray: a running cluster ('auto', or ray://host:10001); default: a local "
+                             "Ray")
     parser.add_argument("--gpus-per-task", type=number(low=0), default=0.0,
                         help="with --executor ray: GPUs per batch task (default 0: one CPU per task)")
     parser.add_argument("--quiet", action="store_true")
@@ -203,7 +210,8 @@ def register_figures(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("run_dir", help="a run directory written by 'stylestudy generate'")
     parser.add_argument("--out", default=None, help="output folder (default RUN_DIR/figures)")
     parser.add_argument("--trace-condition", default=None,
-                        help="condition id for Fig. 3, e.g. a-r1-c4-baseline (default: block a, row 1, column 4, baseline)")
+                        help="condition id for Fig. 3, e.g. a-r1-c4-baseline (default: block a, row 1, column 4, "
+                             "baseline)")
     parser.set_defaults(func=_run_figures)
 
 
@@ -219,9 +227,11 @@ def register_claims(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("claims", help="the paper's three claims measured objectively on a generated run",
                             description="From a run's manifest and images: (a) one lambda_os fits every style and no "
                                         "saturation, (b) every layer's emphasis matters, (c) stable across resolution; "
-                                        "one number per method and claim. Writes claims.json, claims.md and claims.png.")
+                                        "one number per method and claim. Writes claims.json, claims.md and "
+                                        "claims.png.")
     parser.add_argument("run_dir", help="a run directory written by 'stylestudy generate'")
-    parser.add_argument("--out", default=None, help="output folder (default RUN_DIR/claims; 'analyze RUN_DIR' includes it)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default RUN_DIR/claims; 'analyze RUN_DIR' includes it)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the JSON to this file")
     parser.add_argument("--device", default="auto", help="for the photographs' reference distances (VGG-19)")
     parser.set_defaults(func=_run_claims)
@@ -258,19 +268,22 @@ def _run_fetch_images(args: argparse.Namespace) -> int:
 
 
 def register_import(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("import", help="a run directory from images made anywhere: DIR/<method>/<item>.png or a CSV",
+    parser = sub.add_parser("import",
+                            help="a run directory from images made anywhere: DIR/<method>/<item>.png or a CSV",
                             description="Validates the images (every method the same items, readable, no duplicates; "
                                         "mixed sizes and identical pictures are warnings), re-encodes them as PNG "
                                         "without metadata and writes RUN_DIR/manifest.json with their provenance. "
                                         "Then: stylestudy serve RUN_DIR.")
-    parser.add_argument("source", help="a folder DIR/<method>/<item>.<png|jpg> or a CSV method,item,path[,content,style]")
+    parser.add_argument("source",
+                        help="a folder DIR/<method>/<item>.<png|jpg> or a CSV method,item,path[,content,style]")
     parser.add_argument("--out", required=True, help="the run directory to write")
     parser.add_argument("--protocol", choices=["paired", "acr", "pairwise"], default=None,
                         help="rating protocol (default: the study file's [protocol] kind, else paired)")
     parser.add_argument("--study-file", default=None, help="a TOML file with [study] (name, title) and [protocol]")
     parser.add_argument("--reference", default=None, help="paired: the method each other method is paired with "
                                                           "(default: the first by name)")
-    parser.add_argument("--strict", action="store_true", help="treat warnings (mixed sizes, identical pictures) as errors")
+    parser.add_argument("--strict", action="store_true",
+                        help="treat warnings (mixed sizes, identical pictures) as errors")
     parser.add_argument("--briefing", type=lambda text: [t.strip() for t in text.split(",") if t.strip()], default=None,
                         metavar="ITEM,...", help="items shown (every method's image) as unrated examples on the "
                                                  "instructions page, as the paper's protocol does; not rated")
@@ -326,9 +339,12 @@ def _run_init_study(args: argparse.Namespace) -> int:
 
 
 def register_bench(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("bench", help="the generation path against a plain PyTorch L-BFGS reference (speed, parity)",
-                            description="Runs the same problems (one block-(a) row: 5 lambda_os x 2 methods) as a plain "
-                                        "one-at-a-time torch.optim.LBFGS reference and as the engine's batched fast path, "
+    parser = sub.add_parser("bench",
+                            help="the generation path against a plain PyTorch L-BFGS reference (speed, parity)",
+                            description="Runs the same problems (one block-(a) row: 5 lambda_os x 2 methods) as a "
+                                        "plain "
+                                        "one-at-a-time torch.optim.LBFGS reference and as the engine's batched fast "
+                                        "path, "
                                         "in one process, and prints seconds per image, their ratio, evaluations/s, "
                                         "TFLOP/s, peak memory and PSNR/final-loss parity.")
     parser.add_argument("--size", type=integer(MIN_SIZE), default=512)
@@ -342,7 +358,8 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--save-images", default=None, help="folder for both runs' images")
     parser.add_argument("--executor", choices=["local", "ray"], default="local",
                         help="ray: also run the engine's batches as Ray tasks and report the cluster's cost per image")
-    parser.add_argument("--ray-address", default=None, help="with --executor ray: a running cluster (default: a local Ray)")
+    parser.add_argument("--ray-address", default=None,
+                        help="with --executor ray: a running cluster (default: a local Ray)")
     parser.add_argument("--gpus-per-task", type=number(low=0), default=0.0, help="with --executor ray: GPUs per task")
     parser.add_argument("--json", default=None, metavar="FILE", help="write the numbers as JSON to this file")
     parser.add_argument("--quiet", action="store_true")

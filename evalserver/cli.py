@@ -19,7 +19,8 @@ def register_serve(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer "
                                                             "only; 0.0.0.0: every network interface)")
     parser.add_argument("--port", type=PORT, default=5000, help="TCP port to listen on (default 5000)")
-    parser.add_argument("--db", default=None, help="database URL, e.g. postgresql://user@host/db (default $STYLESTUDY_DB, "
+    parser.add_argument("--db", default=None,
+                        help="database URL, e.g. postgresql://user@host/db (default $STYLESTUDY_DB, "
                                                    "else sqlite:///RUN_DIR/ratings.sqlite)")
     parser.add_argument("--allow-incomplete", action="store_true",
                         help="serve a run whose generation did not finish (its schedules lack the missing images)")
@@ -70,7 +71,8 @@ def _manifest(run_dir: str):
 def register_export(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("export", help="export the stored ratings as CSV (one row per rated image)")
     parser.add_argument("run_dir", help="run directory with manifest.json")
-    parser.add_argument("--db", default=None, help="database URL (default $STYLESTUDY_DB, else sqlite:///RUN_DIR/ratings.sqlite)")
+    parser.add_argument("--db", default=None,
+                        help="database URL (default $STYLESTUDY_DB, else sqlite:///RUN_DIR/ratings.sqlite)")
     add_out_option(parser, "ratings CSV to write ('-' for standard output)", required=True, metavar="CSV")
     add_renamed_option(parser, "--participants-csv", ("--participants",), default=None, metavar="CSV",
                        help="also write one row per participant (finished, stopped, screened out and why) to CSV")

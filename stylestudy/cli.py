@@ -29,7 +29,8 @@ def register_demo(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
     parser.add_argument("--participants", type=integer(2), default=10, help="simulated participants (default 10)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--serve", action="store_true", help="then start the server so you can rate the stimuli yourself")
+    parser.add_argument("--serve", action="store_true",
+                        help="then start the server so you can rate the stimuli yourself")
     parser.add_argument("--protocols", action="store_true",
                         help="also import the stimuli as three methods (baseline, normalized, the photo) and run them "
                              "through the acr and pairwise protocols (RUN_DIR/protocols/)")
