@@ -65,13 +65,12 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--decimals", type=decimals, default=(1, 2),
                         help="decimals of mean,std (default 1,2 as in the paper)")
     parser.add_argument("--exclude-flags", default=",".join(EXCLUDED_BY_DEFAULT),
-                        help=f"ratings with any of these flags are left out (counted; default {','.join(EXCLUDED_BY_DEFAULT)}); "
-                             "'' keeps all")
+                        help="ratings with any of these flags are left out (counted; default "
+                             f"{','.join(EXCLUDED_BY_DEFAULT)}); '' keeps all")
     parser.add_argument("--screen", choices=["flag", "bt500", "loo", "both"], default="flag",
                         help="rater screening (Table 1 studies): flag only (default), or exclude the raters BT.500 "
-                             "rejects "
-                             "(bt500), whose correlation with the others' MOS is below --rater-min-r (loo), or either "
-                             "(both)")
+                             "rejects (bt500), whose correlation with the others' MOS is below --rater-min-r (loo), or "
+                             "either (both)")
     parser.add_argument("--manifest", default=None, help="manifest.json for labels and thresholds (run dirs have one)")
     parser.add_argument("--compare-paper", action="store_true", help="put the paper's Table 1 beside ours")
     parser.add_argument("--seed", type=integer(0), default=0, help="bootstrap seed")
@@ -79,20 +78,15 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
                         help="pairwise: bootstrap resamples of participants for the Bradley-Terry CIs (default 1000)")
     parser.add_argument("--rater-min-r", type=correlation, default=0.3,
                         help="acr/paired: flag a rater whose Pearson r with the others' MOS (leave-one-out) is below "
-                             "this "
-                             "(default 0.3); the report shows the ranking with and without flagged raters")
+                             "this (default 0.3); the report shows the ranking with and without flagged raters")
     parser.add_argument("--mixed-slopes", choices=["items", "maximal", "lrt"], default="items",
                         help="the mixed model's random method slopes: by participant always, by item where a "
-                             "likelihood "
-                             "ratio at 0.2 supports them (items, default: holds the level in the calibration; a "
-                             "moderate "
-                             "item x method variance on few items is dropped too, and the model then speaks about the "
-                             "study's items); all of them (maximal, Barr et al. 2013: for claims beyond the study's "
-                             "items, "
-                             "conservative when a slope variance is 0); each only where supported (lrt, Matuschek et "
-                             "al. "
-                             "2017: overstates when it drops the participants' slopes); see "
-                             "docs/explanation/statistics.md")
+                             "likelihood ratio at 0.2 supports them (items, default: holds the level in the "
+                             "calibration; a moderate item x method variance on few items is dropped too, and the "
+                             "model then speaks about the study's items); all of them (maximal, Barr et al. 2013: for "
+                             "claims beyond the study's items, conservative when a slope variance is 0); each only "
+                             "where supported (lrt, Matuschek et al. 2017: overstates when it drops the participants' "
+                             "slopes); see docs/explanation/statistics.md")
     parser.add_argument("--generalise", choices=["participants", "items"], default="participants",
                         help="which population the mixed model speaks for: participants like these, on these items "
                              "(participants, default; as the per-participant tests), or items like these too (items: "
@@ -101,9 +95,8 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--mixed-variances", choices=["unrestricted", "bounded"], default="unrestricted",
                         help="a participant or rater x method variance the mixed model estimates at 0: refitted as the "
                              "repeated-measures ANOVA, participants' means fixed and the rater x method variance free "
-                             "to go "
-                             "below 0 (unrestricted, default, as SAS's NOBOUND: holds the level) or cut at 0 (bounded: "
-                             "lme4/lmerTest's fit, conservative then); see docs/explanation/statistics.md")
+                             "to go below 0 (unrestricted, default, as SAS's NOBOUND: holds the level) or cut at 0 "
+                             "(bounded: lme4/lmerTest's fit, conservative then); see docs/explanation/statistics.md")
     parser.set_defaults(func=_run_analyze)
 
 
@@ -136,8 +129,7 @@ def register_audit_table(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("audit-table",
                             help="check a published mean±std table for consistency with n integer ratings",
                             description="For each cell, which rating multisets of n ratings on 1..k give the printed "
-                                        "mean "
-                                        "and std under ddof=0 and ddof=1 (exhaustive; GRIM/GRIMMER/SPRITE-style).")
+                                        "mean and std under ddof=0 and ddof=1 (exhaustive; GRIM/GRIMMER/SPRITE-style).")
     parser.add_argument("table", nargs="?", default=None,
                         help="CSV block,row,method,column,mean,std (default: the paper's)")
     parser.add_argument("-n", type=integer(2, 100), default=10, help="ratings per cell, 2..100 (default 10)")
@@ -175,10 +167,10 @@ STUDY_MODES_ONLY = {"power": None, "reps": 200}  # both --study modes
 def register_simulate(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "simulate", help="synthetic ratings (export format, marked synthetic) in one of three modes; power",
-        description="Three modes, chosen by their first option: --from-paper (a Table 1 that could have been), "
-                    "--study STUDY (the paper's paired design with a planted normalized - baseline effect), "
-                    "--study RUN_DIR --qualities (any run's protocol, trial by trial, with a planted quality per "
-                    "method). An option of another mode is an error.")
+        description="Three modes, chosen by their first option: --from-paper (a Table 1 that could have been), --study "
+                    "STUDY (the paper's paired design with a planted normalized - baseline effect), --study RUN_DIR "
+                    "--qualities (any run's protocol, trial by trial, with a planted quality per method). An option of "
+                    "another mode is an error.")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--from-paper", action="store_true", help="mode 1: a Table 1 that could have been")
     mode.add_argument("--study", default=None, metavar="STUDY|RUN_DIR",
@@ -196,8 +188,8 @@ def register_simulate(sub: argparse._SubParsersAction) -> None:
                          help="each method's planted quality in rating points, e.g. adain=0,wct=0.3,ours=0.8; "
                               "simulates the run's protocol trial by trial (any methods)")
     planted.add_argument("--protocol", type=protocols, default=None,
-                         help="simulate under these protocols instead of the run's own, e.g. acr,pairwise "
-                              "(--power then compares them)")
+                         help="simulate under these protocols instead of the run's own, e.g. acr,pairwise (--power "
+                              "then compares them)")
     planted.add_argument("--sampling", choices=["balanced", "adaptive"], default=None,
                          help="with the pairwise protocol: balanced plans or adaptive pairs chosen by expected "
                               "information gain, as the server chooses them (default: the run's own)")

@@ -321,8 +321,8 @@ def register_init_study(sub: argparse._SubParsersAction) -> None:
 
     parser = sub.add_parser("init-study", help="copy a bundled study (demo, table1, ...) to a folder to edit it",
                             description="Copies a study that ships with stylestudy into DIR (new or empty), with its "
-                                        "README and an images/ folder; then edit DIR/study.toml and run "
-                                        "`stylestudy fetch-images DIR`.",
+                                        "README and an images/ folder; then edit DIR/study.toml and run `stylestudy "
+                                        "fetch-images DIR`.",
                             epilog="bundled studies: " + ", ".join(bundled_names()))
     parser.add_argument("name", help="a bundled study's name")
     parser.add_argument("dir", help="the new study folder")
@@ -342,11 +342,9 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("bench",
                             help="the generation path against a plain PyTorch L-BFGS reference (speed, parity)",
                             description="Runs the same problems (one block-(a) row: 5 lambda_os x 2 methods) as a "
-                                        "plain "
-                                        "one-at-a-time torch.optim.LBFGS reference and as the engine's batched fast "
-                                        "path, "
-                                        "in one process, and prints seconds per image, their ratio, evaluations/s, "
-                                        "TFLOP/s, peak memory and PSNR/final-loss parity.")
+                                        "plain one-at-a-time torch.optim.LBFGS reference and as the engine's batched "
+                                        "fast path, in one process, and prints seconds per image, their ratio, "
+                                        "evaluations/s, TFLOP/s, peak memory and PSNR/final-loss parity.")
     parser.add_argument("--size", type=integer(MIN_SIZE), default=512)
     parser.add_argument("--iterations", type=integer(1), default=600)
     parser.add_argument("--problems", type=integer(1, 10), default=10, help="1..10")

@@ -12,8 +12,8 @@ from stylestudy.engine.study.options import PORT, add_out_option, add_renamed_op
 def register_serve(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("serve", help="run the rating study in the browser (Flask's server, for a lab)",
                             description="Serves the timed, randomized rating study of RUN_DIR and says which screens "
-                                        "its display mode admits. For many participants run it under gunicorn (see "
-                                        "the docs: how-to/run-online).")
+                                        "its display mode admits. For many participants run it under gunicorn (see the "
+                                        "docs: how-to/run-online).")
     parser.add_argument("run_dir", help="run directory with manifest.json (from 'stylestudy generate' or "
                                         "'stylestudy import')")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer "
