@@ -109,7 +109,7 @@ def register_inspect(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "inspect", help="partial losses and layer output power (the paper's Fig. 3 at t=0, Fig. 4)",
         description="Unweighted partial losses of image x (default: the object image, the optimisation's start) "
-                         "for both methods, and mean squared layer outputs of the object and style images.",
+                    "for both methods, and mean squared layer outputs of the object and style images.",
     )
     parser.add_argument("content", help="object (content) image")
     parser.add_argument("style", help="style image")
@@ -169,7 +169,7 @@ def register_generate(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "generate", help="generate every stimulus of a study (resumable, batched) and its manifest",
         description="Expands STUDY into one job per stimulus, skips those already finished, runs the rest in "
-                         "batches (each problem with its own L-BFGS) and writes RUN_DIR/manifest.json.",
+                    "batches (each problem with its own L-BFGS) and writes RUN_DIR/manifest.json.",
     )
     parser.add_argument("study", help="study folder or study.toml (e.g. studies/demo)")
     parser.add_argument("--out", default=None, help="run directory (default runs/<study name>)")

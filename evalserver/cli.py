@@ -21,7 +21,7 @@ def register_serve(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=PORT, default=5000, help="TCP port to listen on (default 5000)")
     parser.add_argument("--db", default=None,
                         help="database URL, e.g. postgresql://user@host/db (default $STYLESTUDY_DB, "
-                                                   "else sqlite:///RUN_DIR/ratings.sqlite)")
+                             "else sqlite:///RUN_DIR/ratings.sqlite)")
     parser.add_argument("--allow-incomplete", action="store_true",
                         help="serve a run whose generation did not finish (its schedules lack the missing images)")
     parser.set_defaults(func=_run_serve)
