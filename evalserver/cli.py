@@ -6,24 +6,25 @@ import argparse
 import sys
 from pathlib import Path
 
-from stylestudy.engine.study.options import PORT
+from stylestudy.engine.study.options import PORT, add_out_option, add_renamed_option
 
 
 def register_serve(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="run the rating study in the browser (Flask's server, for a lab)",
-                       description="Serves the timed, randomized rating study of RUN_DIR and says which screens "
-                                   "its display mode admits. For many participants run it under gunicorn (see "
-                                   "README).")
-    p.add_argument("run_dir", help="run directory with manifest.json (from 'stylestudy generate' or "
-                                   "'stylestudy import')")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer "
-                                                       "only; 0.0.0.0: every network interface)")
-    p.add_argument("--port", type=PORT, default=5000, help="TCP port to listen on (default 5000)")
-    p.add_argument("--db", default=None, help="database URL, e.g. postgresql://user@host/db (default $STYLESTUDY_DB, "
-                                              "else sqlite:///RUN_DIR/ratings.sqlite)")
-    p.add_argument("--allow-incomplete", action="store_true",
-                   help="serve a run whose generation did not finish (its schedules lack the missing images)")
-    p.set_defaults(func=_run_serve)
+    parser = sub.add_parser("serve", help="run the rating study in the browser (Flask's server, for a lab)",
+                            description="Serves the timed, randomized rating study of RUN_DIR and says which screens "
+                                        "its display mode admits. For many participants run it under gunicorn (see the "
+                                        "docs: how-to/run-online).")
+    parser.add_argument("run_dir", help="run directory with manifest.json (from 'stylestudy generate' or "
+                                        "'stylestudy import')")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer "
+                                                            "only; 0.0.0.0: every network interface)")
+    parser.add_argument("--port", type=PORT, default=5000, help="TCP port to listen on (default 5000)")
+    parser.add_argument("--db", default=None,
+                        help="database URL, e.g. postgresql://user@host/db (default $STYLESTUDY_DB, "
+                             "else sqlite:///RUN_DIR/ratings.sqlite)")
+    parser.add_argument("--allow-incomplete", action="store_true",
+                        help="serve a run whose generation did not finish (its schedules lack the missing images)")
+    parser.set_defaults(func=_run_serve)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -68,13 +69,14 @@ def _manifest(run_dir: str):
 
 
 def register_export(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export the stored ratings as CSV (one row per rated image)")
-    p.add_argument("run_dir", help="run directory with manifest.json")
-    p.add_argument("--db", default=None, help="database URL (default $STYLESTUDY_DB, else sqlite:///RUN_DIR/ratings.sqlite)")
-    p.add_argument("-o", "--output", required=True, help="CSV file to write ('-' for standard output)")
-    p.add_argument("--participants", default=None, metavar="CSV",
-                   help="also write one row per participant (finished, stopped, screened out and why) to CSV")
-    p.set_defaults(func=_run_export)
+    parser = sub.add_parser("export", help="export the stored ratings as CSV (one row per rated image)")
+    parser.add_argument("run_dir", help="run directory with manifest.json")
+    parser.add_argument("--db", default=None,
+                        help="database URL (default $STYLESTUDY_DB, else sqlite:///RUN_DIR/ratings.sqlite)")
+    add_out_option(parser, "ratings CSV to write ('-' for standard output)", required=True, metavar="CSV")
+    add_renamed_option(parser, "--participants-csv", ("--participants",), default=None, metavar="CSV",
+                       help="also write one row per participant (finished, stopped, screened out and why) to CSV")
+    parser.set_defaults(func=_run_export)
 
 
 def _run_export(args: argparse.Namespace) -> int:
@@ -87,16 +89,16 @@ def _run_export(args: argparse.Namespace) -> int:
     display = _manifest(args.run_dir).protocol.display if (Path(args.run_dir) / "manifest.json").is_file() else ""
     with make_sessionmaker(make_engine(url))() as session:
         text = export_csv(session, display)
-        if args.participants:
+        if args.participants_csv:
             from stylestudy.engine.study.files import atomic_write_bytes
             from stylestudy.evalserver.export import export_participants_csv
 
-            atomic_write_bytes(args.participants, export_participants_csv(session).encode())
-    if args.output == "-":
+            atomic_write_bytes(args.participants_csv, export_participants_csv(session).encode())
+    if args.out == "-":
         sys.stdout.write(text)
     else:
         from stylestudy.engine.study.files import atomic_write_bytes
 
-        atomic_write_bytes(args.output, text.encode())
-        print(f"wrote {text.count(chr(10)) - 1} ratings to {args.output}")
+        atomic_write_bytes(args.out, text.encode())
+        print(f"wrote {text.count(chr(10)) - 1} ratings to {args.out}")
     return 0

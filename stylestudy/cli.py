@@ -22,20 +22,21 @@ DESCRIPTION = (
 
 
 def register_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the whole pipeline offline in minutes: generate, figures, a simulated study "
-                                    "through the real server, export, analysis",
-                       description="Runs studies/demo through every stage on the embedded defaults (bundled Caffe "
-                                   "VGG-19, scikit-image samples, SQLite). A second run reuses the stimuli.")
-    p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
-    p.add_argument("--participants", type=integer(2), default=10, help="simulated participants (default 10)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--serve", action="store_true", help="then start the server so you can rate the stimuli yourself")
-    p.add_argument("--protocols", action="store_true",
-                   help="also import the stimuli as three methods (baseline, normalized, the photo) and run them "
-                        "through the acr and pairwise protocols (RUN_DIR/protocols/)")
-    p.add_argument("--port", type=PORT, default=5000)
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_run_demo)
+    parser = sub.add_parser("demo", help="the whole pipeline offline in minutes: generate, figures, a simulated study "
+                                         "through the real server, export, analysis",
+                            description="Runs studies/demo through every stage on the embedded defaults (bundled Caffe "
+                                        "VGG-19, scikit-image samples, SQLite). A second run reuses the stimuli.")
+    parser.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
+    parser.add_argument("--participants", type=integer(2), default=10, help="simulated participants (default 10)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--serve", action="store_true",
+                        help="then start the server so you can rate the stimuli yourself")
+    parser.add_argument("--protocols", action="store_true",
+                        help="also import the stimuli as three methods (baseline, normalized, the photo) and run them "
+                             "through the acr and pairwise protocols (RUN_DIR/protocols/)")
+    parser.add_argument("--port", type=PORT, default=5000)
+    parser.add_argument("--quiet", action="store_true")
+    parser.set_defaults(func=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def missing(what: str) -> None:
-    """A component the README promises is absent: a skip on a developer machine, a failure in CI
+    """A component the documentation promises is absent: a skip on a developer machine, a failure in CI
     (``CI=true``), where .ci/run installs everything and a skip would hide a broken promise."""
     if IN_CI:
         pytest.fail(f"{what} is required in CI (CI=true); .ci/run installs it", pytrace=False)

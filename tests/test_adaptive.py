@@ -534,7 +534,7 @@ def test_simulate_follows_the_server_logic(import_source, tmp_path):
     for sampling in ("adaptive", "balanced"):
         out = tmp_path / f"{sampling}.csv"
         assert main(["simulate", "--study", str(run), "--qualities", "photo=-1.5,adain=0,ours=0.3",
-                     "--protocol", "pairwise", "--sampling", sampling, "--participants", "30", "-o", str(out)]) == 0
+                     "--protocol", "pairwise", "--sampling", sampling, "--participants", "30", "--out", str(out)]) == 0
         frame = pd.read_csv(out, keep_default_na=False)
         rated = frame[frame["role"] == "rated"]
         pairs[sampling] = Counter(rated["pair_id"].str.split(":").str[1])

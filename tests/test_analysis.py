@@ -268,7 +268,7 @@ def test_ratings_without_any_variation_are_named_not_tested(tmp_path, capsys):
     from stylestudy.cli import main
 
     csv = tmp_path / "paper.csv"
-    assert main(["simulate", "--from-paper", "-o", str(csv), "--pairings", "1", "--seed", "2"]) == 0
+    assert main(["simulate", "--from-paper", "--out", str(csv), "--pairings", "1", "--seed", "2"]) == 0
     frame = pd.read_csv(csv)
     frame.assign(rating=3).to_csv(csv, index=False)
     capsys.readouterr()
@@ -283,7 +283,7 @@ def test_cli_simulate_from_paper_then_analyze(tmp_path, capsys):
     from stylestudy.cli import main
 
     csv = tmp_path / "paper.csv"
-    assert main(["simulate", "--from-paper", "-o", str(csv), "--pairings", "3", "--seed", "1"]) == 0
+    assert main(["simulate", "--from-paper", "--out", str(csv), "--pairings", "3", "--seed", "1"]) == 0
     out = capsys.readouterr().out
     assert "over 3 random pairings" in out and "all blocks" in out
     report = tmp_path / "rep"
@@ -318,7 +318,7 @@ def test_cli_simulate_from_paper_then_analyze(tmp_path, capsys):
     perturbed.loc[in_a, "method"] = perturbed.loc[in_a, "method"].map({"baseline": "normalized", "normalized": "baseline"})
     perturbed_csv = tmp_path / "perturbed_table.csv"
     perturbed.to_csv(perturbed_csv, index=False)
-    assert main(["simulate", "--from-paper", "--table", str(perturbed_csv), "-o", str(tmp_path / "perturbed.csv"),
+    assert main(["simulate", "--from-paper", "--table", str(perturbed_csv), "--out", str(tmp_path / "perturbed.csv"),
                  "--seed", "1"]) == 0
     control = tmp_path / "control"
     assert main(["analyze", str(tmp_path / "perturbed.csv"), "--out", str(control), "--compare-paper"]) == 0
@@ -347,7 +347,7 @@ def test_cli_simulate_study_with_power(tmp_path, capsys):
     from stylestudy.cli import main
 
     out = tmp_path / "sim.csv"
-    assert main(["simulate", "--study", "studies/table1", "--participants", "6", "--effect", "0.6", "-o", str(out),
+    assert main(["simulate", "--study", "studies/table1", "--participants", "6", "--effect", "0.6", "--out", str(out),
                  "--power", "4,12", "--reps", "30"]) == 0
     text = capsys.readouterr().out
     assert "80% power" in text

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"stylestudy": "stylestudy", "stylestudy.engine": "engine", "stylestudy.evalserver": "evalserver",
            "stylestudy.analysis": "analysis"}
-TOP = ("stylestudy", "stylestudy.cli", "stylestudy.demo", "stylestudy.__main__")
+TOP = ("stylestudy", "stylestudy.cli", "stylestudy.cli_reference", "stylestudy.demo", "stylestudy.__main__")
 
 
 def stage(module: str) -> int:

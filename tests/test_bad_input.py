@@ -8,7 +8,7 @@ import pytest
 from stylestudy.cli import main
 
 C, S = "{content}", "{style}"
-TRANSFER = ["transfer", C, S, "-o", "{out}", "--method", "normalized", "--lambda-os", "1e-3", "--size", "32",
+TRANSFER = ["transfer", C, S, "--out", "{out}", "--method", "normalized", "--lambda-os", "1e-3", "--size", "32",
             "--iterations", "1", "--device", "cpu"]
 INSPECT = ["inspect", C, S, "--size", "32", "--device", "cpu"]
 
@@ -60,24 +60,24 @@ CASES = [
     (["analyze", "{study}", "--screen", "strict"], "argument --screen: invalid choice"),
     (["analyze", "{study}", "--bootstrap", "5"], "argument --bootstrap: must be an integer from 100 to 100000, got 5"),
     (["analyze", "{study}", "--rater-min-r", "2"], "argument --rater-min-r: must be a number in [-1, 1], e.g. 0.3; got 2"),
-    (["simulate", "--study", "{study}", "--qualities", "a=1,b=x", "-o", "{out}"],
+    (["simulate", "--study", "{study}", "--qualities", "a=1,b=x", "--out", "{out}"],
      "argument --qualities: expected method=number,..., e.g. adain=0,ours=0.8; got 'b=x'"),
-    (["simulate", "--study", "{study}", "--qualities", "a=1", "-o", "{out}"],
+    (["simulate", "--study", "{study}", "--qualities", "a=1", "--out", "{out}"],
      "argument --qualities: give at least two methods"),
-    (["simulate", "--study", "{study}", "--qualities", "a=1,b=inf", "-o", "{out}"],
+    (["simulate", "--study", "{study}", "--qualities", "a=1,b=inf", "--out", "{out}"],
      "argument --qualities: expected method=number with a finite number"),
-    (["simulate", "--study", "{study}", "--qualities", "a=0,b=1", "--protocol", "ranking", "-o", "{out}"],
+    (["simulate", "--study", "{study}", "--qualities", "a=0,b=1", "--protocol", "ranking", "--out", "{out}"],
      "argument --protocol: protocols are paired, acr, pairwise; got 'ranking'"),
     (["audit-table", "-n", "1"], "argument -n: must be an integer from 2 to 100, got 1"),
     (["audit-table", "-k", "1"], "argument -k: must be an integer from 2 to 11, got 1"),
     (["audit-table", "-n", "100", "-k", "11"], "rating multisets to enumerate (at most 2,000,000); lower -n or -k"),
-    (["simulate", "--from-paper", "-o", "{out}", "--participants", "1"], "argument --participants: must be an "
+    (["simulate", "--from-paper", "--out", "{out}", "--participants", "1"], "argument --participants: must be an "
                                                                          "integer ≥ 2"),
-    (["simulate", "--from-paper", "-o", "{out}", "--pairings", "-1"], "argument --pairings: must be an integer ≥ 0"),
-    (["simulate", "--study", "{study}", "-o", "{out}", "--effect", "nan"], "argument --effect: must be a finite number"),
-    (["simulate", "--study", "{study}", "-o", "{out}", "--power", "1,5"], "argument --power: must be an integer ≥ 2"),
-    (["simulate", "--study", "{study}", "-o", "{out}", "--reps", "0"], "argument --reps: must be an integer ≥ 1"),
-    (["simulate", "--study", "{study}", "-o", "{out}", "--seed", "x"], "argument --seed: must be an integer ≥ 0"),
+    (["simulate", "--from-paper", "--out", "{out}", "--pairings", "-1"], "argument --pairings: must be an integer ≥ 0"),
+    (["simulate", "--study", "{study}", "--out", "{out}", "--effect", "nan"], "argument --effect: must be a finite number"),
+    (["simulate", "--study", "{study}", "--out", "{out}", "--power", "1,5"], "argument --power: must be an integer ≥ 2"),
+    (["simulate", "--study", "{study}", "--out", "{out}", "--reps", "0"], "argument --reps: must be an integer ≥ 1"),
+    (["simulate", "--study", "{study}", "--out", "{out}", "--seed", "x"], "argument --seed: must be an integer ≥ 0"),
 ]
 
 

@@ -51,7 +51,7 @@ def test_bf16_autocast_parity():
 def test_bench_measures_the_ray_executor_against_local(tmp_path, capsys):
     """``bench --executor ray --json``: the Ray figures are in the JSON, consistent with each other
     and with the printed line, and the tasks' images are bit-identical to the local engine's
-    (PSNR = inf), as the README reports."""
+    (PSNR = inf), as docs/measurements/performance.md reports."""
     from tests.conftest import import_or_missing
 
     import_or_missing("ray", "pip install -e '.[cluster]'")

@@ -63,7 +63,7 @@ def test_participant_completes_study_with_refresh(browser, run_copy, tmp_path):
     from stylestudy.cli import main
 
     out = tmp_path / "ratings.csv"
-    assert main(["export", str(run_copy), "-o", str(out)]) == 0
+    assert main(["export", str(run_copy), "--out", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 8
     for row in rows:

@@ -17,7 +17,7 @@ def _export(run, tmp_path):
     from stylestudy.cli import main
 
     out = tmp_path / "ratings.csv"
-    assert main(["export", str(run), "-o", str(out)]) == 0
+    assert main(["export", str(run), "--out", str(out)]) == 0
     return list(csv.DictReader(out.open()))
 
 

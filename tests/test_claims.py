@@ -133,7 +133,7 @@ def test_distance_to_the_papers_ratios_on_a_constructed_case():
 def test_inspect_compare_paper_json_and_table(content_path, style_path, capsys):
     from stylestudy.cli import main
 
-    assert main(["inspect", str(content_path), str(style_path), "--size", "32", "--device", "cpu", "--json",
+    assert main(["inspect", str(content_path), str(style_path), "--size", "32", "--device", "cpu", "--json", "-",
                  "--compare-paper"]) == 0
     report = json.loads(capsys.readouterr().out)
     cmp = report["compare_paper"]

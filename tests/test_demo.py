@@ -1,4 +1,5 @@
-"""The README's main job: ``stylestudy demo`` end to end, offline; a second run reuses everything."""
+"""The main job (docs/tutorials/run-the-demo.md): ``stylestudy demo`` end to end, offline; a second
+run reuses everything."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def test_demo_end_to_end_then_reuse(tmp_path):
     assert "0 of 35 images generated" in second.stdout and "0 new trials" in second.stdout
     assert time.perf_counter() - start < first_seconds / 2
     assert len(list(csv.DictReader((out / "ratings.csv").open()))) == 320
-    # The README's worked example: the same stimuli as three imported methods, acr and pairwise.
+    # The worked example (docs/tutorials/rate-your-own-images.md): the demo's stimuli as three methods.
     third = subprocess.run(cmd + ["--protocols"], capture_output=True, text=True, timeout=600)
     assert third.returncode == 0, third.stderr[-2000:]
     for kind in ("acr", "pairwise"):

@@ -346,7 +346,7 @@ def test_the_confidence_interval_is_the_estimate_plus_minus_t_on_satterthwaite_d
 
 
 def test_the_optimiser_reaches_lme4s_optimum_on_generated_designs(tmp_path):
-    """A fixed-seed slice of ``tests/benchmarks/lme4_optimum.py`` (the README gives its 100-set
+    """A fixed-seed slice of ``tests/benchmarks/lme4_optimum.py`` (docs/explanation/statistics.md gives its 100-set
     run): 9 generated sets (balanced, 20% missing, unequal counts; 2-5 participants) and the two
     planted null sets (12 participants x 3 methods x 6 items) on which the old optimiser stopped
     27.7 and 47.1 above lme4's REML criterion, with every variance at 0 in the first.  Ours is

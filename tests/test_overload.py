@@ -61,11 +61,11 @@ def test_busy_database_answers_503_and_stores_once_after(run_copy, db_url, reque
 
 def test_a_missing_database_driver_is_one_line(run_copy):
     blocked = stylestudy_without("psycopg", "psycopg2")
-    out = subprocess.run([sys.executable, "-c", blocked, "export", str(run_copy), "-o", "-", "--db",
+    out = subprocess.run([sys.executable, "-c", blocked, "export", str(run_copy), "--out", "-", "--db",
                           "postgresql://nobody@127.0.0.1:1/none"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "no database driver for postgresql+psycopg" in out.stderr and "pip install 'stylestudy[postgres]'" in out.stderr
-    unreachable = subprocess.run([sys.executable, "-m", "stylestudy", "export", str(run_copy), "-o", "-", "--db",
+    unreachable = subprocess.run([sys.executable, "-m", "stylestudy", "export", str(run_copy), "--out", "-", "--db",
                                   "postgresql://nobody@127.0.0.1:1/none"], capture_output=True, text=True, timeout=60)
     assert unreachable.returncode == 2 and "cannot open the database" in unreachable.stderr
     assert unreachable.stderr.count("\n") == 1

@@ -303,7 +303,7 @@ def test_exports_neutralise_formulas_and_analyze_reads_the_original_values(app, 
         session.commit()
     admin_csv = app.test_client().get("/admin/export.csv", headers={"Authorization": f"Bearer {TOKEN}"}).data.decode()
     cli_csv = tmp_path / "ratings.csv"
-    assert main(["export", str(run_copy), "-o", str(cli_csv), *(["--db", db_url] if db_url else [])]) == 0
+    assert main(["export", str(run_copy), "--out", str(cli_csv), *(["--db", db_url] if db_url else [])]) == 0
     assert cli_csv.read_text() == admin_csv
     rows = list(csv.DictReader(io.StringIO(admin_csv)))
     assert {r["display"] for r in rows} == {app.config["MANIFEST"].protocol.display}  # both name the study's mode

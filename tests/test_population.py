@@ -77,7 +77,7 @@ def test_the_table1_report_names_the_population(tmp_path, capsys):
     from stylestudy.cli import main
 
     csv = tmp_path / "sim.csv"
-    assert main(["simulate", "--study", "studies/table1", "--participants", "6", "--effect", "0.4", "-o", str(csv)]) == 0
+    assert main(["simulate", "--study", "studies/table1", "--participants", "6", "--effect", "0.4", "--out", str(csv)]) == 0
     assert main(["analyze", str(csv), "--out", str(tmp_path / "rep"), "--generalise", "items"]) == 0
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
     said = summary["population"]

@@ -226,7 +226,7 @@ def test_import_serve_export_analyze_ranks_the_methods(import_source, tmp_path):
             for t, entry in enumerate(plan, start=1):
                 trials[t] = [quality[manifest.by_id[cid].method] for cid in entry["conditions"]]
             client.take(choose)
-    assert main(["export", str(run), "-o", str(tmp_path / "ratings.csv")]) == 0
+    assert main(["export", str(run), "--out", str(tmp_path / "ratings.csv")]) == 0
     # the simulated participants answer at once (5 s images): every answer is too_fast, which analyze
     # leaves out by default; these flags keep them
     assert main(["analyze", str(run), "--out", str(tmp_path / "report"), "--bootstrap", "200",

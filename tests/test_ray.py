@@ -52,7 +52,7 @@ def _psnr(a: Path, b: Path) -> float:
 
 def test_ray_makes_the_demo_images_the_local_executor_makes(local_ray, tmp_path):
     """The demo study's block (a) (15 images, 96 px, 25 iterations): same condition and image ids
-    and, as the README says, bit-identical images (15 of 15): equal manifest hashes and equal bytes
+    and, as docs/how-to/ray.md says, bit-identical images (15 of 15): equal manifest hashes and equal bytes
     on disk (a CPU task runs with the driver's torch thread count, so its float sums are the same)."""
     local = generate(DEMO, tmp_path / "local", device="cpu", jobs_filter="block=a", progress=False)
     remote = generate(DEMO, tmp_path / "ray", device="cpu", jobs_filter="block=a", progress=False, executor="ray")

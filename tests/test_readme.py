@@ -1,5 +1,5 @@
-"""Every ``stylestudy`` command in the README parses with the real command line (no stale
-subcommand or flag); what they do is exercised by the rest of the suite."""
+"""Every ``stylestudy`` command in the README and the documentation site (docs/) parses with the
+real command line (no stale subcommand or flag); what they do is exercised by the rest of the suite."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import pytest
 from stylestudy.cli import build_parser
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+DOCS = README.parent / "docs"
 
 
 def _commands() -> list[str]:
-    text = README.read_text(encoding="utf-8")
+    text = "\n".join(p.read_text(encoding="utf-8") for p in [README, *sorted(DOCS.rglob("*.md"))])
     blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
     commands = []
     for block in blocks:

@@ -3,7 +3,7 @@ phone (DPR 3, touch) every stimulus, reference and answer control of every proto
 viewport in every frame of the display and the answer; 1366x768 and the phone are admitted or
 refused as ``import`` said; references are captioned, after the stimuli, at their scale, and the
 "Image 1"/"Image 2" buttons sit under their images; the export holds the picture's rendered size.
-``STYLESTUDY_SCREENSHOTS=DIR`` also writes the README's screenshots there."""
+``STYLESTUDY_SCREENSHOTS=DIR`` also writes the docs' screenshots there (docs/screenshots/)."""
 
 from __future__ import annotations
 

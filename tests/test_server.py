@@ -352,10 +352,10 @@ def test_export_cli_round_trip(app, run_copy, db_url, tmp_path, capsys):
     _join(c, "cli")
     _complete(c, ratings=(5, 1))
     out = tmp_path / "ratings.csv"
-    assert main(["export", str(run_copy), "-o", str(out), *(["--db", db_url] if db_url else [])]) == 0
+    assert main(["export", str(run_copy), "--out", str(out), *(["--db", db_url] if db_url else [])]) == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 8 and {r["rating"] for r in rows} == {"5", "1"}
-    assert main(["export", str(tmp_path / "nothing"), "-o", str(out)]) == 2
+    assert main(["export", str(tmp_path / "nothing"), "--out", str(out)]) == 2
 
 
 def test_attention_checks_from_the_study_file(run_copy):

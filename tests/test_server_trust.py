@@ -482,7 +482,7 @@ def test_hostile_text_in_every_column_of_both_exports_is_neutralised(import_sour
                         {"h": "-" + HOSTILE[1:9]})
         session.commit()
     ratings, people = tmp_path / "ratings.csv", tmp_path / "people.csv"
-    assert main(["export", str(run), "-o", str(ratings), "--participants", str(people),
+    assert main(["export", str(run), "--out", str(ratings), "--participants-csv", str(people),
                  *(["--db", db_url] if db_url else [])]) == 0
     admin_csv = app.test_client().get("/admin/export.csv", headers=AUTH).get_data(as_text=True)
     assert ratings.read_text() == admin_csv

@@ -122,7 +122,7 @@ def test_every_cell_of_the_paper_design_gets_its_ratings(table1_run, tmp_path):
             warnings.warn("no chromium here: the table1 end-to-end test ran without its browser participant")
 
     out = tmp_path / "ratings.csv"
-    assert main(["export", str(table1_run), "-o", str(out)]) == 0
+    assert main(["export", str(table1_run), "--out", str(out)]) == 0
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     participants = http_participants + browser
     assert len(rows) == 52 * participants

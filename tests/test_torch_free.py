@@ -54,12 +54,12 @@ def test_later_stages_run_without_torch(run_copy, tmp_path):
 
     out = tmp_path / "ratings.csv"
     steps = [
-        ("export", str(run_copy), "-o", str(out)),
+        ("export", str(run_copy), "--out", str(out)),
         ("analyze", str(run_copy), "--out", str(tmp_path / "report")),
         ("analyze", str(out), "--out", str(tmp_path / "report-csv"), "--manifest", str(run_copy / "manifest.json")),
         ("audit-table",),
-        ("simulate", "--study", str(run_copy), "--participants", "4", "-o", str(tmp_path / "sim.csv")),
-        ("simulate", "--from-paper", "-o", str(tmp_path / "paper.csv")),
+        ("simulate", "--study", str(run_copy), "--participants", "4", "--out", str(tmp_path / "sim.csv")),
+        ("simulate", "--from-paper", "--out", str(tmp_path / "paper.csv")),
     ]
     for step in steps:
         result = stylestudy_without_torch(*step)
@@ -87,7 +87,7 @@ def test_import_and_the_new_protocols_run_without_torch(import_source, tmp_path)
     steps = [
         ("import", str(import_source), "--out", str(run), "--protocol", "pairwise"),
         ("simulate", "--study", str(run), "--qualities", "adain=0,ours=1,photo=-1", "--participants", "5",
-         "-o", str(tmp_path / "sim.csv")),
+         "--out", str(tmp_path / "sim.csv")),
         ("analyze", str(tmp_path / "sim.csv"), "--manifest", str(run), "--out", str(tmp_path / "report"),
          "--bootstrap", "100"),
     ]

@@ -73,7 +73,7 @@ def test_lbfgs_with_stepping_costs_no_extra_evaluations(extractor, content_path,
 
 def test_cli_transfer_writes_png_and_sidecar(tmp_path, content_path, style_path, capsys):
     out = tmp_path / "out.png"
-    rc = main(["transfer", str(content_path), str(style_path), "-o", str(out), "--method", "normalized",
+    rc = main(["transfer", str(content_path), str(style_path), "--out", str(out), "--method", "normalized",
                "--lambda-os", "1e-3", "--size", "40", "--iterations", "3", "--device", "cpu",
                "--style-weights", "0.2,0.2,0.2,20,0.2"])
     assert rc == 0
@@ -91,7 +91,7 @@ def test_cli_transfer_writes_png_and_sidecar(tmp_path, content_path, style_path,
 
 
 def test_cli_inspect_json_shape(content_path, style_path, capsys):
-    rc = main(["inspect", str(content_path), str(style_path), "--size", "48", "--json", "--device", "cpu"])
+    rc = main(["inspect", str(content_path), str(style_path), "--size", "48", "--json", "-", "--device", "cpu"])
     assert rc == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["size"] == [36, 48] and rep["weights"] == "caffe"
@@ -131,7 +131,7 @@ def test_cli_inspect_with_image_and_table(content_path, style_path, capsys):
     (["--lambda-os", "-1"], "argument --lambda-os: must be a finite number > 0"),
 ])
 def test_cli_bad_arguments_one_line_exit_2(tmp_path, content_path, style_path, capsys, args, expect):
-    rc = main(["transfer", str(content_path), str(style_path), "-o", str(tmp_path / "o.png"),
+    rc = main(["transfer", str(content_path), str(style_path), "--out", str(tmp_path / "o.png"),
                "--method", "baseline", "--size", "32", "--iterations", "1", *args])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and expect in err and len(err.splitlines()) == 1
@@ -141,7 +141,7 @@ def test_cli_bad_arguments_one_line_exit_2(tmp_path, content_path, style_path, c
 def test_cli_corrupt_image_subprocess(tmp_path, style_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    proc = subprocess.run([sys.executable, "-m", "stylestudy", "transfer", str(bad), str(style_path), "-o",
+    proc = subprocess.run([sys.executable, "-m", "stylestudy", "transfer", str(bad), str(style_path), "--out",
                            str(tmp_path / "o.png"), "--method", "baseline", "--lambda-os", "1e-3"],
                           capture_output=True, text=True)
     assert proc.returncode == 2

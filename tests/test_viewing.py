@@ -145,7 +145,7 @@ def test_the_viewing_line_is_the_same_from_the_run_directory_and_its_export(impo
                                                "sizes": [[24, 20]], "dpr": 2})
         assert r.status_code == 200
     csv_path = tmp_path / "ratings.csv"
-    assert main(["export", str(run), "-o", str(csv_path), *(["--db", db_url] if db_url else [])]) == 0
+    assert main(["export", str(run), "--out", str(csv_path), *(["--db", db_url] if db_url else [])]) == 0
     exported = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     assert list(exported.columns) == COLUMNS + EXTRA_COLUMNS + VIEWING_COLUMNS and exported.columns[-1] == "display"
     assert list(exported["display"]) == ["scale_down"] * len(exported) and len(exported) >= 1
@@ -159,7 +159,7 @@ def test_the_viewing_line_is_the_same_from_the_run_directory_and_its_export(impo
     # a run folder without its manifest (the database given by --db) still exports, the mode unknown
     (run / "manifest.json").rename(run / "manifest.moved")
     db = db_url or f"sqlite:///{run / 'ratings.sqlite'}"
-    assert main(["export", str(run), "-o", str(tmp_path / "bare.csv"), "--db", db]) == 0
+    assert main(["export", str(run), "--out", str(tmp_path / "bare.csv"), "--db", db]) == 0
     bare = pd.read_csv(tmp_path / "bare.csv", dtype=str, keep_default_na=False)
     assert list(bare["display"]) == [""] * len(exported) and list(bare["rating"]) == list(exported["rating"])
 

@@ -1,7 +1,7 @@
 """Controlled viewing in headless Chromium (Debian's) against a real server: the display scale at
 DPR 1 and 2, the window that must fit, a resize flagged, the phone and the attention screen-outs,
 answering with the images in view, no answer focused, practice trials, a Korean study, everything
-on screen at 1366x768.  ``STYLESTUDY_SCREENSHOTS=DIR`` also writes the README's screenshots there."""
+on screen at 1366x768.  ``STYLESTUDY_SCREENSHOTS=DIR`` also writes the docs' screenshots there (docs/screenshots/)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def _export(run, tmp_path, participants: bool = False):
     from stylestudy.cli import main
 
     out, people = tmp_path / "ratings.csv", tmp_path / "participants.csv"
-    args = ["export", str(run), "-o", str(out)] + (["--participants", str(people)] if participants else [])
+    args = ["export", str(run), "--out", str(out)] + (["--participants-csv", str(people)] if participants else [])
     assert main(args) == 0
     rows = list(csv.DictReader(out.open()))
     return (rows, list(csv.DictReader(people.open()))) if participants else rows

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from collections.abc import Callable
 
@@ -18,6 +19,9 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line that names the option and points at --help."""
 
     def error(self, message: str):  # noqa: ANN201 - argparse's signature
+        # a renamed option's group (add_renamed_option) holds one visible option: say it plainly
+        message = re.sub(r"^one of the arguments (\S+) is required$", r"the following arguments are required: \1",
+                         message)
         print(f"{self.prog}: error: {message} (see: {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
 
@@ -99,3 +103,34 @@ def decimals(text: str) -> tuple[int, int]:
     if len(parts) != 2 or not all(p.strip().isdigit() and int(p) <= 6 for p in parts):
         raise argparse.ArgumentTypeError(f"must be two integers from 0 to 6 like 1,2; got {text!r}")
     return int(parts[0]), int(parts[1])
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old spelling of an option, kept so that scripts keep working: it stores into the new
+    option's value and says, in one line on stderr, what to write instead."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001 - argparse's
+        print(f"{parser.prog}: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_renamed_option(parser: argparse.ArgumentParser, new: str, old: tuple[str, ...], *, required: bool = False,
+                       **kwargs) -> None:
+    """``new`` with its old spellings ``old`` as deprecated aliases (hidden from --help; listed
+    in the generated CLI reference). ``required``: one of them must be given."""
+    dest = new.lstrip("-").replace("-", "_")
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument(new, dest=dest, **kwargs)
+    group.add_argument(*old, dest=dest, action=DeprecatedAlias, new=new, help=argparse.SUPPRESS,
+                       metavar=kwargs.get("metavar"), type=kwargs.get("type"))
+
+
+def add_out_option(parser: argparse.ArgumentParser, help: str, *, required: bool = False, default=None,  # noqa: A002
+                   metavar: str = "PATH") -> None:
+    """The one output flag, ``--out``; ``-o``/``--output`` (the spelling of 0.2) still work."""
+    add_renamed_option(parser, "--out", ("-o", "--output"), required=required, default=default, metavar=metavar,
+                       help=help)

@@ -1,4 +1,4 @@
-"""The README's fidelity evidence: both Table 1 variants at a CPU-feasible scale, then claims.
+"""The fidelity evidence (docs/measurements/claims.md): both Table 1 variants at a CPU-feasible scale, then claims.
 
     python -m tests.benchmarks.fidelity_evidence --images ../shared/images [--out runs/fidelity]
         [--size 128] [--sizes 64,128,256] [--iterations 100] [--variants table1,table1-as-run]
@@ -7,7 +7,7 @@ For each variant it copies the study file into OUT/<variant>/study with the scal
 object's longer side, block (c)'s sizes, the L-BFGS iterations; everything else as in the
 repository's study), copies the four images from --images, generates the run (resumable: a
 second call reuses every finished image), draws the figures and measures the paper's claims
-(``stylestudy claims``).  It prints each claims table; the README quotes them.
+(``stylestudy claims``).  It prints each claims table; docs/measurements/claims.md quotes them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Coverage of the pairwise scales' 95% intervals (README, "Pairwise analysis").
+"""Coverage of the pairwise scales' 95% intervals (docs/measurements/pairwise-coverage.md).
 
     python -m tests.benchmarks.pairwise_coverage [--sims 500] [--participants 5,10,30] [--reps 1000]
 
