@@ -25,7 +25,7 @@ import seaborn as sns  # noqa: E402
 from stylestudy.analysis.pairwise import preference, preference_tests, support
 from stylestudy.analysis.pairwise.analysis import PairwiseAnalysis, analyze_pairwise
 from stylestudy.analysis.pairwise.scale import CI_METHOD
-from stylestudy.analysis.ratings import scores
+from stylestudy.analysis.ratings import rank_groups, scores
 from stylestudy.analysis.ratings.analysis import RatingsAnalysis, analyze_ratings
 from stylestudy.analysis.ratings.raters import LOO_MIN_R
 from stylestudy.analysis.render.document import Document, Section, Table
@@ -268,7 +268,9 @@ def _ratings_sections(result: RatingsAnalysis) -> list[Section]:
                                      if result.kind == "paired" else "")
                                   + ". MOS per method with a 95% CI clustered by participant (t on participants - 1 "
                                   "df). rank_group: methods sharing a letter were not told apart by the "
-                                  "per-participant tests (Holm, 5%)."], Table.of(result.table)),
+                                  "per-participant tests (Holm, 5%)."
+                                  + rank_groups.note(result.table)],
+                                  Table.of(result.table)),
         Section("Method differences (headline: per-participant means)", [
             "Each participant's mean per method, then per pair the paired t-test (the exact signed-rank test where all "
             "differences are equal and t is undefined; 'test' says which), Holm over pairs in p_holm; exact Wilcoxon, "

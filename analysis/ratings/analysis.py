@@ -92,7 +92,8 @@ def analyze_ratings(usable: pd.DataFrame, all_rows: pd.DataFrame, methods: list[
     alpha = krippendorff_alpha(one)
     order = table["method"].tolist()
     groups = {m: "a" for m in order} if reasons else rank_groups.from_pair_tests(order, pair)
-    table.insert(0, "rank_group", table["method"].map(groups))
+    if groups is not None:  # None: too many letters to read (rank_groups.note says so)
+        table.insert(0, "rank_group", table["method"].map(groups))
     result = RatingsAnalysis(kind, methods, len(usable), usable["participant_id"].nunique(), one, table,
                              scores.condition_mos(one), mixed, contrasts, pair, screening, reasons, alpha, rater_min_r,
                              scale_points, scores.repeat_consistency(all_rows), gold_method,
