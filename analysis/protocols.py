@@ -164,8 +164,10 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
                    f"{c['attention_rows']} attention-check rows ({c['attention_failed']} failed), "
                    f"{c.get('repeat_rows', 0)} hidden-repeat rows.")
     viewing_section = viewing.section(ratings.all_rows)
+    reasons = result.inference.reasons if kind == "pairwise" else result.reasons
     document = Document(f"stylestudy analysis: {kind} protocol", ratings.synthetic,
-                        [*simulated_line(ratings), f"Ratings from {ratings.source}.", counts_text],
+                        [*simulated_line(ratings), *([support.sentence(reasons)] if reasons else []),
+                         f"Ratings from {ratings.source}.", counts_text],
                         [Section("Figures", figures=pngs), *sections,
                          *([viewing_section] if viewing_section else [])])
     return summary, document
@@ -266,8 +268,8 @@ def _ratings_sections(result: RatingsAnalysis) -> list[Section]:
                                   + f"{result.ratings} ratings by {result.participants} participants"
                                   + (" (a reference rated in several trials counts once per participant: its mean)"
                                      if result.kind == "paired" else "")
-                                  + ". MOS per method with a 95% CI clustered by participant (t on participants - 1 "
-                                  "df). rank_group: methods sharing a letter were not told apart by the "
+                                  + f". MOS per method with a 95% CI clustered by participant (t on participants - 1 "
+                                  f"df; ends clipped to the scale 1..{result.scale_points}). rank_group: methods sharing a letter were not told apart by the "
                                   "per-participant tests (Holm, 5%)."
                                   + rank_groups.note(result.table)],
                                   Table.of(result.table)),
@@ -303,7 +305,8 @@ def _ratings_sections(result: RatingsAnalysis) -> list[Section]:
             + f". The same MOS and clustered CIs on the other {result.without_flagged_participants} participants."],
             Table.of(result.without_flagged)))
     return sections + [
-        Section("Per item", ["MOS per item and method, t-based 95% CI over the item's ratings."],
+        Section("Per item", [f"MOS per item and method, t-based 95% CI over the item's ratings (ends clipped to the scale "
+                             f"1..{result.scale_points})."],
                 Table.of(result.per_condition)),
         Section("Raters", [raters_text]),
     ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,12 +17,15 @@ import pandas as pd
 from markupsafe import Markup
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+NOISE = 1e-12  # a float this close to 0 is floating-point noise, printed as 0
 
 
 def cell_text(value, digits: str = ".3g") -> str:
-    """One table cell in words: floats to 3 significant digits, intervals as [low, high]."""
+    """One table cell in words: floats to 3 significant digits, intervals as [low, high]; no
+    signed zero ("-0.00") and no rounding noise ("-1.13e-18" is 0)."""
     if isinstance(value, (float, np.floating)):
-        return f"{value:{digits}}"
+        text = f"{0.0 if abs(value) < NOISE else value:{digits}}"
+        return text[1:] if re.fullmatch(r"-0*\.?0*(e[+-]?\d+)?%?", text) else text
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(cell_text(v, digits) for v in value) + "]"
     return str(value)

@@ -52,8 +52,7 @@ def ranking_figure(table: pd.DataFrame, value: str, label: str, out: Path, kind:
     ax.invert_yaxis()
     ax.set_xlabel(label)
     ax.set_ylabel("")
-    title = f"{kind + ': ' if kind else ''}ranking with 95% intervals" + ("  (SYNTHETIC DATA)" if synthetic else "")
-    ax.set_title(title, color="#a00" if synthetic else "black", fontsize=11)
+    ax.set_title(ranking_title(table, kind, synthetic), color="#a00" if synthetic else "black", fontsize=11)
     legend = "\n[letters]: methods sharing a letter were not told apart" if "rank_group" in table else ""
     legend += "; open marker: bound / prior-regularised value" if "estimate" in table and legend else ""
     fig.text(0.01, 0.01, note + legend, fontsize=7.5, va="bottom", ha="left", wrap=True)
@@ -61,3 +60,10 @@ def ranking_figure(table: pd.DataFrame, value: str, label: str, out: Path, kind:
     fig.savefig(out / "ranking.png", dpi=130)
     plt.close(fig)
     return out / "ranking.png"
+
+
+def ranking_title(table: pd.DataFrame, kind: str = "", synthetic: bool = False) -> str:
+    """The figure's title promises intervals only where the table has some (one participant: none)."""
+    drawn = bool((np.isfinite(table["ci_low"].to_numpy(float)) | np.isfinite(table["ci_high"].to_numpy(float))).any())
+    return (f"{kind + ': ' if kind else ''}ranking " + ("with 95% intervals" if drawn else "(provisional: no intervals)")
+            + ("  (SYNTHETIC DATA)" if synthetic else ""))
