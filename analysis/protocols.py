@@ -114,7 +114,7 @@ def pair_decisions(frame: pd.DataFrame, manifest: StudyManifest, qualities: dict
         for t in tests.itertuples():
             planted = qualities[t.a] - qualities[t.b]
             if planted:
-                out[f"{t.a}-{t.b}"] = bool(t.p_holm < alpha and (t.share_a - 0.5) * planted > 0)
+                out[f"{t.a}-{t.b}"] = bool(t.p_holm < alpha and (t.participant_share_a - 0.5) * planted > 0)
     elif kind == "acr":
         tests = scores.participant_pair_tests(usable, methods, wilcoxon=False)
         for t in tests.itertuples():
@@ -201,11 +201,15 @@ def _pairwise_sections(result: PairwiseAnalysis) -> list[Section]:
     ties = inference.ties_table()
     sections = [
         Section("Method pairs (headline test)", [
-            "share_a: how often a was preferred over b (ties half), 95% CI clustered by participant. p: each "
-            "participant's share - 1/2 across participants, paired t (the exact signed-rank test where every "
-            "participant's share is the same and t is undefined; 'test' says which), Holm-corrected in p_holm; exact "
-            "Wilcoxon, d_z and rank-biserial r with 95% CIs alongside; p_binomial ignores that a participant's choices "
-            "are correlated."], Table.of(result.tests)),
+            "Headline, one quantity: participant_share_a, the average participant's share (each participant's "
+            "share of a over b, ties half, averaged with equal weight), its 95% CI (ci_low, ci_high: t across "
+            "participants) and p (each participant's share - 1/2, paired t; the exact signed-rank test where every "
+            "share is the same and t is undefined; 'test' says which), Holm-corrected in p_holm; exact Wilcoxon, d_z "
+            "and rank-biserial r with 95% CIs alongside. Beside it, another quantity: pooled_share_a, the share of "
+            "all comparisons (a participant counts by their comparisons), its CI clustered by participant "
+            "(pooled_ci_low, pooled_ci_high) and its own Wald t test (p_pooled); the two differ when participants "
+            "made unequal numbers of comparisons. p_binomial ignores that a participant's choices are correlated."],
+            Table.of(result.tests)),
         Section("Ranking (Bradley–Terry and JOD)", [inference.ranking_text(result.bootstrap)],
                 Table.of(inference.table)),
         Section("Ties", [inference.ties_text()], Table.of(ties) if ties is not None else None),
