@@ -28,7 +28,7 @@ from stylestudy.analysis.pairwise.scale import CI_METHOD
 from stylestudy.analysis.ratings import rank_groups, scores
 from stylestudy.analysis.ratings.analysis import RatingsAnalysis, analyze_ratings
 from stylestudy.analysis.ratings.raters import LOO_MIN_R
-from stylestudy.analysis.render.document import Document, Section, Table
+from stylestudy.analysis.render.document import Document, Section, Table, top_rows
 from stylestudy.analysis.render.ranking_plot import ranking_figure
 from stylestudy.analysis.sources import viewing
 from stylestudy.analysis.sources.ratings import RatingSet, simulated_line
@@ -199,6 +199,8 @@ def _pairwise_sections(result: PairwiseAnalysis) -> list[Section]:
                  "Kendall zeta not computable: it needs three methods and a majority winner of every pair per "
                  "participant")
     ties = inference.ties_table()
+    tests, tests_shown = top_rows(result.tests, "pair_tests.csv", "p_holm")
+    ranking, ranking_shown = top_rows(inference.table, "ranking.csv")
     sections = [
         Section("Method pairs (headline test)", [
             "Headline, one quantity: participant_share_a, the average participant's share (each participant's "
@@ -208,10 +210,9 @@ def _pairwise_sections(result: PairwiseAnalysis) -> list[Section]:
             "and rank-biserial r with 95% CIs alongside. Beside it, another quantity: pooled_share_a, the share of "
             "all comparisons (a participant counts by their comparisons), its CI clustered by participant "
             "(pooled_ci_low, pooled_ci_high) and its own Wald t test (p_pooled); the two differ when participants "
-            "made unequal numbers of comparisons. p_binomial ignores that a participant's choices are correlated."],
-            Table.of(result.tests)),
-        Section("Ranking (Bradley–Terry and JOD)", [inference.ranking_text(result.bootstrap)],
-                Table.of(inference.table)),
+            "made unequal numbers of comparisons. p_binomial ignores that a participant's choices are correlated."
+            + tests_shown], tests),
+        Section("Ranking (Bradley–Terry and JOD)", [inference.ranking_text(result.bootstrap) + ranking_shown], ranking),
         Section("Ties", [inference.ties_text()], Table.of(ties) if ties is not None else None),
         Section("Agreement", [inference.agreement_text() + " " + inference.raters_text()]),
     ]
@@ -267,6 +268,10 @@ def _mixed_text(mixed: dict) -> str:
 
 def _ratings_sections(result: RatingsAnalysis) -> list[Section]:
     reasons, flagged = result.reasons, result.flagged
+    ranking, ranking_shown = top_rows(result.table, "ranking.csv")
+    pair, pair_shown = top_rows(result.pair, "pair_tests.csv", "p_holm")
+    contrasts, contrasts_shown = (top_rows(result.contrasts, "mixed_contrasts.csv", "p_holm")
+                                  if result.contrasts is not None else (None, ""))
     sections = [
         Section("Ranking (MOS)", [(support.sentence(reasons) + " " if reasons else "")
                                   + f"{result.ratings} ratings by {result.participants} participants"
@@ -275,14 +280,12 @@ def _ratings_sections(result: RatingsAnalysis) -> list[Section]:
                                   + f". MOS per method with a 95% CI clustered by participant (t on participants - 1 "
                                   f"df; ends clipped to the scale 1..{result.scale_points}). rank_group: methods sharing a letter were not told apart by the "
                                   "per-participant tests (Holm, 5%)."
-                                  + rank_groups.note(result.table)],
-                                  Table.of(result.table)),
+                                  + rank_groups.note(result.table) + ranking_shown], ranking),
         Section("Method differences (headline: per-participant means)", [
             "Each participant's mean per method, then per pair the paired t-test (the exact signed-rank test where all "
             "differences are equal and t is undefined; 'test' says which), Holm over pairs in p_holm; exact Wilcoxon, "
-            "d_z and rank-biserial r with 95% CIs alongside."], Table.of(result.pair)),
-        Section("Method differences (mixed model, second)", [_mixed_text(result.mixed)],
-                Table.of(result.contrasts) if result.contrasts is not None else None),
+            "d_z and rank-biserial r with 95% CIs alongside." + pair_shown], pair),
+        Section("Method differences (mixed model, second)", [_mixed_text(result.mixed) + contrasts_shown], contrasts),
     ]
     if result.reference_differences is not None:
         sections.append(Section(f"Against the reference ({result.reference})", [
@@ -308,9 +311,9 @@ def _ratings_sections(result: RatingsAnalysis) -> list[Section]:
                                      for r in flagged.itertuples())
             + f". The same MOS and clustered CIs on the other {result.without_flagged_participants} participants."],
             Table.of(result.without_flagged)))
+    per_item, per_item_shown = top_rows(result.per_condition, "condition_mos.csv")
     return sections + [
         Section("Per item", [f"MOS per item and method, t-based 95% CI over the item's ratings (ends clipped to the scale "
-                             f"1..{result.scale_points})."],
-                Table.of(result.per_condition)),
+                             f"1..{result.scale_points})." + per_item_shown], per_item),
         Section("Raters", [raters_text]),
     ]

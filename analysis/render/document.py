@@ -44,6 +44,20 @@ class Table:
                    [[cell_text(v, digits) for v in row] for row in frame.itertuples(index=False, name=None)])
 
 
+REPORT_ROWS = 40  # a longer table shows this many rows in the report; its CSV has them all
+
+
+def top_rows(frame: pd.DataFrame, csv_name: str, by: str | None = None, digits: str = ".3g") -> tuple[Table, str]:
+    """A table readable at 100 methods (4950 pairs): its first ``REPORT_ROWS`` rows (smallest ``by``
+    first), and the sentence saying so (empty when it is whole)."""
+    if len(frame) <= REPORT_ROWS:
+        return Table.of(frame, digits), ""
+    part = frame.sort_values(by, kind="stable") if by else frame
+    which = f"with the smallest {by}" if by else "first"
+    return (Table.of(part.head(REPORT_ROWS), digits),
+            f" Shown: the {REPORT_ROWS} of {len(frame)} rows {which}; {csv_name} has them all.")
+
+
 @dataclass
 class Prepared:
     """A table another module lays out itself for both formats (Table 1: shaded cells, header rows)."""
