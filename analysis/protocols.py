@@ -29,7 +29,7 @@ from stylestudy.analysis.ratings import rank_groups, scores
 from stylestudy.analysis.ratings.analysis import RatingsAnalysis, analyze_ratings
 from stylestudy.analysis.ratings.raters import LOO_MIN_R
 from stylestudy.analysis.render.document import Document, Section, Table, top_rows
-from stylestudy.analysis.render.ranking_plot import ranking_figure
+from stylestudy.analysis.render.ranking_plot import ANNOTATED, inches_per_method, ranking_figure
 from stylestudy.analysis.sources import viewing
 from stylestudy.analysis.sources.ratings import RatingSet, simulated_line
 from stylestudy.engine.study.manifest import StudyManifest
@@ -68,8 +68,9 @@ def _save(fig, path: Path) -> Path:
 
 def preference_heatmap(wins: pd.DataFrame, counts: pd.DataFrame, order: list[str], out: Path) -> Path:
     share = (wins / counts.where(counts > 0)).loc[order, order]
-    fig, ax = plt.subplots(figsize=(1.1 * len(order) + 2.5, 0.9 * len(order) + 1.5))
-    sns.heatmap(share, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="RdBu_r", center=0.5, ax=ax,
+    cell = inches_per_method(len(order), 1.1)
+    fig, ax = plt.subplots(figsize=(cell * len(order) + 2.5, 0.82 * cell * len(order) + 1.5))
+    sns.heatmap(share, annot=len(order) <= ANNOTATED, fmt=".2f", vmin=0, vmax=1, cmap="RdBu_r", center=0.5, ax=ax,
                 cbar_kws={"label": "share preferred"})
     ax.set_title("row preferred over column (ties half)")
     ax.set_xlabel("")
@@ -79,8 +80,8 @@ def preference_heatmap(wins: pd.DataFrame, counts: pd.DataFrame, order: list[str
 
 def item_heatmap(per_condition: pd.DataFrame, order: list[str], scale_max: int, out: Path) -> Path:
     matrix = per_condition.pivot(index="item", columns="method", values="mos").reindex(columns=order)
-    fig, ax = plt.subplots(figsize=(1.1 * len(order) + 2.5, 0.32 * len(matrix) + 1.5))
-    sns.heatmap(matrix, annot=len(matrix) <= 40, fmt=".1f", vmin=1, vmax=scale_max, cmap="viridis", ax=ax)
+    fig, ax = plt.subplots(figsize=(inches_per_method(len(order), 1.1) * len(order) + 2.5, 0.32 * len(matrix) + 1.5))
+    sns.heatmap(matrix, annot=len(matrix) <= 40 and len(order) <= ANNOTATED, fmt=".1f", vmin=1, vmax=scale_max, cmap="viridis", ax=ax)
     ax.set_title("MOS per item and method")
     ax.set_xlabel("")
     return _save(fig, out / "item_mos.png")
