@@ -1,6 +1,6 @@
 """``analyze`` at real sizes (issue #30): seconds and peak memory per size, target <= 60 s and <= 2 GB.
 
-    nice -n 10 python -m tests.benchmarks.analysis_scale [--sizes acr,pairwise,paired] [--bootstrap 1000]
+    nice -n 10 python -m tests.benchmarks.analysis_scale [--sizes acr,pairwise,paired] [--bootstrap 1000] [--keep DIR]
 
 Sizes: acr 100 methods x 20 items x 60 participants (every condition rated); pairwise 50 methods x
 20 items x 200 participants x 50 comparisons each; paired 10 methods (a reference and 9 others) x 20
@@ -78,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default=",".join(SIZES))
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--keep", type=Path, help="write each size's run, CSV and report under this folder")
     parser.add_argument("--analyse", nargs=2, metavar=("ROOT", "PROTOCOL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.analyse:
@@ -85,7 +86,9 @@ def main() -> None:
         return
     print("size, rows, analyze wall s, CPU s, peak MB (target <= 60 s, <= 2048 MB)")
     for protocol in args.sizes.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as scratch:
+            tmp = str(args.keep / protocol) if args.keep else scratch
+            Path(tmp).mkdir(parents=True, exist_ok=True)
             t0 = time.perf_counter()
             rows = sum(1 for _ in simulate(Path(tmp), protocol).open()) - 1
             made = time.perf_counter() - t0

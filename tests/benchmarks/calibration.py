@@ -20,6 +20,7 @@ computed exactly from the normal model the simulation uses), at 5, 10 and 30 par
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -232,15 +233,16 @@ def _mean_expit(mu: float, sd: float) -> float:
     return float(w @ (1 / (1 + np.exp(-(mu + sd * x)))) / w.sum())
 
 
-def unequal_study(participants: int, difference: bool, seed: int) -> dict:
+def unequal_study(participants: int, difference: bool, seed: int, drawn: bool = False) -> dict:
     """One pairwise study of one method pair: half the participants make ``UNEQUAL_LIGHT`` comparisons,
-    half 4x as many.  Without a difference both halves prefer a with probability 1/2 (plus taste);
+    half 4x as many (``drawn``: each participant heavy with probability 1/2, as when who stays
+    longer is not planned; otherwise exactly the second half).  Without a difference both halves prefer a with probability 1/2 (plus taste);
     with one, the light half 0.3 and the heavy half 0.7 (logit scale, plus taste): the average
     participant's share is still 1/2 (its null holds), the share of all comparisons is not."""
     from stylestudy.analysis.pairwise import preference_tests
 
     rng = np.random.default_rng(seed)
-    heavy = np.arange(participants) >= participants // 2
+    heavy = rng.random(participants) < 0.5 if drawn else np.arange(participants) >= participants // 2
     counts = np.where(heavy, 4 * UNEQUAL_LIGHT, UNEQUAL_LIGHT)
     centre = np.where(heavy, 1, -1) * (np.log(0.7 / 0.3) if difference else 0.0)
     prob = 1 / (1 + np.exp(-(centre + rng.normal(0, UNEQUAL_TASTE_SD, participants))))
@@ -254,13 +256,14 @@ def unequal_participation_table(sims: int, sizes: tuple[int, ...] = (10, 30)) ->
     Truths: the average participant's share is 1/2 in both designs; the share of all comparisons is
     1/2 without a difference and (E_light + 4 E_heavy) / 5 with one (E: ``_mean_expit``)."""
     rows = []
-    for difference in (False, True):
+    for drawn, difference in itertools.product((False, True), (False, True)):
         logit = np.log(0.7 / 0.3) if difference else 0.0
         pooled_truth = (_mean_expit(-logit, UNEQUAL_TASTE_SD) + 4 * _mean_expit(logit, UNEQUAL_TASTE_SD)) / 5
         for participants in sizes:
             t0 = time.perf_counter()
-            r = pd.DataFrame([unequal_study(participants, difference, 50_000 + s) for s in range(sims)])
-            rows.append({"groups differ": difference, "participants": participants, "studies": sims,
+            r = pd.DataFrame([unequal_study(participants, difference, 50_000 + s, drawn) for s in range(sims)])
+            rows.append({"heavy half": "drawn" if drawn else "fixed", "groups differ": difference,
+                         "participants": participants, "studies": sims,
                          "participant share FPR": float((r["p"] < ALPHA).mean()),
                          "participant share CI coverage": float(((r["ci_low"] <= 0.5) & (0.5 <= r["ci_high"])).mean()),
                          "pooled share truth": pooled_truth,
