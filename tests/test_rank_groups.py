@@ -81,6 +81,21 @@ def test_one_hundred_methods_in_well_under_a_second_on_sorted_means():
     _check_display(order, separated, got)
 
 
+def test_one_hundred_methods_with_unequal_uncertainty_not_consecutive():
+    # tests with unequal standard errors: a precise method can be told apart from a nearer one
+    # but not from a farther, vaguer one, so "not told apart" is not consecutive along the order
+    rng = np.random.default_rng(5)
+    means, se = np.sort(rng.normal(0, 1, 100))[::-1], rng.uniform(0.05, 0.4, 100)
+    order = [f"m{i}" for i in range(100)]
+    separated = {frozenset((order[i], order[j])) for i, j in combinations(range(100), 2)
+                 if abs(means[i] - means[j]) > 2 * np.hypot(se[i], se[j])}
+    t0 = time.process_time()
+    got = rank_groups.letters(order, separated)
+    assert time.process_time() - t0 < 2.0
+    assert got is not None
+    _check_display(order, separated, got)
+
+
 def test_a_pattern_needing_too_many_letters_gets_the_plain_note():
     # 40 methods in 20 told-apart pairs (2i, 2i+1), everything else together: 2^20 maximal cliques
     order = [f"m{i}" for i in range(40)]

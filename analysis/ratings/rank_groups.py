@@ -11,8 +11,8 @@ finish in 13 minutes.  Here the cliques come from the ranking's order: when "not
 consecutive along it (a method together with one ranked below is together with every method
 between them, the usual pattern of tests on sorted means), the maximal cliques are the maximal runs
 found in one sweep, O(m^2).  Otherwise Bron–Kerbosch with pivoting lists them under a budget of
-m^3 steps; a pattern that needs more (or more than ``MAX_LETTERS`` letters) gets no letters and a
-plain note instead (``letters`` returns None).
+m^3 steps; a pattern that needs more, or more letters than methods (at least 26), gets no letters
+and a plain note instead (``letters`` returns None): such a display would not simplify anything.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from string import ascii_lowercase
 
 import pandas as pd
 
-MAX_LETTERS = 52  # more letters than this are not a display a reader can use
+MIN_LETTERS = 26  # a display may always use a..z; beyond, at most one letter per method
 
 
 def _consecutive_runs(order: list[str], together: list[int]) -> list[int] | None:
@@ -79,7 +79,7 @@ def _bits(mask: int) -> list[int]:
 
 def letters(order: list[str], separated: set[frozenset[str]]) -> dict[str, str] | None:
     """Letters per method (``order`` best first, ``separated`` the pairs the tests told apart), or
-    None where the pattern needs more than ``MAX_LETTERS`` letters or m^3 search steps."""
+    None where the pattern needs more letters than methods (and than 26) or m^3 search steps."""
     index = {m: k for k, m in enumerate(order)}
     full = (1 << len(order)) - 1
     together = [full] * len(order)  # each method is "together" with itself
@@ -93,7 +93,7 @@ def letters(order: list[str], separated: set[frozenset[str]]) -> dict[str, str] 
             columns = _bron_kerbosch([t & ~(1 << k) for k, t in enumerate(together)], max(len(order) ** 3, 1000))
         except _OverBudget:
             return None
-    if len(columns) > MAX_LETTERS:
+    if len(columns) > max(MIN_LETTERS, len(order)):
         return None
     columns.sort(key=_bits)
     names = [ascii_lowercase[k] if k < 26 else f"[{k}]" for k in range(len(columns))]
@@ -114,5 +114,5 @@ def from_pair_tests(order: list[str], tests: pd.DataFrame, p_column: str = "p_ho
 def note(table: pd.DataFrame) -> str:
     """What the report says where a ranking table has no letters (``from_pair_tests`` gave None)."""
     return ("" if "rank_group" in table else
-            f" No rank-group letters: the tests' pattern needs more than {MAX_LETTERS} letters or more search than the "
+            " No rank-group letters: the tests' pattern needs more letters than methods or more search than the "
             "method count cubed; pair_tests.csv says which pairs were told apart.")
