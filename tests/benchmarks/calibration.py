@@ -1,6 +1,7 @@
 """Do the reported tests hold their level, and do the MOS intervals cover?
 
     nice -n 10 python -m tests.benchmarks.calibration [--sims 500] [--coverage-sims 500] [--protocols table1,acr,...]
+        [--unequal-sims 2000]
 
 Under H0 (every method of equal quality) each protocol's data are simulated as the server would
 collect them (``analysis.table1.simulate.from_protocol``; the paper's Table 1 design by
@@ -11,6 +12,10 @@ comparisons (3 pairs of 3 methods; 2 differences from the reference; 1 for Table
 0.05, over ``--sims`` simulated studies (0 skips the table).  Beside it, the old mixed model
 (``rating ~ method + (1 | participant) + (1 | item)`` with a z-test) on the same data.
 Target: within [3.5%, 6.5%].
+
+Unequal participation (``--unequal-sims``): one pairwise method pair, half the participants making
+4x the comparisons, with and without a difference between the halves; level and CI coverage of the
+average participant's share (the headline) and of the share of all comparisons (``unequal_study``).
 
 Coverage: how often the 95% CI of each method's MOS (ACR, clustered by participant) contains
 the true MOS (the expected rating of that method over participants and noise, on the same items,
@@ -350,10 +355,12 @@ def main() -> None:
                                    args.selection, args.variances) \
             if args.sims else pd.DataFrame()
     pd.set_option("display.width", 200)
-    print("\nFalse-positive rates under H0 (alpha = 0.05):")
-    print(fpr.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print("\nMOS 95% CI coverage (ACR, 3 methods x 4 items):")
-    print(coverage.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if len(fpr):
+        print("\nFalse-positive rates under H0 (alpha = 0.05):")
+        print(fpr.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if len(coverage):
+        print("\nMOS 95% CI coverage (ACR, 3 methods x 4 items):")
+        print(coverage.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 if __name__ == "__main__":
