@@ -48,19 +48,22 @@ def share_tests(comps: pd.DataFrame, methods: list[str], effect_cis: bool = True
     its CI and test (the headline; Holm in ``p_holm``), and the share of all comparisons with its own
     CI and test (see the module docstring)."""
     rows = []
+    outcome = comps.assign(tie=comps["outcome"].eq(0.5), a_won=comps["outcome"].eq(1.0))
+    per_pair = outcome.groupby(["a", "b"])[["tie", "a_won"]].sum()
+    participants = dict(tuple(outcome.groupby(["a", "b", "participant_id"])["outcome"].agg(["sum", "count"])
+                              .groupby(level=["a", "b"])))  # one pass over the comparisons, not one per pair
     for a, b in combinations(sorted(methods), 2):
-        part = comps[(comps["a"] == a) & (comps["b"] == b)]
-        if part.empty:
+        if (a, b) not in participants:
             continue
-        per = part.groupby("participant_id")["outcome"].agg(["sum", "count"])
+        per = participants[(a, b)]
         wins, counts = per["sum"].to_numpy(float), per["count"].to_numpy(float)
         test = paired_test(wins / counts - 0.5, LEVEL, effect_cis=effect_cis)
         pooled = clustered_share(wins, counts)
         if np.isnan(pooled["p"]) and len(wins) > 1:  # SE 0: every participant's share is the pooled one
             pooled["p"] = test["p"]
-        decisive = part[part["outcome"] != 0.5]
-        a_wins = int((decisive["outcome"] == 1).sum())
-        rows.append({"a": a, "b": b, "comparisons": len(part), "ties": int((part["outcome"] == 0.5).sum()),
+        ties, a_wins = (int(v) for v in per_pair.loc[(a, b)])
+        decisive = int(counts.sum()) - ties
+        rows.append({"a": a, "b": b, "comparisons": int(counts.sum()), "ties": ties,
                      "participants": len(wins), "participant_share_a": 0.5 + test["mean_diff"],
                      "ci_low": float(np.clip(0.5 + test["ci_low"], 0, 1)),
                      "ci_high": float(np.clip(0.5 + test["ci_high"], 0, 1)),
@@ -71,7 +74,7 @@ def share_tests(comps: pd.DataFrame, methods: list[str], effect_cis: bool = True
                      "rb_ci_high": test.get("rb_ci_high", float("nan")),
                      "pooled_share_a": pooled["share"], "pooled_ci_low": pooled["ci"][0],
                      "pooled_ci_high": pooled["ci"][1], "p_pooled": pooled["p"],
-                     "p_binomial": float(sps.binomtest(a_wins, len(decisive)).pvalue) if len(decisive) else float("nan")})
+                     "p_binomial": float(sps.binomtest(a_wins, decisive).pvalue) if decisive else float("nan")})
     frame = pd.DataFrame(rows)
     if len(frame):
         frame["p_holm"] = holm(frame["p"])
