@@ -49,13 +49,17 @@ def _check_display(order, separated, got):
         assert shares == (frozenset((x, y)) not in separated), (x, y)
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(60))
 def test_letters_equal_insert_and_absorb_on_random_patterns(seed):
     rng = np.random.default_rng(seed)
     m = int(rng.integers(2, 11))
     order = [f"m{i}" for i in range(m)]
-    if seed % 2:  # any pattern at all (mostly not consecutive: the Bron–Kerbosch path)
+    if seed % 3 == 1:  # any pattern at all (mostly not consecutive: the Bron–Kerbosch path)
         separated = {frozenset(p) for p in combinations(order, 2) if rng.random() < rng.uniform(0.1, 0.7)}
+    elif seed % 3 == 2:  # sorted means with unequal uncertainty: nearly consecutive (both paths)
+        means, se = np.sort(rng.normal(0, 1, m))[::-1], rng.uniform(0.05, 0.5, m)
+        separated = {frozenset((order[i], order[j])) for i, j in combinations(range(m), 2)
+                     if means[i] - means[j] > 2 * np.hypot(se[i], se[j])}
     else:  # the usual pattern of tests on sorted means (the sweep)
         separated = _sorted_means_pattern(rng, m, rng.uniform(0.2, 1.5))
     got = rank_groups.letters(order, separated)
@@ -68,6 +72,14 @@ def test_a_hand_example_that_is_not_consecutive_along_the_order():
     # not consecutive: A with C but not with B (B-C together too); cliques {A, C}, {B, C}, {D}
     assert rank_groups.letters(order, {frozenset("AB"), frozenset("AD"), frozenset("BD"), frozenset("CD")}) == {
         "A": "a", "B": "b", "C": "ab", "D": "c"}
+
+
+def test_together_past_a_gap_further_down_the_order_is_not_taken_for_consecutive():
+    # C is told apart from D but not from E (below D): not consecutive, so not runs {A, B, C}, {D, E}
+    order = ["A", "B", "C", "D", "E"]
+    separated = {frozenset(p) for p in ("AD", "AE", "BD", "BE", "CD")}
+    got = rank_groups.letters(order, separated)
+    assert got == _insert_absorb(order, separated) == {"A": "a", "B": "a", "C": "ab", "D": "c", "E": "bc"}
 
 
 def test_one_hundred_methods_in_well_under_a_second_on_sorted_means():

@@ -102,7 +102,7 @@ SLOPE_ALPHA = 0.2  # Matuschek et al. (2017): keep a random slope when a likelih
 
 # The REML here is dense: one criterion costs a Cholesky of the q x q random-effects matrix
 # (q^3 / 3) and the optimiser's numerical gradient one per variance parameter.  A 200-participant
-# paired study of 10 methods (maximal: q = 2200, 110 parameters) ran over 5 minutes in one fit, so a
+# paired study of 10 methods (maximal: q = 2200, 110 parameters) was still in its first fit after 4 minutes, so a
 # model whose q^3 x (parameters + 1) is above this is not fitted and the report says so (the
 # per-participant tests, the headline, are unaffected).
 MAX_DENSE_COST = 1e10

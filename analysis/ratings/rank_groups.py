@@ -32,7 +32,7 @@ def _consecutive_runs(order: list[str], together: list[int]) -> list[int] | None
         j = i
         while j + 1 < m and together[i] >> (j + 1) & 1:
             j += 1
-        if (together[i] >> i) & ~((1 << (j + 1)) - 1):  # together with a method beyond a separated one
+        if together[i] >> (j + 1):  # together with a method ranked beyond one it was told apart from
             return None
         reach.append(j)
     if any(reach[i + 1] < reach[i] for i in range(m - 1)):  # i with k but i + 1 not with k
