@@ -76,7 +76,8 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
                                              slopes, options.mixed_variances)
         items = ratings.usable["row_label"].nunique() if "row_label" in ratings.usable else 0
         summary["population"] = population(items, summary.get("mixed_model"), options.generalise)
-        document.lead.insert(1 + bool(ratings.simulated), summary["population"]["text"])  # after "Ratings from"
+        after = next(k for k, line in enumerate(document.lead) if line.startswith("Ratings from"))
+        document.lead.insert(after + 1, summary["population"]["text"])
         _metric_agreement(ratings, options, summary, document)
         return _finish(out, summary, document, flow.participant_flow(ratings, counts, {}))
     result = analyze_table1(ratings, options.screen, options.rater_min_r, options.seed, slopes,

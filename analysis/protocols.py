@@ -25,12 +25,12 @@ import seaborn as sns  # noqa: E402
 from stylestudy.analysis.pairwise import preference, preference_tests, support
 from stylestudy.analysis.pairwise.analysis import PairwiseAnalysis, analyze_pairwise
 from stylestudy.analysis.pairwise.scale import CI_METHOD
-from stylestudy.analysis.ratings import scores
+from stylestudy.analysis.ratings import rank_groups, scores
 from stylestudy.analysis.ratings.analysis import RatingsAnalysis, analyze_ratings
 from stylestudy.analysis.ratings.raters import LOO_MIN_R
 from stylestudy.analysis.render.csv_files import write_csv
-from stylestudy.analysis.render.document import Document, Section, Table
-from stylestudy.analysis.render.ranking_plot import ranking_figure
+from stylestudy.analysis.render.document import Document, Section, Table, top_rows
+from stylestudy.analysis.render.ranking_plot import ANNOTATED, inches_per_method, ranking_figure
 from stylestudy.analysis.sources import viewing
 from stylestudy.analysis.sources.ratings import RatingSet, excluded_text, simulated_line
 from stylestudy.engine.study.manifest import StudyManifest
@@ -69,8 +69,9 @@ def _save(fig, path: Path) -> Path:
 
 def preference_heatmap(wins: pd.DataFrame, counts: pd.DataFrame, order: list[str], out: Path) -> Path:
     share = (wins / counts.where(counts > 0)).loc[order, order]
-    fig, ax = plt.subplots(figsize=(1.1 * len(order) + 2.5, 0.9 * len(order) + 1.5))
-    sns.heatmap(share, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="RdBu_r", center=0.5, ax=ax,
+    cell = inches_per_method(len(order), 1.1)
+    fig, ax = plt.subplots(figsize=(cell * len(order) + 2.5, 0.82 * cell * len(order) + 1.5))
+    sns.heatmap(share, annot=len(order) <= ANNOTATED, fmt=".2f", vmin=0, vmax=1, cmap="RdBu_r", center=0.5, ax=ax,
                 cbar_kws={"label": "share preferred"})
     ax.set_title("row preferred over column (ties half)")
     ax.set_xlabel("")
@@ -80,8 +81,8 @@ def preference_heatmap(wins: pd.DataFrame, counts: pd.DataFrame, order: list[str
 
 def item_heatmap(per_condition: pd.DataFrame, order: list[str], scale_max: int, out: Path) -> Path:
     matrix = per_condition.pivot(index="item", columns="method", values="mos").reindex(columns=order)
-    fig, ax = plt.subplots(figsize=(1.1 * len(order) + 2.5, 0.32 * len(matrix) + 1.5))
-    sns.heatmap(matrix, annot=len(matrix) <= 40, fmt=".1f", vmin=1, vmax=scale_max, cmap="viridis", ax=ax)
+    fig, ax = plt.subplots(figsize=(inches_per_method(len(order), 1.1) * len(order) + 2.5, 0.32 * len(matrix) + 1.5))
+    sns.heatmap(matrix, annot=len(matrix) <= 40 and len(order) <= ANNOTATED, fmt=".1f", vmin=1, vmax=scale_max, cmap="viridis", ax=ax)
     ax.set_title("MOS per item and method")
     ax.set_xlabel("")
     return _save(fig, out / "item_mos.png")
@@ -115,7 +116,7 @@ def pair_decisions(frame: pd.DataFrame, manifest: StudyManifest, qualities: dict
         for t in tests.itertuples():
             planted = qualities[t.a] - qualities[t.b]
             if planted:
-                out[f"{t.a}-{t.b}"] = bool(t.p_holm < alpha and (t.share_a - 0.5) * planted > 0)
+                out[f"{t.a}-{t.b}"] = bool(t.p_holm < alpha and (t.participant_share_a - 0.5) * planted > 0)
     elif kind == "acr":
         tests = scores.participant_pair_tests(usable, methods, wilcoxon=False)
         for t in tests.itertuples():
@@ -167,8 +168,10 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
                    + (f" {c['duplicates_merged']} repeated ratings of a condition merged into one "
                       f"(--duplicates {ratings.duplicates})." if c.get("duplicates_merged") else ""))
     viewing_section = viewing.section(ratings.all_rows)
+    reasons = result.inference.reasons if kind == "pairwise" else result.reasons
     document = Document(f"stylestudy analysis: {kind} protocol", ratings.synthetic,
-                        [*simulated_line(ratings), f"Ratings from {ratings.source}.", counts_text],
+                        [*simulated_line(ratings), *([support.sentence(reasons)] if reasons else []),
+                         f"Ratings from {ratings.source}.", counts_text],
                         [Section("Figures", figures=pngs), *sections,
                          *([viewing_section] if viewing_section else [])])
     return summary, document
@@ -200,15 +203,20 @@ def _pairwise_sections(result: PairwiseAnalysis) -> list[Section]:
                  "Kendall zeta not computable: it needs three methods and a majority winner of every pair per "
                  "participant")
     ties = inference.ties_table()
+    tests, tests_shown = top_rows(result.tests, "pair_tests.csv", "p_holm")
+    ranking, ranking_shown = top_rows(inference.table, "ranking.csv")
     sections = [
         Section("Method pairs (headline test)", [
-            "share_a: how often a was preferred over b (ties half), 95% CI clustered by participant. p: each "
-            "participant's share - 1/2 across participants, paired t (the exact signed-rank test where every "
-            "participant's share is the same and t is undefined; 'test' says which), Holm-corrected in p_holm; exact "
-            "Wilcoxon, d_z and rank-biserial r with 95% CIs alongside; p_binomial ignores that a participant's choices "
-            "are correlated."], Table.of(result.tests)),
-        Section("Ranking (Bradley–Terry and JOD)", [inference.ranking_text(result.bootstrap)],
-                Table.of(inference.table)),
+            "Headline, one quantity: participant_share_a, the average participant's share (each participant's "
+            "share of a over b, ties half, averaged with equal weight), its 95% CI (ci_low, ci_high: t across "
+            "participants) and p (each participant's share - 1/2, paired t; the exact signed-rank test where every "
+            "share is the same and t is undefined; 'test' says which), Holm-corrected in p_holm; exact Wilcoxon, d_z "
+            "and rank-biserial r with 95% CIs alongside. Beside it, another quantity: pooled_share_a, the share of "
+            "all comparisons (a participant counts by their comparisons), its CI clustered by participant "
+            "(pooled_ci_low, pooled_ci_high) and its own Wald t test (p_pooled); the two differ when participants "
+            "made unequal numbers of comparisons. p_binomial ignores that a participant's choices are correlated."
+            + tests_shown], tests),
+        Section("Ranking (Bradley–Terry and JOD)", [inference.ranking_text(result.bootstrap) + ranking_shown], ranking),
         Section("Ties", [inference.ties_text()], Table.of(ties) if ties is not None else None),
         Section("Agreement", [inference.agreement_text() + " " + inference.raters_text()]),
     ]
@@ -266,20 +274,24 @@ def _mixed_text(mixed: dict) -> str:
 
 def _ratings_sections(result: RatingsAnalysis) -> list[Section]:
     reasons, flagged = result.reasons, result.flagged
+    ranking, ranking_shown = top_rows(result.table, "ranking.csv")
+    pair, pair_shown = top_rows(result.pair, "pair_tests.csv", "p_holm")
+    contrasts, contrasts_shown = (top_rows(result.contrasts, "mixed_contrasts.csv", "p_holm")
+                                  if result.contrasts is not None else (None, ""))
     sections = [
         Section("Ranking (MOS)", [(support.sentence(reasons) + " " if reasons else "")
                                   + f"{result.ratings} ratings by {result.participants} participants"
                                   + (" (a reference rated in several trials counts once per participant: its mean)"
                                      if result.kind == "paired" else "")
-                                  + ". MOS per method with a 95% CI clustered by participant (t on participants - 1 "
-                                  "df). rank_group: methods sharing a letter were not told apart by the "
-                                  "per-participant tests (Holm, 5%)."], Table.of(result.table)),
+                                  + f". MOS per method with a 95% CI clustered by participant (t on participants - 1 "
+                                  f"df; ends clipped to the scale 1..{result.scale_points}). rank_group: methods sharing a letter were not told apart by the "
+                                  "per-participant tests (Holm, 5%)."
+                                  + rank_groups.note(result.table) + ranking_shown], ranking),
         Section("Method differences (headline: per-participant means)", [
             "Each participant's mean per method, then per pair the paired t-test (the exact signed-rank test where all "
             "differences are equal and t is undefined; 'test' says which), Holm over pairs in p_holm; exact Wilcoxon, "
-            "d_z and rank-biserial r with 95% CIs alongside."], Table.of(result.pair)),
-        Section("Method differences (mixed model, second)", [_mixed_text(result.mixed)],
-                Table.of(result.contrasts) if result.contrasts is not None else None),
+            "d_z and rank-biserial r with 95% CIs alongside." + pair_shown], pair),
+        Section("Method differences (mixed model, second)", [_mixed_text(result.mixed) + contrasts_shown], contrasts),
     ]
     if result.reference_differences is not None:
         sections.append(Section(f"Against the reference ({result.reference})", [
@@ -308,8 +320,9 @@ def _ratings_sections(result: RatingsAnalysis) -> list[Section]:
                                      for r in flagged.itertuples())
             + f". The same MOS and clustered CIs on the other {result.without_flagged_participants} participants."],
             Table.of(result.without_flagged)))
+    per_item, per_item_shown = top_rows(result.per_condition, "condition_mos.csv")
     return sections + [
-        Section("Per item", ["MOS per item and method, t-based 95% CI over the item's ratings."],
-                Table.of(result.per_condition)),
+        Section("Per item", [f"MOS per item and method, t-based 95% CI over the item's ratings (ends clipped to the scale "
+                             f"1..{result.scale_points})." + per_item_shown], per_item),
         Section("Raters", [raters_text]),
     ]

@@ -73,8 +73,9 @@ def _pairwise(manifest: StudyManifest, rng: random.Random, ordinal: int) -> list
     budget = min(manifest.protocol.pairs_per_participant or len(full) * len(pairs), len(full) * len(pairs))
     base, extra = divmod(budget, len(pairs))
 
-    def gets_extra(j: int, o: int) -> bool:  # the extra trials rotate over the method pairs
-        return (j - o) % len(pairs) < extra
+    def gets_extra(j: int, o: int) -> bool:  # the extra trials rotate over the method pairs, `extra` at a time
+        # (a shift of one per participant gave 200 participants x 50 of 1225 pairs only 249 pairs)
+        return (j - o * extra) % len(pairs) < extra
 
     plan = []
     for j, (a, b) in enumerate(pairs):

@@ -86,10 +86,12 @@ def test_unanimous_pairwise_preference_is_significant_after_holm():
             rows.append({"participant_id": f"p{p}", "a": "adain", "b": "photo", "outcome": float(rng.integers(0, 2))})
     tests = preference_tests.share_tests(pd.DataFrame(rows), ["adain", "ours", "photo"]).set_index(["a", "b"])
     unanimous = tests.loc[("adain", "ours")]
-    assert unanimous["share_a"] == 0.0 and unanimous["test"].startswith("exact signed-rank")
+    assert unanimous["participant_share_a"] == 0.0 and unanimous["test"].startswith("exact signed-rank")
     assert unanimous["p"] == pytest.approx(2 / 2**10) and unanimous["p_holm"] == pytest.approx(3 * 2 / 2**10)
     assert tests.loc[("ours", "photo"), "p_holm"] < 0.01
-    assert (unanimous["share_ci_low"], unanimous["share_ci_high"]) == (0.0, 0.0)
+    assert (unanimous["ci_low"], unanimous["ci_high"]) == (0.0, 0.0)
+    assert (unanimous["pooled_ci_low"], unanimous["pooled_ci_high"]) == (0.0, 0.0)
+    assert unanimous["p_pooled"] == unanimous["p"]  # every share is the pooled one: the exact test answers both
 
 
 def test_pairwise_share_ci_is_clustered_by_participant_by_hand():
@@ -100,9 +102,36 @@ def test_pairwise_share_ci_is_clustered_by_participant_by_hand():
     share = 6 / 8
     se = math.sqrt(3 / 2 * ((3 - 4 * share) ** 2 + (1 - 2 * share) ** 2 + (2 - 2 * share) ** 2)) / 8
     half = sps.t.ppf(0.975, 2) * se
-    assert row["share_a"] == share
-    assert (row["share_ci_low"], row["share_ci_high"]) == pytest.approx((share - half, min(1.0, share + half)))
+    assert row["pooled_share_a"] == share
+    assert (row["pooled_ci_low"], row["pooled_ci_high"]) == pytest.approx((share - half, min(1.0, share + half)))
+    assert row["p_pooled"] == pytest.approx(2 * sps.t.sf((share - 0.5) / se, 2))
     assert row["p"] == pytest.approx(sps.ttest_1samp([0.25, 0.0, 0.5], 0).pvalue)
+
+
+def test_unequal_participation_gives_two_named_quantities_each_with_its_own_ci_and_test():
+    # light p1: 1 of 2, p2: 0 of 2; heavy p3: 7 of 8, p4: 8 of 8
+    rows = [("p1", 1), ("p1", 0), ("p2", 0), ("p2", 0)] + [("p3", int(k < 7)) for k in range(8)] + [("p4", 1)] * 8
+    comps = pd.DataFrame([{"participant_id": p, "a": "a", "b": "b", "outcome": float(o)} for p, o in rows])
+    row = preference_tests.share_tests(comps, ["a", "b"]).iloc[0]
+    # the headline: the average participant's share (0.5 + 0 + 0.875 + 1) / 4, its t CI and its test
+    d = np.array([0.5, 0.0, 0.875, 1.0]) - 0.5
+    half = sps.t.ppf(0.975, 3) * d.std(ddof=1) / 2
+    assert row["participant_share_a"] == pytest.approx(0.59375)
+    assert 0.59375 - half < 0 and (row["ci_low"], row["ci_high"]) == pytest.approx((0.0, 1.0))  # clipped to [0, 1]
+    assert row["p"] == pytest.approx(sps.ttest_1samp(d, 0).pvalue)
+    wide = preference_tests.share_tests(pd.concat([comps.assign(participant_id=comps["participant_id"] + c)
+                                                   for c in "xyz"]), ["a", "b"]).iloc[0]  # 12 participants
+    half = sps.t.ppf(0.975, 11) * np.tile(d, 3).std(ddof=1) / math.sqrt(12)
+    assert (wide["ci_low"], wide["ci_high"]) == pytest.approx((0.59375 - half, 0.59375 + half))
+    assert row["p"] == pytest.approx(sps.ttest_1samp(d, 0).pvalue)
+    # beside it: the share of all comparisons 16 / 20, cluster-robust SE sqrt(4/3 * 5.84) / 20, Wald t on 3 df
+    se = math.sqrt(4 / 3 * ((1 - 1.6) ** 2 + (0 - 1.6) ** 2 + (7 - 6.4) ** 2 + (8 - 6.4) ** 2)) / 20
+    assert row["pooled_share_a"] == pytest.approx(0.8)
+    assert (row["pooled_ci_low"], row["pooled_ci_high"]) == pytest.approx((0.8 - sps.t.ppf(0.975, 3) * se, 1.0))
+    assert row["p_pooled"] == pytest.approx(2 * sps.t.sf(0.3 / se, 3))
+    # each row's CI and p are about one quantity: the headline CI holds 1/2 exactly when its p >= 0.05
+    assert (row["ci_low"] <= 0.5 <= row["ci_high"]) == (row["p"] >= 0.05)
+    assert (row["pooled_ci_low"] <= 0.5 <= row["pooled_ci_high"]) == (row["p_pooled"] >= 0.05)
 
 
 def test_acr_pair_tests_carry_effect_sizes_and_the_unanimous_rule():

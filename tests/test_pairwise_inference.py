@@ -263,3 +263,16 @@ def test_a_unanimous_pair_is_tested_exactly_and_the_never_winning_method_gets_it
     result = pairwise_inference.infer(comps, methods, tests.reset_index(), 200)
     groups = result.table.set_index("method")["rank_group"]
     assert not set(groups["a"]) & (set(groups["b"]) | set(groups["c"]) | set(groups["d"]))
+
+
+def test_never_lost_is_said_only_of_a_method_that_never_lost():
+    # a, b, c beat each other in a cycle (identified); d beats each of them 10 times but loses all 20 to e
+    rows = [(f"p{k % 5}", x, y, float(k % 3 != 0)) for k in range(12) for x, y in [("a", "b"), ("b", "c"), ("a", "c")]]
+    rows += [(f"p{k % 5}", x, "d", 0.0) for k in range(10) for x in "abc"]
+    rows += [(f"p{k % 5}", "d", "e", 0.0) for k in range(20)]
+    comps = _comps(rows)
+    table, graph = preference.ranking(comps, list("abcde"), reps=50)
+    kinds = table.set_index("method")["estimate"]
+    assert graph.identified == ["a", "b", "c"] and graph.never_lost == ["e"]
+    assert kinds["d"] == "prior-regularised; won every comparison with the methods placed below it: lower bound"
+    assert kinds["e"] == "prior-regularised; never lost: lower bound"

@@ -72,7 +72,7 @@ def test_bradley_terry_recovers_a_planted_ranking_with_cis(pairwise_run):
     assert scale.sort_values(ascending=False).index.tolist() == ["ours", "adain", "photo"] and misfit < 0.1
     # planted differences (noise 0.8 per judgment): P(ours > photo) = Phi(1.6 / (0.8 * sqrt 2)) = 0.92
     tests = preference_tests.share_tests(comps, pairwise_run.methods).set_index(["a", "b"])
-    assert tests.loc[("ours", "photo"), "share_a"] == pytest.approx(sps.norm.cdf(1.6 / (0.8 * math.sqrt(2))), abs=0.08)
+    assert tests.loc[("ours", "photo"), "participant_share_a"] == pytest.approx(sps.norm.cdf(1.6 / (0.8 * math.sqrt(2))), abs=0.08)
 
 
 def test_mos_and_cis_against_hand_values():

@@ -268,3 +268,16 @@ def test_people_and_scripted_participants_are_told_apart():
                                         "not people)")
     assert _simulated(mixed.assign(user_agent=SIMULATED_USER_AGENT))[0] is True
     assert _simulated(people.assign(synthetic=1))[0] is True
+
+
+def test_pairwise_subsets_smaller_than_the_method_pairs_reach_every_pair(tmp_path):
+    """10 methods (45 pairs), 5 comparisons per participant: 9 participants see every pair once (a
+    rotation by one pair per participant had shown only 13 pairs, and at 50 methods x 200
+    participants x 50 comparisons 249 of 1225)."""
+    from stylestudy.engine.study.manifest import StudyManifest
+    from stylestudy.evalserver.schedule import trial_plan
+    from tests.benchmarks.analysis_scale import make_run
+
+    manifest = StudyManifest.load(make_run(tmp_path, "pairwise", 10, 2, 5))
+    shown = Counter(e["pair_id"].rsplit(":", 1)[1] for o in range(9) for e in trial_plan(manifest, 7 + o, ordinal=o))
+    assert len(shown) == 45 and set(shown.values()) == {1}

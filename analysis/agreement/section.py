@@ -18,8 +18,8 @@ import seaborn as sns  # noqa: E402
 
 from stylestudy.analysis.agreement.analysis import AgreementResult, analyze_agreement  # noqa: E402
 from stylestudy.analysis.agreement.metrics_file import read_metrics  # noqa: E402
+from stylestudy.analysis.render.csv_files import write_csv  # noqa: E402
 from stylestudy.analysis.render.document import Section, Table  # noqa: E402
-from stylestudy.evalserver.spreadsheet_cells import neutralise  # noqa: E402
 
 HEADING = "Do objective metrics agree with the participants?"
 SHOWN_COLUMNS = ["metric", "n", "pearson", "spearman", "spearman_ci_low", "spearman_ci_high", "kendall", "rmse",
@@ -27,10 +27,6 @@ SHOWN_COLUMNS = ["metric", "n", "pearson", "spearman", "spearman_ci_low", "spear
 CHOICE_COLUMNS = ["choice_share", "choice_ci_low", "choice_ci_high", "direction"]
 NOTE = ("Agreement on one study does not transfer: it holds for these images, these methods and these participants, "
         "and a metric that tracks people here can fail on another study's stimuli.")
-
-
-def _neutral(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.apply(lambda col: col.map(lambda v: neutralise(v) if isinstance(v, str) else v))
 
 
 def scatter(result: AgreementResult, out: Path) -> Path:
@@ -69,8 +65,8 @@ def agreement_section(usable: pd.DataFrame, protocol: str, metrics_path: str | P
     table = table[SHOWN_COLUMNS[:-1] + [c for c in table.columns if c not in SHOWN_COLUMNS[:-1]]]  # the issue's first
     comparisons = pd.DataFrame([asdict(c) for c in result.comparisons],
                                columns=["a", "b", "difference", "ci_low", "ci_high", "p", "p_holm"])
-    _neutral(table).to_csv(out / "metric_agreement.csv", index=False)
-    _neutral(comparisons).to_csv(out / "metric_comparisons.csv", index=False)
+    write_csv(table, out / "metric_agreement.csv")
+    write_csv(comparisons, out / "metric_comparisons.csv")
     figure = scatter(result, out) if result.rows else None
     skipped = [n for n in names if n not in table["metric"].tolist()]
     score = ("the MOS of each condition (its mean rating)" if result.subjective.kind == "mos" else

@@ -100,6 +100,23 @@ SELECTIONS = ("items", "maximal", "lrt")
 SLOPE_ALPHA = 0.2  # Matuschek et al. (2017): keep a random slope when a likelihood-ratio test at 0.2 supports it
 
 
+# The REML here is dense: one criterion costs a Cholesky of the q x q random-effects matrix
+# (q^3 / 3) and the optimiser's numerical gradient one per variance parameter.  A 200-participant
+# paired study of 10 methods (maximal: q = 2200, 110 parameters) was still in its first fit after 4 minutes, so a
+# model whose q^3 x (parameters + 1) is above this is not fitted and the report says so (the
+# per-participant tests, the headline, are unaffected).
+MAX_DENSE_COST = 1e10
+
+
+def _dense_size(data: pd.DataFrame, present: list[str], structure: str, item: str | None) -> tuple[int, int]:
+    """(q, variance parameters) of ``method_model(data, present, structure, item)``, without building it."""
+    groups = ["participant"] + ([item] if item and item in data and data[item].nunique() > 1 else [])
+    if structure == "maximal":
+        k = len(present)
+        return sum(data[g].nunique() * k for g in groups), len(groups) * k * (k + 1) // 2
+    return sum(data[g].nunique() + len(data[[g, "method"]].drop_duplicates()) for g in groups), 2 * len(groups)
+
+
 def _lrt_p(reduced: MixedFit, full: MixedFit) -> float:
     """REML likelihood-ratio p of the extra variance parameters (same fixed effects, so REML
     deviances compare); the plain chi-square reference, which errs towards keeping a term."""
@@ -231,6 +248,11 @@ def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item
                 notes.append(f"the maximal model's {len(present)} x {len(present)} covariance cannot be estimated "
                              f"from {' and '.join(few)} (it needs more levels than methods)")
                 continue
+        q, n_theta = _dense_size(data, present, structure, item)
+        if q ** 3 * (n_theta + 1) > MAX_DENSE_COST:
+            notes.append(f"{structure}: not fitted ({q} random effects and {n_theta} variance parameters are beyond "
+                         "this dense REML's size: q^3 x (parameters + 1) > 1e10)")
+            continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

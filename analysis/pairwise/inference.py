@@ -72,7 +72,8 @@ class PairwiseInference:
                      f"{bootstrap} bootstrap resamples of participants, "
                      "estimate ± t(n−1) × bootstrap SE × √(n/(n−1)) "
                      "(the percentile interval under-covers with few participants). rank_group: methods sharing a "
-                     "letter were not told apart by the per-participant tests below (Holm, 5%).")
+                     "letter were not told apart by the per-participant tests below (Holm, 5%)."
+                     + rank_groups.note(self.table))
         for s in self.graph.sentences():
             parts.append(s[0].upper() + s[1:] + ".")
         if not self.graph.strongly_connected:
@@ -123,7 +124,8 @@ def infer(comps: pd.DataFrame, methods: list[str], tests: pd.DataFrame, bootstra
         table[["ci_low", "ci_high", "jod_ci_low", "jod_ci_high", "p_best"]] = np.nan
     else:
         groups = rank_groups.from_pair_tests(order, tests)
-    table.insert(0, "rank_group", table["method"].map(groups))
+    if groups is not None:  # None: too many letters to read (rank_groups.note says so)
+        table.insert(0, "rank_group", table["method"].map(groups))
     _, misfit = preference.thurstone_case_v(comps, methods)
     ident = table["estimate"].eq("maximum likelihood")
     tau = (float(sps.kendalltau(table.loc[ident, "bt_score"], table.loc[ident, "jod"]).statistic)

@@ -19,8 +19,6 @@
 
 from __future__ import annotations
 
-from itertools import combinations
-
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
@@ -148,21 +146,21 @@ def circular_triads(comps: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
     triples, and Kendall's ζ = 1 − d / d_max (NaN below three methods)."""
     m = len(methods)
     d_max = (m**3 - m) / 24 if m % 2 else (m**3 - 4 * m) / 24
+    index = {name: i for i, name in enumerate(methods)}
+    shares = comps.groupby(["participant_id", "a", "b"])["outcome"].mean()
     rows = []
-    for pid, part in comps.groupby("participant_id"):
-        beats: dict[tuple[str, str], bool] = {}
-        for (a, b), pair in part.groupby(["a", "b"]):
-            share = pair["outcome"].mean()
-            if share != 0.5:
-                beats[(a, b)] = share > 0.5
-                beats[(b, a)] = share < 0.5
-        d = 0
-        complete = 0
-        for x, y, z in combinations(methods, 3):
-            if all((u, v) in beats for u, v in ((x, y), (y, z), (x, z))):
-                complete += 1
-                if beats[(x, y)] == beats[(y, z)] == beats[(z, x)]:
-                    d += 1
-        rows.append({"participant_id": pid, "decided_pairs": len(beats) // 2, "complete_triples": complete,
+    for pid, part in shares.groupby(level="participant_id"):
+        # B[i, j] = 1: i is the majority winner over j; every circular triad is one directed 3-cycle of B
+        # (trace(B^3) counts it from each of its 3 methods), every complete triple a triangle of B + B'
+        a = part.index.get_level_values("a").map(index).to_numpy()
+        b = part.index.get_level_values("b").map(index).to_numpy()
+        share = part.to_numpy(float)
+        B = np.zeros((m, m))
+        B[a, b] = share > 0.5
+        B[b, a] = share < 0.5
+        decided = B + B.T
+        d = int(round(np.trace(B @ B @ B) / 3))
+        complete = int(round(np.trace(decided @ decided @ decided) / 6))
+        rows.append({"participant_id": pid, "decided_pairs": int(decided.sum()) // 2, "complete_triples": complete,
                      "circular_triads": d, "zeta": 1 - d / d_max if d_max and complete else float("nan")})
     return pd.DataFrame(rows, columns=["participant_id", "decided_pairs", "complete_triples", "circular_triads", "zeta"])

@@ -105,8 +105,10 @@ def _loglik_vs(theta_i: float, wins: np.ndarray, losses: np.ndarray, others: np.
 
 
 def outside_scores(W: np.ndarray, identified: np.ndarray, theta: np.ndarray, i: int, model: str) -> dict:
-    """For method ``i`` outside the identified set (scores ``theta`` on ``identified``): its
-    prior-regularised value and one-sided bound against the identified methods."""
+    """For method ``i`` outside the identified set (scores ``theta`` on ``identified``, the methods
+    placed so far): its prior-regularised value and one-sided bound against them.  "never won"/"never
+    lost" only for a method that never won/lost at all: one that lost 20 of 30 comparisons to other
+    outside methods but beat every placed one is labelled by what it did."""
     wins, losses = W[i, identified], W[identified, i]
     n = wins + losses
     if n.sum() == 0:
@@ -122,6 +124,8 @@ def outside_scores(W: np.ndarray, identified: np.ndarray, theta: np.ndarray, i: 
     target = np.log(BOUND_TAIL)
     if wins.sum() == 0:  # never beat an identified method: upper bound
         high = optimize.brentq(lambda t: _loglik_vs(t, wins, losses, theta, model) - target, -spread * 10, spread * 10)
-        return {"value": value, "low": -np.inf, "high": float(high), "kind": "never won: upper bound"}
+        kind = "never won" if W[i].sum() == 0 else "lost every comparison with the methods placed above it"
+        return {"value": value, "low": -np.inf, "high": float(high), "kind": f"{kind}: upper bound"}
     low = optimize.brentq(lambda t: _loglik_vs(t, wins, losses, theta, model) - target, -spread * 10, spread * 10)
-    return {"value": value, "low": float(low), "high": np.inf, "kind": "never lost: lower bound"}
+    kind = "never lost" if W[:, i].sum() == 0 else "won every comparison with the methods placed below it"
+    return {"value": value, "low": float(low), "high": np.inf, "kind": f"{kind}: lower bound"}

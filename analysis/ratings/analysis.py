@@ -81,7 +81,7 @@ def analyze_ratings(usable: pd.DataFrame, all_rows: pd.DataFrame, methods: list[
                     mixed_slopes: str = "items", mixed_variances: str = "unrestricted") -> RatingsAnalysis:
     """``usable``: the rated rows (ratings as floats); ``reference``: for ``paired`` studies."""
     one = scores.one_per_condition(usable)  # paired: the reference's ratings averaged per participant
-    table = scores.method_mos(one, methods)
+    table = scores.method_mos(one, methods, scale=(1, scale_points))
     # the model takes every rating: a reference averaged over its trials would be less noisy than
     # the model's one residual variance assumes (the paired rows were conservative, 2.7% at 5%)
     mixed = scores.mixed_contrasts(usable if kind == "paired" else one, methods, mixed_slopes, mixed_variances)
@@ -92,9 +92,10 @@ def analyze_ratings(usable: pd.DataFrame, all_rows: pd.DataFrame, methods: list[
     alpha = krippendorff_alpha(one)
     order = table["method"].tolist()
     groups = {m: "a" for m in order} if reasons else rank_groups.from_pair_tests(order, pair)
-    table.insert(0, "rank_group", table["method"].map(groups))
+    if groups is not None:  # None: too many letters to read (rank_groups.note says so)
+        table.insert(0, "rank_group", table["method"].map(groups))
     result = RatingsAnalysis(kind, methods, len(usable), usable["participant_id"].nunique(), one, table,
-                             scores.condition_mos(one), mixed, contrasts, pair, screening, reasons, alpha, rater_min_r,
+                             scores.condition_mos(one, (1, scale_points)), mixed, contrasts, pair, screening, reasons, alpha, rater_min_r,
                              scale_points, scores.repeat_consistency(all_rows), gold_method,
                              scores.gold_failures(all_rows, gold_method))
     if kind == "paired":
@@ -103,6 +104,6 @@ def analyze_ratings(usable: pd.DataFrame, all_rows: pd.DataFrame, methods: list[
     flagged = result.flagged
     kept = one[~one["participant_id"].isin(flagged["participant_id"])]
     if len(flagged) and len(kept):  # every rater flagged (a small pilot): no ranking without them; the report says so
-        result.without_flagged = scores.method_mos(kept, methods)
+        result.without_flagged = scores.method_mos(kept, methods, scale=(1, scale_points))
         result.without_flagged_participants = kept["participant_id"].nunique()
     return result

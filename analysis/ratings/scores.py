@@ -40,12 +40,17 @@ def one_per_condition(usable: pd.DataFrame) -> pd.DataFrame:
     return usable.groupby(keys, as_index=False)["rating"].mean()
 
 
-def condition_mos(usable: pd.DataFrame) -> pd.DataFrame:
-    """Per condition (item × method): n, MOS, std (ddof 1) and the t-based 95% CI."""
+def _clipped(lo: float, hi: float, scale: tuple[float, float] | None) -> tuple[float, float]:
+    """A CI inside a bounded scale (1..5: no end at 5.01); the report says the ends are clipped."""
+    return (float(np.clip(lo, *scale)), float(np.clip(hi, *scale))) if scale else (float(lo), float(hi))
+
+
+def condition_mos(usable: pd.DataFrame, scale: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Per condition (item × method): n, MOS, std (ddof 1) and the t-based 95% CI (clipped to ``scale``)."""
     rows = []
     for (item, method, cid), part in usable.groupby(["row_label", "method", "condition_id"]):
         x = part["rating"].to_numpy(float)
-        lo, hi = t_ci(x, LEVEL)
+        lo, hi = _clipped(*t_ci(x, LEVEL), scale)
         rows.append({"item": item, "method": method, "condition_id": cid, "n": len(x), "mos": x.mean(),
                      "std": x.std(ddof=1) if len(x) > 1 else float("nan"), "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)
@@ -55,8 +60,9 @@ def condition_mos(usable: pd.DataFrame) -> pd.DataFrame:
 MOS_CI_METHOD = "clustered by participant (cluster-robust SE, t on participants - 1 df)"
 
 
-def method_mos(usable: pd.DataFrame, methods: list[str], level: float = LEVEL) -> pd.DataFrame:
-    """Per method: n, MOS and a 95% CI clustered by participant.
+def method_mos(usable: pd.DataFrame, methods: list[str], level: float = LEVEL,
+               scale: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Per method: n, MOS and a 95% CI clustered by participant (clipped to ``scale``).
 
     A participant's ratings of one method are not independent, so the interval treats the
     participant as the unit: the MOS is a ratio (sum of ratings / number of ratings) and its
@@ -75,7 +81,7 @@ def method_mos(usable: pd.DataFrame, methods: list[str], level: float = LEVEL) -
             mos = total.sum() / count.sum()
             se = math.sqrt(len(total) / (len(total) - 1) * ((total - mos * count) ** 2).sum()) / count.sum()
             half = sps.t.ppf(1 - (1 - level) / 2, len(total) - 1) * se
-            lo, hi = mos - half, mos + half
+            lo, hi = _clipped(mos - half, mos + half, scale)
         rows.append({"method": m, "n": len(x), "participants": len(total),
                      "mos": x.mean() if len(x) else float("nan"), "std": x.std(ddof=1) if len(x) > 1 else float("nan"),
                      "ci_low": float(lo), "ci_high": float(hi)})

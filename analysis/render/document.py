@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,12 +17,15 @@ import pandas as pd
 from markupsafe import Markup
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+NOISE = 1e-12  # a float this close to 0 is floating-point noise, printed as 0
 
 
 def cell_text(value, digits: str = ".3g") -> str:
-    """One table cell in words: floats to 3 significant digits, intervals as [low, high]."""
+    """One table cell in words: floats to 3 significant digits, intervals as [low, high]; no
+    signed zero ("-0.00") and no rounding noise ("-1.13e-18" is 0)."""
     if isinstance(value, (float, np.floating)):
-        return f"{value:{digits}}"
+        text = f"{0.0 if abs(value) < NOISE else value:{digits}}"
+        return text[1:] if re.fullmatch(r"-0*\.?0*(e[+-]?\d+)?%?", text) else text
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(cell_text(v, digits) for v in value) + "]"
     return str(value)
@@ -38,6 +42,20 @@ class Table:
     def of(cls, frame: pd.DataFrame, digits: str = ".3g") -> Table:
         return cls([str(c) for c in frame.columns],
                    [[cell_text(v, digits) for v in row] for row in frame.itertuples(index=False, name=None)])
+
+
+REPORT_ROWS = 40  # a longer table shows this many rows in the report; its CSV has them all
+
+
+def top_rows(frame: pd.DataFrame, csv_name: str, by: str | None = None, digits: str = ".3g") -> tuple[Table, str]:
+    """A table readable at 100 methods (4950 pairs): its first ``REPORT_ROWS`` rows (smallest ``by``
+    first), and the sentence saying so (empty when it is whole)."""
+    if len(frame) <= REPORT_ROWS:
+        return Table.of(frame, digits), ""
+    part = frame.sort_values(by, kind="stable") if by else frame
+    which = f"with the smallest {by}" if by else "first"
+    return (Table.of(part.head(REPORT_ROWS), digits),
+            f" Shown: the {REPORT_ROWS} of {len(frame)} rows {which}; {csv_name} has them all.")
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Do the reported tests hold their level, and do the MOS intervals cover?
 
     nice -n 10 python -m tests.benchmarks.calibration [--sims 500] [--coverage-sims 500] [--protocols table1,acr,...]
+        [--unequal-sims 2000]
 
 Under H0 (every method of equal quality) each protocol's data are simulated as the server would
 collect them (``analysis.table1.simulate.from_protocol``; the paper's Table 1 design by
@@ -12,6 +13,10 @@ comparisons (3 pairs of 3 methods; 2 differences from the reference; 1 for Table
 (``rating ~ method + (1 | participant) + (1 | item)`` with a z-test) on the same data.
 Target: within [3.5%, 6.5%].
 
+Unequal participation (``--unequal-sims``): one pairwise method pair, half the participants making
+4x the comparisons, with and without a difference between the halves; level and CI coverage of the
+average participant's share (the headline) and of the share of all comparisons (``unequal_study``).
+
 Coverage: how often the 95% CI of each method's MOS (ACR, clustered by participant) contains
 the true MOS (the expected rating of that method over participants and noise, on the same items,
 computed exactly from the normal model the simulation uses), at 5, 10 and 30 participants.
@@ -20,6 +25,7 @@ computed exactly from the normal model the simulation uses), at 5, 10 and 30 par
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -222,6 +228,57 @@ def item_method_table(sims: int, participants: int = 10, rm_sd: float = 0.3,
     return pd.DataFrame(rows)
 
 
+UNEQUAL_LIGHT = 5  # comparisons of the one method pair by the light half; the heavy half makes 4x as many
+UNEQUAL_TASTE_SD = 0.5  # each participant's own liking of a over b, on the logit scale
+
+
+def _mean_expit(mu: float, sd: float) -> float:
+    """E[expit(mu + N(0, sd))] by Gauss–Hermite quadrature (the share a participant's taste gives on average)."""
+    x, w = np.polynomial.hermite_e.hermegauss(80)
+    return float(w @ (1 / (1 + np.exp(-(mu + sd * x)))) / w.sum())
+
+
+def unequal_study(participants: int, difference: bool, seed: int, drawn: bool = False) -> dict:
+    """One pairwise study of one method pair: half the participants make ``UNEQUAL_LIGHT`` comparisons,
+    half 4x as many (``drawn``: each participant heavy with probability 1/2, as when who stays
+    longer is not planned; otherwise exactly the second half).  Without a difference both halves prefer a with probability 1/2 (plus taste);
+    with one, the light half 0.3 and the heavy half 0.7 (logit scale, plus taste): the average
+    participant's share is still 1/2 (its null holds), the share of all comparisons is not."""
+    from stylestudy.analysis.pairwise import preference_tests
+
+    rng = np.random.default_rng(seed)
+    heavy = rng.random(participants) < 0.5 if drawn else np.arange(participants) >= participants // 2
+    counts = np.where(heavy, 4 * UNEQUAL_LIGHT, UNEQUAL_LIGHT)
+    centre = np.where(heavy, 1, -1) * (np.log(0.7 / 0.3) if difference else 0.0)
+    prob = 1 / (1 + np.exp(-(centre + rng.normal(0, UNEQUAL_TASTE_SD, participants))))
+    comps = pd.DataFrame({"participant_id": np.repeat([f"p{i}" for i in range(participants)], counts),
+                          "a": "a", "b": "b", "outcome": (rng.random(counts.sum()) < np.repeat(prob, counts)) * 1.0})
+    return preference_tests.share_tests(comps, ["a", "b"], effect_cis=False).iloc[0].to_dict()
+
+
+def unequal_participation_table(sims: int, sizes: tuple[int, ...] = (10, 30)) -> pd.DataFrame:
+    """Level and coverage of both pairwise quantities with unequal participation (``unequal_study``).
+    Truths: the average participant's share is 1/2 in both designs; the share of all comparisons is
+    1/2 without a difference and (E_light + 4 E_heavy) / 5 with one (E: ``_mean_expit``)."""
+    rows = []
+    for drawn, difference in itertools.product((False, True), (False, True)):
+        logit = np.log(0.7 / 0.3) if difference else 0.0
+        pooled_truth = (_mean_expit(-logit, UNEQUAL_TASTE_SD) + 4 * _mean_expit(logit, UNEQUAL_TASTE_SD)) / 5
+        for participants in sizes:
+            t0 = time.perf_counter()
+            r = pd.DataFrame([unequal_study(participants, difference, 50_000 + s, drawn) for s in range(sims)])
+            rows.append({"heavy half": "drawn" if drawn else "fixed", "groups differ": difference,
+                         "participants": participants, "studies": sims,
+                         "participant share FPR": float((r["p"] < ALPHA).mean()),
+                         "participant share CI coverage": float(((r["ci_low"] <= 0.5) & (0.5 <= r["ci_high"])).mean()),
+                         "pooled share truth": pooled_truth,
+                         "pooled share p < 0.05": float((r["p_pooled"] < ALPHA).mean()),
+                         "pooled share CI coverage": float(((r["pooled_ci_low"] <= pooled_truth)
+                                                            & (pooled_truth <= r["pooled_ci_high"])).mean())})
+            print(rows[-1], f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return pd.DataFrame(rows)
+
+
 def _expected_rating(mu: float, sd: float, k: int) -> float:
     """E[clip(round(X), 1, k)] for X ~ N(mu, sd)."""
     edges = np.concatenate([[-np.inf], np.arange(1.5, k, 1.0), [np.inf]])
@@ -277,7 +334,13 @@ def main() -> None:
     parser.add_argument("--item-counts", default=",".join(map(str, ITEM_COUNTS)), help="a subset, e.g. 4,6")
     parser.add_argument("--item-default-mixed", action="store_true",
                         help="the item rows also run the default mixed model on the these-items version (twice the time)")
+    parser.add_argument("--unequal-sims", type=int, default=0,
+                        help="studies per unequal-participation row (half the participants 4x the comparisons); 0 skips")
     args = parser.parse_args()
+    if args.unequal_sims:
+        unequal = unequal_participation_table(args.unequal_sims)
+        print("\nPairwise with unequal participation (half the participants 4x the comparisons):")
+        print(unequal.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.item_sims:
         items = item_method_table(args.item_sims, im_sds=tuple(float(v) for v in args.item_sds.split(",")),
                                   counts=tuple(int(v) for v in args.item_counts.split(",")),
@@ -292,10 +355,12 @@ def main() -> None:
                                    args.selection, args.variances) \
             if args.sims else pd.DataFrame()
     pd.set_option("display.width", 200)
-    print("\nFalse-positive rates under H0 (alpha = 0.05):")
-    print(fpr.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print("\nMOS 95% CI coverage (ACR, 3 methods x 4 items):")
-    print(coverage.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if len(fpr):
+        print("\nFalse-positive rates under H0 (alpha = 0.05):")
+        print(fpr.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if len(coverage):
+        print("\nMOS 95% CI coverage (ACR, 3 methods x 4 items):")
+        print(coverage.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 if __name__ == "__main__":
