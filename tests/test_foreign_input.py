@@ -81,7 +81,9 @@ def test_ratings_layout_gives_the_hand_computed_mos(tmp_path):
     # three participants: the CI is the t interval of the participants' means on 2 df
     means = np.array([(4 + 5) / 2, (3 + 4) / 2, (5 + 3) / 2])
     half = 4.302652729911275 * means.std(ddof=1) / np.sqrt(3)
-    assert ranking.loc["ours", "ci_high"] == pytest.approx(means.mean() + half)
+    assert ranking.loc["ours", "ci_low"] == pytest.approx(means.mean() - half)
+    # its upper end (5.24) lies beyond the 1-5 scale: clipped to the scale's top
+    assert means.mean() + half > 5 and ranking.loc["ours", "ci_high"] == 5
     summary = json.loads((out / "summary.json").read_text())
     assert summary["protocol"] == "acr" and summary["counts"]["usable"] == 12
     assert "ratings file" in summary["source"]
