@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from stylestudy.analysis.models.lmm import generalise_slopes, population
-from stylestudy.analysis.protocols import analyze_protocol, is_generic
+from stylestudy.analysis.models.lmm import MethodsFit, NoMixedModel, generalise_slopes, population
+from stylestudy.analysis.protocols import analyze_protocol, is_generic, mixed_variances_text
+from stylestudy.analysis.render import statistics_text
 from stylestudy.analysis.render.document import Document, Prepared, Section, Table, render
 from stylestudy.analysis.sources import flow, viewing
 from stylestudy.analysis.sources.ratings import RatingSet, load_ratings, simulated_line
@@ -58,14 +59,15 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     counts = flow.database_counts(Path(source), options.db_url)  # before exclusions change what is usable
     slopes = generalise_slopes(options.generalise, options.mixed_slopes)
     if is_generic(ratings):  # acr, pairwise, or imported methods: rank them with CIs
-        summary, document = analyze_protocol(ratings, out, options.seed, options.bootstrap, options.rater_min_r,
-                                             slopes, options.mixed_variances)
+        summary, document, mixed = analyze_protocol(ratings, out, options.seed, options.bootstrap, options.rater_min_r,
+                                             slopes, options.mixed_variances, options.generalise)
         items = ratings.usable["row_label"].nunique() if "row_label" in ratings.usable else 0
-        summary["population"] = population(items, summary.get("mixed_model"), options.generalise)
-        document.lead.insert(1 + bool(ratings.simulated), summary["population"]["text"])  # after "Ratings from"
+        said = population(items, mixed, options.generalise)
+        summary["population"] = said.to_json()
+        document.lead.insert(1 + bool(ratings.simulated), statistics_text.population(summary["population"]))
         return _finish(out, summary, document, flow.participant_flow(ratings, counts, {}))
     result = analyze_table1(ratings, options.screen, options.rater_min_r, options.seed, slopes,
-                            options.mixed_variances, options.ddof if options.compare_paper else None)
+                            options.mixed_variances, options.ddof if options.compare_paper else None, options.generalise)
     labels = column_labels(ratings)
     cap = table.caption(ratings, options.ddof, labels)
     tf = table.table_frame(ratings, options.ddof, options.decimals)
@@ -86,13 +88,13 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
         "bt500_rejected": result.bt500_rejected, "bt500_excluded": options.screen in ("bt500", "both"),
         "attainability": result.attainability, "loo_flagged": result.loo_flagged, "rater_min_r": options.rater_min_r,
         "raters_excluded": result.excluded, "omnibus": result.omnibus.to_dict(orient="records"),
-        "mixed_model": result.mixed, "agreement": result.agreement, "cells": len(tests),
+        "mixed_model": _table1_mixed(result.mixed), "agreement": result.agreement, "cells": len(tests),
         **({"omnibus_every_rater": result.omnibus_every_rater.to_dict(orient="records")}
            if result.omnibus_every_rater is not None else {}),
         **result.cell_counts(),
         "viewing": viewing.viewing_line(ratings.all_rows),
         "population": population(len(usable[["block", "row", "column"]].drop_duplicates()), result.mixed, options.generalise,
-                                 "cell"),
+                                 "cell").to_json(),
     }
     if result.compared is not None:
         result.compared.to_csv(out / "compare_paper.csv", index=False)
@@ -143,14 +145,18 @@ def _agreement(value: float) -> str:
     return "undefined (no variation, or too few stimuli or raters)" if math.isnan(value) else f"{value:.3f}"
 
 
+def _table1_mixed(mixed: MethodsFit | NoMixedModel) -> dict:
+    """summary.json's mixed model for Table 1: the fit, and normalized - baseline at the top level."""
+    return {**mixed.to_json(), **mixed.first_contrast()} if isinstance(mixed, MethodsFit) else mixed.to_json()
+
+
 def _mixed_line(mixed: dict) -> str:
-    if "error" in mixed:
-        return f"Mixed model (second): {mixed['error']}."
-    variances = "; ".join(f"{term} " + ", ".join(f"{v:.3f}" for v in var.values())
-                          for term, var in mixed["variances"].items())
-    why = (f" {mixed['fallback']}" if mixed["fallback"] else
-           " The maximal model (by-participant and by-cell method slopes, Barr et al. 2013) was fitted.")
-    return (f"Mixed model (second): {mixed['formula']}, REML, Satterthwaite df.{why} normalized − baseline = "
+    if "unavailable" in mixed:
+        return f"Mixed model (second): {statistics_text.unavailable(mixed)}."
+    variances = mixed_variances_text(mixed)
+    steps = statistics_text.fit_steps(mixed)
+    why = f" {steps}" if steps else f" Fitted {statistics_text.maximal(mixed, 'cell')}."
+    return (f"Mixed model (second): {statistics_text.formula(mixed)}, REML, Satterthwaite df.{why} normalized − baseline = "
             f"{mixed['estimate']:+.2f} (95% CI {_fmt_ci(mixed['ci'])}), t on {mixed['df']:.1f} df, p = {mixed['p']:.3g}, "
             f"{mixed['n_obs']} ratings; variances: {variances}; residual {mixed['residual_var']:.3f}"
             + (f" (singular fit: the {', '.join(mixed['singular_terms'])} variance is estimated at 0)."
@@ -161,7 +167,7 @@ def _lead(summary: dict) -> list[str]:
     c = summary["counts"]
     duplicates = (f" {c['duplicates_merged']} repeated ratings of a condition merged ({summary['duplicates']})."
                   if c.get("duplicates_merged") else "")
-    return [f"Ratings from {summary['source']}.{duplicates}", summary["population"]["text"],
+    return [f"Ratings from {summary['source']}.{duplicates}", statistics_text.population(summary["population"]),
             f"{c['participants']} participants, {c['rows']} rows: {c['usable']} usable ratings, {c['missing']} missing "
             f"(timeouts), {c['excluded_by_flags']} excluded by flags ({', '.join(summary['excluded_flags']) or 'none'}), "
             f"{c['attention_rows']} attention-check rows ({c['attention_failed']} failed).",
@@ -176,14 +182,15 @@ CELL_COLUMNS = ["block", "row", "column", "n_pairs", "mean_baseline", "mean_norm
 
 
 def _sections(summary: dict, table1: Prepared, result: Table1Analysis, pngs: list[Path]) -> list[Section]:
-    omni, mixed, agree, note, tests = result.omnibus, result.mixed, result.agreement, result.attainability, result.tests
+    omni, agree, tests = result.omnibus, result.agreement, result.tests
+    note = statistics_text.attainability(result.attainability)
     overall: list[str | list[str]] = [
         "Headline: each participant's mean difference (normalized − baseline) over the cells, then the paired "
         "t-test across participants (the exact signed-rank test where every difference is equal and t is "
         "undefined), with exact Wilcoxon and effect sizes alongside.", _omni_lines(omni)]
     if result.omnibus_every_rater is not None:
         overall += ["With every rater (before the exclusions above):", _omni_lines(result.omnibus_every_rater)]
-    overall.append(_mixed_line(mixed))
+    overall.append(_mixed_line(summary["mixed_model"]))
     sections = [
         Section("Table 1 layout", table=table1),
         Section("Overall: is normalized rated higher?", overall),

@@ -67,7 +67,8 @@ class MixedFit:
     jacobian: list[np.ndarray] = field(default_factory=list)  # d Cov(beta) / d varpar_j
     singular_terms: list[str] = field(default_factory=list)  # terms with a diagonal of theta on the boundary
     df_cap: float = math.inf  # at most these df (the unrestricted refit: the ANOVA's participant x method df)
-    optimiser_notes: list[str] = field(default_factory=list)  # what the optimiser needed beyond its first search
+    # the optimiser's gradient before and after a Nelder-Mead polish, when its first search did not pass the check
+    polish: tuple[float, float] | None = None
 
     def contrast(self, c: np.ndarray) -> dict:
         """Estimate, SE, Satterthwaite df, t, p and CI of c'beta."""
@@ -267,13 +268,13 @@ class REMLModel:
             worst = max(worst, min(abs(slope), step))
         return worst
 
-    def _optimise(self) -> tuple[np.ndarray, float, bool, list[str]]:
-        """(theta, criterion, converged, notes).  lme4's start; with scalar terms the others too
+    def _optimise(self) -> tuple[np.ndarray, float, bool, tuple[float, float] | None]:
+        """(theta, criterion, converged, polish).  lme4's start; with scalar terms the others too
         unless it ends at an interior optimum that passes the gradient check, then each diagonal of
         theta at 0 re-tried from RETRY_THETA (the review's stuck fits sat at a boundary lme4 left);
         then the gradient check.  Where the gradient is not ~0 a derivative-free polish
-        (Nelder-Mead) follows, and the note says so; a fit that still fails is reported as not
-        converged, never passed on silently."""
+        (Nelder-Mead) follows, and ``polish`` is the gradient before and after it (else None); a
+        fit that still fails is reported as not converged, never passed on silently."""
         best = None
         for start in self.starts() if self.scalar_terms else self.starts()[:1]:
             res = self._local(start)
@@ -297,7 +298,7 @@ class REMLModel:
         final = self._local(self.from_search(best.x), FINAL_TOLERANCES)  # the last digits: the df follow theta there
         if final.fun <= best.fun:
             best = final
-        notes: list[str] = []
+        polished = None
         gradient = self.projected_gradient(best.x)
         if gradient > GRADIENT_TOL:  # L-BFGS-B again from where it stopped (a fresh curvature estimate)
             again = self._local(self.from_search(best.x))
@@ -310,15 +311,13 @@ class REMLModel:
             if polish.fun < best.fun:
                 best = polish
             before, gradient = gradient, self.projected_gradient(best.x)
-            notes.append(f"the REML optimiser (L-BFGS-B) stopped with a gradient of {before:.2g}; a Nelder-Mead "
-                         f"polish {'met' if gradient <= GRADIENT_TOL else 'did not meet'} the convergence check "
-                         f"(gradient {gradient:.2g}, tolerance {GRADIENT_TOL:g})")
-        return self.from_search(best.x), float(best.fun), gradient <= GRADIENT_TOL, notes
+            polished = (before, gradient)
+        return self.from_search(best.x), float(best.fun), gradient <= GRADIENT_TOL, polished
 
     def _fit(self) -> MixedFit:
-        theta, criterion, converged, notes = self._optimise()
+        theta, criterion, converged, polish = self._optimise()
         fit = self.fit_at(theta, converged)
-        fit.deviance, fit.optimiser_notes = criterion, notes
+        fit.deviance, fit.polish = criterion, polish
         return fit
 
     def fit_at(self, theta: np.ndarray, converged: bool = True) -> MixedFit:

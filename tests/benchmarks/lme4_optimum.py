@@ -114,7 +114,7 @@ def compare(data: pd.DataFrame, theirs: pd.DataFrame) -> dict:
     out = {"ours": fit.deviance, "lme4": lme4, "gap": fit.deviance - lme4, "converged": fit.converged,
            "ours at lme4's theta": model.profiled_deviance(lme4_theta),
            "theta gap": float(np.abs(fit.theta - lme4_theta).max()),
-           "singular terms": ",".join(fit.singular_terms), "notes": "; ".join(fit.optimiser_notes)}
+           "singular terms": ",".join(fit.singular_terms), "polished": fit.polish is not None}
     contrasts = theirs[theirs["kind"] == "contrast"].set_index("name")
     at_theirs = model.add_satterthwaite(model.fit_at(lme4_theta))
     out.update({f"rel {k}": v for k, v in _differences(fit, contrasts).items()})
@@ -175,12 +175,12 @@ def main() -> None:
     table = run(rscript, args.sets, args.seed, args.lme4_control)
     same = table[(table["gap"].abs() <= 1e-6) & ~table["df capped"]]
     pd.set_option("display.width", 250)
-    print(table.drop(columns=["notes"] + [c for c in table.columns if c.startswith("at lme4")]).to_string(
+    print(table.drop(columns=["polished"] + [c for c in table.columns if c.startswith("at lme4")]).to_string(
         index=False, float_format=lambda v: f"{v:.3g}"))
     print(f"\n{len(table)} sets ({time.perf_counter() - t0:.0f} s): our REML criterion worse than lme4's by more than "
           f"1e-4 in {int((table['gap'] > 1e-4).sum())}; largest gap ours - lme4 {table['gap'].max():+.2e}, "
           f"smallest {table['gap'].min():+.2e}; not converged {int((~table['converged']).sum())}; "
-          f"optimiser notes in {int((table['notes'] != '').sum())}; singular (a term at 0) in "
+          f"Nelder-Mead polish in {int(table['polished'].sum())}; singular (a term at 0) in "
           f"{int((table['singular terms'] != '').sum())}")
     print(f"df capped at n - p (lmerTest does not cap) in {int(table['df capped'].sum())}")
     for label, part in (("2 participants", same[same["participants"] == 2]),
