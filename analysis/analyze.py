@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from stylestudy.analysis.models.lmm import MethodsFit, NoMixedModel, generalise_slopes, population
-from stylestudy.analysis.protocols import analyze_protocol, is_generic, mixed_variances_text
+from stylestudy.analysis.protocols import analyze_protocol, is_generic
 from stylestudy.analysis.render import statistics_text
 from stylestudy.analysis.render.document import Document, Prepared, Section, Table, render
 from stylestudy.analysis.sources import flow, viewing
@@ -153,7 +153,7 @@ def _table1_mixed(mixed: MethodsFit | NoMixedModel) -> dict:
 def _mixed_line(mixed: dict) -> str:
     if "unavailable" in mixed:
         return f"Mixed model (second): {statistics_text.unavailable(mixed)}."
-    variances = mixed_variances_text(mixed)
+    variances = statistics_text.variances(mixed)
     steps = statistics_text.fit_steps(mixed)
     why = f" {steps}" if steps else f" Fitted {statistics_text.maximal(mixed, 'cell')}."
     return (f"Mixed model (second): {statistics_text.formula(mixed)}, REML, Satterthwaite df.{why} normalized − baseline = "

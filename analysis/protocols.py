@@ -251,15 +251,10 @@ def _ratings_files(result: RatingsAnalysis, out: Path, synthetic: bool) -> list[
     return pngs
 
 
-def mixed_variances_text(mixed: dict) -> str:
-    """The fitted variances, per term and column."""
-    return "; ".join(f"{term} " + ", ".join(f"{v:.3f}" for v in var.values()) for term, var in mixed["variances"].items())
-
-
 def _mixed_text(mixed: dict) -> str:
     if "unavailable" in mixed:
         return statistics_text.unavailable(mixed)
-    variances = mixed_variances_text(mixed)
+    variances = statistics_text.variances(mixed)
     steps = statistics_text.fit_steps(mixed)
     return (f"Fitted {statistics_text.formula(mixed)} by REML, {mixed['n_obs']} ratings"
             + f" ({steps or statistics_text.maximal(mixed, 'item')})"

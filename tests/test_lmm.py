@@ -501,3 +501,17 @@ def test_the_default_fixes_the_items_and_tests_equal_on_these_items():
         assert row["p"] == pytest.approx(2 * sps.t.sf(abs(d.mean()) / se, len(d) - 1), rel=1e-3)
     random = fit_methods(data.assign(rating=data["rating"] + shift), ["a", "b"], generalise="items")
     assert random.over_items("item") and random.contrasts["se"].iloc[0] > 2 * se
+
+
+def test_fixed_items_with_a_method_never_rated_on_an_item_still_fit():
+    """A method missing on one item: its interaction column is determined by the others and is
+    dropped (as lme4 drops rank-deficient columns) and the method contrasts are still estimated;
+    the model matrix left has full rank, one column fewer than the 1 + 2 + 4 + 8 of a full design."""
+    methods = ["a", "b", "c"]
+    data = planted(8, tuple(methods), 5, 0.3, 91)
+    gap = data[~((data["method"] == "c") & (data["item"] == sorted(data["item"].unique())[0]))]
+    fit = fit_methods(gap, methods)
+    assert isinstance(fit, MethodsFit) and fit.items_fixed and len(fit.contrasts) == 3
+    assert np.isfinite(fit.contrasts["se"]).all() and (fit.contrasts["df"] > 0).all()
+    model = method_model(gap, methods, "cs", items_fixed=True)
+    assert np.linalg.matrix_rank(model.X) == model.X.shape[1] == 1 + 2 + 4 + 2 * 4 - 1

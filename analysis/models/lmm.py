@@ -196,6 +196,11 @@ def method_model(data: pd.DataFrame, methods: list[str], structure: str, item: s
         interactions = (onehot[:, 1:, None] * effects[:, None, :]).reshape(len(y), -1)
         X = np.column_stack([X, effects, interactions])
         fixed += [f"{item}{v}" for v in levels[:-1]] + [f"method{m}:{item}{v}" for m in methods[1:] for v in levels[:-1]]
+        # a method never rated on an item leaves an interaction column that the others determine:
+        # dropped, as lme4 drops a rank-deficient fixed-effect column (the method columns come first, and stay)
+        diagonal = np.abs(np.diag(linalg.qr(X, mode="r")[0]))
+        keep = diagonal > 1e-10 * diagonal.max()
+        X, fixed = X[:, keep], [name for name, kept in zip(fixed, keep) if kept]
         prefix = f"rating ~ method * {item} ({item}s fixed, sum-coded) + "
     elif item and item in data and data[item].nunique() > 1:
         groups.append((item, data[item]))

@@ -81,6 +81,11 @@ def maximal(mixed: dict, item: str) -> str:
     return f"the maximal model: {slopes}, Barr et al. 2013"
 
 
+def variances(mixed: dict) -> str:
+    """The fitted variances, per term and column."""
+    return "; ".join(f"{term} " + ", ".join(f"{v:.3f}" for v in var.values()) for term, var in mixed["variances"].items())
+
+
 def formula(mixed: dict) -> str:
     """The fitted model as the report names it (a variance left free said after the formula)."""
     return mixed["formula"] + "".join(f" with the {t} variance unrestricted" for t in mixed.get("unrestricted_terms", ()))
