@@ -37,7 +37,8 @@ class AnalyzeOptions:
     db_url: str | None = None  # with a run directory: its database (default RUN_DIR/ratings.sqlite)
     bootstrap: int = 1000  # resamples for the Bradley-Terry CIs (pairwise)
     rater_min_r: float = 0.3  # flag raters whose correlation with the others' MOS is lower (acr, paired)
-    # the mixed model's random slopes: "items" (participants' all kept, items' where supported), "maximal", "lrt"
+    # the mixed model's random slopes: "items" (participants' all kept; items random only with generalise="items"),
+    # "maximal", "lrt"
     mixed_slopes: str = "items"
     mixed_variances: str = "unrestricted"  # a rater x method variance at 0 left free ("unrestricted") or cut ("bounded")
     generalise: str = "participants"  # "items": the mixed model tests over items like these (every item slope kept)

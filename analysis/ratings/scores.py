@@ -84,9 +84,10 @@ def method_mos(usable: pd.DataFrame, methods: list[str], level: float = LEVEL) -
 
 def mixed_contrasts(data: pd.DataFrame, methods: list[str], selection: str = "items",
                     variances: str = "unrestricted", generalise: str = "participants"):
-    """``rating ~ method + (0 + method | participant) + (0 + method | item)`` (or the simpler model
-    ``analysis.models.lmm`` falls back to, its steps in ``notes``); every method pair as a
-    Satterthwaite t contrast, Holm-corrected (``lmm.MethodsFit``, or ``lmm.NoMixedModel``)."""
+    """``rating ~ method * item (items fixed) + (0 + method | participant)`` (``generalise``
+    "items": the items random, ``+ (0 + method | item)``), or the simpler model ``analysis.models.lmm``
+    falls back to, its steps in ``notes``; every method pair as a Satterthwaite t contrast,
+    Holm-corrected (``lmm.MethodsFit``, or ``lmm.NoMixedModel``)."""
     from stylestudy.analysis.models.lmm import fit_methods
 
     frame = data[["rating", "method", "participant_id", "row_label"]].rename(

@@ -270,10 +270,10 @@ def omnibus(usable: pd.DataFrame) -> pd.DataFrame:
 
 def mixed_model(usable: pd.DataFrame, selection: str = "items", variances: str = "unrestricted",
                 generalise: str = "participants") -> MethodsFit | NoMixedModel:
-    """normalized - baseline from ``rating ~ method + (0 + method | participant) + (0 + method |
-    cell)`` (method slopes by participant and by cell, crossed; REML, Satterthwaite df; ``analysis.models.lmm``),
-    or the simpler model ``analysis.models.lmm`` falls back to, which the result's notes say;
-    its first contrast is normalized - baseline."""
+    """normalized - baseline from ``rating ~ method * cell (cells fixed) + (0 + method | participant)``
+    (``generalise`` "items": the cells random and crossed, ``+ (0 + method | cell)``; REML,
+    Satterthwaite df; ``analysis.models.lmm``), or the simpler model it falls back to, which the
+    result's notes say; its first contrast is normalized - baseline."""
 
     data = usable[["rating", "method", "participant_id", "block", "row", "column"]].copy()
     data["cell"] = data["block"].astype(str) + "-" + data["row"].astype(str) + "-" + data["column"].astype(str)
