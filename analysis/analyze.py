@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from stylestudy.analysis.models.lmm import generalise_slopes, population
+from stylestudy.analysis.models.lmm import MethodsFit, NoMixedModel, generalise_slopes, population
 from stylestudy.analysis.protocols import analyze_protocol, is_generic
+from stylestudy.analysis.render import statistics_text
 from stylestudy.analysis.render.csv_files import write_csv
 from stylestudy.analysis.render.document import Document, Prepared, Section, Table, render
 from stylestudy.analysis.sources import flow, viewing
@@ -37,7 +38,8 @@ class AnalyzeOptions:
     db_url: str | None = None  # with a run directory: its database (default RUN_DIR/ratings.sqlite)
     bootstrap: int = 1000  # resamples for the Bradley-Terry CIs (pairwise)
     rater_min_r: float = 0.3  # flag raters whose correlation with the others' MOS is lower (acr, paired)
-    # the mixed model's random slopes: "items" (participants' all kept, items' where supported), "maximal", "lrt"
+    # the mixed model's random slopes: "items" (participants' all kept; items random only with generalise="items"),
+    # "maximal", "lrt"
     mixed_slopes: str = "items"
     mixed_variances: str = "unrestricted"  # a rater x method variance at 0 left free ("unrestricted") or cut ("bounded")
     generalise: str = "participants"  # "items": the mixed model tests over items like these (every item slope kept)
@@ -72,16 +74,17 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
     slopes = generalise_slopes(options.generalise, options.mixed_slopes)
     if is_generic(ratings):  # acr, pairwise, or imported methods: rank them with CIs
         _require_items(source, ratings)
-        summary, document = analyze_protocol(ratings, out, options.seed, options.bootstrap, options.rater_min_r,
-                                             slopes, options.mixed_variances)
+        summary, document, mixed = analyze_protocol(ratings, out, options.seed, options.bootstrap,
+                                                    options.rater_min_r, slopes, options.mixed_variances,
+                                                    options.generalise)
         items = ratings.usable["row_label"].nunique() if "row_label" in ratings.usable else 0
-        summary["population"] = population(items, summary.get("mixed_model"), options.generalise)
+        summary["population"] = population(items, mixed, options.generalise).to_json()
         after = next(k for k, line in enumerate(document.lead) if line.startswith("Ratings from"))
-        document.lead.insert(after + 1, summary["population"]["text"])
+        document.lead.insert(after + 1, statistics_text.population(summary["population"]))
         _metric_agreement(ratings, options, summary, document)
         return _finish(out, summary, document, flow.participant_flow(ratings, counts, {}))
     result = analyze_table1(ratings, options.screen, options.rater_min_r, options.seed, slopes,
-                            options.mixed_variances, options.ddof if options.compare_paper else None)
+                            options.mixed_variances, options.ddof if options.compare_paper else None, options.generalise)
     labels = column_labels(ratings)
     cap = table.caption(ratings, options.ddof, labels)
     tf = table.table_frame(ratings, options.ddof, options.decimals)
@@ -102,13 +105,13 @@ def analyze(source: str | Path, options: AnalyzeOptions, manifest: str | Path | 
         "bt500_rejected": result.bt500_rejected, "bt500_excluded": options.screen in ("bt500", "both"),
         "attainability": result.attainability, "loo_flagged": result.loo_flagged, "rater_min_r": options.rater_min_r,
         "raters_excluded": result.excluded, "omnibus": result.omnibus.to_dict(orient="records"),
-        "mixed_model": result.mixed, "agreement": result.agreement, "cells": len(tests),
+        "mixed_model": _table1_mixed(result.mixed), "agreement": result.agreement, "cells": len(tests),
         **({"omnibus_every_rater": result.omnibus_every_rater.to_dict(orient="records")}
            if result.omnibus_every_rater is not None else {}),
         **result.cell_counts(),
         "viewing": viewing.viewing_line(ratings.all_rows),
         "population": population(len(usable[["block", "row", "column"]].drop_duplicates()), result.mixed, options.generalise,
-                                 "cell"),
+                                 "cell").to_json(),
     }
     if result.compared is not None:
         write_csv(result.compared, out / "compare_paper.csv")
@@ -191,14 +194,18 @@ def _agreement(value: float) -> str:
     return "undefined (no variation, or too few stimuli or raters)" if math.isnan(value) else f"{value:.3f}"
 
 
+def _table1_mixed(mixed: MethodsFit | NoMixedModel) -> dict:
+    """summary.json's mixed model for Table 1: the fit, and normalized - baseline at the top level."""
+    return {**mixed.to_json(), **mixed.first_contrast()} if isinstance(mixed, MethodsFit) else mixed.to_json()
+
+
 def _mixed_line(mixed: dict) -> str:
-    if "error" in mixed:
-        return f"Mixed model (second): {mixed['error']}."
-    variances = "; ".join(f"{term} " + ", ".join(f"{v:.3f}" for v in var.values())
-                          for term, var in mixed["variances"].items())
-    why = (f" {mixed['fallback']}" if mixed["fallback"] else
-           " The maximal model (by-participant and by-cell method slopes, Barr et al. 2013) was fitted.")
-    return (f"Mixed model (second): {mixed['formula']}, REML, Satterthwaite df.{why} normalized − baseline = "
+    if "unavailable" in mixed:
+        return f"Mixed model (second): {statistics_text.unavailable(mixed)}."
+    variances = statistics_text.variances(mixed)
+    steps = statistics_text.fit_steps(mixed)
+    why = f" {steps}" if steps else f" Fitted {statistics_text.maximal(mixed, 'cell')}."
+    return (f"Mixed model (second): {statistics_text.formula(mixed)}, REML, Satterthwaite df.{why} normalized − baseline = "
             f"{mixed['estimate']:+.2f} (95% CI {_fmt_ci(mixed['ci'])}), t on {mixed['df']:.1f} df, p = {mixed['p']:.3g}, "
             f"{mixed['n_obs']} ratings; variances: {variances}; residual {mixed['residual_var']:.3f}"
             + (f" (singular fit: the {', '.join(mixed['singular_terms'])} variance is estimated at 0)."
@@ -209,7 +216,7 @@ def _lead(summary: dict) -> list[str]:
     c = summary["counts"]
     duplicates = (f" {c['duplicates_merged']} repeated ratings of a condition merged ({summary['duplicates']})."
                   if c.get("duplicates_merged") else "")
-    return [f"Ratings from {summary['source']}.{duplicates}", summary["population"]["text"],
+    return [f"Ratings from {summary['source']}.{duplicates}", statistics_text.population(summary["population"]),
             f"{c['participants']} participants, {c['rows']} rows: {c['usable']} usable ratings, {c['missing']} missing "
             f"(timeouts), {excluded_text(c, summary['excluded_flags'])}, "
             f"{c['attention_rows']} attention-check rows ({c['attention_failed']} failed).",
@@ -224,14 +231,15 @@ CELL_COLUMNS = ["block", "row", "column", "n_pairs", "mean_baseline", "mean_norm
 
 
 def _sections(summary: dict, table1: Prepared, result: Table1Analysis, pngs: list[Path]) -> list[Section]:
-    omni, mixed, agree, note, tests = result.omnibus, result.mixed, result.agreement, result.attainability, result.tests
+    omni, agree, tests = result.omnibus, result.agreement, result.tests
+    note = statistics_text.attainability(result.attainability)
     overall: list[str | list[str]] = [
         "Headline: each participant's mean difference (normalized − baseline) over the cells, then the paired "
         "t-test across participants (the exact signed-rank test where every difference is equal and t is "
         "undefined), with exact Wilcoxon and effect sizes alongside.", _omni_lines(omni)]
     if result.omnibus_every_rater is not None:
         overall += ["With every rater (before the exclusions above):", _omni_lines(result.omnibus_every_rater)]
-    overall.append(_mixed_line(mixed))
+    overall.append(_mixed_line(summary["mixed_model"]))
     sections = [
         Section("Table 1 layout", table=table1),
         Section("Overall: is normalized rated higher?", overall),

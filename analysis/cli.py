@@ -92,13 +92,11 @@ def register_analyze(sub: argparse._SubParsersAction) -> None:
                         help="acr/paired: flag a rater whose Pearson r with the others' MOS (leave-one-out) is below "
                              "this (default 0.3); the report shows the ranking with and without flagged raters")
     parser.add_argument("--mixed-slopes", choices=["items", "maximal", "lrt"], default="items",
-                        help="the mixed model's random method slopes: by participant always, by item where a "
-                             "likelihood ratio at 0.2 supports them (items, default: holds the level in the "
-                             "calibration; a moderate item x method variance on few items is dropped too, and the "
-                             "model then speaks about the study's items); all of them (maximal, Barr et al. 2013: for "
-                             "claims beyond the study's items, conservative when a slope variance is 0); each only "
-                             "where supported (lrt, Matuschek et al. 2017: overstates when it drops the participants' "
-                             "slopes); see docs/explanation/statistics.md")
+                        help="the mixed model's random method slopes. By default the items are fixed effects "
+                             "(--generalise participants) and the participants' slopes always stay (items, default; "
+                             "maximal is the same then) or only where a likelihood ratio supports them (lrt, Matuschek "
+                             "et al. 2017: overstates when it drops them). With items random (--generalise items) "
+                             "every item slope stays (maximal, Barr et al. 2013); see docs/explanation/statistics.md")
     parser.add_argument("--generalise", choices=["participants", "items"], default="participants",
                         help="which population the mixed model speaks for: participants like these, on these items "
                              "(participants, default; as the per-participant tests), or items like these too (items: "

@@ -22,12 +22,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from stylestudy.analysis.pairwise import preference, preference_tests, support
+from stylestudy.analysis.models.lmm import MethodsFit, NoMixedModel
+from stylestudy.analysis.pairwise import preference, preference_tests
 from stylestudy.analysis.pairwise.analysis import PairwiseAnalysis, analyze_pairwise
 from stylestudy.analysis.pairwise.scale import CI_METHOD
 from stylestudy.analysis.ratings import rank_groups, scores
 from stylestudy.analysis.ratings.analysis import RatingsAnalysis, analyze_ratings
 from stylestudy.analysis.ratings.raters import LOO_MIN_R
+from stylestudy.analysis.render import statistics_text
 from stylestudy.analysis.render.csv_files import write_csv
 from stylestudy.analysis.render.document import Document, Section, Table, top_rows
 from stylestudy.analysis.render.ranking_plot import ANNOTATED, inches_per_method, ranking_figure
@@ -135,9 +137,11 @@ def pair_decisions(frame: pd.DataFrame, manifest: StudyManifest, qualities: dict
 
 def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: int = 1000,
                      rater_min_r: float = LOO_MIN_R, mixed_slopes: str = "items",
-                     mixed_variances: str = "unrestricted") -> tuple[dict, Document]:
+                     mixed_variances: str = "unrestricted", generalise: str = "participants",
+                     ) -> tuple[dict, Document, MethodsFit | NoMixedModel | None]:
     """Rank the methods with CIs (the protocol's typed analysis), write its tables and figures,
-    and return the summary (numbers) and the report's document; ``analysis.analyze`` renders it."""
+    and return the summary (numbers), the report's document (``analysis.analyze`` renders it) and
+    the mixed model's result (None: pairwise, which has none)."""
     out.mkdir(parents=True, exist_ok=True)
     methods = _methods(ratings)
     kind = ratings.protocol
@@ -149,6 +153,7 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
                      "counts": c, "excluded_flags": ratings.excluded_flags}
     if kind == "pairwise":
         result = analyze_pairwise(usable, methods, bootstrap, seed)
+        mixed = None
         pngs = _pairwise_files(result, out, ratings.synthetic)
         sections = _pairwise_sections(result)
     else:
@@ -156,7 +161,8 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
         reference = _reference(ratings, methods) if kind == "paired" else None
         gold_method = ratings.manifest.protocol.gold_method if ratings.manifest else ""
         result = analyze_ratings(usable, ratings.all_rows, methods, kind, reference, gold_method, k, rater_min_r,
-                                 mixed_slopes, mixed_variances)
+                                 mixed_slopes, mixed_variances, generalise)
+        mixed = result.mixed
         pngs = _ratings_files(result, out, ratings.synthetic)
         sections = _ratings_sections(result)
     summary.update(result.summary())
@@ -170,11 +176,11 @@ def analyze_protocol(ratings: RatingSet, out: Path, seed: int = 0, bootstrap: in
     viewing_section = viewing.section(ratings.all_rows)
     reasons = result.inference.reasons if kind == "pairwise" else result.reasons
     document = Document(f"stylestudy analysis: {kind} protocol", ratings.synthetic,
-                        [*simulated_line(ratings), *([support.sentence(reasons)] if reasons else []),
+                        [*simulated_line(ratings), *([statistics_text.ranking_not_supported(reasons)] if reasons else []),
                          f"Ratings from {ratings.source}.", counts_text],
                         [Section("Figures", figures=pngs), *sections,
                          *([viewing_section] if viewing_section else [])])
-    return summary, document
+    return summary, document, mixed
 
 
 def _figure_note(n: int, what: str, interval: str, kind: str, synthetic: bool) -> str:
@@ -259,13 +265,12 @@ def _ratings_files(result: RatingsAnalysis, out: Path, synthetic: bool) -> list[
 
 
 def _mixed_text(mixed: dict) -> str:
-    if "error" in mixed:
-        return mixed["error"]
-    variances = "; ".join(f"{term} " + ", ".join(f"{v:.3f}" for v in var.values())
-                          for term, var in mixed["variances"].items())
-    return (f"Fitted {mixed['formula']} by REML, {mixed['n_obs']} ratings"
-            + (f" ({mixed['fallback']})" if mixed["fallback"] else " (the maximal model: by-participant and by-item "
-               "method slopes, Barr et al. 2013)")
+    if "unavailable" in mixed:
+        return statistics_text.unavailable(mixed)
+    variances = statistics_text.variances(mixed)
+    steps = statistics_text.fit_steps(mixed)
+    return (f"Fitted {statistics_text.formula(mixed)} by REML, {mixed['n_obs']} ratings"
+            + f" ({steps or statistics_text.maximal(mixed, 'item')})"
             + f". Variances: {variances}; residual {mixed['residual_var']:.3f}"
             + (f" (singular fit: the {', '.join(mixed['singular_terms'])} variance is estimated at 0)"
                if mixed["singular"] else "")
@@ -279,7 +284,7 @@ def _ratings_sections(result: RatingsAnalysis) -> list[Section]:
     contrasts, contrasts_shown = (top_rows(result.contrasts, "mixed_contrasts.csv", "p_holm")
                                   if result.contrasts is not None else (None, ""))
     sections = [
-        Section("Ranking (MOS)", [(support.sentence(reasons) + " " if reasons else "")
+        Section("Ranking (MOS)", [(statistics_text.ranking_not_supported(reasons) + " " if reasons else "")
                                   + f"{result.ratings} ratings by {result.participants} participants"
                                   + (" (a reference rated in several trials counts once per participant: its mean)"
                                      if result.kind == "paired" else "")
@@ -291,7 +296,8 @@ def _ratings_sections(result: RatingsAnalysis) -> list[Section]:
             "Each participant's mean per method, then per pair the paired t-test (the exact signed-rank test where all "
             "differences are equal and t is undefined; 'test' says which), Holm over pairs in p_holm; exact Wilcoxon, "
             "d_z and rank-biserial r with 95% CIs alongside." + pair_shown], pair),
-        Section("Method differences (mixed model, second)", [_mixed_text(result.mixed) + contrasts_shown], contrasts),
+        Section("Method differences (mixed model, second)", [_mixed_text(result.mixed.to_json()) + contrasts_shown],
+                contrasts),
     ]
     if result.reference_differences is not None:
         sections.append(Section(f"Against the reference ({result.reference})", [

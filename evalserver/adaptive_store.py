@@ -113,32 +113,34 @@ def current_posterior(session: Session, manifest: StudyManifest) -> Posterior:
     return posterior(design_of(manifest), counts(session))
 
 
-def assign_current(session: Session, p: Participant, manifest: StudyManifest) -> None:
+def assign_current(session: Session, participant: Participant, manifest: StudyManifest) -> None:
     """Give the participant's current trial its pair, if it is adaptive and has none yet (the
     caller commits; an IntegrityError means another worker assigned it first)."""
-    if p.completed_at or not 1 <= p.current_trial <= len(p.order):
+    if participant.completed_at or not 1 <= participant.current_trial <= len(participant.order):
         return
-    entry = p.order[p.current_trial - 1]
+    entry = participant.order[participant.current_trial - 1]
     if not is_adaptive(entry) or entry.get("conditions"):
         return
     design = design_of(manifest)
     now = utcnow()
     shown = [design.key(item, a, b) for item, a, b in session.execute(
-        select(AdaptiveTrial.item, AdaptiveTrial.a, AdaptiveTrial.b).where(AdaptiveTrial.participant_id == p.id))]
+        select(AdaptiveTrial.item, AdaptiveTrial.a, AdaptiveTrial.b)
+        .where(AdaptiveTrial.participant_id == participant.id))]
     filled, (k, i, j) = next_entry(manifest, design, current_posterior(session, manifest), [x for x in shown if x],
                                    in_flight(session, design, now, manifest.protocol.in_flight_seconds,
-                                             exclude_participant=p.id), p.seed,
-                                   p.current_trial, entry)
+                                             exclude_participant=participant.id), participant.seed,
+                                   participant.current_trial, entry)
     item, a, b = design.items[k], design.methods[i], design.methods[j]
-    order = list(p.order)
-    order[p.current_trial - 1] = filled
-    p.order = order
-    flag_modified(p, "order")
-    session.add(AdaptiveTrial(participant_id=p.id, trial=p.current_trial, item=item, a=a, b=b, assigned_at=now))
+    order = list(participant.order)
+    order[participant.current_trial - 1] = filled
+    participant.order = order
+    flag_modified(participant, "order")
+    session.add(AdaptiveTrial(participant_id=participant.id, trial=participant.current_trial, item=item, a=a, b=b,
+                              assigned_at=now))
     session.flush()
 
 
-def record_outcome(session: Session, p: Participant, trial: int, entry: dict, choice: int | None,
+def record_outcome(session: Session, participant: Participant, trial: int, entry: dict, choice: int | None,
                    manifest: StudyManifest, kept: bool) -> None:
     """Store the answer of an adaptive trial (inside the transaction that stores its ratings):
     ``choice`` 1/2 = the image shown first/second, 0 = no preference, None = no answer; ``kept``:
@@ -148,8 +150,9 @@ def record_outcome(session: Session, p: Participant, trial: int, entry: dict, ch
         return
     item, a, b, outcome = outcome_of(manifest, entry, choice)
     kept = kept and outcome is not None
-    counted = kept and not p.screened_out and not p.excluded_at
-    session.execute(update(AdaptiveTrial).where(AdaptiveTrial.participant_id == p.id, AdaptiveTrial.trial == trial)
+    counted = kept and not participant.screened_out and not participant.excluded_at
+    session.execute(update(AdaptiveTrial).where(AdaptiveTrial.participant_id == participant.id,
+                                                AdaptiveTrial.trial == trial)
                     .values(answered_at=utcnow(), outcome=outcome, kept=kept, counted=counted))
     if counted:
         _add(session, item, a, b, outcome, 1)

@@ -162,8 +162,8 @@ def create_app(run_dir: str | Path, db_url: str | None = None, admin_token: str 
 
     init_i18n(app, manifest.protocol.language)
     from stylestudy.evalserver.admin import admin
-    from stylestudy.evalserver.participant import participant
+    from stylestudy.evalserver.participant import participant_pages
 
-    app.register_blueprint(participant)
+    app.register_blueprint(participant_pages)
     app.register_blueprint(admin)
     return app

@@ -58,23 +58,24 @@ def export_rows(session: Session, display: str = "") -> list[dict]:
         .order_by(Participant.id, Rating.trial, Rating.position)
     ).all()
     out = []
-    for r, p in rows:
-        plan = p.order[r.trial - 1] if 0 < r.trial <= len(p.order) else {}
+    for r, participant in rows:
+        plan = participant.order[r.trial - 1] if 0 < r.trial <= len(participant.order) else {}
         role = "attention" if r.attention else plan.get("role", "rated")
         out.append({
-            "participant_id": p.public_id, "external_id": p.external_id or "", "trial": r.trial,
+            "participant_id": participant.public_id, "external_id": participant.external_id or "", "trial": r.trial,
             "pair_id": r.pair_id, "condition_id": r.condition_id, "block": r.block, "row": r.row, "column": r.column,
             "column_label": r.column_label, "method": r.method, "image_id": r.image_id,
             "position": r.position, "rating": "" if r.rating is None else r.rating,
             "response_ms": _num(r.response_ms), "shown_ms": _num(r.shown_ms),
-            "flags": ";".join(sorted({*filter(None, r.flags.split(";")), Flag.EXCLUDED.value})) if p.excluded_at else r.flags,
+            "flags": ";".join(sorted({*filter(None, r.flags.split(";")), Flag.EXCLUDED.value})) if participant.excluded_at else r.flags,
             "rated_at": _iso(r.rated_at), "row_label": r.row_label, "attention": int(r.attention),
-            "served_at": _iso(r.served_at), "external_study_id": p.external_study_id or "",
-            "external_session_id": p.external_session_id or "", "protocol": plan.get("protocol", "paired"),
+            "served_at": _iso(r.served_at), "external_study_id": participant.external_study_id or "",
+            "external_session_id": participant.external_session_id or "", "protocol": plan.get("protocol", "paired"),
             "role": role, "shown_width": _num(r.shown_width), "shown_height": _num(r.shown_height),
             "device_pixel_ratio": "" if r.device_pixel_ratio is None else f"{r.device_pixel_ratio:g}",
-            "image_width": _num(r.image_width), "image_height": _num(r.image_height), "viewport": p.viewport or "",
-            "screen": p.screen or "", "pointer": p.pointer or "", "user_agent": p.user_agent or "",
+            "image_width": _num(r.image_width), "image_height": _num(r.image_height),
+            "viewport": participant.viewport or "", "screen": participant.screen or "",
+            "pointer": participant.pointer or "", "user_agent": participant.user_agent or "",
             "shown_scale": f"{r.shown_width / r.image_width:.4g}" if r.shown_width is not None and r.image_width else "",
             "display": display,
         })

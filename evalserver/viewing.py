@@ -82,8 +82,8 @@ def parse_environment(text: str | dict | None, user_agent: str) -> Environment:
 
 def screen_out_reason(manifest: StudyManifest, env: Environment) -> str | None:
     """Why this environment cannot take the study (``mobile``, ``screen_too_small``), or None."""
-    p = manifest.protocol
-    if not p.allow_mobile and env.mobile:
+    protocol = manifest.protocol
+    if not protocol.allow_mobile and env.mobile:
         return "mobile"
     if env.screen:
         least = least_screen(view_settings(manifest), env.dpr or 1.0, env.screen[0])

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from stylestudy.analysis.models.lmm import Step
 from stylestudy.analysis.ratings.raters import agreement, bt500_screening, icc
 from stylestudy.analysis.ratings.stats import (
-    attainability_note,
+    attainability,
     cell_tests,
     cohens_dz,
     min_attainable_p,
@@ -22,6 +23,7 @@ from stylestudy.analysis.ratings.stats import (
     rank_biserial,
     wilcoxon_exact,
 )
+from stylestudy.analysis.render import statistics_text
 from stylestudy.analysis.sources.ratings import load_ratings
 from stylestudy.analysis.table1.audit import audit_cell, audit_table, load_published
 from stylestudy.analysis.table1.simulate import from_design, from_published, reconstruct_cells
@@ -108,10 +110,14 @@ def test_small_pieces():
 
 def test_attainability_with_10_raters_and_26_cells():
     cells = pd.DataFrame({"min_attainable_p": [min_attainable_p(10)] * 26, "n_nonzero": [10] * 26})
-    note = attainability_note(cells)
+    said = attainability(cells)
+    assert said == {"cells": 26, "max_nonzero": 10, "min_attainable_p": pytest.approx(2 / 2**10), "alpha": 0.05,
+                    "holm_first_threshold": pytest.approx(0.05 / 26), "attainable": False}  # 0.00195 > 0.00192
+    note = statistics_text.attainability(said)
     assert "No cell can be significant after Holm correction" in note and "0.05/26" in note
     few = pd.DataFrame({"min_attainable_p": [min_attainable_p(12)] * 3, "n_nonzero": [12] * 3})
-    assert "is possible" in attainability_note(few)
+    assert attainability(few)["attainable"] and "is possible" in statistics_text.attainability(attainability(few))
+    assert statistics_text.attainability(attainability(cells.iloc[:0])) == "No complete pairs: no per-cell tests."
 
 
 def test_omnibus_and_mixed_model_recover_a_known_effect():
@@ -122,10 +128,10 @@ def test_omnibus_and_mixed_model_recover_a_known_effect():
     omni = omnibus(frame)
     overall = omni[omni["scope"] == "all blocks"].iloc[0]
     assert overall["mean_diff"] == pytest.approx(1.0, abs=0.2) and overall["p_ttest"] < 1e-6
-    mm = mixed_model(frame)
+    mm = mixed_model(frame).first_contrast()
     assert mm["estimate"] == pytest.approx(1.0, abs=0.2) and mm["ci"][0] < mm["estimate"] < mm["ci"][1]
     null = from_design(cells, participants=40, effect=0.0, seed=4, noise=0.6)
-    assert abs(mixed_model(null)["estimate"]) < 0.2
+    assert abs(mixed_model(null).first_contrast()["estimate"]) < 0.2
 
 
 def test_mixed_model_is_crossed_and_recovers_planted_variances():
@@ -137,21 +143,24 @@ def test_mixed_model_is_crossed_and_recovers_planted_variances():
     rows = [{"participant_id": f"p{p}", "block": "a", "row": c // 10 + 1, "column": c % 10 + 1, "method": m,
              "rating": 3 + 0.5 * (m == "normalized") + u[p] + v[c] + rng.normal(0, 0.5)}
             for p in range(participants) for c in range(cells) for m in ("baseline", "normalized")]
-    mm = mixed_model(pd.DataFrame(rows))
+    fit = mixed_model(pd.DataFrame(rows), generalise="items")
+    mm = {**fit.to_json(), **fit.first_contrast()}
     # No participant x method or cell x method variance was planted: the maximal model is
     # singular, the participant slopes stay but their variance (at 0) is left free, the
     # participants' means absorbed; the result says all of it and names the model it fitted.
     # The cell slopes stay here: at lme4's optimum (REML criterion 3838.478, lme4 the same) their
     # variance is 0.0024 and the likelihood ratio 1.72 (p = 0.19 < 0.2); the old optimiser stopped
     # with it at 0 (3840.195), a likelihood ratio of 0, and dropped them.
-    assert mm["formula"] == ("rating ~ method + participant (fixed) + (1 | participant:method) + (1 | cell) "
-                             "+ (1 | cell:method) with the participant:method variance unrestricted")
-    assert "(0 + method | participant) + (0 + method | cell) is singular" in mm["fallback"]
-    assert "the cell:method variance is not supported" not in mm["fallback"]
+    assert statistics_text.formula(mm) == ("rating ~ method + participant (fixed) + (1 | participant:method) + "
+                                           "(1 | cell) + (1 | cell:method) with the participant:method variance "
+                                           "unrestricted")
+    assert [n.step for n in fit.notes] == [Step.SINGULAR, Step.UNRESTRICTED]
+    assert "(0 + method | participant) + (0 + method | cell) is singular" in statistics_text.fit_steps(mm)
     assert abs(mm["variances"]["participant:method"]["(Intercept)"]) < 0.01
     assert 0 < mm["variances"]["cell:method"]["(Intercept)"] < 0.01
     assert mm["residual_var"] == pytest.approx(0.25, rel=0.1) and mm["estimate"] == pytest.approx(0.5, abs=0.05)
-    bounded = mixed_model(pd.DataFrame(rows), variances="bounded")  # lme4's fit: every variance component
+    bounded = mixed_model(pd.DataFrame(rows), variances="bounded", generalise="items")  # lme4's fit: every variance component
+    bounded = {**bounded.to_json(), **bounded.first_contrast()}
     assert bounded["variances"]["participant"]["(Intercept)"] == pytest.approx(np.var(u, ddof=1), rel=0.1)
     assert bounded["variances"]["cell"]["(Intercept)"] == pytest.approx(np.var(v, ddof=1), rel=0.1)
     assert bounded["estimate"] == pytest.approx(mm["estimate"], abs=1e-9)
@@ -276,7 +285,8 @@ def test_ratings_without_any_variation_are_named_not_tested(tmp_path, capsys):
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "Mixed model (second): the mixed model cannot test these data: it fits every rating exactly" in report
     assert "ICC(2,1) = undefined (no variation, or too few stimuli or raters)" in report
-    assert "error" in json.loads((tmp_path / "rep" / "summary.json").read_text())["mixed_model"]
+    said = json.loads((tmp_path / "rep" / "summary.json").read_text())["mixed_model"]
+    assert said == {"unavailable": "fits_every_rating_exactly", "notes": []}
 
 
 def test_cli_simulate_from_paper_then_analyze(tmp_path, capsys):
@@ -307,8 +317,11 @@ def test_cli_simulate_from_paper_then_analyze(tmp_path, capsys):
     selected = json.loads((tmp_path / "lrt" / "summary.json").read_text())["mixed_model"]
     assert selected["selection"] == "lrt" and "participant:method" not in selected["formula"]
     assert selected["variance_bounds"] == "bounded"
-    assert "the participant:method variance is not supported (likelihood ratio p = " in selected["fallback"]
-    assert selected["fallback"] in (tmp_path / "lrt" / "report.md").read_text()
+    dropped = [n for n in selected["notes"] if n["step"] == "slope_not_supported"]
+    assert dropped[0]["terms"] == ["participant"] and dropped[0]["numbers"]["p"] > 0.2
+    steps = statistics_text.fit_steps(selected)
+    assert "the participant:method variance is not supported (likelihood ratio p = " in steps
+    assert steps in (tmp_path / "lrt" / "report.md").read_text()
 
     # Negative control: a perturbed table (block a's methods swapped) simulated the same way and
     # analysed against the paper's table: exactly the swapped cells differ, by the paper's own

@@ -177,10 +177,14 @@ def test_two_participants_six_comparisons_cannot_support_a_ranking():
                     ("p2", "b", "d", 1), ("p2", "a", "d", 1), ("p2", "b", "c", 0)])
     methods = ["a", "b", "c", "d"]
     result = pairwise_inference.infer(comps, methods, preference_tests.share_tests(comps, methods), 100)
-    assert not result.supported and any("only 2 participant(s)" in r for r in result.reasons)
+    assert not result.supported
+    assert result.reasons == [{"reason": "too_few_participants", "participants": 2, "minimum": 3},
+                              {"reason": "thin_pairs", "thin": 6, "pairs": 6, "minimum": 5}]
     assert result.table[["ci_low", "ci_high", "jod_ci_low", "jod_ci_high"]].isna().all().all()
     assert set(result.table["rank_group"]) == {"a"}
-    assert result.ranking_text(100).startswith("The data cannot support a ranking yet")
+    assert result.ranking_text(100).startswith(
+        "The data cannot support a ranking yet: only 2 participant(s): intervals and tests across participants need "
+        "at least 3; 6 of 6 method pairs have fewer than 5 comparisons. The scores below are provisional")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,16 @@ import json
 
 import pytest
 
-from stylestudy.analysis.models.lmm import fit_methods, generalise_slopes, population
+from stylestudy.analysis.models.lmm import (
+    Claim,
+    NoMixedModel,
+    Population,
+    Unavailable,
+    fit_methods,
+    generalise_slopes,
+    population,
+)
+from stylestudy.analysis.render import statistics_text
 from stylestudy.analysis.table1 import simulate
 from stylestudy.engine.study.manifest import StudyManifest
 from tests.conftest import import_run
@@ -17,23 +26,31 @@ from tests.test_lmm import planted
 
 def test_the_population_follows_the_fitted_model():
     methods = ["a", "b", "c"]
-    flat = planted(10, tuple(methods), 6, 0.5, 500)  # no item x method variance: the default drops the item slopes
-    default = fit_methods(flat, methods)
-    assert "item:method" not in default["formula"]
+    flat = planted(10, tuple(methods), 6, 0.5, 500)
+    default = fit_methods(flat, methods)  # the items fixed
+    assert default.items_fixed and "item (items fixed, sum-coded)" in default.formula and "(1 | item" not in default.formula
     said = population(6, default, "participants")
-    assert said["per_participant_tests"] == said["mixed_model"] == "these 6 items"
-    assert "the mixed model for these 6 items too (no item x method variance" in said["text"]
-    assert "Chosen: --generalise participants (default)" in said["text"] and "little power" not in said["text"]
+    assert said == Population("participants", 6, "item", Claim.THESE_ITEMS, Claim.THESE_ITEMS, few_items=False)
+    text = statistics_text.population(said.to_json())
+    assert "the per-participant tests for these 6 items (the study's own" in text
+    assert "the mixed model for these 6 items too (the items fixed: their effects and their interaction" in text
+    assert "Chosen: --generalise participants (default)" in text and "little power" not in text
 
-    kept = fit_methods(flat, methods, selection=generalise_slopes("items", "items"))
-    assert "(1 | item:method)" in kept["formula"] or "(0 + method | item)" in kept["formula"]
+    kept = fit_methods(flat, methods, selection=generalise_slopes("items", "items"), generalise="items")
+    assert "(1 | item:method)" in kept.formula or "(0 + method | item)" in kept.formula
     said = population(6, kept, "items")
-    assert said["per_participant_tests"] == "these 6 items" and said["mixed_model"] == "items like these"
-    assert "Chosen: --generalise items" in said["text"] and "little power" not in said["text"]
+    assert said.per_participant_tests == Claim.THESE_ITEMS and said.mixed_model == Claim.ITEMS_LIKE_THESE
+    assert said.to_json() == {"generalise": "items", "items": 6, "unit": "item", "per_participant_tests": "these_items",
+                              "mixed_model": "items_like_these", "few_items": False}
+    text = statistics_text.population(said.to_json())
+    assert "the mixed model for items like these (its item x method variance is in the model)" in text
+    assert "Chosen: --generalise items" in text and "little power" not in text
 
     few = population(4, kept, "items")
-    assert "With 4 items a test over items like these has little power" in few["text"]
-    assert population(5, {"error": "needs at least two participants"}, "participants")["mixed_model"] is None
+    assert few.few_items
+    assert "With 4 items a test over items like these has little power" in statistics_text.population(few.to_json())
+    none = population(5, NoMixedModel(Unavailable.TOO_FEW), "participants")
+    assert none.mixed_model is None and "; no mixed-model test." in statistics_text.population(none.to_json())
     assert generalise_slopes("participants", "lrt") == "lrt" and generalise_slopes("items", "lrt") == "maximal"
     with pytest.raises(ValueError, match="generalise must be one of participants, items"):
         generalise_slopes("images", "items")
@@ -54,14 +71,14 @@ def test_the_report_and_summary_name_the_population_acr(import_source, tmp_path,
         summary = json.loads((out / "summary.json").read_text())
         said = summary["population"]
         assert said["generalise"] == choice and said["items"] == 4
-        assert said["per_participant_tests"] == "these 4 items"
+        assert said["per_participant_tests"] == "these_items" and said["unit"] == "item"
         formula = summary["mixed_model"]["formula"]
         over_items = "item:method" in formula or "(0 + method | item)" in formula
-        assert said["mixed_model"] == ("items like these" if over_items else "these 4 items")
+        assert said["mixed_model"] == ("items_like_these" if over_items else "these_items")
         lead = (out / "report.md").read_text().split("\n## ")[0]  # the lines under the title
-        assert said["text"] in lead and "per-participant tests for these 4 items" in lead
+        assert statistics_text.population(said) in lead and "per-participant tests for these 4 items" in lead
         if choice == "items":
-            assert said["mixed_model"] == "items like these" and summary["mixed_model"]["selection"] == "maximal"
+            assert said["mixed_model"] == "items_like_these" and summary["mixed_model"]["selection"] == "maximal"
             assert "With 4 items a test over items like these has little power" in lead
         else:
             assert "little power" not in lead
@@ -82,7 +99,9 @@ def test_the_table1_report_names_the_population(tmp_path, capsys):
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
     said = summary["population"]
     cells = summary["cells"]
-    assert said["per_participant_tests"] == f"these {cells} cells" and said["generalise"] == "items"
-    assert said["mixed_model"] == ("cells like these" if "cell:method" in summary["mixed_model"]["formula"]
-                                   or "(0 + method | cell)" in summary["mixed_model"]["formula"] else f"these {cells} cells")
-    assert said["text"] in (tmp_path / "rep" / "report.md").read_text().split("\n## ")[0]
+    assert said["per_participant_tests"] == "these_items" and said["generalise"] == "items"
+    assert said["unit"] == "cell" and said["items"] == cells
+    assert said["mixed_model"] == ("items_like_these" if "cell:method" in summary["mixed_model"]["formula"]
+                                   or "(0 + method | cell)" in summary["mixed_model"]["formula"] else "these_items")
+    lead = (tmp_path / "rep" / "report.md").read_text().split("\n## ")[0]
+    assert statistics_text.population(said) in lead and f"per-participant tests for these {cells} cells" in lead

@@ -12,22 +12,27 @@ Hessian of the REML deviance in (θ, σ) gives the covariance of the variance pa
 gradient of c'Cov(β)c in the same parameters its delta-method variance; df = 2 (c'Cc)^2 / g'Ag.
 The test suite fits the same planted data here and in R (lme4 + lmerTest) and compares them.
 
-Model choice (Barr et al. 2013, "keep it maximal"): method varies within participant and within
-item, so the fit starts from ``rating ~ method + (0 + method | participant) + (0 + method | item)``
-(random intercepts for participant and item and random method slopes for both, unstructured
-covariances; the same model as ``(1 + method | ...)``).  When it is singular or does not converge,
-``(1 | participant) + (1 | participant:method) + (1 | item) + (1 | item:method)`` (each slope's
-deviations with one variance), and the report says which was fitted and why.
+Which items the test speaks for (``generalise``): "participants" (the default) tests "equal on
+these items": the items and their interaction with method are fixed effects (sum-coded; Clark
+1973: items as fixed effects are right for a claim about these items, and only for that), and the
+random part is the participants' (in a balanced two-method design this is the paired t-test of
+the participants' mean differences).  Before, the default kept the item slopes where a likelihood
+ratio supported them, and so spoke for items like these in some studies and these items in
+others: against "these items" it rejected 0.2-2.7% of true nulls at 5%.  "items" tests "equal over
+items like these": the items random, with their method slopes.
+
+Model choice (Barr et al. 2013, "keep it maximal"): method varies within participant (and, items
+random, within item), so the fit starts from ``rating ~ method + (0 + method | participant) [+ (0 +
+method | item)]`` (random intercepts and method slopes, unstructured covariances; the same model as
+``(1 + method | ...)``).  When it is singular or does not converge, ``(1 | participant) + (1 |
+participant:method) [+ (1 | item) + (1 | item:method)]`` (each slope's deviations with one
+variance), and the report says which was fitted and why.
 
 Which slopes stay (``selection``):
-- "items" (default): the participants' slopes always; the items' only where a REML likelihood
-  ratio at 0.2 supports them (Matuschek et al. 2017).  With few items (4 in the calibration,
-  6 cells) an item x method variance estimated above 0 by chance takes the test's df down to a
-  handful and the test rejected none of those true nulls (136 of 300 paired tests); selecting the item slopes is
-  what brought every calibration row into [3.5%, 6.5%].  A non-singular maximal model stays whole.
-  The price (found by review): a moderate item x method variance on 4-8 items is dropped too, and
-  the test then speaks about the study's items (7-11% false positives against "equal over a
-  population of items"; the headline per-participant test 12-17%; "maximal" 4-6%).
+- "items" (default): the participants' slopes always; with the items random, the items' only where
+  a REML likelihood ratio at 0.2 supports them (Matuschek et al. 2017).  A non-singular maximal
+  model stays whole.  (``--generalise items`` chooses "maximal" instead: a test over items like
+  these must keep the item x method variance.)
 - "maximal": every slope kept (2.0-3.5% false positives without rater x method variance).
 - "lrt": participants' slopes selected too; drops a real rater x method variance often enough at
   10 participants to overstate (7.0% for Table 1).
@@ -43,6 +48,8 @@ variance at 0 (raters with equal means) pools their mean square into the error.
 from __future__ import annotations
 
 import warnings
+from dataclasses import asdict, dataclass, field
+from enum import Enum
 from itertools import combinations
 
 import numpy as np
@@ -50,7 +57,7 @@ import pandas as pd
 from scipy import linalg
 from scipy import stats as sps
 
-from stylestudy.analysis.models.reml import EXACT_FIT, MixedFit, REMLModel, Term, UnrestrictedREMLModel
+from stylestudy.analysis.models.reml import EXACT_FIT, GRADIENT_TOL, MixedFit, REMLModel, Term, UnrestrictedREMLModel
 from stylestudy.analysis.ratings.multiple import holm
 
 
@@ -59,8 +66,111 @@ def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     return np.asarray(cat.codes, int), [str(c) for c in cat.categories]
 
 
+class Step(str, Enum):
+    """What the fit did beyond fitting the maximal model (each a ``FitNote``; the report words them)."""
+
+    TOO_FEW_LEVELS = "maximal_too_few_levels"  # a k x k covariance from at most k levels: not attempted
+    DID_NOT_FIT = "did_not_fit"  # a structure raised (``error``: the library's message)
+    SINGULAR = "maximal_singular"  # the maximal model's ``terms`` at the boundary
+    NOT_CONVERGED = "maximal_not_converged"
+    COVARIANCES_DROPPED = "covariances_not_supported"  # numbers: p
+    SLOPE_DROPPED = "slope_not_supported"  # terms: (group,), numbers: p
+    FREE_FAILED = "free_fit_failed"  # the unrestricted refit raised: the bounded fit reported
+    FREE_AT_EDGE_UNBALANCED = "free_fit_at_edge_unbalanced"  # its bound set by the most-rated cells
+    FREE_ON_EDGE = "free_fit_on_edge"  # stopped on the positive-definite edge, not at an optimum
+    FREE_DF_FAILED = "free_fit_df_failed"
+    UNRESTRICTED = "unrestricted"  # terms: the variances at 0, numbers: the free variance
+    POLISHED = "optimiser_polished"  # numbers: gradient_before, gradient_after, tolerance
+    FIT_NOT_CONVERGED = "fit_not_converged"  # the reported fit failed the convergence check
+
+
+class Unavailable(str, Enum):
+    """Why there is no mixed-model test."""
+
+    TOO_FEW = "too_few_participants_or_methods"
+    NO_FIT = "no_structure_fitted"
+    EXACT = "fits_every_rating_exactly"
+    NO_INTERACTION = "no_rater_method_variation"
+
+
+@dataclass(frozen=True)
+class FitNote:
+    """One step of a fit, as numbers and names (``analysis.render.statistics_text`` words it)."""
+
+    step: Step
+    terms: tuple[str, ...] = ()  # random-effects terms (or grouping factors) it concerns
+    numbers: dict[str, float] = field(default_factory=dict)
+    model: str = ""  # the formula it concerns
+    error: str = ""  # the numerical library's own message, for DID_NOT_FIT
+
+    def to_json(self) -> dict:
+        return {"step": self.step.value, **{k: v for k, v in asdict(self).items() if k != "step" and v}}
+
+
+@dataclass
+class NoMixedModel:
+    """No mixed-model test, and why (numbers and codes; the report words them)."""
+
+    reason: Unavailable
+    notes: list[FitNote] = field(default_factory=list)
+    numbers: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"unavailable": self.reason.value, "notes": [n.to_json() for n in self.notes], **self.numbers}
+
+
+@dataclass
+class MethodsFit:
+    """The fitted model and every method pair's Satterthwaite contrast (Holm over pairs)."""
+
+    formula: str
+    contrasts: pd.DataFrame  # a, b, estimate, se, df, t, p, ci_low, ci_high, p_holm
+    variances: dict[str, dict[str, float]]  # term -> column -> variance
+    covariances: dict[str, dict]
+    residual_var: float
+    n_obs: int
+    converged: bool
+    singular: bool
+    singular_terms: list[str]
+    reml_deviance: float
+    selection: str
+    variance_bounds: str
+    notes: list[FitNote] = field(default_factory=list)  # in order; empty: the maximal model, fitted at once
+    unrestricted_terms: tuple[str, ...] = ()  # variances left free to go below 0
+    items_fixed: bool = False  # the items and their interaction with method fixed effects (--generalise participants)
+    df_method: str = "Satterthwaite"
+
+    @property
+    def fallback(self) -> bool:
+        """Another model than the maximal one was fitted (a note other than the optimiser's)."""
+        return any(n.step not in (Step.POLISHED, Step.FIT_NOT_CONVERGED) for n in self.notes)
+
+    def over_items(self, item: str) -> bool:
+        """The fitted model has an ``item`` x method variance (a term of its own, or method slopes by
+        item): it tests over items like these."""
+        return f"{item}:method" in self.variances or len(self.variances.get(item, {})) > 1
+
+    def first_contrast(self) -> dict:
+        """The first method pair's numbers (Table 1: normalized - baseline)."""
+        c = self.contrasts.iloc[0]
+        return {"estimate": float(c["estimate"]), "se": float(c["se"]), "df": float(c["df"]),
+                "ci": (float(c["ci_low"]), float(c["ci_high"])), "p": float(c["p"])}
+
+    def to_json(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k not in ("contrasts", "notes")}
+        out["unrestricted_terms"] = list(self.unrestricted_terms)
+        return {**out, "notes": [n.to_json() for n in self.notes], "contrasts": self.contrasts.to_dict(orient="records")}
+
+
+def _sum_coded(codes: np.ndarray, levels: int) -> np.ndarray:
+    """Sum-to-zero columns of a factor (the last level -1 in every column): its effects average 0."""
+    columns = np.eye(levels)[codes][:, :-1]
+    columns[codes == levels - 1] = -1.0
+    return columns
+
+
 def method_model(data: pd.DataFrame, methods: list[str], structure: str, item: str | None = "item",
-                 slopes: tuple[str, ...] | None = None) -> REMLModel:
+                 slopes: tuple[str, ...] | None = None, items_fixed: bool = False) -> REMLModel:
     """``rating ~ method`` (treatment coding, the first method the reference) with the random
     part ``structure``: "maximal" = (0 + method | participant) + (0 + method | item) (random
     intercepts and method slopes for both, unstructured covariances); "cs" = (1 | participant) +
@@ -68,7 +178,10 @@ def method_model(data: pd.DataFrame, methods: list[str], structure: str, item: s
     variance each); "intercepts" = (1 | participant) + (1 | item), the model analysis used before
     (kept for comparison).  ``slopes``: for "cs", the groups that keep their ``group:method`` term
     (default all).  ``data`` has columns rating, method, participant and (optionally) item; a
-    single item drops the item terms."""
+    single item drops the item terms.  ``items_fixed``: the items and their interaction with method
+    as fixed effects (sum-coded, so a method coefficient is its difference averaged over the items)
+    and no item terms in the random part: the test of "equal on these items" (Clark 1973: items
+    fixed are right for a claim about these items, and only for that)."""
     y = data["rating"].to_numpy(float)
     method = pd.Categorical(data["method"], categories=methods)
     onehot = np.eye(len(methods))[np.asarray(method.codes)]
@@ -76,7 +189,20 @@ def method_model(data: pd.DataFrame, methods: list[str], structure: str, item: s
     fixed = ["(Intercept)"] + [f"method{m}" for m in methods[1:]]
     ones = np.ones((len(y), 1))
     groups = [("participant", data["participant"])]
-    if item and item in data and data[item].nunique() > 1:
+    prefix = "rating ~ method + "
+    if item and item in data and data[item].nunique() > 1 and items_fixed:
+        codes, levels = _codes(data[item])
+        effects = _sum_coded(codes, len(levels))
+        interactions = (onehot[:, 1:, None] * effects[:, None, :]).reshape(len(y), -1)
+        X = np.column_stack([X, effects, interactions])
+        fixed += [f"{item}{v}" for v in levels[:-1]] + [f"method{m}:{item}{v}" for m in methods[1:] for v in levels[:-1]]
+        # a method never rated on an item leaves an interaction column that the others determine:
+        # dropped, as lme4 drops a rank-deficient fixed-effect column (the method columns come first, and stay)
+        diagonal = np.abs(np.diag(linalg.qr(X, mode="r")[0]))
+        keep = diagonal > 1e-10 * diagonal.max()
+        X, fixed = X[:, keep], [name for name, kept in zip(fixed, keep) if kept]
+        prefix = f"rating ~ method * {item} ({item}s fixed, sum-coded) + "
+    elif item and item in data and data[item].nunique() > 1:
         groups.append((item, data[item]))
     terms: list[Term] = []
     parts = []
@@ -92,11 +218,12 @@ def method_model(data: pd.DataFrame, methods: list[str], structure: str, item: s
             both, both_levels = _codes(values.astype(str) + ":" + data["method"].astype(str))
             terms.append(Term(f"{name}:method", both, both_levels, ones, ["(Intercept)"]))
             parts.append(f"(1 | {name}:method)")
-    return REMLModel(y, X, fixed, terms, "rating ~ method + " + " + ".join(parts))
+    return REMLModel(y, X, fixed, terms, prefix + " + ".join(parts))
 
 
 STRUCTURES = ("maximal", "cs")
 SELECTIONS = ("items", "maximal", "lrt")
+GENERALISE = ("participants", "items")  # --generalise: over participants on these items, or over items too
 SLOPE_ALPHA = 0.2  # Matuschek et al. (2017): keep a random slope when a likelihood-ratio test at 0.2 supports it
 
 
@@ -125,7 +252,8 @@ def _lrt_p(reduced: MixedFit, full: MixedFit) -> float:
 
 
 def _select_slopes(data: pd.DataFrame, present: list[str], item: str | None, fit: MixedFit, model: REMLModel,
-                   structure: str, notes: list[str], groups: tuple[str, ...] | None = None) -> tuple[MixedFit, REMLModel]:
+                   structure: str, notes: list[FitNote], groups: tuple[str, ...] | None = None,
+                   items_fixed: bool = False) -> tuple[MixedFit, REMLModel]:
     """Backward selection of the random method slopes (Matuschek, Kliegl, Vasishth, Baayen &
     Bates 2017): the maximal model is conservative and loses power when a slope variance is
     small or zero (measured in ``tests/benchmarks/calibration.py``), so each slope term stays only
@@ -134,18 +262,18 @@ def _select_slopes(data: pd.DataFrame, present: list[str], item: str | None, fit
     if structure == "maximal" and groups is not None:  # a non-singular maximal model stays whole
         return fit, model
     if structure == "maximal":
-        cs_model = method_model(data, present, "cs", item)
+        cs_model = method_model(data, present, "cs", item, items_fixed=items_fixed)
         cs = cs_model.fit(satterthwaite=False)
         p = _lrt_p(cs, fit)
         if p <= SLOPE_ALPHA:
             return fit, model
-        notes.append(f"the slopes' covariances are not supported (likelihood ratio p = {p:.2f} > {SLOPE_ALPHA})")
+        notes.append(FitNote(Step.COVARIANCES_DROPPED, numbers={"p": p, "alpha": SLOPE_ALPHA}))
         fit, model = cs, cs_model
     kept = [t.name.split(":")[0] for t in model.terms if t.name.endswith(":method")]
     while kept:
         trials = []
         for group in kept if groups is None else [g for g in kept if g in groups]:
-            reduced_model = method_model(data, present, "cs", item, tuple(g for g in kept if g != group))
+            reduced_model = method_model(data, present, "cs", item, tuple(g for g in kept if g != group), items_fixed)
             reduced = reduced_model.fit(satterthwaite=False)
             trials.append((_lrt_p(reduced, fit), group, reduced, reduced_model))
         if not trials:
@@ -153,7 +281,7 @@ def _select_slopes(data: pd.DataFrame, present: list[str], item: str | None, fit
         p, group, reduced, reduced_model = max(trials, key=lambda t: t[0])
         if p <= SLOPE_ALPHA:
             break
-        notes.append(f"the {group}:method variance is not supported (likelihood ratio p = {p:.2f} > {SLOPE_ALPHA})")
+        notes.append(FitNote(Step.SLOPE_DROPPED, (group,), {"p": p, "alpha": SLOPE_ALPHA}))
         kept.remove(group)
         fit, model = reduced, reduced_model
     return fit, model
@@ -166,10 +294,11 @@ AT_BOUND = 1e-6  # a free ratio this close (relative) to its lower bound: no int
 
 
 class DegenerateFit(Exception):
-    """The data leave the mixed model nothing to test with (standard errors of 0)."""
+    """The data leave the mixed model nothing to test with (standard errors of 0); args[0]: the
+    ``Unavailable`` reason."""
 
 
-def _unrestricted(model: REMLModel, fit: MixedFit, notes: list[str]) -> tuple[MixedFit, REMLModel]:
+def _unrestricted(model: REMLModel, fit: MixedFit, notes: list[FitNote]) -> tuple[MixedFit, REMLModel]:
     """Refit with the participants' own means absorbed as fixed effects and the rater x method
     variance free to go below zero (``UnrestrictedREMLModel``): the repeated-measures ANOVA's
     within-participant test.  Cut at zero, the rater x method variance makes the test
@@ -185,68 +314,71 @@ def _unrestricted(model: REMLModel, fit: MixedFit, notes: list[str]) -> tuple[Mi
     formula = model.formula.replace("(1 | participant) + ", "participant (fixed) + ")
     free = UnrestrictedREMLModel(model.y, X, model.fixed_names + [f"participant{v}" for v in participant.levels[1:]],
                                  terms, formula, (RATER_SLOPES,))
-    bounded = (f"the bounded fit is reported ({' and '.join(at_zero)} variance at 0: conservative there)")
+    at_zero = tuple(at_zero)
     try:
         refit = free.fit(satterthwaite=False)
     except (linalg.LinAlgError, ValueError):
-        notes.append(f"the free fit did not converge; {bounded}")
+        notes.append(FitNote(Step.FREE_FAILED, at_zero))
         return fit, model
     counts = np.bincount(next(t for t in terms if t.name == RATER_SLOPES).codes)
     if np.any(free.room(refit.theta) < AT_BOUND) and counts.min() < counts.max():
-        notes.append(f"left free, the fit ends where the covariance of the ratings stops being positive definite "
-                     f"(the most-rated participant x method cells set that bound); {bounded}")
+        notes.append(FitNote(Step.FREE_AT_EDGE_UNBALANCED, at_zero))
         return fit, model
     if np.any(free.room(refit.theta) < AT_BOUND):  # balanced: only a rater x method interaction of exactly 0 gets here
-        raise DegenerateFit("the mixed model cannot test these data: every participant's ratings differ between "
-                            "the methods by the same amounts (no rater x method variation at all, the lowest the "
-                            "free variance can go), so its standard errors are 0; the per-participant tests say "
-                            "what the data show")
+        raise DegenerateFit(Unavailable.NO_INTERACTION)
     if free.on_edge(refit.theta):
-        notes.append(f"left free, the fit ends on the edge where the covariance of the ratings stops being positive "
-                     f"definite; {bounded}")
+        notes.append(FitNote(Step.FREE_ON_EDGE, at_zero))
         return fit, model
     try:  # its df, at its own steps
         free.add_satterthwaite(refit)
     except (linalg.LinAlgError, ValueError):
-        notes.append(f"the free fit's degrees of freedom could not be computed; {bounded}")
+        notes.append(FitNote(Step.FREE_DF_FAILED, at_zero))
         return fit, model
     # Balanced, this is the ANOVA, whose error for a method contrast has (P-1)(m-1) df; next to an
-    # almost singular covariance the Satterthwaite df can overshoot that (13.3 for 1 with 2 raters)
-    refit.df_cap = float((len(participant.levels) - 1) * (len(model.fixed_names) - 1))
+    # almost singular covariance the Satterthwaite df can overshoot that (13.3 for 1 with 2 raters).
+    # With an item x method variance too the error combines two strata, and Satterthwaite's df of a
+    # combination of mean squares is at most the sum of theirs: (P-1)(m-1) + (I-1)(m-1).  (Capped at
+    # (P-1)(m-1) alone, the synthetic paper data got 9 df where lmerTest gives 25.1 on the same model.)
+    levels = {t.name: len(t.levels) for t in terms}
+    item_strata = sum(levels[t.name.removesuffix(":method")] - 1 for t in terms
+                      if t.name.endswith(":method") and t.name != RATER_SLOPES)
+    refit.df_cap = float((len(participant.levels) - 1 + item_strata) * (len(model.fixed_names) - 1))
     variance = float(refit.covariances[RATER_SLOPES].iloc[0, 0])
-    notes.append(f"that model's {' and '.join(at_zero)} variance sits at the bound 0, so the participants' means are "
-                 f"absorbed as fixed effects and the {RATER_SLOPES} variance left free: {variance:+.3g} (unrestricted, "
-                 "as SAS's NOBOUND: the repeated-measures ANOVA's test; cut at 0 the test is conservative, and a "
-                 "participant variance at 0 pools their mean square into its error)")
-    refit.formula += f" with the {RATER_SLOPES} variance unrestricted"
+    notes.append(FitNote(Step.UNRESTRICTED, at_zero, {"variance": variance}))
     return refit, free
 
 
-def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item",
-                selection: str = "items", variances: str = "unrestricted") -> dict:
-    """Fit the maximal model, else the simpler one; drop the slope terms the data do not support
+def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item", selection: str = "items",
+                variances: str = "unrestricted", generalise: str = "participants") -> MethodsFit | NoMixedModel:
+    """``generalise`` "participants": the items fixed (``method_model``'s ``items_fixed``), a test of
+    "equal on these items"; "items": the items random, with their method slopes where
+    ``selection`` keeps them, a test of "equal over items like these".
+    Fit the maximal model, else the simpler one; drop the slope terms the data do not support
     (``selection``: the items' for "items", every one for "lrt", none for "maximal";
     ``_select_slopes``); free the participant variances when one sits at 0 (``variances``,
     ``_unrestricted``); every method pair as a Satterthwaite t contrast (Holm over pairs).
-    Returns what the report prints, or {"error": ...}."""
+    Returns numbers and codes (the report words them), or why there is no test."""
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
     if variances not in VARIANCES:
         raise ValueError(f"variances must be one of {', '.join(VARIANCES)}, got {variances!r}")
+    if generalise not in GENERALISE:
+        raise ValueError(f"generalise must be one of {', '.join(GENERALISE)}, got {generalise!r}")
+    items_fixed = generalise == "participants"
 
     data = data[data["method"].isin(methods)]
     present = [m for m in methods if (data["method"] == m).any()]
     if data["participant"].nunique() < 2 or len(present) < 2:
-        return {"error": "needs at least two participants and two methods"}
-    notes = []
+        return NoMixedModel(Unavailable.TOO_FEW, numbers={"participants": data["participant"].nunique(),
+                                                          "methods": len(present)})
+    notes: list[FitNote] = []
     fit = None
     for structure in STRUCTURES:
         if structure == "maximal":
-            few = [f"{data[g].nunique()} {g}s" for g in ("participant", item)
-                   if g and g in data and 1 < data[g].nunique() <= len(present)]
+            few = {g: data[g].nunique() for g in ("participant", None if items_fixed else item)
+                   if g and g in data and 1 < data[g].nunique() <= len(present)}
             if few:  # a k x k covariance from at most k levels sits on its boundary: don't spend the fit
-                notes.append(f"the maximal model's {len(present)} x {len(present)} covariance cannot be estimated "
-                             f"from {' and '.join(few)} (it needs more levels than methods)")
+                notes.append(FitNote(Step.TOO_FEW_LEVELS, tuple(few), {"methods": len(present), **few}))
                 continue
         q, n_theta = _dense_size(data, present, structure, item)
         if q ** 3 * (n_theta + 1) > MAX_DENSE_COST:
@@ -256,35 +388,35 @@ def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model = method_model(data, present, structure, item)
+                model = method_model(data, present, structure, item, items_fixed=items_fixed)
                 candidate = model.fit(satterthwaite=False)
         except (linalg.LinAlgError, ValueError) as exc:
-            notes.append(f"{structure}: did not fit ({exc})")
+            notes.append(FitNote(Step.DID_NOT_FIT, model=structure, error=str(exc)))
             continue
         fit, chosen = candidate, model
         if structure == "maximal" and (candidate.singular or not candidate.converged):
-            problem = (f"is singular (its {', '.join(candidate.singular_terms)} covariance is at the boundary: a "
-                       "variance 0 or a correlation +-1)") if candidate.singular else "did not converge"
-            notes.append(f"{candidate.formula} {problem}")
+            notes.append(FitNote(Step.SINGULAR, tuple(candidate.singular_terms), model=candidate.formula)
+                         if candidate.singular else FitNote(Step.NOT_CONVERGED, model=candidate.formula))
             continue
         break
     if fit is None:
-        return {"error": "mixed model did not fit: " + "; ".join(notes)}
+        return NoMixedModel(Unavailable.NO_FIT, notes)
     if fit.sigma2 <= EXACT_FIT * max(float(np.var(data["rating"])), 1.0):  # SE 0: any difference would get p = 0
-        return {"error": "the mixed model cannot test these data: it fits every rating exactly (no residual "
-                         "variance, e.g. every participant gave each method the same rating), so its standard "
-                         "errors are 0; the per-participant tests say what the data show"}
+        return NoMixedModel(Unavailable.EXACT)
+    unrestricted: tuple[str, ...] = ()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if selection != "maximal":
             fit, chosen = _select_slopes(data, present, item, fit, chosen, structure, notes,
-                                         (item,) if selection == "items" else None)
+                                         (item,) if selection == "items" else None, items_fixed)
         if (set(RATER_TERMS) & set(fit.singular_terms) and RATER_SLOPES in {t.name for t in chosen.terms}
                 and variances == "unrestricted" and all(t.k == 1 for t in chosen.terms)):
             try:
                 fit, chosen = _unrestricted(chosen, fit, notes)
             except DegenerateFit as exc:
-                return {"error": str(exc)}
+                return NoMixedModel(exc.args[0])
+            if isinstance(chosen, UnrestrictedREMLModel):
+                unrestricted = (RATER_SLOPES,)
         if not fit.jacobian:
             chosen.add_satterthwaite(fit)
     index = {m: i for i, m in enumerate(present)}
@@ -299,20 +431,16 @@ def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item
     contrasts = pd.DataFrame(rows)
     contrasts["p_holm"] = holm(contrasts["p"])
     components = {name: {str(k): float(v) for k, v in zip(cov.index, np.diag(cov))} for name, cov in fit.covariances.items()}
-    fallback = "; ".join(notes) + f"; fitted {fit.formula} instead." if notes else ""
-    optimiser = list(fit.optimiser_notes) + ([] if fit.converged else [
-        "the fit did not pass the optimiser's convergence check (its REML criterion may not be at the optimum)"])
-    if optimiser:
-        said = "; ".join(optimiser)
-        fallback = (fallback + " " if fallback else "") + said[0].upper() + said[1:] + "."
-    return {"formula": fit.formula, "contrasts": contrasts, "variances": components,
-            "covariances": {k: v.to_dict() for k, v in fit.covariances.items()}, "residual_var": fit.sigma2,
-            "n_obs": fit.n_obs, "converged": fit.converged, "singular": fit.singular, "df_method": "Satterthwaite",
-            "selection": selection, "variance_bounds": variances, "fallback": fallback, "singular_terms": fit.singular_terms, "reml_deviance": fit.deviance,
-            "optimiser": optimiser}
+    if fit.polish is not None:
+        notes.append(FitNote(Step.POLISHED, numbers={"gradient_before": fit.polish[0], "gradient_after": fit.polish[1],
+                                                     "tolerance": GRADIENT_TOL}))
+    if not fit.converged:
+        notes.append(FitNote(Step.FIT_NOT_CONVERGED))
+    return MethodsFit(fit.formula, contrasts, components, {k: v.to_dict() for k, v in fit.covariances.items()},
+                      fit.sigma2, fit.n_obs, fit.converged, fit.singular, list(fit.singular_terms), fit.deviance,
+                      selection, variances, notes, unrestricted, items_fixed)
 
 
-GENERALISE = ("participants", "items")  # --generalise: over participants on these items, or over items too
 FEW_ITEMS = 6  # below this a test over items like these has little power (a variance from so few items)
 
 
@@ -324,30 +452,36 @@ def generalise_slopes(generalise: str, selection: str) -> str:
     return "maximal" if generalise == "items" else selection
 
 
-def population(n_items: int, mixed: dict | None, generalise: str, item: str = "item") -> dict:
-    """Which items each test speaks for (for the report's first lines and ``summary.json``).
-    The per-participant tests average each participant's ratings over the study's items, so their
-    null is "equal on these N items"; a mixed model with an item x method variance tests "equal
-    over a population of items like these" (Clark 1973; Barr et al. 2013), one without it again
-    "these N items"."""
-    these = f"these {n_items} {item}s"
-    words = {"item": "items", "cell": "cells"}.get(item, f"{item}s")
-    out = {"generalise": generalise, "items": n_items, "per_participant_tests": these}
-    if mixed is None or "formula" not in mixed:
-        out["mixed_model"] = None
-        said = "no mixed-model test"
-    else:
-        formula = mixed["formula"]
-        over_items = f"{item}:method" in formula or f"(0 + method | {item})" in formula
-        out["mixed_model"] = f"{words} like these" if over_items else these
-        said = (f"the mixed model for {words} like these (its {item} x method variance is in the model)" if over_items
-                else f"the mixed model for {these} too (no {item} x method variance in the fitted model)")
-    choice = ("--generalise items: the mixed model keeps the item x method variance" if generalise == "items" else
-              "--generalise participants (default); --generalise items tests over items like these")
-    text = (f"Which {words} the tests speak for: the per-participant tests for {these} (the study's own: their null is "
-            f"\"equal on these {words}\"); {said}. Chosen: {choice}.")
-    if generalise == "items" and n_items < FEW_ITEMS:
-        text += (f" With {n_items} {words} a test over {words} like these has little power: its item x method "
-                 f"variance rests on {n_items} {words}.")
-    out["text"] = text
-    return out
+class Claim(str, Enum):
+    """The null a test speaks for."""
+
+    THESE_ITEMS = "these_items"  # "equal on these N items" (the study's own)
+    ITEMS_LIKE_THESE = "items_like_these"  # "equal over a population of items like these"
+
+
+@dataclass
+class Population:
+    """Which items each test speaks for (the report's first lines word it; ``summary.json`` has it)."""
+
+    generalise: str  # the --generalise choice
+    items: int  # the study's items (or cells)
+    unit: str  # what an item is called: "item" or "cell"
+    per_participant_tests: Claim = Claim.THESE_ITEMS
+    mixed_model: Claim | None = None  # None: no mixed-model test
+    few_items: bool = False  # --generalise items with fewer than FEW_ITEMS items: little power
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "per_participant_tests": self.per_participant_tests.value,
+                "mixed_model": self.mixed_model.value if self.mixed_model else None}
+
+
+def population(n_items: int, mixed: MethodsFit | NoMixedModel | None, generalise: str, item: str = "item") -> Population:
+    """Which items each test speaks for.  The per-participant tests average each participant's
+    ratings over the study's items, so their null is "equal on these N items"; a mixed model with
+    an item x method variance tests "equal over a population of items like these" (Clark 1973;
+    Barr et al. 2013), one without it again "these N items"."""
+    claim = None
+    if isinstance(mixed, MethodsFit):
+        claim = Claim.ITEMS_LIKE_THESE if mixed.over_items(item) else Claim.THESE_ITEMS
+    return Population(generalise, n_items, item, mixed_model=claim,
+                      few_items=generalise == "items" and n_items < FEW_ITEMS)

@@ -14,10 +14,16 @@ import pandas as pd
 from scipy import linalg, optimize, sparse
 from scipy import stats as sps
 
+from stylestudy.analysis.models import numderiv
+
 EXACT_FIT = 1e-6  # residual variance, relative to the ratings', below which the fit is exact (degenerate)
 SINGULAR_TOL = 1e-4  # lme4's isSingular(): a diagonal element of theta below this is on the boundary
 LEVEL = 0.95
 RETRY_THETA = 0.3  # a diagonal of theta at 0 is re-tried from here (a variance 0.09 of the residual's)
+HESSIAN_TOL = 1e-8  # lmerTest (as_lmerModLT): Hessian eigenvalues at or below this are not inverted
+# one last L-BFGS-B run from the optimum at tolerances (ftol, gtol) near rounding: where the criterion is flat, the
+# first stop can lie 1e-5 from the optimum in theta and Satterthwaite's df move 2e-4 with it (against lme4 run to 1e-14)
+FINAL_TOLERANCES = (1e-15, 1e-10)
 GRADIENT_TOL = 2e-3  # lme4's check.conv.grad tolerance: slope or Newton step of the REML criterion at the optimum
 
 
@@ -61,7 +67,8 @@ class MixedFit:
     jacobian: list[np.ndarray] = field(default_factory=list)  # d Cov(beta) / d varpar_j
     singular_terms: list[str] = field(default_factory=list)  # terms with a diagonal of theta on the boundary
     df_cap: float = math.inf  # at most these df (the unrestricted refit: the ANOVA's participant x method df)
-    optimiser_notes: list[str] = field(default_factory=list)  # what the optimiser needed beyond its first search
+    # the optimiser's gradient before and after a Nelder-Mead polish, when its first search did not pass the check
+    polish: tuple[float, float] | None = None
 
     def contrast(self, c: np.ndarray) -> dict:
         """Estimate, SE, Satterthwaite df, t, p and CI of c'beta."""
@@ -224,15 +231,16 @@ class REMLModel:
     def _search_deviance(self, x: np.ndarray) -> float:
         return self.profiled_deviance(self.from_search(x))
 
-    def _local(self, start: np.ndarray) -> optimize.OptimizeResult:
+    def _local(self, start: np.ndarray, tolerances: tuple[float, float] = (1e-12, 1e-7)) -> optimize.OptimizeResult:
         """Bounded L-BFGS-B from ``start`` (in theta), searching the scalar terms' theta as their
         squares (``squared``).  Why the squares: the criterion depends on a scalar term's theta only through
         theta^2, so at theta = 0 its slope is 0 whatever the data say, and a gradient method
         that reaches the bound stays there (what stopped the fits short of lme4's optimum in
         the review: 18 of 40 planted null sets); in theta^2 the slope at 0 is the true one."""
         bounds = [(lb if np.isfinite(lb) else None, None) for lb in self.lower_bounds]
+        ftol, gtol = tolerances
         return optimize.minimize(self._search_deviance, self.to_search(start), method="L-BFGS-B", bounds=bounds,
-                                 options={"ftol": 1e-12, "gtol": 1e-7, "maxiter": 2000})
+                                 options={"ftol": ftol, "gtol": gtol, "maxiter": 2000})
 
     def projected_gradient(self, x: np.ndarray) -> float:
         """lme4's convergence check (``check.conv.grad``): per search parameter the smaller of
@@ -260,13 +268,13 @@ class REMLModel:
             worst = max(worst, min(abs(slope), step))
         return worst
 
-    def _optimise(self) -> tuple[np.ndarray, float, bool, list[str]]:
-        """(theta, criterion, converged, notes).  lme4's start; with scalar terms the others too
+    def _optimise(self) -> tuple[np.ndarray, float, bool, tuple[float, float] | None]:
+        """(theta, criterion, converged, polish).  lme4's start; with scalar terms the others too
         unless it ends at an interior optimum that passes the gradient check, then each diagonal of
         theta at 0 re-tried from RETRY_THETA (the review's stuck fits sat at a boundary lme4 left);
         then the gradient check.  Where the gradient is not ~0 a derivative-free polish
-        (Nelder-Mead) follows, and the note says so; a fit that still fails is reported as not
-        converged, never passed on silently."""
+        (Nelder-Mead) follows, and ``polish`` is the gradient before and after it (else None); a
+        fit that still fails is reported as not converged, never passed on silently."""
         best = None
         for start in self.starts() if self.scalar_terms else self.starts()[:1]:
             res = self._local(start)
@@ -287,7 +295,10 @@ class REMLModel:
                     break
             if not improved:
                 break
-        notes: list[str] = []
+        final = self._local(self.from_search(best.x), FINAL_TOLERANCES)  # the last digits: the df follow theta there
+        if final.fun <= best.fun:
+            best = final
+        polished = None
         gradient = self.projected_gradient(best.x)
         if gradient > GRADIENT_TOL:  # L-BFGS-B again from where it stopped (a fresh curvature estimate)
             again = self._local(self.from_search(best.x))
@@ -300,15 +311,13 @@ class REMLModel:
             if polish.fun < best.fun:
                 best = polish
             before, gradient = gradient, self.projected_gradient(best.x)
-            notes.append(f"the REML optimiser (L-BFGS-B) stopped with a gradient of {before:.2g}; a Nelder-Mead "
-                         f"polish {'met' if gradient <= GRADIENT_TOL else 'did not meet'} the convergence check "
-                         f"(gradient {gradient:.2g}, tolerance {GRADIENT_TOL:g})")
-        return self.from_search(best.x), float(best.fun), gradient <= GRADIENT_TOL, notes
+            polished = (before, gradient)
+        return self.from_search(best.x), float(best.fun), gradient <= GRADIENT_TOL, polished
 
     def _fit(self) -> MixedFit:
-        theta, criterion, converged, notes = self._optimise()
+        theta, criterion, converged, polish = self._optimise()
         fit = self.fit_at(theta, converged)
-        fit.deviance, fit.optimiser_notes = criterion, notes
+        fit.deviance, fit.polish = criterion, polish
         return fit
 
     def fit_at(self, theta: np.ndarray, converged: bool = True) -> MixedFit:
@@ -330,36 +339,24 @@ class REMLModel:
                               if np.any(np.diag(T) < SINGULAR_TOL)]
         return fit
 
-    def steps(self, varpar: np.ndarray) -> np.ndarray:
-        """Central-difference steps in (theta, sigma)."""
-        return 1e-4 * np.maximum(np.abs(varpar), 1.0)
+    def derivatives(self, varpar: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The Hessian of the REML deviance in (theta, sigma) and the Jacobian of Cov(beta), as
+        lmerTest takes them: numDeriv's Richardson extrapolation with numDeriv's steps."""
+        return numderiv.hessian(self.deviance, varpar), numderiv.jacobian(self.cov_beta, varpar)
 
     def _satterthwaite(self, fit: MixedFit, varpar: np.ndarray) -> None:
         """lmerTest's recipe: A = 2 H^-1 (H the Hessian of the REML deviance in (theta, sigma),
-        inverted on its positive eigenvalues), and the Jacobian of Cov(beta), both by central
-        differences."""
-        k = len(varpar)
-        h = self.steps(varpar)
-        f0 = self.deviance(varpar)
-        H = np.zeros((k, k))
-        for i in range(k):
-            ei = np.zeros(k)
-            ei[i] = h[i]
-            H[i, i] = (self.deviance(varpar + ei) - 2 * f0 + self.deviance(varpar - ei)) / h[i] ** 2
-            for j in range(i):
-                ej = np.zeros(k)
-                ej[j] = h[j]
-                H[i, j] = H[j, i] = (self.deviance(varpar + ei + ej) - self.deviance(varpar + ei - ej)
-                                     - self.deviance(varpar - ei + ej) + self.deviance(varpar - ei - ej)) / (4 * h[i] * h[j])
+        inverted on its eigenvalues above lmerTest's tolerance), and the Jacobian of Cov(beta)."""
+        H, fit.jacobian = self.derivatives(varpar)
         values, vectors = np.linalg.eigh(H)
-        positive = values > 1e-6 * max(1.0, float(np.abs(values).max()))
+        positive = values > self.eigen_tol(values)
         fit.hessian_pd = bool(positive.all())
         fit.vcov_varpar = 2 * (vectors[:, positive] / values[positive]) @ vectors[:, positive].T
-        fit.jacobian = []
-        for i in range(k):
-            ei = np.zeros(k)
-            ei[i] = h[i]
-            fit.jacobian.append((self.cov_beta(varpar + ei) - self.cov_beta(varpar - ei)) / (2 * h[i]))
+
+    @staticmethod
+    def eigen_tol(values: np.ndarray) -> float:
+        """lmerTest's: eigenvalues of the Hessian at or below 1e-8 are left out of its inverse."""
+        return HESSIAN_TOL
 
 
 class UnrestrictedREMLModel(REMLModel):
@@ -425,11 +422,32 @@ class UnrestrictedREMLModel(REMLModel):
         return False
 
     def steps(self, varpar: np.ndarray) -> np.ndarray:
-        """Never step across the positive-definite edge: a free ratio near its bound gets a tenth of
-        the room left (a fixed 1e-4 there bent the Hessian and the df: 28.5 for the ANOVA's 18)."""
-        h = super().steps(varpar)
+        """Central-difference steps that never cross the positive-definite edge: a free ratio near
+        its bound gets a tenth of the room left (a fixed 1e-4 there bent the Hessian and the df:
+        28.5 for the ANOVA's 18; numDeriv's steps of 10% would cross it)."""
         gap = np.append(np.where(self.free, varpar[:-1] - self.lower_bounds, np.inf), np.inf)
-        return np.minimum(h, 0.1 * gap)
+        return np.minimum(1e-4 * np.maximum(np.abs(varpar), 1.0), 0.1 * gap)
+
+    def derivatives(self, varpar: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Central differences at ``steps`` (lmerTest has no unrestricted fit to match)."""
+        k = len(varpar)
+        h = self.steps(varpar)
+        f0 = self.deviance(varpar)
+        H = np.zeros((k, k))
+        unit = np.eye(k) * h
+        for i in range(k):
+            H[i, i] = (self.deviance(varpar + unit[i]) - 2 * f0 + self.deviance(varpar - unit[i])) / h[i] ** 2
+            for j in range(i):
+                H[i, j] = H[j, i] = (self.deviance(varpar + unit[i] + unit[j]) - self.deviance(varpar + unit[i] - unit[j])
+                                     - self.deviance(varpar - unit[i] + unit[j])
+                                     + self.deviance(varpar - unit[i] - unit[j])) / (4 * h[i] * h[j])
+        jacobian = [(self.cov_beta(varpar + unit[i]) - self.cov_beta(varpar - unit[i])) / (2 * h[i]) for i in range(k)]
+        return H, jacobian
+
+    @staticmethod
+    def eigen_tol(values: np.ndarray) -> float:
+        """Relative to the largest eigenvalue (the free ratios' scale differs from theta's)."""
+        return 1e-6 * max(1.0, float(np.abs(values).max()))
 
     def theta_start(self) -> np.ndarray:
         return np.ones(len(self.terms))

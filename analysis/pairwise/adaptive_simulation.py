@@ -59,10 +59,10 @@ def take_study(manifest: StudyManifest, participants: int, seed: int,
     """(participant, trial, served entry, choice) for each trial of each participant in turn;
     ``answer(participant, entry)`` gives the choice (1, 2, 0 = no preference, None)."""
     sampler = SimulatedSampler(manifest)
-    for p in range(participants):
-        pseed = seed * 100_003 + p
-        for trial, entry in enumerate(trial_plan(manifest, pseed, ordinal=p), start=1):
-            served = sampler.fill(p, pseed, trial, entry)
-            choice = answer(p, served)
+    for participant in range(participants):
+        pseed = seed * 100_003 + participant
+        for trial, entry in enumerate(trial_plan(manifest, pseed, ordinal=participant), start=1):
+            served = sampler.fill(participant, pseed, trial, entry)
+            choice = answer(participant, served)
             sampler.record(served, choice)
-            yield p, trial, served, choice
+            yield participant, trial, served, choice

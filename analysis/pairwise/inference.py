@@ -20,13 +20,14 @@ from stylestudy.analysis.pairwise.scale import CI_METHOD
 from stylestudy.analysis.pairwise.separation import GraphCheck
 from stylestudy.analysis.ratings import rank_groups
 from stylestudy.analysis.ratings.raters import kendall_u, pairwise_agreement
+from stylestudy.analysis.render import statistics_text
 
 
 @dataclass
 class PairwiseInference:
     table: pd.DataFrame  # the ranking, best first, with rank_group
     graph: GraphCheck
-    reasons: list[str]  # why the data cannot support a ranking yet (empty: they can)
+    reasons: list[dict]  # why the data cannot support a ranking yet (support's codes; empty: they can)
     ties: dict
     agreement: dict
     thurstone_misfit: float
@@ -65,7 +66,7 @@ class PairwiseInference:
     def ranking_text(self, bootstrap: int) -> str:
         parts = []
         if self.reasons:
-            parts.append(support.sentence(self.reasons))
+            parts.append(statistics_text.ranking_not_supported(self.reasons))
         parts.append(f"{self.comparisons} comparisons by {self.participants} participants. bt_score: Bradley–Terry "
                      "log-strength; jod: Thurstone Case V in JOD (1 JOD = 75% preference, as pwcmp); both maximum "
                      "likelihood (ties count half), mean 0 over the identified methods. 95% CIs: "

@@ -33,14 +33,14 @@ def participant_matrices(comps: pd.DataFrame, methods: list[str]) -> tuple[np.nd
     preferred i over j, a tie adding 1/2 to each side."""
     index = {m: i for i, m in enumerate(methods)}
     pids = sorted(comps["participant_id"].unique())
-    where = {p: k for k, p in enumerate(pids)}
+    where = {pid: k for k, pid in enumerate(pids)}
     W = np.zeros((len(pids), len(methods), len(methods)))
-    p = comps["participant_id"].map(where).to_numpy(int)
+    participant = comps["participant_id"].map(where).to_numpy(int)
     a = comps["a"].map(index).to_numpy(int)
     b = comps["b"].map(index).to_numpy(int)
     o = comps["outcome"].to_numpy(float)
-    np.add.at(W, (p, a, b), o)
-    np.add.at(W, (p, b, a), 1 - o)
+    np.add.at(W, (participant, a, b), o)
+    np.add.at(W, (participant, b, a), 1 - o)
     return W, pids
 
 

@@ -1,8 +1,9 @@
-"""Whether the data can support a ranking at all, and if not, why (in words for the report).
+"""Whether the data can support a ranking at all, and if not, why (codes with their numbers;
+``analysis.render.statistics_text`` words them).
 
 A pilot with two participants and six comparisons gave Bradley–Terry scores from -9.6 to +8.7
 with "CIs" whose ends sat on the estimates: numbers the data cannot carry.  These rules are
-deliberately plain; each failing one is a sentence the report prints first, and the ranking is
+deliberately plain; each failing one is a reason the report prints first, and the ranking is
 then shown as provisional (no intervals, one rank group).
 """
 
@@ -16,37 +17,29 @@ MIN_PARTICIPANTS = 3  # an interval or test across participants needs at least t
 MIN_PER_PAIR = 5  # comparisons (pairwise) of each method pair, or participants who rated both (ratings)
 
 
-def pairwise_reasons(comps: pd.DataFrame, methods: list[str], graph: GraphCheck) -> list[str]:
+def _participants(n: int) -> list[dict]:
+    return [{"reason": "too_few_participants", "participants": n, "minimum": MIN_PARTICIPANTS}] \
+        if n < MIN_PARTICIPANTS else []
+
+
+def pairwise_reasons(comps: pd.DataFrame, methods: list[str], graph: GraphCheck) -> list[dict]:
     """Reasons a pairwise ranking cannot be supported yet (empty: it can)."""
-    reasons = []
-    n = comps["participant_id"].nunique()
-    if n < MIN_PARTICIPANTS:
-        reasons.append(f"only {n} participant(s): intervals and tests across participants need at least "
-                       f"{MIN_PARTICIPANTS}")
+    reasons = _participants(comps["participant_id"].nunique())
     per_pair = comps.groupby(["a", "b"]).size()
     pairs = len(methods) * (len(methods) - 1) // 2
     thin = pairs - int((per_pair >= MIN_PER_PAIR).sum())
     if thin:
-        reasons.append(f"{thin} of {pairs} method pairs have fewer than {MIN_PER_PAIR} comparisons")
+        reasons.append({"reason": "thin_pairs", "thin": thin, "pairs": pairs, "minimum": MIN_PER_PAIR})
     if graph.uncompared or not graph.connected:
-        reasons.append("some methods were never compared with the others (the comparison graph is not connected)")
+        reasons.append({"reason": "not_connected"})
     return reasons
 
 
-def rating_reasons(usable: pd.DataFrame, methods: list[str]) -> list[str]:
+def rating_reasons(usable: pd.DataFrame, methods: list[str]) -> list[dict]:
     """Reasons a rating (MOS) ranking cannot be supported yet (empty: it can)."""
-    reasons = []
-    n = usable["participant_id"].nunique()
-    if n < MIN_PARTICIPANTS:
-        reasons.append(f"only {n} participant(s): intervals and tests across participants need at least "
-                       f"{MIN_PARTICIPANTS}")
+    reasons = _participants(usable["participant_id"].nunique())
     rated = usable.groupby("method")["participant_id"].nunique().reindex(methods).fillna(0)
     unrated = rated.index[rated == 0].tolist()
     if unrated:
-        reasons.append(f"never rated: {', '.join(unrated)}")
+        reasons.append({"reason": "never_rated", "methods": unrated})
     return reasons
-
-
-def sentence(reasons: list[str]) -> str:
-    return ("The data cannot support a ranking yet: " + "; ".join(reasons)
-            + ". The scores below are provisional, without intervals, and all methods share one rank group.")

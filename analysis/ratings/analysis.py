@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from stylestudy.analysis.models.lmm import MethodsFit, NoMixedModel
 from stylestudy.analysis.pairwise import support
 from stylestudy.analysis.ratings import rank_groups, scores
 from stylestudy.analysis.ratings.raters import krippendorff_alpha
@@ -24,11 +25,11 @@ class RatingsAnalysis:
     one: pd.DataFrame  # one rating per participant and condition (paired: the reference's averaged)
     table: pd.DataFrame  # MOS per method with clustered CIs and rank groups, best first
     per_condition: pd.DataFrame  # MOS per item and method
-    mixed: dict  # the mixed model's fit (without its contrasts), or {"error": ...}
-    contrasts: pd.DataFrame | None  # every method pair as a t contrast, Holm
+    mixed: MethodsFit | NoMixedModel  # the mixed model's fit, or why there is none
+    contrasts: pd.DataFrame | None  # every method pair as a t contrast, Holm (the fit's)
     pair: pd.DataFrame  # the headline: per-participant paired tests per method pair
     screening: pd.DataFrame  # per rater: BT.500 and leave-one-out r, and the rule that flags them
-    reasons: list[str]  # why no ranking can be supported yet (empty: it can)
+    reasons: list[dict]  # why no ranking can be supported yet (support's codes; empty: it can)
     alpha: float  # Krippendorff's alpha (ordinal)
     rater_min_r: float
     scale_points: int
@@ -61,8 +62,7 @@ class RatingsAnalysis:
                "bt500_rejected": self.rejected, "pair_tests": self.pair.to_dict(orient="records"),
                "ranking_supported": not self.reasons, "ranking_not_supported_because": self.reasons,
                "raters_flagged": self.flagged.to_dict(orient="records"), "rater_min_r": self.rater_min_r}
-        if self.contrasts is not None:
-            out["mixed_model"] = {**self.mixed, "contrasts": self.contrasts.to_dict(orient="records")}
+        out["mixed_model"] = self.mixed.to_json()
         if self.reference_differences is not None:
             out["reference"] = self.reference
             out["reference_differences"] = self.reference_differences.to_dict(orient="records")
@@ -78,14 +78,16 @@ class RatingsAnalysis:
 
 def analyze_ratings(usable: pd.DataFrame, all_rows: pd.DataFrame, methods: list[str], kind: str,
                     reference: str | None, gold_method: str, scale_points: int, rater_min_r: float,
-                    mixed_slopes: str = "items", mixed_variances: str = "unrestricted") -> RatingsAnalysis:
+                    mixed_slopes: str = "items", mixed_variances: str = "unrestricted",
+                    generalise: str = "participants") -> RatingsAnalysis:
     """``usable``: the rated rows (ratings as floats); ``reference``: for ``paired`` studies."""
     one = scores.one_per_condition(usable)  # paired: the reference's ratings averaged per participant
     table = scores.method_mos(one, methods, scale=(1, scale_points))
     # the model takes every rating: a reference averaged over its trials would be less noisy than
     # the model's one residual variance assumes (the paired rows were conservative, 2.7% at 5%)
-    mixed = scores.mixed_contrasts(usable if kind == "paired" else one, methods, mixed_slopes, mixed_variances)
-    contrasts = mixed.pop("contrasts") if "contrasts" in mixed else None
+    mixed = scores.mixed_contrasts(usable if kind == "paired" else one, methods, mixed_slopes, mixed_variances,
+                                   generalise)
+    contrasts = mixed.contrasts if isinstance(mixed, MethodsFit) else None
     pair = scores.participant_pair_tests(one, methods)
     screening = rater_screening(one, rater_min_r)
     reasons = support.rating_reasons(one, methods)

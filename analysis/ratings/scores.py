@@ -89,15 +89,16 @@ def method_mos(usable: pd.DataFrame, methods: list[str], level: float = LEVEL,
 
 
 def mixed_contrasts(data: pd.DataFrame, methods: list[str], selection: str = "items",
-                    variances: str = "unrestricted") -> dict:
-    """``rating ~ method + (0 + method | participant) + (0 + method | item)`` (or the simpler model
-    ``analysis.models.lmm`` falls back to, named in ``fallback``); every method pair as a
-    Satterthwaite t contrast, Holm-corrected."""
+                    variances: str = "unrestricted", generalise: str = "participants"):
+    """``rating ~ method * item (items fixed) + (0 + method | participant)`` (``generalise``
+    "items": the items random, ``+ (0 + method | item)``), or the simpler model ``analysis.models.lmm``
+    falls back to, its steps in ``notes``; every method pair as a Satterthwaite t contrast,
+    Holm-corrected (``lmm.MethodsFit``, or ``lmm.NoMixedModel``)."""
     from stylestudy.analysis.models.lmm import fit_methods
 
     frame = data[["rating", "method", "participant_id", "row_label"]].rename(
         columns={"participant_id": "participant", "row_label": "item"})
-    return fit_methods(frame, methods, item="item", selection=selection, variances=variances)
+    return fit_methods(frame, methods, item="item", selection=selection, variances=variances, generalise=generalise)
 
 
 PAIR_COLUMNS = ["participants", "mean_diff", "ci_low", "ci_high", "p", "test", "p_ttest", "p_wilcoxon", "cohens_dz",

@@ -27,7 +27,7 @@ import pandas as pd
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from stylestudy.analysis.models.lmm import fit_methods
+from stylestudy.analysis.models.lmm import MethodsFit, NoMixedModel, fit_methods
 
 ALPHA = 0.05
 
@@ -231,21 +231,15 @@ def cell_tests(usable: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-def attainability_note(cells: pd.DataFrame, alpha: float = ALPHA) -> str:
-    """Say in words whether any cell can pass the corrected threshold at all."""
+def attainability(cells: pd.DataFrame, alpha: float = ALPHA) -> dict:
+    """Whether any cell can pass the corrected threshold at all: the smallest p-value an exact
+    test can give at the cells' counts against Holm's first threshold (numbers; the report words them)."""
     if cells.empty:
-        return "No complete pairs: no per-cell tests."
+        return {"cells": 0}
     m = len(cells)
-    holm_first = alpha / m
-    best = cells["min_attainable_p"].min()
-    n = int(cells["n_nonzero"].max())
-    if best > holm_first:
-        return (f"With at most {n} non-zero paired differences per cell, the smallest p-value an exact signed-rank "
-                f"or sign test can give is {best:.4g}; Holm's first threshold over {m} cells is {alpha:g}/{m} = "
-                f"{holm_first:.4g}. No cell can be significant after Holm correction, whatever the ratings: "
-                "per-cell tests are descriptive here; the omnibus tests are the ones that can answer.")
-    return (f"The smallest attainable p-value ({best:.4g}) is below Holm's first threshold ({holm_first:.4g}) "
-            f"over {m} cells, so corrected per-cell significance is possible.")
+    best = float(cells["min_attainable_p"].min())
+    return {"cells": m, "max_nonzero": int(cells["n_nonzero"].max()), "min_attainable_p": best, "alpha": alpha,
+            "holm_first_threshold": alpha / m, "attainable": bool(best <= alpha / m)}
 
 
 def participant_differences(usable: pd.DataFrame, block: str | None = None) -> pd.Series:
@@ -274,20 +268,16 @@ def omnibus(usable: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def mixed_model(usable: pd.DataFrame, selection: str = "items", variances: str = "unrestricted") -> dict:
-    """normalized - baseline from ``rating ~ method + (0 + method | participant) + (0 + method |
-    cell)`` (method slopes by participant and by cell, crossed; REML, Satterthwaite df; ``analysis.models.lmm``),
-    or the simpler model ``analysis.models.lmm`` falls back to, which the result names."""
+def mixed_model(usable: pd.DataFrame, selection: str = "items", variances: str = "unrestricted",
+                generalise: str = "participants") -> MethodsFit | NoMixedModel:
+    """normalized - baseline from ``rating ~ method * cell (cells fixed) + (0 + method | participant)``
+    (``generalise`` "items": the cells random and crossed, ``+ (0 + method | cell)``; REML,
+    Satterthwaite df; ``analysis.models.lmm``), or the simpler model it falls back to, which the
+    result's notes say; its first contrast is normalized - baseline."""
 
     data = usable[["rating", "method", "participant_id", "block", "row", "column"]].copy()
     data["cell"] = data["block"].astype(str) + "-" + data["row"].astype(str) + "-" + data["column"].astype(str)
     data = data.rename(columns={"participant_id": "participant"})
     data = data[data["method"].isin(["baseline", "normalized"])]
-    if data["participant"].nunique() < 2 or data["method"].nunique() < 2:
-        return {"error": "needs at least two participants and both methods"}
-    fit = fit_methods(data, ["normalized", "baseline"], item="cell", selection=selection, variances=variances)
-    if "error" in fit:
-        return fit
-    c = fit.pop("contrasts").iloc[0]  # normalized - baseline
-    return {**fit, "estimate": float(c["estimate"]), "se": float(c["se"]), "df": float(c["df"]),
-            "ci": (float(c["ci_low"]), float(c["ci_high"])), "p": float(c["p"])}
+    return fit_methods(data, ["normalized", "baseline"], item="cell", selection=selection, variances=variances,
+                       generalise=generalise)

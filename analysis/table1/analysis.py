@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from stylestudy.analysis.models.lmm import MethodsFit, NoMixedModel
 from stylestudy.analysis.ratings.raters import agreement, bt500_screening, loo_correlation
-from stylestudy.analysis.ratings.stats import attainability_note, cell_tests, mixed_model, omnibus
+from stylestudy.analysis.ratings.stats import attainability, cell_tests, mixed_model, omnibus
 from stylestudy.analysis.sources.ratings import RatingSet
 from stylestudy.analysis.table1 import table
 from stylestudy.analysis.table1.audit import load_published
@@ -28,9 +29,9 @@ class Table1Analysis:
     tests: pd.DataFrame  # per cell, paired by participant
     omnibus: pd.DataFrame  # the headline: per-participant mean differences, per block and overall
     omnibus_every_rater: pd.DataFrame | None  # the same before the exclusions (None: nobody excluded)
-    mixed: dict  # the mixed model's fit, or {"error": ...}
+    mixed: MethodsFit | NoMixedModel  # the mixed model's fit (its first contrast normalized - baseline), or why none
     agreement: dict  # Krippendorff's alpha, ICC(2,1), ICC(2,k)
-    attainability: str  # which cells' tests cannot reach p < 0.05 at their n (the statistics module's note)
+    attainability: dict  # whether a cell's test can reach Holm's first threshold at its n (stats.attainability)
     compared: pd.DataFrame | None = None  # our cell means beside the published ones (--compare-paper)
     pearson_r: float = float("nan")
 
@@ -59,7 +60,8 @@ def compare_with_paper(usable: pd.DataFrame, ddof: int) -> tuple[pd.DataFrame, f
 
 
 def analyze_table1(ratings: RatingSet, screen: str, rater_min_r: float, seed: int, mixed_slopes: str,
-                   mixed_variances: str, compare_paper_ddof: int | None = None) -> Table1Analysis:
+                   mixed_variances: str, compare_paper_ddof: int | None = None,
+                   generalise: str = "participants") -> Table1Analysis:
     """Screens the raters and excludes those ``screen`` names from ``ratings`` (recorded in its
     counts), then tests; ``compare_paper_ddof``: compare with the published table at this ddof."""
     screening = bt500_screening(ratings.usable)
@@ -77,8 +79,8 @@ def analyze_table1(ratings: RatingSet, screen: str, rater_min_r: float, seed: in
     tests = cell_tests(usable, seed)
     result = Table1Analysis(screening, rejected, low_r, loo_rule, excluded, tests, omnibus(usable),
                             omnibus(every_rater) if excluded else None,
-                            mixed_model(usable, mixed_slopes, mixed_variances), agreement(usable),
-                            attainability_note(tests))
+                            mixed_model(usable, mixed_slopes, mixed_variances, generalise), agreement(usable),
+                            attainability(tests))
     if compare_paper_ddof is not None:
         result.compared, result.pearson_r = compare_with_paper(usable, compare_paper_ddof)
     return result

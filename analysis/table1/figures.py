@@ -89,7 +89,7 @@ def distributions(usable: pd.DataFrame, out: Path) -> Path:
 def rater_panel(usable: pd.DataFrame, screening: pd.DataFrame, out: Path, scale_max: int = 5) -> Path:
     means = usable.groupby(["participant_id", "method"])["rating"].mean().reset_index()
     rejected = set(screening.loc[screening["rejected"], "participant_id"])
-    means["participant"] = [p + (" (BT.500 reject)" if p in rejected else "") for p in means["participant_id"]]
+    means["participant"] = [pid + (" (BT.500 reject)" if pid in rejected else "") for pid in means["participant_id"]]
     fig, ax = plt.subplots(figsize=(7, 0.3 * means["participant"].nunique() + 1.5))
     sns.pointplot(means, y="participant", x="rating", hue="method", hue_order=["baseline", "normalized"],
                   linestyle="none", ax=ax)

@@ -23,24 +23,26 @@ from stylestudy.evalserver.flags import Flag
 
 
 def _rows(cells: list[dict], ratings: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
-    """cells[i] x participants ratings[i, p] -> export rows (both methods of a cell = one trial)."""
+    """cells[i] x participants ratings[i, participant] -> export rows (both methods of a cell = one trial)."""
     n = ratings.shape[1]
     keys = sorted({(c["block"], c["row"], c["column"]) for c in cells})
-    trials = {(p, key): int(t) + 1 for p in range(n) for key, t in zip(keys, rng.permutation(len(keys)))}
+    trials = {(participant, key): int(t) + 1
+              for participant in range(n) for key, t in zip(keys, rng.permutation(len(keys)))}
     out = []
     first = {}
     for i, c in enumerate(cells):
         key = (c["block"], c["row"], c["column"])
-        for p in range(n):
-            pos = first.setdefault((p, key), int(rng.integers(1, 3)))
+        for participant in range(n):
+            pos = first.setdefault((participant, key), int(rng.integers(1, 3)))
             position = pos if c["method"] == "baseline" else 3 - pos
             out.append({
-                "participant_id": f"synthetic-{p + 1:02d}", "external_id": "", "trial": trials[(p, key)],
+                "participant_id": f"synthetic-{participant + 1:02d}", "external_id": "",
+                "trial": trials[(participant, key)],
                 "pair_id": f"{c['block']}{c['row']}c{c['column']}", "block": c["block"], "row": c["row"],
                 "column": c["column"], "column_label": c.get("column_label", f"c{c['column']}"), "method": c["method"],
                 "condition_id": condition_id(c["block"], c["row"], c["column"], c["method"]),
                 "image_id": f"synthetic-{c['block']}{c['row']}c{c['column']}-{c['method']}", "position": position,
-                "rating": int(ratings[i, p]), "response_ms": "", "shown_ms": "", "flags": "", "rated_at": "",
+                "rating": int(ratings[i, participant]), "response_ms": "", "shown_ms": "", "flags": "", "rated_at": "",
                 "synthetic": 1,
             })
     return pd.DataFrame(out, columns=COLUMNS + ["synthetic"]).sort_values(["participant_id", "trial", "position"])
@@ -187,12 +189,12 @@ def from_protocol(manifest: StudyManifest, qualities: dict[str, float], particip
     level = dict(zip(items, rng.uniform(2.0, k - 1.0, len(items)) - centre))
     rows = []
     sampler = SimulatedSampler(manifest)  # adaptive pairwise: each pair chosen as the server would
-    for p in range(participants):
-        pid = f"synthetic-{p + 1:02d}"
+    for participant in range(participants):
+        pid = f"synthetic-{participant + 1:02d}"
         leniency = rng.normal(0, rater_sd)
         taste = {m: rng.normal(0, rater_method_sd) for m in manifest.methods} if rater_method_sd else {}
-        for trial, entry in enumerate(trial_plan(manifest, seed * 100_003 + p, ordinal=p), start=1):
-            entry = sampler.fill(p, seed * 100_003 + p, trial, entry)
+        for trial, entry in enumerate(trial_plan(manifest, seed * 100_003 + participant, ordinal=participant), start=1):
+            entry = sampler.fill(participant, seed * 100_003 + participant, trial, entry)
             conditions = [manifest.by_id[c] for c in entry["conditions"]]
             perceived = [level[c.pair_id] + qualities[c.method] + taste.get(c.method, 0.0) + leniency
                          + rng.normal(0, noise) for c in conditions]

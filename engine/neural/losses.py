@@ -158,13 +158,13 @@ class BaselineLoss(StyleTransferLoss):
     method = "baseline"
 
     def partials(self, feats: Features) -> Partials:
-        p = Partials()
+        partials = Partials()
         for j in self.content_layers:
-            p.content[j] = 0.5 * squared_error(feats[j], self.targets.content[j])
+            partials.content[j] = 0.5 * squared_error(feats[j], self.targets.content[j])
         for j in self.style_layers:
             _, c, h, w = feats[j].shape
-            p.style[j] = squared_error(gram(feats[j]), self.targets.style_grams[j]) / float(2 * h * w * c) ** 2
-        return p
+            partials.style[j] = squared_error(gram(feats[j]), self.targets.style_grams[j]) / float(2 * h * w * c) ** 2
+        return partials
 
     @staticmethod
     def layer_coefficient(layer_weights: dict[str, float], layer: str) -> float:
@@ -202,12 +202,12 @@ class NormalizedLoss(StyleTransferLoss):
         return NormalizedLoss(targets, weights, self.nominal_scale)
 
     def partials(self, feats: Features) -> Partials:
-        p = Partials()
+        partials = Partials()
         for j in self.content_layers:
-            p.content[j] = squared_error(feats[j], self.targets.content[j]) / self.content_energy[j]
+            partials.content[j] = squared_error(feats[j], self.targets.content[j]) / self.content_energy[j]
         for j in self.style_layers:
-            p.style[j] = squared_error(gram(feats[j]), self.targets.style_grams[j]) / self.gram_energy[j]
-        return p
+            partials.style[j] = squared_error(gram(feats[j]), self.targets.style_grams[j]) / self.gram_energy[j]
+        return partials
 
     @staticmethod
     def layer_coefficient(layer_weights: dict[str, float], layer: str) -> float:

@@ -74,8 +74,9 @@ def input_path(manifest: StudyManifest, name: str) -> Path:
 
 
 def _reference_key(c: Condition) -> tuple:
-    p = c.get("params")
-    return c.row_label, p["size"], p.get("style_size"), tuple(p["style_layers"]), p["weights"], p["pooling"]
+    params = c.get("params")
+    return (c.row_label, params["size"], params.get("style_size"), tuple(params["style_layers"]), params["weights"],
+            params["pooling"])
 
 
 def reference_distances(manifest: StudyManifest, conditions: list[Condition], device: str = "auto") -> dict:
@@ -95,13 +96,13 @@ def reference_distances(manifest: StudyManifest, conditions: list[Condition], de
     dev = resolve_device(device)
     out: dict[tuple, dict] = {}
     for c in conditions:
-        p, key = c.get("params"), _reference_key(c)
+        params, key = c.get("params"), _reference_key(c)
         if key in out:
             continue
         problem = Problem.from_files(input_path(manifest, manifest.study["object_image"]),
-                                     input_path(manifest, c.row_label), p["size"], p.get("style_size"), dev)
-        cfg = TransferConfig(**{k: v for k, v in p.items() if k in TransferConfig.__dataclass_fields__})
-        extractor = get_extractor(p["weights"], dev, p["pooling"])
+                                     input_path(manifest, c.row_label), params["size"], params.get("style_size"), dev)
+        cfg = TransferConfig(**{k: v for k, v in params.items() if k in TransferConfig.__dataclass_fields__})
+        extractor = get_extractor(params["weights"], dev, params["pooling"])
         with torch.no_grad():
             out[key] = objective_measures(extractor, [problem], [cfg], problem.content)[0]["style"]
     return out
@@ -184,9 +185,9 @@ def _unboosted(manifest: StudyManifest, boosted: Condition) -> Condition | None:
     """The run's condition with the same parameters but equal style weights."""
     want = {k: v for k, v in boosted.get("params").items() if k != "style_weights"}
     for c in manifest.conditions:
-        p = c.get("params")
-        if (c.method == boosted.method and c.row_label == boosted.row_label and len(set(p["style_weights"])) == 1
-                and {k: v for k, v in p.items() if k != "style_weights"} == want):
+        params = c.get("params")
+        if (c.method == boosted.method and c.row_label == boosted.row_label and len(set(params["style_weights"])) == 1
+                and {k: v for k, v in params.items() if k != "style_weights"} == want):
             return c
     return None
 

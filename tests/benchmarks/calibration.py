@@ -77,9 +77,11 @@ def _old_mixed(data: pd.DataFrame, methods: list[str], against: str | None = Non
 
 
 def one_study(kind: str, runs: dict, participants: int, rm_sd: float, seed: int,
-              mixed: bool = True, selection: str = "items", variances: str = "unrestricted") -> dict[str, list[float]]:
-    """p-values of every comparison under H0: headline, and (``mixed``) the mixed model and the
-    old mixed model."""
+              mixed: bool = True, selection: str = "items", variances: str = "unrestricted",
+              generalise: str = "participants") -> dict[str, list[float]]:
+    """p-values of every comparison under H0: headline, and (``mixed``) the mixed model (``generalise``
+    "participants", the default: items fixed; "items": random) and the old mixed model."""
+    from stylestudy.analysis.models.lmm import MethodsFit
     from stylestudy.analysis.pairwise import preference, preference_tests
     from stylestudy.analysis.ratings import scores
     from stylestudy.analysis.ratings.stats import mixed_model, paired_test, participant_differences
@@ -93,8 +95,8 @@ def one_study(kind: str, runs: dict, participants: int, rm_sd: float, seed: int,
         headline = [paired_test(participant_differences(frame).to_numpy(float), effect_cis=False)["p"]]  # omnibus
         if not mixed:
             return {"headline": headline}
-        fit = mixed_model(frame, selection, variances)
-        mixed = [float(fit["p"])] if "p" in fit else []  # an error (named degenerate data): no test
+        fit = mixed_model(frame, selection, variances, generalise)
+        mixed = fit.contrasts["p"].tolist()[:1] if isinstance(fit, MethodsFit) else []  # named degenerate data: no test
         data = frame.assign(cell=frame["block"] + frame["row"].astype(str) + frame["column"].astype(str))
         old = _old_mixed(data.rename(columns={"participant_id": "participant", "cell": "item"}), ["normalized", "baseline"])
         return {"headline": headline, "mixed": mixed, "old mixed": old}
@@ -113,8 +115,9 @@ def one_study(kind: str, runs: dict, participants: int, rm_sd: float, seed: int,
         headline = scores.reference_differences(usable, methods[0], wilcoxon=False)["p"].tolist()
     if not mixed:
         return {"headline": headline}
-    fit = scores.mixed_contrasts(usable if kind == "paired" else one, methods, selection, variances)  # as the report
-    contrasts = fit.get("contrasts", pd.DataFrame(columns=["a", "b", "p"]))  # an error (named degenerate data): no test
+    fit = scores.mixed_contrasts(usable if kind == "paired" else one, methods, selection, variances,
+                                 generalise)  # as the report
+    contrasts = fit.contrasts if isinstance(fit, MethodsFit) else pd.DataFrame(columns=["a", "b", "p"])  # none: no test
     data = one.rename(columns={"participant_id": "participant", "row_label": "item"})
     if kind == "paired":  # the comparisons the design is about: each method against the reference
         contrasts = contrasts[(contrasts["a"] == methods[0]) | (contrasts["b"] == methods[0])]
@@ -161,7 +164,8 @@ ITEM_COUNTS = (4, 6, 12)
 
 
 def item_method_study(participants: int, items: int, im_sd: float, rm_sd: float, seed: int,
-                      methods: tuple[str, ...] = ("a", "b", "c"), default_mixed: bool = False) -> dict[str, list[float]]:
+                      methods: tuple[str, ...] = ("a", "b", "c"), default_mixed: bool = False,
+                      only_default: bool = False) -> dict[str, list[float]]:
     """One study with item x method variance, each test judged against the null it claims.
 
     ``rating = item level + participant leniency + participant x method (SD rm_sd) + item x
@@ -170,10 +174,12 @@ def item_method_study(participants: int, items: int, im_sd: float, rm_sd: float,
     as drawn (the methods are equal over a population of items, not on these: the null of a test
     over items like these, ``--generalise items``); "these items", the same effects centred per
     method over the study's items (equal on these items: the null of the per-participant tests
-    and, with ``default_mixed``, of the default mixed model: off by default, it doubles the time).
+    and, with ``default_mixed``, of the default mixed model, whose items are fixed: off by default).
+    ``only_default``: the per-participant test and the default mixed model on "these items" only
+    (the --generalise items model, a random-items fit, is most of the time)
     Every method pair of each; the per-participant test on the population version too, as the
     review measured it (not its claim)."""
-    from stylestudy.analysis.models.lmm import fit_methods, generalise_slopes
+    from stylestudy.analysis.models.lmm import MethodsFit, fit_methods, generalise_slopes
     from stylestudy.analysis.ratings.stats import paired_test
 
     rng = np.random.default_rng(seed)
@@ -196,10 +202,13 @@ def item_method_study(participants: int, items: int, im_sd: float, rm_sd: float,
                 for k, a in enumerate(methods) for b in methods[k + 1:]]
 
     def mixed(data: pd.DataFrame, generalise: str) -> list[float]:
-        fit = fit_methods(data, list(methods), selection=generalise_slopes(generalise, "items"))
-        return fit["contrasts"]["p"].tolist() if "contrasts" in fit else []
+        fit = fit_methods(data, list(methods), selection=generalise_slopes(generalise, "items"), generalise=generalise)
+        return fit.contrasts["p"].tolist() if isinstance(fit, MethodsFit) else []
 
     population, these = frame(im), frame(im - im.mean(axis=0))
+    if only_default:
+        return {"per-participant (these items)": per_participant(these),
+                "mixed, default (these items)": mixed(these, "participants")}
     return {"per-participant (these items)": per_participant(these),
             **({"mixed, default (these items)": mixed(these, "participants")} if default_mixed else {}),
             "mixed, --generalise items (population)": mixed(population, "items"),
@@ -208,7 +217,7 @@ def item_method_study(participants: int, items: int, im_sd: float, rm_sd: float,
 
 def item_method_table(sims: int, participants: int = 10, rm_sd: float = 0.3,
                       im_sds: tuple[float, ...] = ITEM_METHOD_SDS, counts: tuple[int, ...] = ITEM_COUNTS,
-                      default_mixed: bool = False) -> pd.DataFrame:
+                      default_mixed: bool = False, only_default: bool = False) -> pd.DataFrame:
     rows = []
     for im_sd in im_sds:
         for items in counts:
@@ -216,7 +225,7 @@ def item_method_table(sims: int, participants: int = 10, rm_sd: float = 0.3,
             pooled: dict[str, list[float]] = {}
             for s in range(sims):
                 for name, ps in item_method_study(participants, items, im_sd, rm_sd, 40_000 + s,
-                                                    default_mixed=default_mixed).items():
+                                                    default_mixed=default_mixed, only_default=only_default).items():
                     pooled.setdefault(name, []).extend(ps)
                 if (s + 1) % 20 == 0 and s + 1 < sims:  # so far (a long run shows its progress)
                     print(f"  sd {im_sd}, {items} items, {s + 1} studies:",
@@ -336,6 +345,8 @@ def main() -> None:
                         help="the item rows also run the default mixed model on the these-items version (twice the time)")
     parser.add_argument("--unequal-sims", type=int, default=0,
                         help="studies per unequal-participation row (half the participants 4x the comparisons); 0 skips")
+    parser.add_argument("--item-only-default", action="store_true",
+                        help="the item rows run only the per-participant test and the default mixed model (these items)")
     args = parser.parse_args()
     if args.unequal_sims:
         unequal = unequal_participation_table(args.unequal_sims)
@@ -344,7 +355,7 @@ def main() -> None:
     if args.item_sims:
         items = item_method_table(args.item_sims, im_sds=tuple(float(v) for v in args.item_sds.split(",")),
                                   counts=tuple(int(v) for v in args.item_counts.split(",")),
-                                  default_mixed=args.item_default_mixed)
+                                  default_mixed=args.item_default_mixed, only_default=args.item_only_default)
         print("\nFalse-positive rates with item x method variance, each test against the null it claims:")
         print(items.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     with tempfile.TemporaryDirectory() as tmp:
