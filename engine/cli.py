@@ -377,17 +377,17 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def register_metrics(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("metrics", help="objective metrics of a run's stimuli against their content and style images",
-                       description="One row per condition: SSIM and MS-SSIM (piq) and the VGG-19 content distance "
-                                   "against the item's content image; Gram distances per style layer (Gatys and "
-                                   "normalized) and a Lab colour distance against its style image. Cached by image "
-                                   "hash; 'stylestudy analyze ... --metrics FILE' judges them against the ratings.")
-    p.add_argument("run_dir", help="a run directory (generated, or imported with _content/ and _style/ references)")
-    p.add_argument("--out", default=None, help="CSV to write (default RUN_DIR/metrics.csv)")
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda[:n], mps")
-    p.add_argument("--batch", type=integer(1), default=8, help="images per forward pass (default 8)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_metrics)
+    parser = sub.add_parser("metrics", help="objective metrics of a run's stimuli against their content and style images",
+                            description="One row per condition: SSIM and MS-SSIM (piq) and the VGG-19 content distance "
+                                        "against the item's content image; Gram distances per style layer (Gatys and "
+                                        "normalized) and a Lab colour distance against its style image. Cached by image "
+                                        "hash; 'stylestudy analyze ... --metrics FILE' judges them against the ratings.")
+    parser.add_argument("run_dir", help="a run directory (generated, or imported with _content/ and _style/ references)")
+    parser.add_argument("--out", default=None, help="CSV to write (default RUN_DIR/metrics.csv)")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda[:n], mps")
+    parser.add_argument("--batch", type=integer(1), default=8, help="images per forward pass (default 8)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_run_metrics)
 
 
 def _run_metrics(args: argparse.Namespace) -> int:

@@ -107,7 +107,9 @@ def test_pairwise_layout_gives_the_hand_computed_shares(tmp_path):
     pair = tests[(tests["a"] == "adain") & (tests["b"] == "ours")].iloc[0]
     # adain vs ours: ann ours, ours, tie, adain; bob adain; cy ours -> adain 1 + 0.5 + 1 of 6
     assert pair["comparisons"] == 6 and pair["ties"] == 1
-    assert pair["share_a"] == pytest.approx(2.5 / 6)
+    assert pair["pooled_share_a"] == pytest.approx(2.5 / 6)  # the share of all comparisons
+    # the headline: the average participant's share (ann 1.5 of 4, bob 1 of 1, cy 0 of 1)
+    assert pair["participant_share_a"] == pytest.approx((1.5 / 4 + 1 + 0) / 3)
     wct = tests[(tests["a"] == "adain") & (tests["b"] == "wct")].iloc[0]
     assert wct["comparisons"] == 2  # cy's comparison has no answer: missing, not a comparison
     summary = json.loads((out / "summary.json").read_text())
@@ -145,9 +147,9 @@ def test_sureal_paired_comparison_dataset(tmp_path):
     tests = pd.read_csv(out / "pair_tests.csv")
     one_two = tests[(tests["a"] == "caps1") & (tests["b"] == "caps2")].iloc[0]
     # s1: caps1 won; s2: a tie (both halves, one comparison); s3: caps2 won
-    assert one_two["comparisons"] == 3 and one_two["ties"] == 1 and one_two["share_a"] == pytest.approx(1.5 / 3)
+    assert one_two["comparisons"] == 3 and one_two["ties"] == 1 and one_two["pooled_share_a"] == pytest.approx(1.5 / 3)
     one_three = tests[(tests["a"] == "caps1") & (tests["b"] == "caps3")].iloc[0]
-    assert one_three["comparisons"] == 3 and one_three["share_a"] == pytest.approx(2 / 3)  # s1, s3 won; s2 lost
+    assert one_three["comparisons"] == 3 and one_three["pooled_share_a"] == pytest.approx(2 / 3)  # s1, s3 won; s2 lost
     assert "Position: not known (the input does not say which image was shown first)" in (out / "report.md").read_text()
 
 
@@ -280,7 +282,7 @@ def test_a_public_paired_comparison_dataset_counts_as_sureal_does(tmp_path):
     for t in tests.itertuples():
         i, j = int(t.a) - 1, int(t.b) - 1  # Caps1 is asset 0
         assert t.comparisons == wins[i, j] + wins[j, i]
-        assert t.share_a == pytest.approx(wins[i, j] / (wins[i, j] + wins[j, i]))
+        assert t.pooled_share_a == pytest.approx(wins[i, j] / (wins[i, j] + wins[j, i]))
 
 
 def test_a_spreadsheets_csv_with_a_byte_order_mark_and_capitalised_names(tmp_path, capsys):

@@ -111,11 +111,12 @@ def test_pairwise_choice_share_of_a_metric_that_tracks_the_planted_quality():
     assert result.subjective.kind == "jod" and np.isfinite(good.rmse_star)
 
 
-def test_analyze_with_metrics_end_to_end(study_run, tmp_path, capsys):
+def test_analyze_with_metrics_end_to_end(run_copy, tmp_path, capsys):
+    study_run = run_copy  # metrics writes its cache into the run: never into the shared fixture
     metrics = tmp_path / "metrics.csv"
     assert main(["metrics", str(study_run), "--out", str(metrics), "--device", "cpu", "--quiet"]) == 0
     ratings = tmp_path / "ratings.csv"
-    assert main(["simulate", "--study", str(study_run), "--participants", "6", "-o", str(ratings)]) == 0
+    assert main(["simulate", "--study", str(study_run), "--participants", "6", "--out", str(ratings)]) == 0
     out = tmp_path / "report"
     assert main(["analyze", str(ratings), "--manifest", str(study_run / "manifest.json"), "--metrics", str(metrics),
                  "--out", str(out), "--bootstrap", "100"]) == 0

@@ -82,6 +82,7 @@ class Step(str, Enum):
     UNRESTRICTED = "unrestricted"  # terms: the variances at 0, numbers: the free variance
     POLISHED = "optimiser_polished"  # numbers: gradient_before, gradient_after, tolerance
     FIT_NOT_CONVERGED = "fit_not_converged"  # the reported fit failed the convergence check
+    BEYOND_DENSE_SIZE = "beyond_dense_size"  # not attempted; numbers: random_effects, variance_parameters
 
 
 class Unavailable(str, Enum):
@@ -235,9 +236,12 @@ SLOPE_ALPHA = 0.2  # Matuschek et al. (2017): keep a random slope when a likelih
 MAX_DENSE_COST = 1e10
 
 
-def _dense_size(data: pd.DataFrame, present: list[str], structure: str, item: str | None) -> tuple[int, int]:
-    """(q, variance parameters) of ``method_model(data, present, structure, item)``, without building it."""
-    groups = ["participant"] + ([item] if item and item in data and data[item].nunique() > 1 else [])
+def _dense_size(data: pd.DataFrame, present: list[str], structure: str, item: str | None,
+                items_fixed: bool = False) -> tuple[int, int]:
+    """(q, variance parameters) of ``method_model(data, present, structure, item, items_fixed=...)``,
+    without building it (fixed items add no random effects)."""
+    random_item = item and item in data and data[item].nunique() > 1 and not items_fixed
+    groups = ["participant"] + ([item] if random_item else [])
     if structure == "maximal":
         k = len(present)
         return sum(data[g].nunique() * k for g in groups), len(groups) * k * (k + 1) // 2
@@ -380,10 +384,10 @@ def fit_methods(data: pd.DataFrame, methods: list[str], item: str | None = "item
             if few:  # a k x k covariance from at most k levels sits on its boundary: don't spend the fit
                 notes.append(FitNote(Step.TOO_FEW_LEVELS, tuple(few), {"methods": len(present), **few}))
                 continue
-        q, n_theta = _dense_size(data, present, structure, item)
+        q, n_theta = _dense_size(data, present, structure, item, items_fixed)
         if q ** 3 * (n_theta + 1) > MAX_DENSE_COST:
-            notes.append(f"{structure}: not fitted ({q} random effects and {n_theta} variance parameters are beyond "
-                         "this dense REML's size: q^3 x (parameters + 1) > 1e10)")
+            notes.append(FitNote(Step.BEYOND_DENSE_SIZE, numbers={"random_effects": q, "variance_parameters": n_theta,
+                                                                  "max_cost": MAX_DENSE_COST}, model=structure))
             continue
         try:
             with warnings.catch_warnings():

@@ -41,6 +41,10 @@ def _unrestricted(note: dict) -> str:
 FIT_STEPS = {  # Step code -> its clause
     "maximal_too_few_levels": _too_few_levels,
     "did_not_fit": lambda n: f"{n['model']}: did not fit ({n.get('error', '')})",
+    "beyond_dense_size": lambda n: (
+        f"{n['model']}: not fitted ({n['numbers']['random_effects']} random effects and "
+        f"{n['numbers']['variance_parameters']} variance parameters are beyond this dense REML's size: "
+        f"q^3 x (parameters + 1) > {n['numbers']['max_cost']:.0e})"),
     "maximal_singular": lambda n: (f"{n['model']} is singular (its {', '.join(n['terms'])} covariance is at the "
                                    "boundary: a variance 0 or a correlation +-1)"),
     "maximal_not_converged": lambda n: f"{n['model']} did not converge",
