@@ -94,17 +94,35 @@ def test_unanimous_pairwise_preference_is_significant_after_holm():
     assert unanimous["p_pooled"] == unanimous["p"]  # every share is the pooled one: the exact test answers both
 
 
+
+def _bell_mccaffrey_df(counts: list[int]) -> float:
+    """Satterthwaite's df of the CR2 variance, built at the comparison level (N x N): participant
+    g's score is a_g' e with a_g = 1_g - (n_g / N) 1, weighted by 1 / (1 - n_g / N)."""
+    total = sum(counts)
+    starts = np.cumsum([0, *counts])
+    quad = np.zeros((total, total))
+    for g, n in enumerate(counts):
+        a = -np.full(total, n / total)
+        a[starts[g]:starts[g + 1]] += 1
+        quad += np.outer(a, a) / (1 - n / total)
+    return np.trace(quad) ** 2 / np.trace(quad @ quad)
+
+
 def test_pairwise_share_ci_is_clustered_by_participant_by_hand():
     # p1: 3 of 4 for a; p2: 1 of 2; p3: 2 of 2 -> share 6/8
     rows = [("p1", 1), ("p1", 1), ("p1", 1), ("p1", 0), ("p2", 1), ("p2", 0), ("p3", 1), ("p3", 1)]
     comps = pd.DataFrame([{"participant_id": p, "a": "a", "b": "b", "outcome": float(o)} for p, o in rows])
     row = preference_tests.share_tests(comps, ["a", "b"]).iloc[0]
     share = 6 / 8
-    se = math.sqrt(3 / 2 * ((3 - 4 * share) ** 2 + (1 - 2 * share) ** 2 + (2 - 2 * share) ** 2)) / 8
-    half = sps.t.ppf(0.975, 2) * se
+    # CR2: each participant's residual over sqrt(1 - n/N), N = 8 comparisons
+    se = math.sqrt((3 - 4 * share) ** 2 / (1 - 4 / 8) + (1 - 2 * share) ** 2 / (1 - 2 / 8)
+                   + (2 - 2 * share) ** 2 / (1 - 2 / 8)) / 8
+    df = _bell_mccaffrey_df([4, 2, 2])
+    assert df == pytest.approx(1.8) and _bell_mccaffrey_df([3, 3, 3]) == pytest.approx(2)  # P - 1 when equal
+    half = sps.t.ppf(0.975, df) * se
     assert row["pooled_share_a"] == share
     assert (row["pooled_ci_low"], row["pooled_ci_high"]) == pytest.approx((share - half, min(1.0, share + half)))
-    assert row["p_pooled"] == pytest.approx(2 * sps.t.sf((share - 0.5) / se, 2))
+    assert row["p_pooled"] == pytest.approx(2 * sps.t.sf((share - 0.5) / se, df))
     assert row["p"] == pytest.approx(sps.ttest_1samp([0.25, 0.0, 0.5], 0).pvalue)
 
 
@@ -124,11 +142,14 @@ def test_unequal_participation_gives_two_named_quantities_each_with_its_own_ci_a
     half = sps.t.ppf(0.975, 11) * np.tile(d, 3).std(ddof=1) / math.sqrt(12)
     assert (wide["ci_low"], wide["ci_high"]) == pytest.approx((0.59375 - half, 0.59375 + half))
     assert row["p"] == pytest.approx(sps.ttest_1samp(d, 0).pvalue)
-    # beside it: the share of all comparisons 16 / 20, cluster-robust SE sqrt(4/3 * 5.84) / 20, Wald t on 3 df
-    se = math.sqrt(4 / 3 * ((1 - 1.6) ** 2 + (0 - 1.6) ** 2 + (7 - 6.4) ** 2 + (8 - 6.4) ** 2)) / 20
+    # beside it: the share of all comparisons 16 / 20, cluster-robust (CR2: leverage 2/20 light, 8/20 heavy)
+    # SE, Wald t on Bell-McCaffrey's df (below the 3 of equal participation: two participants hold 80%)
+    se = math.sqrt(((1 - 1.6) ** 2 + (0 - 1.6) ** 2) / (1 - 2 / 20) + ((7 - 6.4) ** 2 + (8 - 6.4) ** 2) / (1 - 8 / 20)) / 20
+    df = _bell_mccaffrey_df([2, 2, 8, 8])
+    assert 1.9 < df < 2.0
     assert row["pooled_share_a"] == pytest.approx(0.8)
-    assert (row["pooled_ci_low"], row["pooled_ci_high"]) == pytest.approx((0.8 - sps.t.ppf(0.975, 3) * se, 1.0))
-    assert row["p_pooled"] == pytest.approx(2 * sps.t.sf(0.3 / se, 3))
+    assert (row["pooled_ci_low"], row["pooled_ci_high"]) == pytest.approx((0.8 - sps.t.ppf(0.975, df) * se, 1.0))
+    assert row["p_pooled"] == pytest.approx(2 * sps.t.sf(0.3 / se, df))
     # each row's CI and p are about one quantity: the headline CI holds 1/2 exactly when its p >= 0.05
     assert (row["ci_low"] <= 0.5 <= row["ci_high"]) == (row["p"] >= 0.05)
     assert (row["pooled_ci_low"] <= 0.5 <= row["pooled_ci_high"]) == (row["p_pooled"] >= 0.05)

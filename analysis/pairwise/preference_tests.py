@@ -8,7 +8,7 @@ interval of the participants' shares and its p the test of each share − 1/2 th
 ``analysis.ratings.stats.paired_test`` (t across participants, the exact signed-rank test where t is
 undefined: a pair every participant decided the same way gets p = 2/2^n, never 1), Holm over pairs.
 Beside it, the **share of all comparisons** (``pooled_share_a``, a participant weighted by their
-comparisons) with its own cluster-robust CI (a ratio, t on P − 1 df) and Wald t test
+comparisons) with its own cluster-robust CI (a ratio, CR2 SE, t on Bell-McCaffrey df) and Wald t test
 (``p_pooled``).  With 16 participants making 28 comparisons and 15 making 112, one row once showed
 the pooled share's CI [0.650, 0.877] beside the average participant's p = 0.45: two quantities in
 one row.  The exact binomial test of the decisive comparisons stays as ``p_binomial``; it treats
@@ -32,14 +32,26 @@ LEVEL = 0.95
 
 def clustered_share(wins: np.ndarray, counts: np.ndarray, level: float = LEVEL) -> dict:
     """sum(wins) / sum(counts) with participants as clusters: share, CI (cluster-robust SE, t on
-    P − 1, clipped to [0, 1]) and the Wald t test of share = 1/2 (NaN where the SE is 0)."""
+    its df, clipped to [0, 1]) and the Wald t test of share = 1/2 (NaN where the SE is 0).
+
+    The SE and df are Bell & McCaffrey's (2002) CR2: each participant's score w − share·n divided
+    by sqrt(1 − n/N), the leverage of their n of the N comparisons, and Satterthwaite's df of that
+    variance under independent comparisons.  With equal participation that is the usual P/(P − 1)
+    correction on P − 1 df; with a few heavy participants the df fall below P − 1 (CR1 on P − 1
+    df was liberal there: 6.8-7.1% at 10 participants,
+    docs/measurements/calibration-unequal-participation.md)."""
     nan = float("nan")
-    if len(wins) < 2 or counts.sum() == 0:
+    if (counts > 0).sum() < 2:  # one participant's comparisons (or none): no spread between participants
         return {"share": wins.sum() / counts.sum() if counts.sum() else nan, "ci": (nan, nan), "p": nan}
     share = wins.sum() / counts.sum()
-    se = math.sqrt(len(wins) / (len(wins) - 1) * ((wins - share * counts) ** 2).sum()) / counts.sum()
-    half = sps.t.ppf(1 - (1 - level) / 2, len(wins) - 1) * se
-    p = float(2 * sps.t.sf(abs(share - 0.5) / se, len(wins) - 1)) if se > 0 else nan
+    n = counts.astype(float)
+    total = n.sum()
+    weight = 1 / ((1 - n / total) * total ** 2)  # CR2's per-participant factor
+    se = math.sqrt((weight * (wins - share * n) ** 2).sum())
+    cross = np.diag(n) - np.outer(n, n) / total  # a_g' a_k: how two participants' scores co-vary
+    df = float((weight * np.diag(cross)).sum() ** 2 / (np.outer(weight, weight) * cross ** 2).sum())
+    half = sps.t.ppf(1 - (1 - level) / 2, df) * se
+    p = float(2 * sps.t.sf(abs(share - 0.5) / se, df)) if se > 0 else nan
     return {"share": float(share), "ci": (float(max(0.0, share - half)), float(min(1.0, share + half))), "p": p}
 
 
